@@ -1,0 +1,272 @@
+/*
+ * densemllm.h: the one public header of libdensemllm.
+ *
+ * densemllm runs DenseMLLM-style multimodal LLMs (Tencent Youtu-VL: SigLIP2-style ViT, 2x2 merger,
+ * MLA decoder) on a CPU, and reads dense predictions (segmentation, depth, masks) out of the
+ * LM-head logits at the vision-token positions.
+ *
+ * THREADING AND OWNERSHIP RULES
+ *  - dmllm_model is immutable once dmllm_model_load() returns. One model may be shared by any
+ *    number of threads and sessions at once. Free it only after every session made from it.
+ *  - dmllm_session holds all mutable state (KV cache, encoded image, scratch, last error). Use a
+ *    session from one thread at a time; run sessions in parallel by giving each thread its own.
+ *    A session uses `n_threads` OpenMP threads inside each call (see dmllm_session_params).
+ *  - dmllm_image is immutable after creation and may be shared across threads.
+ *  - Every function returns a dmllm_status (DMLLM_OK == 0, errors < 0) unless it is a getter.
+ *    On failure the message is available from dmllm_session_errmsg() for calls that take a
+ *    session, and from dmllm_last_error() (thread-local) for every call; both stay valid until
+ *    the next failing call on the same session or thread.
+ *  - Objects the library allocates are freed by the library: *_free() functions, all of which
+ *    accept NULL. Caller buffers are never retained after a call returns.
+ *  - Output buffers are caller-provided with a capacity in elements. When the capacity is too
+ *    small, the call fills in the required shape and returns DMLLM_ERR_BUFFER_TOO_SMALL, so a
+ *    first call with (NULL, 0) queries the size.
+ *  - On failure nothing is written to caller outputs except shape queries, and the session is
+ *    left as it was before the call (a failed evaluation rolls the KV cache back).
+ *
+ * TYPICAL USE
+ *    dmllm_model_params mp;  dmllm_model_params_init(&mp);
+ *    dmllm_model *model;     if (dmllm_model_load("models/tiny", &mp, &model)) puts(dmllm_last_error());
+ *    dmllm_session_params sp; dmllm_session_params_init(&sp);
+ *    dmllm_session *s;       dmllm_session_create(model, &sp, &s);
+ *    dmllm_image *img;       dmllm_image_load_file("cat.jpg", &img);
+ *    dmllm_session_encode_image(s, img);          // preprocess + vision tower + merger
+ *    dmllm_session_eval(s, ids, n_ids);           // ids contain N <|image_pad|> slots
+ *    dmllm_session_image_logits(s, DMLLM_ALIGN_OWN, label_ids, k, out, cap, &rows, &cols);
+ *    dmllm_image_free(img); dmllm_session_free(s); dmllm_model_free(model);
+ */
+#ifndef DENSEMLLM_H
+#define DENSEMLLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- export macro (overridable, zstd style) --------------------------------------------------- */
+#ifndef DMLLM_VISIBILITY
+#  if defined(__GNUC__) && __GNUC__ >= 4
+#    define DMLLM_VISIBILITY __attribute__((visibility("default")))
+#  else
+#    define DMLLM_VISIBILITY
+#  endif
+#endif
+#ifndef DMLLM_API
+#  define DMLLM_API DMLLM_VISIBILITY
+#endif
+
+/* ---- versions ---------------------------------------------------------------------------------- */
+#define DMLLM_VERSION_MAJOR 0
+#define DMLLM_VERSION_MINOR 1
+#define DMLLM_VERSION_PATCH 0
+#define DMLLM_VERSION_NUMBER (DMLLM_VERSION_MAJOR * 10000 + DMLLM_VERSION_MINOR * 100 + DMLLM_VERSION_PATCH)
+#define DMLLM_ABI_VERSION 0 /* the SONAME major: libdensemllm.so.0 */
+
+/* Runtime versions, to detect a header/library mismatch:
+ * assert(dmllm_version_number() == DMLLM_VERSION_NUMBER). */
+DMLLM_API unsigned dmllm_version_number(void);
+DMLLM_API const char *dmllm_version_string(void);
+
+/* ---- status and errors ------------------------------------------------------------------------- */
+typedef enum dmllm_status {
+    DMLLM_OK = 0,
+    DMLLM_ERR_INVALID_ARGUMENT = -1, /* a NULL pointer, an out-of-range value, a wrong struct_size */
+    DMLLM_ERR_IO = -2,               /* a file could not be opened, read or mapped */
+    DMLLM_ERR_FORMAT = -3,           /* malformed or truncated file or data (JSON, safetensors, image) */
+    DMLLM_ERR_UNSUPPORTED = -4,      /* well-formed but not supported (architecture, dtype, image type) */
+    DMLLM_ERR_SHAPE = -5,            /* a missing tensor, or a tensor or buffer of the wrong shape */
+    DMLLM_ERR_OUT_OF_MEMORY = -6,
+    DMLLM_ERR_ABORTED = -7,          /* the progress callback asked to stop */
+    DMLLM_ERR_BACKEND = -8,          /* the compute backend (oneDNN, OpenBLAS) failed */
+    DMLLM_ERR_STATE = -9,            /* the call does not fit the session's state (e.g. no image encoded) */
+    DMLLM_ERR_BUFFER_TOO_SMALL = -10,/* the output capacity is too small; the shape was filled in */
+    DMLLM_ERR_CONTEXT_FULL = -11     /* the evaluation would exceed the session's context size */
+} dmllm_status;
+
+/* Static English name of a status; never NULL. */
+DMLLM_API const char *dmllm_status_str(dmllm_status status);
+/* Message of the last failure on the calling thread ("" if none). */
+DMLLM_API const char *dmllm_last_error(void);
+
+/* ---- logging ----------------------------------------------------------------------------------- */
+typedef enum dmllm_log_level {
+    DMLLM_LOG_ERROR = 0,
+    DMLLM_LOG_WARN = 1,
+    DMLLM_LOG_INFO = 2,
+    DMLLM_LOG_DEBUG = 3
+} dmllm_log_level;
+
+typedef void (*dmllm_log_callback)(dmllm_log_level level, const char *message, void *user_data);
+/* Process-wide log sink. The default writes WARN and ERROR to stderr. Passing NULL silences the
+ * library. Not to be called while other threads use the library. */
+DMLLM_API void dmllm_log_set(dmllm_log_callback callback, void *user_data);
+
+/* ---- progress and abort ------------------------------------------------------------------------ */
+/* Called during long work with a stage name ("load", "pack", "vision", "llm", ...) and a count of
+ * steps done out of total. Return non-zero to abort: the call then fails with DMLLM_ERR_ABORTED. */
+typedef int (*dmllm_progress_callback)(const char *stage, int done, int total, void *user_data);
+
+/* ---- model ------------------------------------------------------------------------------------- */
+typedef struct dmllm_model dmllm_model;
+
+/* Precision of the matrix multiplications. AUTO picks BF16 on CPUs with avx512_bf16, F32
+ * otherwise; the environment variable DMLLM_COMPUTE (bf16|f32|openblas) overrides AUTO. */
+typedef enum dmllm_compute_type {
+    DMLLM_COMPUTE_AUTO = 0,
+    DMLLM_COMPUTE_BF16 = 1,     /* oneDNN bf16 x bf16 -> f32, weights pre-packed at load */
+    DMLLM_COMPUTE_F32 = 2,      /* oneDNN f32, weights pre-packed at load */
+    DMLLM_COMPUTE_OPENBLAS = 3  /* OpenBLAS sgemm on f32 weights, for comparison */
+} dmllm_compute_type;
+
+typedef struct dmllm_model_params {
+    uint32_t struct_size;              /* set by dmllm_model_params_init() */
+    dmllm_compute_type compute;        /* default DMLLM_COMPUTE_AUTO */
+    int n_threads;                     /* threads used to pack weights at load; <= 0: all cores */
+    dmllm_progress_callback progress;  /* optional; stage "load" */
+    void *progress_user_data;
+} dmllm_model_params;
+
+DMLLM_API void dmllm_model_params_init(dmllm_model_params *params);
+DMLLM_API size_t dmllm_model_params_sizeof(void);
+
+/* Loads a Hugging Face model directory: config.json plus model.safetensors or a sharded
+ * model.safetensors.index.json. Every tensor is checked against the shapes config.json implies. */
+DMLLM_API dmllm_status dmllm_model_load(const char *model_dir, const dmllm_model_params *params,
+                                        dmllm_model **out_model);
+DMLLM_API void dmllm_model_free(dmllm_model *model);
+
+typedef struct dmllm_model_info {
+    uint32_t struct_size;       /* set by the caller: sizeof(dmllm_model_info) */
+    const char *architecture;   /* e.g. "YoutuVLForConditionalGeneration"; owned by the model */
+    const char *compute;        /* matmul path in use: "onednn-bf16", "onednn-f32", "openblas-f32" */
+    int64_t n_params;           /* parameters used by inference (tied LM head counted once) */
+    int vocab_size;
+    int text_hidden_size, text_layers, text_heads;
+    int vision_hidden_size, vision_layers, vision_heads;
+    int patch_size, spatial_merge_size;
+    int image_token_id, vision_start_token_id, vision_end_token_id;
+    int bos_token_id, eos_token_id;
+} dmllm_model_info;
+
+DMLLM_API dmllm_status dmllm_model_get_info(const dmllm_model *model, dmllm_model_info *info);
+
+/* ---- images ------------------------------------------------------------------------------------ */
+typedef struct dmllm_image dmllm_image; /* 8-bit RGB, row-major, 3 bytes per pixel, no padding */
+
+/* JPEG (EXIF orientation applied) or PNG (8/16-bit, gray, palette, alpha: converted to RGB as
+ * PIL's convert("RGB") does). */
+DMLLM_API dmllm_status dmllm_image_load_file(const char *path, dmllm_image **out_image);
+DMLLM_API dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image **out_image);
+/* Copies a caller buffer of height rows of width*3 RGB bytes; stride_bytes >= width*3 (0 = packed). */
+DMLLM_API dmllm_status dmllm_image_from_rgb(const uint8_t *rgb, int width, int height, size_t stride_bytes,
+                                            dmllm_image **out_image);
+DMLLM_API int dmllm_image_width(const dmllm_image *image);
+DMLLM_API int dmllm_image_height(const dmllm_image *image);
+DMLLM_API const uint8_t *dmllm_image_pixels(const dmllm_image *image);
+DMLLM_API void dmllm_image_free(dmllm_image *image);
+
+/* ---- preprocessing (model-spec section 2) ------------------------------------------------------ */
+typedef enum dmllm_resize_mode {
+    DMLLM_RESIZE_HF = 0,     /* torchvision uint8 antialias path (int16 weights); HF parity, default */
+    DMLLM_RESIZE_PILLOW = 1  /* classic Pillow 22-bit fixed point; bit-exact with PIL 9.4 */
+} dmllm_resize_mode;
+
+/* The size the model sees: both sides rounded up to multiples of 32, shrunk in 0.02 steps while
+ * (h/16)*(w/16) > max_num_patches. */
+DMLLM_API dmllm_status dmllm_target_size(int width, int height, int max_num_patches, int *out_width,
+                                         int *out_height);
+/* Antialiased bilinear resize of an 8-bit RGB image. */
+DMLLM_API dmllm_status dmllm_image_resize(const dmllm_image *image, int width, int height,
+                                          dmllm_resize_mode mode, dmllm_image **out_image);
+
+/* ---- sessions ---------------------------------------------------------------------------------- */
+typedef struct dmllm_session dmllm_session;
+
+#define DMLLM_DEFAULT_MAX_NUM_PATCHES 8192 /* 2048 image tokens: CPU-friendly; HF parity uses 49152 */
+
+typedef struct dmllm_session_params {
+    uint32_t struct_size;              /* set by dmllm_session_params_init() */
+    int n_threads;                     /* OpenMP threads per call; <= 0: all cores */
+    int max_num_patches;               /* patch cap of the resize rule; default DMLLM_DEFAULT_MAX_NUM_PATCHES */
+    dmllm_resize_mode resize_mode;     /* default DMLLM_RESIZE_HF */
+    int n_ctx;                         /* KV-cache capacity in tokens; <= 0: max_num_patches/4 + 4096 */
+    dmllm_progress_callback progress;  /* optional; stages "vision", "llm" */
+    void *progress_user_data;
+} dmllm_session_params;
+
+DMLLM_API void dmllm_session_params_init(dmllm_session_params *params);
+DMLLM_API size_t dmllm_session_params_sizeof(void);
+
+DMLLM_API dmllm_status dmllm_session_create(const dmllm_model *model, const dmllm_session_params *params,
+                                            dmllm_session **out_session);
+DMLLM_API void dmllm_session_free(dmllm_session *session);
+/* Message of the last failed call on this session ("" if none). */
+DMLLM_API const char *dmllm_session_errmsg(const dmllm_session *session);
+
+/* Preprocesses the image and runs the vision tower and merger. The embeddings replace those of any
+ * previous image and fill the <|image_pad|> slots of the next dmllm_session_eval() calls, in order.
+ * The resized size and token grid are available from dmllm_session_image_grid(). */
+DMLLM_API dmllm_status dmllm_session_encode_image(dmllm_session *session, const dmllm_image *image);
+
+/* Same, from caller-made pixel values: [grid_h*grid_w, 3*patch*patch] floats in 2x2-merge-block
+ * patch order with (py, px, c) features (model-spec 2.5). grid_h and grid_w must be even. */
+DMLLM_API dmllm_status dmllm_session_encode_pixels(dmllm_session *session, const float *pixel_values,
+                                                   int grid_h, int grid_w);
+
+/* Grid of the encoded image: patches (grid_h x grid_w), resized size in pixels, and the original
+ * image size (equal to the resized size for dmllm_session_encode_pixels()). */
+typedef struct dmllm_image_grid {
+    int grid_h, grid_w;          /* patches */
+    int tokens_h, tokens_w;      /* merged tokens: grid/2; n_tokens = tokens_h*tokens_w */
+    int resized_w, resized_h;
+    int original_w, original_h;
+} dmllm_image_grid;
+
+DMLLM_API dmllm_status dmllm_session_image_grid(const dmllm_session *session, dmllm_image_grid *grid);
+
+/* Appends tokens to the context and runs the LLM over them (prefill). Every image_token_id
+ * consumes the next row of the encoded image's embeddings; an image must be complete within one
+ * call. Logits are computed only for the last token. Fails with DMLLM_ERR_CONTEXT_FULL when the
+ * context would overflow, leaving the session unchanged. */
+DMLLM_API dmllm_status dmllm_session_eval(dmllm_session *session, const int32_t *token_ids, int n_tokens);
+
+/* Number of tokens in the context. */
+DMLLM_API int dmllm_session_n_past(const dmllm_session *session);
+/* Drops every token at position >= n_keep (0 clears the context). Keeping the prefix that ends
+ * with an image lets many queries reuse one encoding ("encode once, query many"). */
+DMLLM_API dmllm_status dmllm_session_truncate(dmllm_session *session, int n_keep);
+
+/* Full-vocabulary logits of the last evaluated token: out[vocab_size]. */
+DMLLM_API dmllm_status dmllm_session_logits(dmllm_session *session, float *out, size_t capacity,
+                                            size_t *out_count);
+
+/* ---- intermediate results at the image -------------------------------------------------------- */
+/* Which LM-head position carries the labels of image token i: its own position, or the position
+ * before it (the shifted next-token convention; token 0 is then read at <|vision_start|>). */
+typedef enum dmllm_alignment {
+    DMLLM_ALIGN_OWN = 0,
+    DMLLM_ALIGN_PREVIOUS = 1
+} dmllm_alignment;
+
+/* Pixel values of the last encoded image: rows = patches, cols = 3*patch*patch. */
+DMLLM_API dmllm_status dmllm_session_pixel_values(dmllm_session *session, float *out, size_t capacity,
+                                                  size_t *rows, size_t *cols);
+/* Merger output of the last encoded image: rows = image tokens, cols = text hidden size. */
+DMLLM_API dmllm_status dmllm_session_image_embeddings(dmllm_session *session, float *out, size_t capacity,
+                                                      size_t *rows, size_t *cols);
+/* Final hidden states (after the last RMSNorm, i.e. what the LM head sees) at the positions of the
+ * most recently evaluated image, with the given alignment: rows = image tokens, cols = hidden. */
+DMLLM_API dmllm_status dmllm_session_image_hidden(dmllm_session *session, dmllm_alignment alignment,
+                                                  float *out, size_t capacity, size_t *rows, size_t *cols);
+/* LM-head logits restricted to token_ids at the image positions: out[rows = image tokens][cols = n_ids].
+ * Costs n_ids dot products per token; the full vocabulary is never computed. */
+DMLLM_API dmllm_status dmllm_session_image_logits(dmllm_session *session, dmllm_alignment alignment,
+                                                  const int32_t *token_ids, int n_ids, float *out,
+                                                  size_t capacity, size_t *rows, size_t *cols);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DENSEMLLM_H */

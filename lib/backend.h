@@ -1,0 +1,37 @@
+/*
+ * backend.h: dense matrix multiplication, the only place that talks to oneDNN or OpenBLAS.
+ * A dmllm_linear is a weight matrix W [out, in] (PyTorch Linear layout) converted and pre-packed
+ * once at load for the chosen path, plus an optional f32 bias; forward computes y = x W^T + b.
+ * Linears are immutable after creation and may be used by several sessions at once.
+ * Keep every oneDNN call in backend.c so a oneDNN v3 port touches one file.
+ */
+#ifndef DMLLM_BACKEND_H
+#define DMLLM_BACKEND_H
+
+#include "common.h"
+
+typedef struct dmllm_backend dmllm_backend;
+typedef struct dmllm_linear dmllm_linear;
+
+/* Resolves AUTO (and the DMLLM_COMPUTE environment override) to a concrete path and probes it:
+ * bf16 falls back to f32 with a log message when oneDNN has no bf16 matmul on this CPU
+ * (dnnl_unimplemented), unless BF16 was requested explicitly, which then fails. */
+dmllm_status dmllm_backend_create(dmllm_compute_type requested, dmllm_backend **out);
+void dmllm_backend_free(dmllm_backend *backend);
+dmllm_compute_type dmllm_backend_compute(const dmllm_backend *backend);
+const char *dmllm_backend_name(const dmllm_backend *backend); /* "onednn-bf16", "onednn-f32", "openblas-f32" */
+
+/* w: out_features rows of in_features elements of dtype (F32/F16/BF16), row stride ld elements.
+ * bias: out_features floats or NULL. Neither is referenced after the call. */
+dmllm_status dmllm_linear_create(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
+                                 int64_t out_features, int64_t in_features, int64_t ld, const float *bias,
+                                 dmllm_linear **out);
+void dmllm_linear_free(dmllm_linear *linear);
+int64_t dmllm_linear_out_features(const dmllm_linear *linear);
+int64_t dmllm_linear_in_features(const dmllm_linear *linear);
+
+/* y[m, out] = x[m, in] W^T + b. x and y must not overlap. Uses the calling thread's OpenMP
+ * thread count (the session sets it). */
+dmllm_status dmllm_linear_forward(const dmllm_linear *linear, const float *x, int64_t m, float *y);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * llm.h: the Youtu-LLM decoder (model-spec 4): token embeddings, 40 MLA + SwiGLU layers, final
+ * RMSNorm and the tied LM head. The weights (dmllm_llm) are immutable; the latent KV cache
+ * (dmllm_kv_cache: 512-d normalised latent + 64-d roped k_pe per token and layer) is per session.
+ */
+#ifndef DMLLM_LLM_H
+#define DMLLM_LLM_H
+
+#include "backend.h"
+#include "checkpoint.h"
+
+typedef struct dmllm_llm dmllm_llm;
+typedef struct dmllm_kv_cache dmllm_kv_cache;
+
+dmllm_status dmllm_llm_load(const dmllm_backend *backend, const dmllm_checkpoint *checkpoint, dmllm_llm **out);
+void dmllm_llm_free(dmllm_llm *llm);
+
+dmllm_status dmllm_kv_cache_create(const dmllm_llm *llm, int capacity, dmllm_kv_cache **out);
+void dmllm_kv_cache_free(dmllm_kv_cache *cache);
+int dmllm_kv_cache_length(const dmllm_kv_cache *cache);
+int dmllm_kv_cache_capacity(const dmllm_kv_cache *cache);
+/* Forgets every position >= n_keep. */
+void dmllm_kv_cache_truncate(dmllm_kv_cache *cache, int n_keep);
+
+/* out[n, hidden] = embed_tokens rows of ids (ids must be < vocab_size; checked). */
+dmllm_status dmllm_llm_embed(const dmllm_llm *llm, const int32_t *ids, int n, float *out);
+
+/* Runs n new tokens with input embeddings [n, hidden] at positions cache_length .. +n-1, appends
+ * them to the cache and writes the final-normed hidden states [n, hidden]. On failure the cache
+ * is left as it was. Reports progress "llm" once per layer. */
+dmllm_status dmllm_llm_forward(const dmllm_llm *llm, dmllm_kv_cache *cache, const float *embeddings, int n,
+                               float *normed_hidden, const dmllm_progress *progress);
+
+/* logits[n, vocab] = normed_hidden[n, hidden] embed_tokens^T (the tied LM head). */
+dmllm_status dmllm_llm_logits(const dmllm_llm *llm, const float *normed_hidden, int n, float *logits);
+/* out[n, n_ids] = dot products with the selected embed_tokens rows only. */
+dmllm_status dmllm_llm_logits_select(const dmllm_llm *llm, const float *normed_hidden, int n,
+                                     const int32_t *ids, int n_ids, float *out);
+
+#endif

@@ -1,0 +1,15 @@
+/*
+ * preprocess.h: model-spec section 2 after decoding: target size, the antialiased bilinear resize
+ * (hf and pillow variants), normalisation through a 256-entry table and the 2x2-merge-block patch
+ * order with (py, px, c) features. Reads an image, writes pixel values; nothing else.
+ */
+#ifndef DMLLM_PREPROCESS_H
+#define DMLLM_PREPROCESS_H
+
+#include "image.h"
+
+/* pixel_values[gh*gw][3*patch*patch] from an image whose sides are multiples of 2*patch:
+ * gh = height/patch, gw = width/patch. */
+dmllm_status dmllm_pixel_values(const dmllm_image *resized, int patch_size, float *pixel_values);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * safetensors.h: a memory-mapped .safetensors file. Parsing is defensive: header size, JSON,
+ * dtypes, shapes and byte ranges are all checked against the file, so a malformed file fails with
+ * a message and never makes a later read leave the mapping. Knows nothing of any model.
+ */
+#ifndef DMLLM_SAFETENSORS_H
+#define DMLLM_SAFETENSORS_H
+
+#include "common.h"
+
+#define DMLLM_MAX_DIMS 8
+
+typedef struct dmllm_tensor {
+    const char *name;
+    dmllm_dtype dtype;
+    int ndim;
+    int64_t shape[DMLLM_MAX_DIMS];
+    int64_t n_elements;
+    const void *data;   /* inside the read-only mapping */
+    size_t n_bytes;
+} dmllm_tensor;
+
+typedef struct dmllm_safetensors dmllm_safetensors;
+
+dmllm_status dmllm_safetensors_open(const char *path, dmllm_safetensors **out);
+void dmllm_safetensors_close(dmllm_safetensors *file);
+int dmllm_safetensors_count(const dmllm_safetensors *file);
+const dmllm_tensor *dmllm_safetensors_at(const dmllm_safetensors *file, int index);
+const dmllm_tensor *dmllm_safetensors_find(const dmllm_safetensors *file, const char *name);
+
+#endif

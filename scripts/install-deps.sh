@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the tests and the tools need.
+# Safe to run more than once; needs root (or sudo) and Debian 12.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends \
+    build-essential cmake pkg-config git \
+    libdnnl-dev ocl-icd-opencl-dev opencl-c-headers \
+    libopenblas-dev libopenblas0-openmp \
+    libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libcjson-dev \
+    python3 python3-numpy python3-pil python3-pytest \
+    unicode-data
