@@ -126,6 +126,9 @@ typedef struct dmllm_model_params {
     int n_threads;                     /* threads used to pack weights at load; <= 0: all cores */
     dmllm_progress_callback progress;  /* optional; stage "load" */
     void *progress_user_data;
+    int check_only;                    /* non-zero: validate the checkpoint and read its config without
+                                          packing weights; dmllm_model_get_info() works, sessions cannot
+                                          be created. Default 0. */
 } dmllm_model_params;
 
 DMLLM_API void dmllm_model_params_init(dmllm_model_params *params);
@@ -140,7 +143,9 @@ DMLLM_API void dmllm_model_free(dmllm_model *model);
 typedef struct dmllm_model_info {
     uint32_t struct_size;       /* set by the caller: sizeof(dmllm_model_info) */
     const char *architecture;   /* e.g. "YoutuVLForConditionalGeneration"; owned by the model */
-    const char *compute;        /* matmul path in use: "onednn-bf16", "onednn-f32", "openblas-f32" */
+    const char *compute;        /* matmul path in use: "onednn-bf16", "onednn-f32", "openblas-f32",
+                                   or "none" for a check_only model */
+    const char *model_dir;      /* the directory it was loaded from; owned by the model */
     int64_t n_params;           /* parameters used by inference (tied LM head counted once) */
     int vocab_size;
     int text_hidden_size, text_layers, text_heads;
@@ -148,6 +153,10 @@ typedef struct dmllm_model_info {
     int patch_size, spatial_merge_size;
     int image_token_id, vision_start_token_id, vision_end_token_id;
     int bos_token_id, eos_token_id;
+    int text_intermediate_size, vision_intermediate_size;
+    int q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim;
+    double rope_theta;
+    char weights_dtype[8];      /* dtype of the stored weights: "BF16", "F16", "F32" (of embed_tokens) */
 } dmllm_model_info;
 
 DMLLM_API dmllm_status dmllm_model_get_info(const dmllm_model *model, dmllm_model_info *info);

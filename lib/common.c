@@ -128,6 +128,19 @@ dmllm_status dmllm_alloc(void *out_ptr, size_t count, size_t size, const char *w
     return DMLLM_OK;
 }
 
+dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, const char *what) {
+    if (!src) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s is NULL", what);
+    uint32_t size;
+    memcpy(&size, src, sizeof size);
+    if (size <= sizeof size || size > dst_size)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "%s.struct_size is %u, expected %zu (use the *_params_init() function of this header)",
+                          what, size, dst_size);
+    memcpy(dst, src, size);
+    memcpy(dst, &(uint32_t){(uint32_t)dst_size}, sizeof size);
+    return DMLLM_OK;
+}
+
 int dmllm_resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : omp_get_num_procs(); }
 
 /* ---- dtypes ---------------------------------------------------------------------------------- */

@@ -68,6 +68,11 @@ float dmllm_f16_to_f32(uint16_t value);
 /* Converts n floating-point elements (F32, F16 or BF16) to f32. */
 void dmllm_convert_to_f32(dmllm_dtype dtype, const void *src, float *dst, size_t n);
 
+/* Copies a caller's versioned params struct (first member: uint32_t struct_size) over dst, which
+ * holds the defaults: only the caller's first struct_size bytes are read, so callers built against
+ * an older, shorter struct keep working. Fails when struct_size is too small or larger than ours. */
+dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, const char *what);
+
 /* Number of threads a call should use: n_threads if > 0, else the number of cores. */
 int dmllm_resolve_threads(int n_threads);
 

@@ -1,0 +1,23 @@
+/*
+ * model.h: what a loaded model holds. Immutable after dmllm_model_load(); sessions read it from
+ * many threads at once, so nothing here may be written after loading.
+ */
+#ifndef DMLLM_MODEL_H
+#define DMLLM_MODEL_H
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "llm.h"
+#include "merger.h"
+#include "vision.h"
+
+struct dmllm_model {
+    dmllm_checkpoint *checkpoint;   /* config and the mapped tensors (embedding rows are read from it) */
+    const dmllm_config *config;     /* owned by checkpoint */
+    dmllm_backend *backend;         /* NULL for a check_only model */
+    dmllm_vision *vision;           /* packed vision tower weights */
+    dmllm_merger *merger;           /* packed merger weights */
+    dmllm_llm *llm;                 /* packed LLM weights incl. the tied LM head */
+};
+
+#endif
