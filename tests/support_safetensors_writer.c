@@ -287,8 +287,13 @@ static uint16_t f32_to_f16(float value) {
     return (uint16_t)(sign | half);
 }
 
-/* Random values for one planned tensor in dtype; malloc'd. */
-static void *make_values(const planned_tensor *t, dmllm_dtype dtype, uint32_t *state) {
+/* Random values for one planned tensor in dtype; malloc'd. The stream depends only on the seed and
+ * the tensor name, so a tensor has the same values whatever else the checkpoint holds. */
+static void *make_values(const planned_tensor *t, dmllm_dtype dtype, uint32_t seed) {
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (const char *c = t->name; *c; c++) hash = (hash ^ (uint8_t)*c) * 16777619u;
+    uint32_t state_value = (hash ^ seed) ? (hash ^ seed) : 1u;
+    uint32_t *state = &state_value;
     size_t n = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
     uint8_t *bytes = malloc(n * dmllm_dtype_size(dtype) + 1); /* [n * dtype size] */
     if (!bytes) return NULL;
@@ -336,7 +341,6 @@ int stw_write_checkpoint(const char *dir, const dmllm_config *config, const stw_
         free(p);
         return -1;
     }
-    uint32_t state = options->seed ? options->seed : 0x9e3779b9u;
     int n = 0;
     for (int i = 0; i < p->count && result == 0; i++) {
         planned_tensor *planned = &p->entries[i];
@@ -348,7 +352,7 @@ int stw_write_checkpoint(const char *dir, const dmllm_config *config, const stw_
         t->ndim = planned->ndim;
         t->shape[0] = planned->shape[0];
         t->shape[1] = planned->shape[1];
-        t->data = make_values(planned, t->dtype, &state);
+        t->data = make_values(planned, t->dtype, options->seed);
         if (!t->data) result = -1;
     }
 
