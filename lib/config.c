@@ -1,0 +1,279 @@
+/*
+ * config.c: parses and validates a Youtu-VL config.json (model-spec 1.2): LLM keys at the root,
+ * the vision tower in "vision_config". Every required key is read from the file; defaults exist
+ * only where Hugging Face documents one. Touches no tensors and no files.
+ */
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define YOUTU_VL_ARCHITECTURE "YoutuVLForConditionalGeneration"
+#define YOUTU_VL_MODEL_TYPE "youtu_vl"
+/* Used only when config.json omits rope_theta: the value the Youtu-VL ports assume (model-spec 1.2). */
+#define DEFAULT_ROPE_THETA 500000.0
+/* Hugging Face defaults of the Youtu text config for the special ids (model-spec 1.2). */
+#define DEFAULT_BOS_TOKEN_ID 128000
+#define DEFAULT_EOS_TOKEN_ID 128001
+
+/* A JSON object plus the dotted prefix used to name its keys in messages ("vision_config."). */
+typedef struct json_scope {
+    const cJSON *object;
+    const char *prefix;
+} json_scope;
+
+static dmllm_status missing_key(const json_scope *scope, const char *key) {
+    return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s missing", scope->prefix, key);
+}
+
+/* Reads an integer in [min_value, max_value]; an absent key is an error unless default_value is
+ * given (has_default). */
+static dmllm_status read_int_range(const json_scope *scope, const char *key, long min_value, long max_value,
+                                   bool has_default, int default_value, int *out) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(scope->object, key);
+    if (!item || cJSON_IsNull(item)) {
+        if (!has_default) return missing_key(scope, key);
+        *out = default_value;
+        return DMLLM_OK;
+    }
+    if (!cJSON_IsNumber(item) || item->valuedouble != floor(item->valuedouble))
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s must be an integer", scope->prefix, key);
+    if (item->valuedouble < (double)min_value || item->valuedouble > (double)max_value)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s = %.17g is out of range [%ld, %ld]", scope->prefix,
+                          key, item->valuedouble, min_value, max_value);
+    *out = (int)item->valuedouble;
+    return DMLLM_OK;
+}
+
+static dmllm_status read_positive_int(const json_scope *scope, const char *key, int *out) {
+    return read_int_range(scope, key, 1, INT32_MAX, false, 0, out);
+}
+
+/* Reads a positive finite number; absent -> default_value when has_default. */
+static dmllm_status read_positive_number(const json_scope *scope, const char *key, bool has_default,
+                                         double default_value, double *out) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(scope->object, key);
+    if (!item || cJSON_IsNull(item)) {
+        if (!has_default) return missing_key(scope, key);
+        *out = default_value;
+        return DMLLM_OK;
+    }
+    if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) || item->valuedouble <= 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s must be a positive number", scope->prefix, key);
+    *out = item->valuedouble;
+    return DMLLM_OK;
+}
+
+/* Token ids: eos_token_id may also be a list, of which the first is the end-of-sequence id. */
+static dmllm_status read_token_id(const json_scope *scope, const char *key, bool has_default, int default_value,
+                                  int *out) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(scope->object, key);
+    if (cJSON_IsArray(item)) {
+        const cJSON *first = cJSON_GetArrayItem(item, 0);
+        if (!cJSON_IsNumber(first) || first->valuedouble != floor(first->valuedouble) || first->valuedouble < 0 ||
+            first->valuedouble > INT32_MAX)
+            return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s must be a non-negative integer or a list of them",
+                              scope->prefix, key);
+        *out = (int)first->valuedouble;
+        return DMLLM_OK;
+    }
+    return read_int_range(scope, key, 0, INT32_MAX, has_default, default_value, out);
+}
+
+static dmllm_status read_bool(const json_scope *scope, const char *key, bool default_value, bool *out) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(scope->object, key);
+    if (!item || cJSON_IsNull(item)) {
+        *out = default_value;
+        return DMLLM_OK;
+    }
+    if (!cJSON_IsBool(item)) return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s must be true or false", scope->prefix, key);
+    *out = cJSON_IsTrue(item);
+    return DMLLM_OK;
+}
+
+/* The model must name itself Youtu-VL through "architectures" and/or "model_type"; whichever is
+ * present must match, and at least one must be. */
+static dmllm_status check_architecture(const cJSON *root, dmllm_config *config) {
+    const cJSON *architectures = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *model_type = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (architectures && !cJSON_IsArray(architectures))
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: architectures must be a list of strings");
+    if (model_type && !cJSON_IsString(model_type))
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: model_type must be a string");
+    if (!architectures && !model_type)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json names no architecture and no model_type; expected %s",
+                          YOUTU_VL_ARCHITECTURE);
+    if (model_type) {
+        if (strcmp(model_type->valuestring, YOUTU_VL_MODEL_TYPE) != 0)
+            return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json: model_type \"%.64s\" is not supported (expected \"%s\")",
+                              model_type->valuestring, YOUTU_VL_MODEL_TYPE);
+        snprintf(config->model_type, sizeof config->model_type, "%s", model_type->valuestring);
+    }
+    if (architectures) {
+        const cJSON *name;
+        const char *first = NULL;
+        bool found = false;
+        cJSON_ArrayForEach(name, architectures) {
+            if (!cJSON_IsString(name)) return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: architectures must be a list of strings");
+            if (!first) first = name->valuestring;
+            if (strcmp(name->valuestring, YOUTU_VL_ARCHITECTURE) == 0) found = true;
+        }
+        if (!found)
+            return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json: architecture \"%.64s\" is not supported (expected %s)",
+                              first ? first : "(empty list)", YOUTU_VL_ARCHITECTURE);
+    }
+    snprintf(config->architecture, sizeof config->architecture, "%s", YOUTU_VL_ARCHITECTURE);
+    return DMLLM_OK;
+}
+
+static dmllm_status parse_text(const cJSON *root, dmllm_text_config *text) {
+    const json_scope scope = {root, ""};
+    DMLLM_TRY(read_positive_int(&scope, "hidden_size", &text->hidden_size));
+    DMLLM_TRY(read_positive_int(&scope, "intermediate_size", &text->intermediate_size));
+    DMLLM_TRY(read_positive_int(&scope, "num_hidden_layers", &text->num_layers));
+    DMLLM_TRY(read_positive_int(&scope, "num_attention_heads", &text->num_heads));
+    DMLLM_TRY(read_positive_int(&scope, "q_lora_rank", &text->q_lora_rank));
+    DMLLM_TRY(read_positive_int(&scope, "kv_lora_rank", &text->kv_lora_rank));
+    DMLLM_TRY(read_positive_int(&scope, "qk_nope_head_dim", &text->qk_nope_head_dim));
+    DMLLM_TRY(read_positive_int(&scope, "qk_rope_head_dim", &text->qk_rope_head_dim));
+    DMLLM_TRY(read_positive_int(&scope, "v_head_dim", &text->v_head_dim));
+    DMLLM_TRY(read_positive_int(&scope, "vocab_size", &text->vocab_size));
+    DMLLM_TRY(read_positive_int(&scope, "max_position_embeddings", &text->max_position_embeddings));
+    double eps;
+    DMLLM_TRY(read_positive_number(&scope, "rms_norm_eps", true, 1e-6, &eps));
+    text->rms_norm_eps = (float)eps;
+    if (!cJSON_GetObjectItemCaseSensitive(root, "rope_theta"))
+        dmllm_log(DMLLM_LOG_WARN, "config.json has no rope_theta; assuming %.0f", DEFAULT_ROPE_THETA);
+    DMLLM_TRY(read_positive_number(&scope, "rope_theta", true, DEFAULT_ROPE_THETA, &text->rope_theta));
+    DMLLM_TRY(read_bool(&scope, "tie_word_embeddings", true, &text->tie_word_embeddings));
+
+    int kv_heads;
+    DMLLM_TRY(read_int_range(&scope, "num_key_value_heads", 1, INT32_MAX, true, text->num_heads, &kv_heads));
+    if (kv_heads != text->num_heads)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json: num_key_value_heads = %d differs from num_attention_heads = %d "
+                          "(MLA uses one key/value head per query head)", kv_heads, text->num_heads);
+    if (!text->tie_word_embeddings)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json: tie_word_embeddings = false (an untied lm_head) is not supported");
+    const cJSON *rope_scaling = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (rope_scaling && !cJSON_IsNull(rope_scaling))
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json: rope_scaling is set; only plain RoPE (rope_scaling null) is supported");
+    const cJSON *experts = cJSON_GetObjectItemCaseSensitive(root, "n_routed_experts");
+    if (experts && !cJSON_IsNull(experts))
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json: n_routed_experts is set; only the dense MLP is supported");
+    return DMLLM_OK;
+}
+
+static dmllm_status parse_vision(const cJSON *root, dmllm_vision_config *vision) {
+    const cJSON *object = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    if (!object) return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config missing");
+    if (!cJSON_IsObject(object)) return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config must be an object");
+    const json_scope scope = {object, "vision_config."};
+    DMLLM_TRY(read_positive_int(&scope, "hidden_size", &vision->hidden_size));
+    DMLLM_TRY(read_positive_int(&scope, "intermediate_size", &vision->intermediate_size));
+    DMLLM_TRY(read_positive_int(&scope, "num_hidden_layers", &vision->num_layers));
+    DMLLM_TRY(read_positive_int(&scope, "num_attention_heads", &vision->num_heads));
+    DMLLM_TRY(read_int_range(&scope, "num_channels", 1, INT32_MAX, true, 3, &vision->num_channels));
+    DMLLM_TRY(read_positive_int(&scope, "patch_size", &vision->patch_size));
+    DMLLM_TRY(read_positive_int(&scope, "spatial_merge_size", &vision->spatial_merge_size));
+    DMLLM_TRY(read_positive_int(&scope, "window_size", &vision->window_size));
+    DMLLM_TRY(read_positive_int(&scope, "out_hidden_size", &vision->out_hidden_size));
+    double eps;
+    DMLLM_TRY(read_positive_number(&scope, "layer_norm_eps", true, 1e-6, &eps));
+    vision->layer_norm_eps = (float)eps;
+
+    const cJSON *indexes = cJSON_GetObjectItemCaseSensitive(object, "fullatt_block_indexes");
+    if (!indexes) return missing_key(&scope, "fullatt_block_indexes");
+    if (!cJSON_IsArray(indexes))
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config.fullatt_block_indexes must be a list of integers");
+    int count = cJSON_GetArraySize(indexes);
+    if (count > DMLLM_MAX_FULLATT_BLOCKS)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json: vision_config.fullatt_block_indexes has %d entries (at most %d supported)",
+                          count, DMLLM_MAX_FULLATT_BLOCKS);
+    vision->n_fullatt_blocks = 0;
+    const cJSON *index;
+    cJSON_ArrayForEach(index, indexes) {
+        if (!cJSON_IsNumber(index) || index->valuedouble != floor(index->valuedouble) || index->valuedouble < 0 ||
+            index->valuedouble >= vision->num_layers)
+            return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config.fullatt_block_indexes[%d] is not a layer index in [0, %d)",
+                              vision->n_fullatt_blocks, vision->num_layers);
+        vision->fullatt_block_indexes[vision->n_fullatt_blocks++] = (int)index->valuedouble;
+    }
+    return DMLLM_OK;
+}
+
+static dmllm_status parse_token_ids(const cJSON *root, dmllm_config *config) {
+    const json_scope scope = {root, ""};
+    DMLLM_TRY(read_token_id(&scope, "image_token_id", false, 0, &config->image_token_id));
+    DMLLM_TRY(read_token_id(&scope, "vision_start_token_id", false, 0, &config->vision_start_token_id));
+    DMLLM_TRY(read_token_id(&scope, "vision_end_token_id", false, 0, &config->vision_end_token_id));
+    /* Only images are supported, so a missing video id is recorded as -1 rather than rejected. */
+    DMLLM_TRY(read_token_id(&scope, "video_token_id", true, -1, &config->video_token_id));
+    DMLLM_TRY(read_token_id(&scope, "bos_token_id", true, DEFAULT_BOS_TOKEN_ID, &config->bos_token_id));
+    DMLLM_TRY(read_token_id(&scope, "eos_token_id", true, DEFAULT_EOS_TOKEN_ID, &config->eos_token_id));
+    DMLLM_TRY(read_token_id(&scope, "pad_token_id", true, config->eos_token_id, &config->pad_token_id));
+    const struct { const char *key; int id; } ids[] = {
+        {"image_token_id", config->image_token_id},       {"vision_start_token_id", config->vision_start_token_id},
+        {"vision_end_token_id", config->vision_end_token_id}, {"video_token_id", config->video_token_id},
+        {"bos_token_id", config->bos_token_id},           {"eos_token_id", config->eos_token_id},
+        {"pad_token_id", config->pad_token_id},
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i].id >= config->text.vocab_size)
+            return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s = %d is outside the vocabulary (vocab_size %d)", ids[i].key,
+                              ids[i].id, config->text.vocab_size);
+    return DMLLM_OK;
+}
+
+/* Relations between keys that the vision and LLM code rely on. */
+static dmllm_status check_consistency(const dmllm_config *config) {
+    const dmllm_text_config *text = &config->text;
+    const dmllm_vision_config *vision = &config->vision;
+    if (vision->hidden_size % vision->num_heads != 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config.hidden_size %d is not divisible by vision_config.num_attention_heads %d",
+                          vision->hidden_size, vision->num_heads);
+    int vision_head_dim = vision->hidden_size / vision->num_heads;
+    if (vision_head_dim % 4 != 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision head_dim %d (vision_config.hidden_size / num_attention_heads) "
+                          "is not divisible by 4 as 2-D RoPE needs", vision_head_dim);
+    int window_unit = vision->patch_size * vision->spatial_merge_size;
+    if (vision->window_size % window_unit != 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config.window_size %d is not divisible by patch_size * spatial_merge_size = %d",
+                          vision->window_size, window_unit);
+    if (vision->out_hidden_size != text->hidden_size)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config.out_hidden_size %d differs from hidden_size %d",
+                          vision->out_hidden_size, text->hidden_size);
+    if (text->qk_rope_head_dim % 2 != 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: qk_rope_head_dim %d is odd; RoPE rotates pairs", text->qk_rope_head_dim);
+    /* Products that size the weights must fit an int, or every later shape computation overflows. */
+    int64_t q_head = (int64_t)text->qk_nope_head_dim + text->qk_rope_head_dim;
+    int64_t kv_head = (int64_t)text->qk_nope_head_dim + text->v_head_dim;
+    int64_t merged = (int64_t)vision->hidden_size * vision->spatial_merge_size * vision->spatial_merge_size;
+    int64_t patch = (int64_t)vision->num_channels * vision->patch_size * vision->patch_size;
+    if (q_head * text->num_heads > INT32_MAX || kv_head * text->num_heads > INT32_MAX ||
+        (int64_t)text->v_head_dim * text->num_heads > INT32_MAX || merged > INT32_MAX || patch > INT32_MAX ||
+        (int64_t)text->kv_lora_rank + text->qk_rope_head_dim > INT32_MAX)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: head or patch dimensions are too large");
+    return DMLLM_OK;
+}
+
+dmllm_status dmllm_config_parse(const char *json, size_t length, dmllm_config *out) {
+    if (!json || !out) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_config_parse: NULL argument");
+    memset(out, 0, sizeof *out);
+    cJSON *root = cJSON_ParseWithLength(json, length);
+    if (!root) return dmllm_fail(DMLLM_ERR_FORMAT, "config.json is not valid JSON");
+    dmllm_status status = DMLLM_OK;
+    if (!cJSON_IsObject(root)) status = dmllm_fail(DMLLM_ERR_FORMAT, "config.json is not a JSON object");
+    if (status == DMLLM_OK) status = check_architecture(root, out);
+    if (status == DMLLM_OK) status = parse_text(root, &out->text);
+    if (status == DMLLM_OK) status = parse_vision(root, &out->vision);
+    if (status == DMLLM_OK) status = parse_token_ids(root, out);
+    if (status == DMLLM_OK) status = check_consistency(out);
+    cJSON_Delete(root);
+    return status;
+}
+
+int dmllm_config_window_tokens(const dmllm_vision_config *vision) {
+    return vision->window_size / (vision->spatial_merge_size * vision->patch_size);
+}
