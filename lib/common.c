@@ -32,7 +32,17 @@ dmllm_status dmllm_fail_context(dmllm_status status, const char *fmt, ...) {
     vsnprintf(context, sizeof context, fmt, args);
     va_end(args);
     memcpy(previous, thread_error, sizeof previous);
-    snprintf(thread_error, sizeof thread_error, "%s: %s", context, previous);
+    /* "context: previous", cut to the buffer (the context comes first so it always survives). */
+    size_t used = strlen(context);
+    memcpy(thread_error, context, used + 1);
+    if (used + 2 < sizeof thread_error) {
+        memcpy(thread_error + used, ": ", 3);
+        used += 2;
+        size_t room = sizeof thread_error - 1 - used;
+        size_t n = strlen(previous) < room ? strlen(previous) : room;
+        memcpy(thread_error + used, previous, n);
+        thread_error[used + n] = '\0';
+    }
     return status;
 }
 

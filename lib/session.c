@@ -304,7 +304,7 @@ static dmllm_status eval_tokens(dmllm_session *s, const int32_t *ids, int n) {
     if (n > capacity - n_past)
         return dmllm_fail(DMLLM_ERR_CONTEXT_FULL, "%d new tokens do not fit: %d of %d context positions are used", n,
                           n_past, capacity);
-    int first_pad;
+    int first_pad = -1;
     DMLLM_TRY(locate_image(s, ids, n, &first_pad));
 
     const size_t h = (size_t)s->hidden_size;
