@@ -215,7 +215,8 @@ static dmllm_status parse_header(dmllm_safetensors *file, const char *header, si
 
 static dmllm_status map_and_parse(dmllm_safetensors *file) {
     const char *path = file->path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK so that a FIFO given by mistake is rejected below instead of blocking the open. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return dmllm_fail(DMLLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     struct stat info;
     if (fstat(fd, &info) != 0) {
