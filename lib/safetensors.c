@@ -85,24 +85,27 @@ static dmllm_status parse_entry(const char *path, const cJSON *entry, uint64_t d
         return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s: tensor \"%s\" has %d dimensions (at most %d supported)", path, name,
                           ndim, DMLLM_MAX_DIMS);
     tensor->ndim = ndim;
-    /* Counted in bytes so that the overflow check covers the final size too. */
-    uint64_t n_bytes = dmllm_dtype_size(tensor->dtype);
-    uint64_t n_elements = 1;
-    bool overflow = false;
     int d = 0;
+    bool empty = false;
     const cJSON *dim;
     cJSON_ArrayForEach(dim, shape) {
         uint64_t extent;
         if (!json_uint(dim, &extent))
             return dmllm_fail(DMLLM_ERR_FORMAT, "%s: tensor \"%s\" dimension %d is not a non-negative integer", path, name, d);
         tensor->shape[d++] = (int64_t)extent;
-        if (extent != 0 && n_bytes > UINT64_MAX / extent) overflow = true;
-        else n_bytes *= extent, n_elements *= extent;
+        if (extent == 0) empty = true;
     }
-    /* A zero extent anywhere makes the tensor empty, whatever the other extents. */
-    for (int i = 0; i < ndim; i++)
-        if (tensor->shape[i] == 0) overflow = false, n_bytes = 0, n_elements = 0;
-    if (overflow) return dmllm_fail(DMLLM_ERR_FORMAT, "%s: tensor \"%s\" shape overflows a 64-bit byte count", path, name);
+    /* Counted in bytes so that the overflow check covers the final size too; a zero extent anywhere
+     * makes the tensor empty whatever the other extents are. */
+    uint64_t n_elements = empty ? 0 : 1;
+    uint64_t n_bytes = empty ? 0 : dmllm_dtype_size(tensor->dtype);
+    for (int i = 0; i < ndim && !empty; i++) {
+        uint64_t extent = (uint64_t)tensor->shape[i];
+        if (n_bytes > UINT64_MAX / extent)
+            return dmllm_fail(DMLLM_ERR_FORMAT, "%s: tensor \"%s\" shape overflows a 64-bit byte count", path, name);
+        n_bytes *= extent;
+        n_elements *= extent;
+    }
 
     if (cJSON_GetArraySize(offsets) != 2 || !json_uint(cJSON_GetArrayItem(offsets, 0), &range->begin) ||
         !json_uint(cJSON_GetArrayItem(offsets, 1), &range->end))
@@ -212,7 +215,8 @@ static dmllm_status parse_header(dmllm_safetensors *file, const char *header, si
 
 static dmllm_status map_and_parse(dmllm_safetensors *file) {
     const char *path = file->path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK so that a FIFO given by mistake is rejected below instead of blocking the open. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return dmllm_fail(DMLLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     struct stat info;
     if (fstat(fd, &info) != 0) {

@@ -206,12 +206,15 @@ static void test_malformed_headers(void) {
 static void test_empty_tensors_do_not_overlap(void) {
     const char *path = temp_path("zero_sized.safetensors");
     const char *header = "{\"a\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 4]},"
-                         " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}";
+                         " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
+                         " \"c\": {\"dtype\": \"I64\", \"shape\": [4294967296, 0, 4294967296], \"data_offsets\": [8, 8]}}";
     uint8_t data[8] = {0};
     CHECK(stw_write_raw(path, strlen(header), header, data, sizeof data) == 0);
     dmllm_safetensors *file = NULL;
     CHECK_OK(dmllm_safetensors_open(path, &file));
-    CHECK(dmllm_safetensors_count(file) == 2);
+    CHECK(dmllm_safetensors_count(file) == 3);
+    const dmllm_tensor *c = dmllm_safetensors_find(file, "c");
+    CHECK(c && c->ndim == 3 && c->n_elements == 0 && c->n_bytes == 0 && c->shape[2] == 4294967296LL);
     dmllm_safetensors_close(file);
 }
 
