@@ -41,3 +41,53 @@ def test_reference_reproduces_golden(case):
         assert got.shape == want.shape, key
         rel = np.abs(got - want).max() / np.abs(want).max()
         assert rel < 1e-6, "%s differs from the golden by %.2e (relative to max)" % (key, rel)
+
+
+def test_size_rule_upscales_and_shrinks():
+    # §2.2: 256x256 stays (the MLXCEL capture: one 16x16 grid); 245x250 rounds UP to 256x256;
+    # 340x300 over a 360-patch cap shrinks in 0.02 steps until s = 0.94 -> 320x288.
+    assert youtu_vl_ref.target_size(256, 256, 256) == (256, 256)
+    assert youtu_vl_ref.target_size(245, 250, 256) == (256, 256)
+    assert youtu_vl_ref.target_size(340, 300, 360) == (320, 288)
+    assert youtu_vl_ref.target_size(340, 300, 10 ** 6) == (352, 320)
+
+
+def test_ragged_windows():
+    # Merged grid 10x9 with 8x8 windows: 8x8, 8x1, 2x8, 2x1 tokens -> patch bounds x4.
+    index, cu = youtu_vl_ref.window_partition(10, 9, 8)
+    assert cu == [0, 256, 288, 352, 360]
+    assert index[:9] == [0, 1, 2, 3, 4, 5, 6, 7, 9]          # first window, row-major
+    assert index[64:72] == [8, 17, 26, 35, 44, 53, 62, 71]   # the 8x1 column window
+    assert sorted(index) == list(range(90))
+
+
+def test_vision_rope_angles_match_spec_for_head_dim_72():
+    angles = youtu_vl_ref.vision_rope_angles(torch.tensor([[3.0, 5.0]], dtype=torch.float64), 72)
+    assert angles.shape == (1, 36)
+    assert float(angles[0, 0]) == 3.0 and float(angles[0, 18]) == 5.0
+    assert abs(float(angles[0, 1]) - 3.0 * 10000.0 ** (-2.0 / 36)) < 1e-15
+    assert abs(float(angles[0, 35]) - 5.0 * 10000.0 ** (-34.0 / 36)) < 1e-15
+
+
+def test_interleaved_rope_matches_hf_deinterleave_then_rotate_half():
+    # §4.4: HF permutes (x0,x2,..,x1,x3,..) and applies rotate-half; dot products must agree.
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(7, 8, generator=gen, dtype=torch.float64)
+    k = torch.randn(7, 8, generator=gen, dtype=torch.float64)
+    pos = torch.arange(7)
+    ours = (youtu_vl_ref.interleaved_rope(q, pos, 500000.0)
+            * youtu_vl_ref.interleaved_rope(k, pos, 500000.0)).sum(-1)
+
+    def hf(x):
+        x = torch.cat([x[:, 0::2], x[:, 1::2]], dim=-1)
+        inv = 500000.0 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)
+        ang = torch.cat([pos[:, None] * inv, pos[:, None] * inv], dim=-1)
+        rot = torch.cat([-x[:, 4:], x[:, :4]], dim=-1)
+        return x * ang.cos() + rot * ang.sin()
+    assert torch.allclose(ours, (hf(q) * hf(k)).sum(-1), rtol=0, atol=1e-12)
+
+
+def test_bf16_checkpoint_values_are_bf16():
+    weights = make_checkpoint.read_safetensors(os.path.join(GOLDEN, "bf16", "model.safetensors"))
+    w = weights["model.layers.0.self_attn.kv_b_proj.weight"]
+    assert w.dtype == np.float32 and not (w.view(np.uint32) & 0xFFFF).any()
