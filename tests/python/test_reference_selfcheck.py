@@ -91,3 +91,24 @@ def test_bf16_checkpoint_values_are_bf16():
     weights = make_checkpoint.read_safetensors(os.path.join(GOLDEN, "bf16", "model.safetensors"))
     w = weights["model.layers.0.self_attn.kv_b_proj.weight"]
     assert w.dtype == np.float32 and not (w.view(np.uint32) & 0xFFFF).any()
+
+
+@pytest.mark.parametrize("case", ["one_window", "ragged", "bf16"])
+def test_fixture_files_are_well_formed_safetensors(case):
+    # The layout other readers (HF safetensors, the C loader) require: 8-byte-aligned data start,
+    # contiguous tensors in header order covering the data section exactly, no trailing bytes.
+    import json
+    import struct
+    case_dir = os.path.join(GOLDEN, case)
+    files = [f for f in os.listdir(case_dir) if f.endswith(".safetensors")]
+    assert "golden.safetensors" in files and len(files) >= 2
+    for fname in files:
+        path = os.path.join(case_dir, fname)
+        with open(path, "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(n))
+        assert (8 + n) % 8 == 0, fname
+        spans = sorted(v["data_offsets"] for k, v in header.items() if k != "__metadata__")
+        assert spans[0][0] == 0, fname
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:])), fname
+        assert os.path.getsize(path) == 8 + n + spans[-1][1], fname
