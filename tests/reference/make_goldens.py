@@ -8,7 +8,6 @@ decode form reproduces the non-absorbed one. Writes only inside tests/fixtures/g
 
     /usr/bin/python3 tests/reference/make_goldens.py [case ...]
 """
-import json
 import os
 import shutil
 import sys
