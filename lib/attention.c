@@ -24,6 +24,7 @@
 #define BLOCK_Q 64           /* query rows per task: 4 vectors of 16 lanes */
 #define BLOCK_K 128          /* keys per online-softmax step */
 #define LANES 16
+#define TRANSPOSE_SLICE 16  /* columns per pass of the q_t / acc_t transposes */
 #define BLOCK_Q_VECTORS (BLOCK_Q / LANES)
 
 /* Per-thread working set; every array is indexed [.][lane] with lane < BLOCK_Q. */
@@ -110,18 +111,20 @@ static const attention_kernels generic_kernels = {scores_generic, softmax_generi
 
 /* ---- AVX-512 kernels ------------------------------------------------------------------------- */
 
-/* s_t[j0 + t][lanes] = sum_d k[j0 + t][d] q_t[d][lanes] for KEYS keys and VECTORS lane vectors:
- * KEYS x VECTORS accumulators stay in registers over d. */
+/* s_t[j0 + t][lanes] (+)= sum_{d0 <= d < d1} k[j0 + t][d] q_t[d][lanes] for KEYS keys and VECTORS
+ * lane vectors: KEYS x VECTORS accumulators stay in registers over d. */
 DMLLM_AVX512 __attribute__((always_inline)) static inline void scores_tile(const key_block *block,
-                                                                          const block_scratch *scratch, int d_qk,
+                                                                          const block_scratch *scratch, int d0, int d1,
                                                                           int j0, const int KEYS, const int VECTORS) {
     __m512 acc[4][BLOCK_Q_VECTORS];
     const float *key[4];
     for (int t = 0; t < KEYS; t++) {
         key[t] = block->k + (j0 + t) * block->k_row_stride;
-        for (int v = 0; v < VECTORS; v++) acc[t][v] = _mm512_setzero_ps();
+        for (int v = 0; v < VECTORS; v++) {
+            acc[t][v] = d0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(scratch->s_t + (j0 + t) * BLOCK_Q + v * LANES);
+        }
     }
-    for (int d = 0; d < d_qk; d++) {
+    for (int d = d0; d < d1; d++) {
         __m512 q[BLOCK_Q_VECTORS];
         for (int v = 0; v < VECTORS; v++) q[v] = _mm512_loadu_ps(scratch->q_t + d * BLOCK_Q + v * LANES);
         for (int t = 0; t < KEYS; t++) {
@@ -136,20 +139,27 @@ DMLLM_AVX512 __attribute__((always_inline)) static inline void scores_tile(const
 
 #define SCORES_FOR_KEYS(keys)                                                                        \
     switch (vectors) {                                                                               \
-    case 1: scores_tile(block, scratch, d_qk, j, keys, 1); break;                                    \
-    case 2: scores_tile(block, scratch, d_qk, j, keys, 2); break;                                    \
-    case 3: scores_tile(block, scratch, d_qk, j, keys, 3); break;                                    \
-    default: scores_tile(block, scratch, d_qk, j, keys, 4); break;                                   \
+    case 1: scores_tile(block, scratch, d0, d1, j, keys, 1); break;                                  \
+    case 2: scores_tile(block, scratch, d0, d1, j, keys, 2); break;                                  \
+    case 3: scores_tile(block, scratch, d0, d1, j, keys, 3); break;                                  \
+    default: scores_tile(block, scratch, d0, d1, j, keys, 4); break;                                 \
     }
 
+/* d is split into SCORES_D_CHUNK slices so the slice of q_t (64 x BLOCK_Q floats, 16 KB) stays in
+ * L1 while all keys of the block pass over it (d_qk 576 would otherwise stream q_t from L2). */
+#define SCORES_D_CHUNK 64
+
 DMLLM_AVX512 static void scores_avx512(const key_block *block, const block_scratch *scratch, int d_qk, int vectors) {
-    int j = 0;
-    for (; j + 4 <= block->n_keys; j += 4) SCORES_FOR_KEYS(4)
-    switch (block->n_keys - j) {
-    case 3: SCORES_FOR_KEYS(3) break;
-    case 2: SCORES_FOR_KEYS(2) break;
-    case 1: SCORES_FOR_KEYS(1) break;
-    default: break;
+    for (int d0 = 0; d0 < d_qk; d0 += SCORES_D_CHUNK) {
+        const int d1 = d0 + SCORES_D_CHUNK < d_qk ? d0 + SCORES_D_CHUNK : d_qk;
+        int j = 0;
+        for (; j + 4 <= block->n_keys; j += 4) SCORES_FOR_KEYS(4)
+        switch (block->n_keys - j) {
+        case 3: SCORES_FOR_KEYS(3) break;
+        case 2: SCORES_FOR_KEYS(2) break;
+        case 1: SCORES_FOR_KEYS(1) break;
+        default: break;
+        }
     }
 }
 
@@ -251,15 +261,16 @@ static void attend_block(const dmllm_attention_args *a, const row_layout *layout
     const int vectors = (rows + LANES - 1) / LANES;
 
     /* Gather the queries transposed and scaled; unused lanes are zero and see every key. */
-    memset(scratch->q_t, 0, sizeof(float) * (size_t)a->d_qk * BLOCK_Q);
+    const float *q_rows[BLOCK_Q];
+    float *out_rows[BLOCK_Q];
     int first_last_key = a->n_k - 1, max_last_key = 0;
     for (int lane = 0; lane < BLOCK_Q; lane++) {
         int last_key = a->n_k - 1;
         if (lane < rows) {
             int head, query;
             row_position(a, layout, group, row0 + lane, &head, &query);
-            const float *q = a->q + head * a->q_head_stride + query * a->q_row_stride;
-            for (int d = 0; d < a->d_qk; d++) scratch->q_t[d * BLOCK_Q + lane] = q[d] * a->scale;
+            q_rows[lane] = a->q + head * a->q_head_stride + query * a->q_row_stride;
+            out_rows[lane] = a->out + head * a->out_head_stride + query * a->out_row_stride;
             if (a->causal && (int64_t)a->q_pos0 + query < a->n_k) last_key = a->q_pos0 + query;
             if (last_key < first_last_key) first_last_key = last_key;
             if (last_key > max_last_key) max_last_key = last_key;
@@ -267,6 +278,14 @@ static void attend_block(const dmllm_attention_args *a, const row_layout *layout
         scratch->last_key[lane] = last_key;
         scratch->row_max[lane] = -FLT_MAX;
         scratch->row_sum[lane] = 0.0f;
+    }
+    memset(scratch->q_t, 0, sizeof(float) * (size_t)a->d_qk * BLOCK_Q);
+    /* In slices of TRANSPOSE_SLICE columns, so the written part of q_t stays in L1. */
+    for (int d0 = 0; d0 < a->d_qk; d0 += TRANSPOSE_SLICE) {
+        const int d1 = d0 + TRANSPOSE_SLICE < a->d_qk ? d0 + TRANSPOSE_SLICE : a->d_qk;
+        for (int lane = 0; lane < rows; lane++) {
+            for (int d = d0; d < d1; d++) scratch->q_t[d * BLOCK_Q + lane] = q_rows[lane][d] * a->scale;
+        }
     }
     memset(scratch->acc_t, 0, sizeof(float) * (size_t)a->d_v * BLOCK_Q);
 
@@ -285,12 +304,13 @@ static void attend_block(const dmllm_attention_args *a, const row_layout *layout
         kernels->accumulate(&block, scratch, a->d_v, vectors);
     }
 
-    for (int lane = 0; lane < rows; lane++) {
-        int head, query;
-        row_position(a, layout, group, row0 + lane, &head, &query);
-        float *out = a->out + head * a->out_head_stride + query * a->out_row_stride;
-        const float inverse_sum = 1.0f / scratch->row_sum[lane];
-        for (int c = 0; c < a->d_v; c++) out[c] = scratch->acc_t[c * BLOCK_Q + lane] * inverse_sum;
+    float inverse_sum[BLOCK_Q];
+    for (int lane = 0; lane < rows; lane++) inverse_sum[lane] = 1.0f / scratch->row_sum[lane];
+    for (int c0 = 0; c0 < a->d_v; c0 += TRANSPOSE_SLICE) {
+        const int c1 = c0 + TRANSPOSE_SLICE < a->d_v ? c0 + TRANSPOSE_SLICE : a->d_v;
+        for (int lane = 0; lane < rows; lane++) {
+            for (int c = c0; c < c1; c++) out_rows[lane][c] = scratch->acc_t[c * BLOCK_Q + lane] * inverse_sum[lane];
+        }
     }
 }
 
