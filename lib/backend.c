@@ -10,6 +10,7 @@
  * backend, so a primitive found in the cache stays valid while another thread executes it.
  */
 #include "backend.h"
+#include "kernels.h"
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -102,14 +103,10 @@ static void convert_row_to_bf16_avx512(const float *src, uint16_t *dst, int64_t 
     }
 }
 
-static bool cpu_has_avx512_bf16(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
-}
-
-/* dst[r] = bf16(src[r]) for rows of n floats, both contiguous. */
+/* dst[r] = bf16(src[r]) for rows of n floats, both contiguous. DMLLM_MAX_ISA=generic (via
+ * dmllm_kernels_use_avx512) selects the scalar rounding here too. */
 static void convert_rows_to_bf16(const float *src, uint16_t *dst, int64_t rows, int64_t n) {
-    const bool vectorised = cpu_has_avx512_bf16();
+    const bool vectorised = dmllm_kernels_use_avx512() && __builtin_cpu_supports("avx512bf16");
     #pragma omp parallel for schedule(static) if (rows * n >= (1 << 16))
     for (int64_t r = 0; r < rows; r++) {
         if (vectorised) {

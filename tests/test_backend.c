@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include "backend.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -195,6 +196,9 @@ int main(void) {
         CHECK(backend == NULL);
     } else {
         test_path(DMLLM_COMPUTE_BF16, "onednn-bf16");
+        dmllm_kernels_force_generic(true); /* the scalar f32 -> bf16 activation rounding */
+        test_path(DMLLM_COMPUTE_BF16, "onednn-bf16");
+        dmllm_kernels_force_generic(false);
         test_bf16_against_f32_reference();
     }
     test_path(DMLLM_COMPUTE_F32, "onednn-f32");
