@@ -20,4 +20,25 @@ void dmllm_vision_free(dmllm_vision *vision);
 dmllm_status dmllm_vision_forward(const dmllm_vision *vision, const float *pixel_values, int gh, int gw,
                                   float *out, const dmllm_progress *progress);
 
+/* The window partition of a merged_h x merged_w merged-token grid (model-spec 3.2), windows of
+ * window_tokens x window_tokens merged tokens, ragged at the right and bottom edges.
+ * window_index [merged_h*merged_w]: the row-major merged token at each window-order position.
+ * window_starts [n_windows + 1]: first window-order position of each window, then merged_h*merged_w;
+ * it needs room for ceil(merged_h/window_tokens)*ceil(merged_w/window_tokens) + 1 entries.
+ * Returns n_windows. All sizes must be positive. */
+int dmllm_vision_window_order(int merged_h, int merged_w, int window_tokens, int *window_index,
+                              int *window_starts);
+
+/* Load helpers shared with merger.c. */
+#define DMLLM_MAX_LINEAR_PARTS 3
+/* One dmllm_linear whose weight rows are the n_parts checkpoint matrices [part_rows[p], in_features]
+ * stacked in order (e.g. q, k, v for one GEMM) and whose bias is the matching vectors stacked (bias_names
+ * NULL: no bias). The stacked copy is freed once the backend has packed it. */
+dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dmllm_checkpoint *checkpoint,
+                                          const char *const *weight_names, const char *const *bias_names,
+                                          const int64_t *part_rows, int n_parts, int64_t in_features,
+                                          dmllm_linear **out);
+/* The 1-D checkpoint tensor name of n elements, converted to f32 into out. */
+dmllm_status dmllm_load_vector_f32(const dmllm_checkpoint *checkpoint, const char *name, int64_t n, float *out);
+
 #endif
