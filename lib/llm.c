@@ -290,8 +290,9 @@ void dmllm_kv_cache_truncate(dmllm_kv_cache *cache, int n_keep) {
 static dmllm_status check_ids(const dmllm_llm *llm, const int32_t *ids, int n, const char *what) {
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= llm->text.vocab_size)
-            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: token id %d at index %d is outside the vocabulary [0, %d)",
-                              what, (int)ids[i], i, llm->text.vocab_size);
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                              "%s: token id %d at index %d is outside the vocabulary [0, %d)", what, (int)ids[i], i,
+                              llm->text.vocab_size);
     return DMLLM_OK;
 }
 
@@ -422,7 +423,8 @@ static dmllm_status alloc_scratch(const dmllm_text_config *c, int n, int chunk, 
         DMLLM_TRY(dmllm_alloc(&s->head_out, m, head_out * sizeof(float), "absorbed MLA head outputs"));
     } else {
         DMLLM_TRY(dmllm_alloc(&s->latents, m, kv_lora * sizeof(float), "MLA latents"));
-        DMLLM_TRY(dmllm_alloc(&s->kv, (size_t)n_ctx, heads * (nope + v) * sizeof(float), "expanded MLA keys and values"));
+        DMLLM_TRY(dmllm_alloc(&s->kv, (size_t)n_ctx, heads * (nope + v) * sizeof(float),
+                              "expanded MLA keys and values"));
         DMLLM_TRY(dmllm_alloc(&s->keys, (size_t)n_ctx, heads * (nope + rope) * sizeof(float), "expanded MLA keys"));
     }
     return DMLLM_OK;
@@ -446,7 +448,8 @@ static dmllm_status expand_latents(const dmllm_text_config *c, const llm_layer *
         const float *k_pe = layer_cache + (size_t)t * row_width + kv_lora;
         float *keys = s->keys + (size_t)t * key_width;
         for (int h = 0; h < heads; h++) {
-            memcpy(keys + (size_t)h * (nope + rope), kv + (size_t)h * (nope + c->v_head_dim), (size_t)nope * sizeof(float));
+            memcpy(keys + (size_t)h * (nope + rope), kv + (size_t)h * (nope + c->v_head_dim),
+                   (size_t)nope * sizeof(float));
             memcpy(keys + (size_t)h * (nope + rope) + nope, k_pe, (size_t)rope * sizeof(float));
         }
     }

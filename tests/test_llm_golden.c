@@ -30,7 +30,8 @@ typedef struct golden_case {
     const float *greedy_logits;                       /* [S, vocab] */
     const int32_t *text_first_ids; int n_text_first;  /* [T2] */
     const float *hidden_text_first;                   /* [T2, hidden] */
-    double tolerance;
+    double tolerance;      /* against the float64 golden */
+    double self_tolerance; /* between two evaluations of the same tokens in this library */
     const char *path;
 } golden_case;
 
@@ -75,7 +76,8 @@ static float *prompt_embeddings(const golden_case *gc, const int32_t *ids, int n
     for (int t = 0; t < n; t++)
         if (ids[t] == gc->config->image_token_id) {
             if (image < gc->n_image)
-                memcpy(e + (size_t)t * hidden, gc->image_embeds + (size_t)image * hidden, (size_t)hidden * sizeof(float));
+                memcpy(e + (size_t)t * hidden, gc->image_embeds + (size_t)image * hidden,
+                       (size_t)hidden * sizeof(float));
             image++;
         }
     CHECK_MSG(image == gc->n_image, "%s: %d image pads for %d image embeddings", gc->name, image, gc->n_image);
@@ -118,11 +120,30 @@ static void test_readout(const golden_case *gc, const float *hidden_rows) {
     CHECK_OK(dmllm_llm_logits_select(gc->llm, prev, N, gc->label_ids, K, prev_logits));
     check_close(gc, "image_logits_own", own_logits, gc->image_logits_own, (size_t)N * K, gc->tolerance);
     check_close(gc, "image_logits_prev", prev_logits, gc->image_logits_prev, (size_t)N * K, gc->tolerance);
+    /* Every differing label argmax must be a near tie of the reference (gap within twice the
+     * tolerance, relative to max |logit|); on the f32 paths >= 99 % must agree (issue 3). */
+    double scale = 0.0, closest = INFINITY;
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        if (fabs(gc->image_logits_own[i]) > scale) scale = fabs(gc->image_logits_own[i]);
     int same = 0;
-    for (int i = 0; i < N; i++)
-        same += argmax(own_logits + (size_t)i * K, K) == argmax(gc->image_logits_own + (size_t)i * K, K);
-    printf("  %-10s %-14s label argmax agreement %d / %d\n", gc->name, gc->path, same, N);
-    CHECK_MSG(same * 100 >= N * 99, "%s %s: label argmax agrees on %d of %d image tokens", gc->name, gc->path, same, N);
+    for (int i = 0; i < N; i++) {
+        const float *ref = gc->image_logits_own + (size_t)i * K;
+        int got = argmax(own_logits + (size_t)i * K, K), want = argmax(ref, K);
+        if (got == want) {
+            same++;
+            continue;
+        }
+        double gap = ((double)ref[want] - ref[got]) / scale;
+        closest = gap < closest ? gap : closest;
+        CHECK_MSG(gap <= 2.0 * gc->tolerance, "%s %s image token %d: label argmax %d instead of %d, reference gap %.3g",
+                  gc->name, gc->path, i, got, want, gap);
+    }
+    printf("  %-10s %-14s label argmax agreement %d / %d", gc->name, gc->path, same, N);
+    if (same < N) printf(" (differing ones have reference gaps >= %.3g of max |logit|)", closest);
+    printf("\n");
+    if (gc->tolerance < 1e-3)
+        CHECK_MSG(same * 100 >= N * 99, "%s %s: label argmax agrees on %d of %d image tokens", gc->name, gc->path,
+                  same, N);
     free(own);
     free(prev);
     free(own_logits);
@@ -191,7 +212,7 @@ static void test_truncate(const golden_case *gc, dmllm_kv_cache *cache, const fl
     float *suffix = malloc((size_t)n_suffix * H * sizeof(float));
     CHECK_OK(dmllm_llm_forward(gc->llm, cache, other + (size_t)image_end * H, n_suffix, suffix, NULL));
     check_close(gc, "truncate + new suffix vs fresh", suffix, fresh + (size_t)image_end * H, (size_t)n_suffix * H,
-                1e-5);
+                gc->self_tolerance);
     free(ids);
     free(other);
     free(fresh);
@@ -241,6 +262,7 @@ static void run_path(golden_case *gc, const dmllm_checkpoint *checkpoint, dmllm_
     if (!backend) return;
     gc->path = dmllm_backend_name(backend);
     gc->tolerance = compute == DMLLM_COMPUTE_BF16 ? 2e-2 : 1e-4;
+    gc->self_tolerance = compute == DMLLM_COMPUTE_BF16 ? 2e-2 : 1e-5;
     dmllm_llm *llm = NULL;
     CHECK_OK(dmllm_llm_load(backend, checkpoint, &llm));
     gc->llm = llm;
@@ -261,8 +283,7 @@ static void run_path(golden_case *gc, const dmllm_checkpoint *checkpoint, dmllm_
         float *absorbed = run_prompt(gc, cache, emb, T, 0, DMLLM_MLA_ABSORBED);
         check_close(gc, "hidden EXPANDED vs golden", expanded, gc->hidden, (size_t)T * H, gc->tolerance);
         check_close(gc, "hidden ABSORBED vs golden", absorbed, gc->hidden, (size_t)T * H, gc->tolerance);
-        check_close(gc, "hidden ABSORBED vs EXPANDED", absorbed, expanded, (size_t)T * H,
-                    compute == DMLLM_COMPUTE_BF16 ? 2e-2 : 1e-5);
+        check_close(gc, "hidden ABSORBED vs EXPANDED", absorbed, expanded, (size_t)T * H, gc->self_tolerance);
         free(expanded);
         free(absorbed);
 
@@ -306,6 +327,7 @@ static void run_case(const char *dir, const char *name) {
     CHECK_OK(dmllm_safetensors_open(path, &golden));
     CHECK_OK(dmllm_checkpoint_open(dir, &checkpoint));
     if (!golden || !checkpoint) goto done;
+    int failures_before = test_failures;
     golden_case gc = {.name = name, .config = dmllm_checkpoint_config(checkpoint)};
     const dmllm_text_config *text = &gc.config->text;
     int64_t d[2];
@@ -329,7 +351,7 @@ static void run_case(const char *dir, const char *name) {
     gc.n_text_first = (int)d[0];
     gc.hidden_text_first = golden_tensor(golden, "hidden_text_first", DMLLM_DTYPE_F32, 2, d);
     CHECK(d[0] == gc.n_text_first && d[1] == text->hidden_size);
-    if (test_failures) goto done;
+    if (test_failures != failures_before) goto done; /* a golden tensor is missing */
 
     static const dmllm_compute_type paths[] = {DMLLM_COMPUTE_F32, DMLLM_COMPUTE_OPENBLAS, DMLLM_COMPUTE_BF16};
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) run_path(&gc, checkpoint, paths[p]);
