@@ -27,5 +27,8 @@ typedef struct dmllm_attention_args {
 } dmllm_attention_args;
 
 dmllm_status dmllm_attention(const dmllm_attention_args *args);
+/* Scratch memory dmllm_attention allocates for these arguments with the calling thread's OpenMP
+ * thread count: bounded by the block sizes, d_qk and d_v, independent of n_q and n_k. */
+size_t dmllm_attention_scratch_bytes(const dmllm_attention_args *args);
 
 #endif

@@ -11,6 +11,9 @@
 
 /* true when the AVX-512 kernels are in use (CPU support and not disabled by DMLLM_MAX_ISA). */
 bool dmllm_kernels_use_avx512(void);
+/* Tests: true forces the portable kernels (as DMLLM_MAX_ISA=generic does), false restores the
+ * run-time choice. Not for use while other threads run kernels. */
+void dmllm_kernels_force_generic(bool force);
 
 /* y[r] = w * x[r] / sqrt(mean(x[r]^2) + eps), rows of dim floats, row strides in elements. */
 void dmllm_rmsnorm(const float *x, int64_t x_stride, const float *w, float *y, int64_t y_stride,

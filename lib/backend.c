@@ -1,0 +1,542 @@
+/*
+ * backend.c: dense y = x W^T + b through oneDNN 2.6 (bf16 or f32, weights pre-packed once) or
+ * OpenBLAS sgemm (f32, for comparison). Every oneDNN and OpenBLAS call of the library lives here,
+ * so a oneDNN v3 port touches this file only. It must not touch model or session state: a linear
+ * is immutable after creation and shared by sessions running on different threads.
+ *
+ * oneDNN primitives are specialised for a concrete M and the creating thread count, so forward
+ * chunks M into at most LINEAR_CHUNK_ROWS rows and keeps primitives in a per-backend cache keyed
+ * by (shape, data type, bias, rows, threads). Cached primitives are never destroyed before the
+ * backend, so a primitive found in the cache stays valid while another thread executes it.
+ */
+#include "backend.h"
+#include "kernels.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rows per oneDNN call: large enough for ~92 % of peak, small enough to bound the bf16 copy of
+ * the activations (rows x in x 2 bytes) and the scratchpad. */
+#define LINEAR_CHUNK_ROWS 512
+/* Distinct (shape, rows, threads) primitives kept; beyond this, primitives are made per call
+ * (oneDNN's own cache still avoids the JIT cost). */
+#define PRIMITIVE_CACHE_CAPACITY 512
+
+typedef struct cached_primitive {
+    int64_t in_features, out_features, rows;
+    int n_threads;
+    dnnl_data_type_t weights_type;
+    bool has_bias;
+    dnnl_primitive_t primitive;
+    size_t scratchpad_bytes;
+} cached_primitive;
+
+typedef struct primitive_cache {
+    pthread_mutex_t lock;
+    int count;
+    cached_primitive entries[PRIMITIVE_CACHE_CAPACITY];
+} primitive_cache;
+
+struct dmllm_backend {
+    dmllm_compute_type compute; /* resolved: BF16, F32 or OPENBLAS */
+    dnnl_engine_t engine;       /* CPU engine, NULL for OPENBLAS */
+    primitive_cache *cache;     /* mutable through a const backend */
+};
+
+struct dmllm_linear {
+    const dmllm_backend *backend;
+    int64_t out_features, in_features;
+    float *bias;                    /* [out_features] or NULL */
+    /* oneDNN paths */
+    dnnl_data_type_t weights_type;  /* dnnl_bf16 or dnnl_f32 (also the source type) */
+    dnnl_memory_desc_t packed_md;   /* the layout the matmul chose for W^T (K, N) */
+    void *packed_weights;           /* dnnl_memory_desc_get_size(packed_md) bytes */
+    /* OpenBLAS path */
+    float *weights_f32;             /* [out_features, in_features] */
+};
+
+static const char *dnnl_status_name(dnnl_status_t status) {
+    switch (status) {
+    case dnnl_success: return "dnnl_success";
+    case dnnl_out_of_memory: return "dnnl_out_of_memory";
+    case dnnl_invalid_arguments: return "dnnl_invalid_arguments";
+    case dnnl_unimplemented: return "dnnl_unimplemented";
+    case dnnl_iterator_ends: return "dnnl_iterator_ends";
+    case dnnl_runtime_error: return "dnnl_runtime_error";
+    case dnnl_not_required: return "dnnl_not_required";
+    }
+    return "unknown dnnl status";
+}
+
+/* Turns a failed oneDNN call into DMLLM_ERR_BACKEND naming the call and what it was for. */
+#define DNNL_TRY(call, ...)                                                                          \
+    do {                                                                                             \
+        dnnl_status_t dnnl_try_status_ = (call);                                                     \
+        if (dnnl_try_status_ != dnnl_success) {                                                      \
+            char dnnl_try_what_[256];                                                                \
+            snprintf(dnnl_try_what_, sizeof dnnl_try_what_, __VA_ARGS__);                            \
+            return dmllm_fail(DMLLM_ERR_BACKEND, "oneDNN %s failed (%s) while %s", #call,            \
+                              dnnl_status_name(dnnl_try_status_), dnnl_try_what_);                   \
+        }                                                                                            \
+    } while (0)
+
+/* ---- f32 -> bf16 activations ---------------------------------------------------------------- */
+
+/* Round to nearest even with vcvtneps2bf16 (inputs that are denormal become zero). */
+__attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+static void convert_row_to_bf16_avx512(const float *src, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256bh packed = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+        _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)packed);
+    }
+    if (i < n) {
+        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1u);
+        __m256bh packed = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, src + i));
+        _mm256_mask_storeu_epi16(dst + i, tail, (__m256i)packed);
+    }
+}
+
+/* dst[r] = bf16(src[r]) for rows of n floats, both contiguous. DMLLM_MAX_ISA=generic (via
+ * dmllm_kernels_use_avx512) selects the scalar rounding here too. */
+static void convert_rows_to_bf16(const float *src, uint16_t *dst, int64_t rows, int64_t n) {
+    const bool vectorised = dmllm_kernels_use_avx512() && __builtin_cpu_supports("avx512bf16");
+    #pragma omp parallel for schedule(static) if (rows * n >= (1 << 16))
+    for (int64_t r = 0; r < rows; r++) {
+        if (vectorised) {
+            convert_row_to_bf16_avx512(src + r * n, dst + r * n, n);
+        } else {
+            for (int64_t i = 0; i < n; i++) dst[r * n + i] = dmllm_f32_to_bf16(src[r * n + i]);
+        }
+    }
+}
+
+/* ---- matmul primitive descriptors ------------------------------------------------------------ */
+
+/* A matmul pd for rows x in -> rows x out with the given weights layout (NULL: format any). */
+static dnnl_status_t create_matmul_pd(dnnl_engine_t engine, dnnl_data_type_t type, int64_t rows, int64_t in,
+                                      int64_t out, bool has_bias, const dnnl_memory_desc_t *weights_layout,
+                                      dnnl_primitive_desc_t *pd) {
+    dnnl_memory_desc_t src_md, weights_md, bias_md, dst_md;
+    dnnl_matmul_desc_t matmul;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_status_t status;
+    const dnnl_dims_t src_dims = {rows, in}, weights_dims = {in, out}, bias_dims = {1, out}, dst_dims = {rows, out};
+    *pd = NULL;
+    if ((status = dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, type, dnnl_ab)) != dnnl_success) return status;
+    if (weights_layout) {
+        weights_md = *weights_layout;
+    } else if ((status = dnnl_memory_desc_init_by_tag(&weights_md, 2, weights_dims, type, dnnl_format_tag_any)) !=
+               dnnl_success) {
+        return status;
+    }
+    if ((status = dnnl_memory_desc_init_by_tag(&bias_md, 2, bias_dims, dnnl_f32, dnnl_ab)) != dnnl_success) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, dnnl_f32, dnnl_ab)) != dnnl_success) return status;
+    if ((status = dnnl_matmul_desc_init(&matmul, &src_md, &weights_md, has_bias ? &bias_md : NULL, &dst_md)) !=
+        dnnl_success) {
+        return status;
+    }
+    /* The scratchpad is passed by forward, so concurrent executions never share one. */
+    if ((status = dnnl_primitive_attr_create(&attr)) != dnnl_success) return status;
+    status = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (status == dnnl_success) status = dnnl_primitive_desc_create(pd, &matmul, attr, engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return status;
+}
+
+/* Creates the primitive for one chunk of rows, with weights in the linear's packed layout. */
+static dmllm_status create_chunk_primitive(const dmllm_linear *linear, int64_t rows, cached_primitive *entry) {
+    dnnl_engine_t engine = linear->backend->engine;
+    dnnl_primitive_desc_t pd;
+    const bool has_bias = linear->bias != NULL;
+    DNNL_TRY(create_matmul_pd(engine, linear->weights_type, rows, linear->in_features, linear->out_features, has_bias,
+                              NULL, &pd),
+             "creating a %s matmul for %lld x %lld -> %lld", dnnl_dt2str(linear->weights_type), (long long)rows,
+             (long long)linear->in_features, (long long)linear->out_features);
+    if (!dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &linear->packed_md)) {
+        /* This M prefers another blocking; ask for the one the weights were packed in. */
+        dnnl_primitive_desc_destroy(pd);
+        DNNL_TRY(create_matmul_pd(engine, linear->weights_type, rows, linear->in_features, linear->out_features,
+                                  has_bias, &linear->packed_md, &pd),
+                 "creating a matmul for %lld rows on weights packed for another M", (long long)rows);
+    }
+    entry->in_features = linear->in_features;
+    entry->out_features = linear->out_features;
+    entry->rows = rows;
+    entry->n_threads = omp_get_max_threads();
+    entry->weights_type = linear->weights_type;
+    entry->has_bias = has_bias;
+    entry->scratchpad_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    dnnl_status_t status = dnnl_primitive_create(&entry->primitive, pd);
+    dnnl_primitive_desc_destroy(pd);
+    DNNL_TRY(status, "creating the matmul primitive for %lld rows", (long long)rows);
+    return DMLLM_OK;
+}
+
+static bool entry_matches(const cached_primitive *entry, const dmllm_linear *linear, int64_t rows, int n_threads) {
+    return entry->rows == rows && entry->n_threads == n_threads && entry->in_features == linear->in_features &&
+           entry->out_features == linear->out_features && entry->weights_type == linear->weights_type &&
+           entry->has_bias == (linear->bias != NULL);
+}
+
+/* Finds or creates the primitive for rows; *owned tells the caller to destroy it after use
+ * (only when the cache is full). */
+static dmllm_status get_chunk_primitive(const dmllm_linear *linear, int64_t rows, cached_primitive *out, bool *owned) {
+    primitive_cache *cache = linear->backend->cache;
+    const int n_threads = omp_get_max_threads();
+    pthread_mutex_lock(&cache->lock);
+    for (int i = 0; i < cache->count; i++) {
+        if (entry_matches(&cache->entries[i], linear, rows, n_threads)) {
+            *out = cache->entries[i];
+            *owned = false;
+            pthread_mutex_unlock(&cache->lock);
+            return DMLLM_OK;
+        }
+    }
+    /* Created under the lock: a second thread wanting the same primitive waits instead of JITting twice. */
+    dmllm_status status = create_chunk_primitive(linear, rows, out);
+    *owned = true;
+    if (status == DMLLM_OK && cache->count < PRIMITIVE_CACHE_CAPACITY) {
+        cache->entries[cache->count++] = *out;
+        *owned = false;
+    }
+    pthread_mutex_unlock(&cache->lock);
+    return status;
+}
+
+/* ---- backend --------------------------------------------------------------------------------- */
+
+static const char *compute_name(dmllm_compute_type compute) {
+    switch (compute) {
+    case DMLLM_COMPUTE_BF16: return "onednn-bf16";
+    case DMLLM_COMPUTE_F32: return "onednn-f32";
+    case DMLLM_COMPUTE_OPENBLAS: return "openblas-f32";
+    case DMLLM_COMPUTE_AUTO: break;
+    }
+    return "auto";
+}
+
+static dmllm_status compute_from_environment(dmllm_compute_type *compute) {
+    const char *value = getenv("DMLLM_COMPUTE");
+    if (!value || !value[0]) return DMLLM_OK;
+    if (strcmp(value, "bf16") == 0) *compute = DMLLM_COMPUTE_BF16;
+    else if (strcmp(value, "f32") == 0) *compute = DMLLM_COMPUTE_F32;
+    else if (strcmp(value, "openblas") == 0) *compute = DMLLM_COMPUTE_OPENBLAS;
+    else return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "DMLLM_COMPUTE=%s: expected bf16, f32 or openblas", value);
+    return DMLLM_OK;
+}
+
+/* Whether oneDNN implements a bf16 matmul here at all, and whether natively (brgemm on
+ * avx512_core_bf16) rather than by slower emulation. */
+static dmllm_status probe_bf16(dnnl_engine_t engine, bool *implemented, bool *native) {
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t status = create_matmul_pd(engine, dnnl_bf16, 1, 64, 64, false, NULL, &pd);
+    *implemented = status == dnnl_success;
+    *native = false;
+    if (status == dnnl_unimplemented) return DMLLM_OK;
+    DNNL_TRY(status, "probing for a bf16 matmul");
+    dnnl_primitive_desc_destroy(pd);
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    *native = (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+    return DMLLM_OK;
+}
+
+static dmllm_status resolve_compute(dmllm_backend *backend, dmllm_compute_type requested) {
+    dmllm_compute_type compute = requested;
+    if (compute == DMLLM_COMPUTE_AUTO) DMLLM_TRY(compute_from_environment(&compute));
+    const bool automatic = compute == DMLLM_COMPUTE_AUTO;
+    if (compute == DMLLM_COMPUTE_OPENBLAS) {
+        backend->compute = compute;
+        return DMLLM_OK;
+    }
+    DNNL_TRY(dnnl_engine_create(&backend->engine, dnnl_cpu, 0), "creating the oneDNN CPU engine");
+    if (compute == DMLLM_COMPUTE_F32) {
+        backend->compute = compute;
+        return DMLLM_OK;
+    }
+    bool implemented, native;
+    DMLLM_TRY(probe_bf16(backend->engine, &implemented, &native));
+    if (automatic && !native) {
+        dmllm_log(DMLLM_LOG_INFO, "oneDNN has no native bf16 matmul on this CPU (ISA 0x%x); using onednn-f32",
+                  (unsigned)dnnl_get_effective_cpu_isa());
+        backend->compute = DMLLM_COMPUTE_F32;
+        return DMLLM_OK;
+    }
+    if (!implemented) {
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED,
+                          "bf16 compute requested but oneDNN has no bf16 matmul on this CPU "
+                          "(dnnl_unimplemented, ISA 0x%x); use f32",
+                          (unsigned)dnnl_get_effective_cpu_isa());
+    }
+    backend->compute = DMLLM_COMPUTE_BF16;
+    return DMLLM_OK;
+}
+
+dmllm_status dmllm_backend_create(dmllm_compute_type requested, dmllm_backend **out) {
+    *out = NULL;
+    if ((unsigned)requested > DMLLM_COMPUTE_OPENBLAS) {
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "unknown compute type %d", (int)requested);
+    }
+    dmllm_backend *backend = dmllm_calloc(1, sizeof *backend);
+    primitive_cache *cache = dmllm_calloc(1, sizeof *cache);
+    if (!backend || !cache) {
+        free(backend);
+        free(cache);
+        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating the compute backend");
+    }
+    pthread_mutex_init(&cache->lock, NULL);
+    backend->cache = cache;
+    dmllm_status status = resolve_compute(backend, requested);
+    if (status != DMLLM_OK) {
+        dmllm_backend_free(backend);
+        return status;
+    }
+    const dnnl_version_t *version = dnnl_version();
+    dmllm_log(DMLLM_LOG_INFO, "compute backend %s (oneDNN %d.%d.%d, OpenBLAS %s)", compute_name(backend->compute),
+              version->major, version->minor, version->patch, openblas_get_corename());
+    *out = backend;
+    return DMLLM_OK;
+}
+
+void dmllm_backend_free(dmllm_backend *backend) {
+    if (!backend) return;
+    for (int i = 0; i < backend->cache->count; i++) dnnl_primitive_destroy(backend->cache->entries[i].primitive);
+    pthread_mutex_destroy(&backend->cache->lock);
+    free(backend->cache);
+    if (backend->engine) dnnl_engine_destroy(backend->engine);
+    free(backend);
+}
+
+dmllm_compute_type dmllm_backend_compute(const dmllm_backend *backend) { return backend->compute; }
+
+const char *dmllm_backend_name(const dmllm_backend *backend) { return compute_name(backend->compute); }
+
+/* ---- linear creation ------------------------------------------------------------------------- */
+
+/* Reorders W [out, in] (row stride ld, type source_type) into the packed layout chosen by the matmul. */
+static dmllm_status pack_weights(dmllm_linear *linear, dnnl_data_type_t source_type, const void *w, int64_t ld) {
+    dnnl_engine_t engine = linear->backend->engine;
+    const int64_t in = linear->in_features, out = linear->out_features;
+    dnnl_primitive_desc_t matmul_pd;
+    DNNL_TRY(create_matmul_pd(engine, linear->weights_type, LINEAR_CHUNK_ROWS, in, out, linear->bias != NULL, NULL,
+                              &matmul_pd),
+             "choosing the packed layout of a %lld x %lld %s weight", (long long)out, (long long)in,
+             dnnl_dt2str(linear->weights_type));
+    linear->packed_md = *dnnl_primitive_desc_query_md(matmul_pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(matmul_pd);
+
+    /* W [out, in] is the matmul's (K = in, N = out) matrix with strides (1, ld): tag ba when ld == in. */
+    dnnl_memory_desc_t source_md;
+    const dnnl_dims_t dims = {in, out}, strides = {1, ld};
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&source_md, 2, dims, source_type, strides), "describing a weight");
+    const size_t packed_bytes = dnnl_memory_desc_get_size(&linear->packed_md);
+    DMLLM_TRY(dmllm_alloc(&linear->packed_weights, packed_bytes, 1, "packed weights"));
+
+    dnnl_primitive_desc_t reorder_pd;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&reorder_pd, &source_md, engine, &linear->packed_md, engine, NULL),
+             "creating the %s -> %s weight reorder", dnnl_dt2str(source_type), dnnl_dt2str(linear->weights_type));
+    dnnl_primitive_t reorder;
+    dnnl_status_t status = dnnl_primitive_create(&reorder, reorder_pd);
+    dnnl_primitive_desc_destroy(reorder_pd);
+    DNNL_TRY(status, "creating the weight reorder primitive");
+
+    dnnl_memory_t source = NULL, packed = NULL;
+    dnnl_stream_t stream = NULL;
+    status = dnnl_memory_create(&source, &source_md, engine, (void *)w);
+    if (status == dnnl_success) status = dnnl_memory_create(&packed, &linear->packed_md, engine, linear->packed_weights);
+    if (status == dnnl_success) status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
+    if (status == dnnl_success) {
+        const dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, packed}};
+        status = dnnl_primitive_execute(reorder, stream, 2, args);
+        if (status == dnnl_success) status = dnnl_stream_wait(stream);
+    }
+    if (stream) dnnl_stream_destroy(stream);
+    if (packed) dnnl_memory_destroy(packed);
+    if (source) dnnl_memory_destroy(source);
+    dnnl_primitive_destroy(reorder);
+    DNNL_TRY(status, "packing a %lld x %lld weight", (long long)out, (long long)in);
+    return DMLLM_OK;
+}
+
+static dmllm_status fill_weights(dmllm_linear *linear, dmllm_dtype dtype, const void *w, int64_t ld) {
+    const int64_t in = linear->in_features, out = linear->out_features;
+    const size_t element = dmllm_dtype_size(dtype);
+    if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS) {
+        DMLLM_TRY(dmllm_alloc(&linear->weights_f32, (size_t)(out * in), sizeof(float), "f32 weights"));
+        for (int64_t r = 0; r < out; r++) {
+            dmllm_convert_to_f32(dtype, (const char *)w + (size_t)(r * ld) * element, linear->weights_f32 + r * in,
+                                 (size_t)in);
+        }
+        return DMLLM_OK;
+    }
+    linear->weights_type = linear->backend->compute == DMLLM_COMPUTE_BF16 ? dnnl_bf16 : dnnl_f32;
+    if (dtype != DMLLM_DTYPE_F16) return pack_weights(linear, dtype == DMLLM_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32, w, ld);
+    /* oneDNN 2.6 has no f16 reorders on most CPUs: widen to f32 [out, in] first. */
+    float *widened; /* [out, in] */
+    DMLLM_TRY(dmllm_alloc(&widened, (size_t)(out * in), sizeof(float), "f16 weights widened to f32"));
+    for (int64_t r = 0; r < out; r++) {
+        dmllm_convert_to_f32(dtype, (const uint16_t *)w + r * ld, widened + r * in, (size_t)in);
+    }
+    dmllm_status status = pack_weights(linear, dnnl_f32, widened, in);
+    free(widened);
+    return status;
+}
+
+dmllm_status dmllm_linear_create(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
+                                 int64_t out_features, int64_t in_features, int64_t ld, const float *bias,
+                                 dmllm_linear **out) {
+    *out = NULL;
+    if (!backend || !w) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "linear: NULL backend or weights");
+    if (dtype != DMLLM_DTYPE_F32 && dtype != DMLLM_DTYPE_F16 && dtype != DMLLM_DTYPE_BF16) {
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "linear: weights of dtype %s are not supported", dmllm_dtype_name(dtype));
+    }
+    if (out_features <= 0 || in_features <= 0 || ld < in_features || out_features > INT32_MAX ||
+        in_features > INT32_MAX) {
+        return dmllm_fail(DMLLM_ERR_SHAPE, "linear: bad weight shape [%lld, %lld] with row stride %lld",
+                          (long long)out_features, (long long)in_features, (long long)ld);
+    }
+    dmllm_linear *linear = dmllm_calloc(1, sizeof *linear);
+    if (!linear) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating a linear");
+    linear->backend = backend;
+    linear->out_features = out_features;
+    linear->in_features = in_features;
+    dmllm_status status = DMLLM_OK;
+    if (bias) {
+        status = dmllm_alloc(&linear->bias, (size_t)out_features, sizeof(float), "linear bias");
+        if (status == DMLLM_OK) memcpy(linear->bias, bias, (size_t)out_features * sizeof(float));
+    }
+    if (status == DMLLM_OK) status = fill_weights(linear, dtype, w, ld);
+    if (status != DMLLM_OK) {
+        dmllm_fail_context(status, "linear [%lld, %lld] (%s) on %s", (long long)out_features, (long long)in_features,
+                           dmllm_dtype_name(dtype), dmllm_backend_name(backend));
+        dmllm_linear_free(linear);
+        return status;
+    }
+    *out = linear;
+    return DMLLM_OK;
+}
+
+void dmllm_linear_free(dmllm_linear *linear) {
+    if (!linear) return;
+    free(linear->bias);
+    free(linear->packed_weights);
+    free(linear->weights_f32);
+    free(linear);
+}
+
+int64_t dmllm_linear_out_features(const dmllm_linear *linear) { return linear->out_features; }
+int64_t dmllm_linear_in_features(const dmllm_linear *linear) { return linear->in_features; }
+
+/* ---- forward --------------------------------------------------------------------------------- */
+
+/* Runs one chunk: y[rows, out] = source[rows, in] W^T + b, source already in the weights' type. */
+static dmllm_status execute_chunk(const dmllm_linear *linear, const cached_primitive *entry, dnnl_stream_t stream,
+                                  const void *source, float *y, void *scratchpad) {
+    dnnl_engine_t engine = linear->backend->engine;
+    const int64_t rows = entry->rows;
+    const dnnl_dims_t src_dims = {rows, linear->in_features}, dst_dims = {rows, linear->out_features},
+                      bias_dims = {1, linear->out_features}, scratch_dims = {(int64_t)entry->scratchpad_bytes};
+    dnnl_memory_desc_t src_md, dst_md, bias_md, scratch_md;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, linear->weights_type, dnnl_ab), "describing the input");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, dnnl_f32, dnnl_ab), "describing the output");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&bias_md, 2, bias_dims, dnnl_f32, dnnl_ab), "describing the bias");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&scratch_md, 1, scratch_dims, dnnl_u8, dnnl_a), "describing the scratchpad");
+
+    enum { SRC, WEIGHTS, DST, BIAS, SCRATCH, N_MEMORIES };
+    dnnl_memory_t memories[N_MEMORIES] = {NULL};
+    dnnl_status_t status = dnnl_memory_create(&memories[SRC], &src_md, engine, (void *)source);
+    if (status == dnnl_success)
+        status = dnnl_memory_create(&memories[WEIGHTS], &linear->packed_md, engine, linear->packed_weights);
+    if (status == dnnl_success) status = dnnl_memory_create(&memories[DST], &dst_md, engine, y);
+    if (status == dnnl_success && linear->bias)
+        status = dnnl_memory_create(&memories[BIAS], &bias_md, engine, linear->bias);
+    if (status == dnnl_success && entry->scratchpad_bytes)
+        status = dnnl_memory_create(&memories[SCRATCH], &scratch_md, engine, scratchpad);
+    if (status == dnnl_success) {
+        dnnl_exec_arg_t args[N_MEMORIES] = {
+            {DNNL_ARG_SRC, memories[SRC]}, {DNNL_ARG_WEIGHTS, memories[WEIGHTS]}, {DNNL_ARG_DST, memories[DST]}};
+        int n_args = 3;
+        if (memories[BIAS]) args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, memories[BIAS]};
+        if (memories[SCRATCH]) args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, memories[SCRATCH]};
+        status = dnnl_primitive_execute(entry->primitive, stream, n_args, args);
+        if (status == dnnl_success) status = dnnl_stream_wait(stream);
+    }
+    for (int i = 0; i < N_MEMORIES; i++) {
+        if (memories[i]) dnnl_memory_destroy(memories[i]);
+    }
+    DNNL_TRY(status, "running a %lld x %lld -> %lld matmul", (long long)rows, (long long)linear->in_features,
+             (long long)linear->out_features);
+    return DMLLM_OK;
+}
+
+static dmllm_status forward_onednn(const dmllm_linear *linear, const float *x, int64_t m, float *y) {
+    const int64_t in = linear->in_features, out = linear->out_features;
+    const int64_t chunk_rows = m < LINEAR_CHUNK_ROWS ? m : LINEAR_CHUNK_ROWS;
+    const bool bf16 = linear->weights_type == dnnl_bf16;
+    dnnl_stream_t stream;
+    DNNL_TRY(dnnl_stream_create(&stream, linear->backend->engine, dnnl_stream_default_flags), "creating a stream");
+    uint16_t *x_bf16 = NULL;   /* [chunk_rows, in] */
+    void *scratchpad = NULL;   /* the largest chunk primitive's scratchpad */
+    size_t scratchpad_capacity = 0;
+    dmllm_status status = bf16 ? dmllm_alloc(&x_bf16, (size_t)(chunk_rows * in), sizeof(uint16_t), "bf16 activations")
+                               : DMLLM_OK;
+    for (int64_t row0 = 0; status == DMLLM_OK && row0 < m; row0 += chunk_rows) {
+        const int64_t rows = m - row0 < chunk_rows ? m - row0 : chunk_rows;
+        cached_primitive entry;
+        bool owned;
+        status = get_chunk_primitive(linear, rows, &entry, &owned);
+        if (status != DMLLM_OK) break;
+        if (entry.scratchpad_bytes > scratchpad_capacity) {
+            free(scratchpad);
+            scratchpad = NULL;
+            scratchpad_capacity = entry.scratchpad_bytes;
+            status = dmllm_alloc(&scratchpad, scratchpad_capacity, 1, "matmul scratchpad");
+        }
+        if (status == DMLLM_OK) {
+            if (bf16) convert_rows_to_bf16(x + row0 * in, x_bf16, rows, in);
+            status = execute_chunk(linear, &entry, stream, bf16 ? (const void *)x_bf16 : (const void *)(x + row0 * in),
+                                   y + row0 * out, scratchpad);
+        }
+        if (owned) dnnl_primitive_destroy(entry.primitive);
+    }
+    free(scratchpad);
+    free(x_bf16);
+    dnnl_stream_destroy(stream);
+    return status;
+}
+
+/* pthread OpenBLAS: its thread count is set from serial code only, never inside an OpenMP region
+ * (it would warn and may hang); nested calls use one thread. */
+static dmllm_status forward_openblas(const dmllm_linear *linear, const float *x, int64_t m, float *y) {
+    const int in = (int)linear->in_features, out = (int)linear->out_features;
+    if (m > INT32_MAX) return dmllm_fail(DMLLM_ERR_SHAPE, "openblas linear: %lld rows exceed int", (long long)m);
+    openblas_set_num_threads(omp_in_parallel() ? 1 : omp_get_max_threads());
+    float beta = 0.0f;
+    if (linear->bias) {
+        for (int64_t r = 0; r < m; r++) memcpy(y + r * out, linear->bias, (size_t)out * sizeof(float));
+        beta = 1.0f;
+    }
+    if (m == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, linear->weights_f32, in, x, 1, beta, y, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, out, in, 1.0f, x, in, linear->weights_f32, in,
+                    beta, y, out);
+    }
+    return DMLLM_OK;
+}
+
+dmllm_status dmllm_linear_forward(const dmllm_linear *linear, const float *x, int64_t m, float *y) {
+    if (!linear || (m > 0 && (!x || !y)) || m < 0) {
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "linear forward: NULL linear or buffers, or m = %lld",
+                          (long long)m);
+    }
+    if (m == 0) return DMLLM_OK;
+    if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS) return forward_openblas(linear, x, m, y);
+    return forward_onednn(linear, x, m, y);
+}
