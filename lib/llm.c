@@ -84,7 +84,7 @@ static dmllm_status get_layer_tensor(const dmllm_checkpoint *checkpoint, int lay
 
 static dmllm_status load_norm(const dmllm_checkpoint *checkpoint, int layer, const char *suffix, int64_t dim,
                               float **out) {
-    const dmllm_tensor *t;
+    const dmllm_tensor *t = NULL;
     if (layer < 0) DMLLM_TRY(get_tensor(checkpoint, suffix, dim, 0, &t));
     else DMLLM_TRY(get_layer_tensor(checkpoint, layer, suffix, dim, 0, &t));
     DMLLM_TRY(dmllm_alloc(out, (size_t)dim, sizeof(float), t->name));
