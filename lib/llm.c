@@ -385,7 +385,7 @@ typedef struct llm_scratch {
     float *head_in;     /* [chunk, nope]: one head's q_nope, contiguous */
     float *head_out;    /* [chunk, max(kv_lora, v)] */
     /* EXPANDED form */
-    float *latents;     /* [chunk, kv_lora]: cached latents gathered for kv_b_proj */
+    float *latents;     /* [min(n_ctx, LLM_CHUNK_TOKENS), kv_lora]: latents gathered for kv_b_proj */
     float *kv;          /* [n_ctx, heads * (nope + v)], per head [k_nope | v] */
     float *keys;        /* [n_ctx, heads * (nope + rope)], per head [k_nope | k_pe] */
 } llm_scratch;
@@ -422,7 +422,8 @@ static dmllm_status alloc_scratch(const dmllm_text_config *c, int n, int chunk, 
         DMLLM_TRY(dmllm_alloc(&s->head_in, m, nope * sizeof(float), "absorbed MLA head inputs"));
         DMLLM_TRY(dmllm_alloc(&s->head_out, m, head_out * sizeof(float), "absorbed MLA head outputs"));
     } else {
-        DMLLM_TRY(dmllm_alloc(&s->latents, m, kv_lora * sizeof(float), "MLA latents"));
+        size_t latent_rows = n_ctx < LLM_CHUNK_TOKENS ? (size_t)n_ctx : LLM_CHUNK_TOKENS;
+        DMLLM_TRY(dmllm_alloc(&s->latents, latent_rows, kv_lora * sizeof(float), "MLA latents"));
         DMLLM_TRY(dmllm_alloc(&s->kv, (size_t)n_ctx, heads * (nope + v) * sizeof(float),
                               "expanded MLA keys and values"));
         DMLLM_TRY(dmllm_alloc(&s->keys, (size_t)n_ctx, heads * (nope + rope) * sizeof(float), "expanded MLA keys"));
@@ -431,13 +432,13 @@ static dmllm_status alloc_scratch(const dmllm_text_config *c, int n, int chunk, 
 }
 
 /* EXPANDED form, step 1: kv_b_proj of the cached latents of positions [first, end) into s->kv and
- * the per-head keys [k_nope | k_pe] into s->keys. */
+ * the per-head keys [k_nope | k_pe] into s->keys, in GEMMs of up to LLM_CHUNK_TOKENS rows. */
 static dmllm_status expand_latents(const dmllm_text_config *c, const llm_layer *layer, const float *layer_cache,
-                                   int row_width, int first, int end, int chunk, llm_scratch *s) {
+                                   int row_width, int first, int end, llm_scratch *s) {
     int heads = c->num_heads, kv_lora = c->kv_lora_rank, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     int kv_width = heads * (nope + c->v_head_dim), key_width = heads * (nope + rope);
-    for (int start = first; start < end; start += chunk) {
-        int m = end - start < chunk ? end - start : chunk;
+    for (int start = first; start < end; start += LLM_CHUNK_TOKENS) {
+        int m = end - start < LLM_CHUNK_TOKENS ? end - start : LLM_CHUNK_TOKENS;
         for (int i = 0; i < m; i++)
             memcpy(s->latents + (size_t)i * kv_lora, layer_cache + (size_t)(start + i) * row_width,
                    (size_t)kv_lora * sizeof(float));
@@ -509,8 +510,8 @@ static dmllm_status attend_absorbed(const dmllm_text_config *c, const llm_layer 
 /* One layer on the m rows x at positions pos0.. (x += MLA(norm x); x += MLP(norm x)); writes the
  * cache rows of those positions. rope_row indexes the call's RoPE table. */
 static dmllm_status layer_chunk(const dmllm_text_config *c, const llm_layer *layer, float *layer_cache,
-                                int row_width, dmllm_mla_form form, int pos0, int m, int rope_row, int chunk,
-                                float *x, llm_scratch *s) {
+                                int row_width, dmllm_mla_form form, int pos0, int m, int rope_row, float *x,
+                                llm_scratch *s) {
     int hidden = c->hidden_size, q_lora = c->q_lora_rank, kv_lora = c->kv_lora_rank, rope = c->qk_rope_head_dim;
     int heads = c->num_heads, nope = c->qk_nope_head_dim, inter = c->intermediate_size;
     int qa_width = q_lora + kv_lora + rope;
@@ -533,7 +534,7 @@ static dmllm_status layer_chunk(const dmllm_text_config *c, const llm_layer *lay
     if (form == DMLLM_MLA_ABSORBED) {
         DMLLM_TRY(attend_absorbed(c, layer, layer_cache, row_width, pos0, m, s));
     } else {
-        DMLLM_TRY(expand_latents(c, layer, layer_cache, row_width, pos0, pos0 + m, chunk, s));
+        DMLLM_TRY(expand_latents(c, layer, layer_cache, row_width, pos0, pos0 + m, s));
         DMLLM_TRY(attend_expanded(c, pos0, m, s));
     }
     DMLLM_TRY(dmllm_linear_forward(layer->o, s->heads_v, m, s->proj));
@@ -564,11 +565,11 @@ static dmllm_status forward_layers(const dmllm_llm *llm, dmllm_kv_cache *cache, 
     for (int l = 0; l < c->num_layers; l++) {
         float *layer_cache = cache->rows + (size_t)l * cache->capacity * cache->row_width;
         if (form == DMLLM_MLA_EXPANDED)
-            DMLLM_TRY(expand_latents(c, &llm->layers[l], layer_cache, cache->row_width, 0, n_past, chunk, s));
+            DMLLM_TRY(expand_latents(c, &llm->layers[l], layer_cache, cache->row_width, 0, n_past, s));
         for (int start = 0; start < n; start += chunk) {
             int m = n - start < chunk ? n - start : chunk;
             DMLLM_TRY(layer_chunk(c, &llm->layers[l], layer_cache, cache->row_width, form, n_past + start, m, start,
-                                  chunk, x + (size_t)start * c->hidden_size, s));
+                                  x + (size_t)start * c->hidden_size, s));
         }
         DMLLM_TRY(dmllm_progress_report(progress, "llm", l + 1, c->num_layers));
     }
