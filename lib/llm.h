@@ -31,6 +31,18 @@ dmllm_status dmllm_llm_embed(const dmllm_llm *llm, const int32_t *ids, int n, fl
 dmllm_status dmllm_llm_forward(const dmllm_llm *llm, dmllm_kv_cache *cache, const float *embeddings, int n,
                                float *normed_hidden, const dmllm_progress *progress);
 
+/* The two evaluations of MLA (model-spec 4.4). EXPANDED rebuilds per-head k_nope/v from the cached
+ * latents with kv_b_proj (cheap for long chunks); ABSORBED folds W_UK into the queries and W_UV into
+ * the output so all heads attend directly to the cached [c | k_pe] rows (cheap for decode and short
+ * chunks). AUTO applies dmllm_llm_pick_form. Both give the same result up to rounding. */
+typedef enum dmllm_mla_form { DMLLM_MLA_AUTO = 0, DMLLM_MLA_EXPANDED, DMLLM_MLA_ABSORBED } dmllm_mla_form;
+
+/* The form AUTO uses for n_new tokens after n_past cached ones (the one with fewer FLOPs). */
+dmllm_mla_form dmllm_llm_pick_form(const dmllm_llm *llm, int n_past, int n_new);
+/* dmllm_llm_forward with the attention form forced (tests compare the two). */
+dmllm_status dmllm_llm_forward_form(const dmllm_llm *llm, dmllm_kv_cache *cache, const float *embeddings, int n,
+                                    float *normed_hidden, const dmllm_progress *progress, dmllm_mla_form form);
+
 /* logits[n, vocab] = normed_hidden[n, hidden] embed_tokens^T (the tied LM head). */
 dmllm_status dmllm_llm_logits(const dmllm_llm *llm, const float *normed_hidden, int n, float *logits);
 /* out[n, n_ids] = dot products with the selected embed_tokens rows only. */
