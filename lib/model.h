@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "llm.h"
 #include "merger.h"
+#include "tokenizer.h"
 #include "vision.h"
 
 struct dmllm_model {
@@ -18,6 +19,7 @@ struct dmllm_model {
     dmllm_vision *vision;           /* packed vision tower weights */
     dmllm_merger *merger;           /* packed merger weights */
     dmllm_llm *llm;                 /* packed LLM weights incl. the tied LM head */
+    dmllm_tokenizer *tokenizer;     /* tokenizer.json of the directory; NULL when it has none */
 };
 
 #endif
