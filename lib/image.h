@@ -12,7 +12,12 @@ struct dmllm_image {
     uint8_t *pixels;   /* [height][width][3] */
 };
 
-/* Allocates an image with uninitialised pixels. */
+/* Largest image decoded, resized or allocated: 2^28 pixels (768 MiB of RGB). Larger ones fail with
+ * DMLLM_ERR_UNSUPPORTED before any pixel memory is allocated. */
+#define DMLLM_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
+
+/* Allocates an image with uninitialised pixels: DMLLM_ERR_FORMAT for an empty size,
+ * DMLLM_ERR_UNSUPPORTED above DMLLM_IMAGE_MAX_PIXELS. */
 dmllm_status dmllm_image_alloc(int width, int height, dmllm_image **out);
 
 #endif

@@ -1,0 +1,421 @@
+/*
+ * image.c: the dmllm_image handle and its decoders, matching PIL 9.4's
+ * Image.open(...).convert("RGB") (plus ImageOps.exif_transpose for JPEG):
+ *  - JPEG through the TurboJPEG 2.x API (same libjpeg-turbo, ISLOW DCT and fancy upsampling as
+ *    PIL, so RGB and grayscale decode bit-identically); CMYK/YCCK through PIL's "CMYK;I" polarity
+ *    and its cmyk2rgb formula; EXIF orientation 2-8 from our own bounds-checked APP1/TIFF parser.
+ *  - PNG through libpng: every colour type and depth, interlaced or not, converted as PIL does
+ *    (alpha and tRNS dropped, not composited; 16-bit samples keep their high byte except 16-bit
+ *    gray, which PIL opens as mode "I" and clips to 255; palette indices past PLTE map to gray i).
+ * Decoding only; never resizes. Images above DMLLM_IMAGE_MAX_PIXELS are refused before allocating.
+ */
+#include "image.h"
+
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <turbojpeg.h>
+
+/* ---- the handle ------------------------------------------------------------------------------- */
+
+dmllm_status dmllm_image_alloc(int width, int height, dmllm_image **out) {
+    if (!out) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_alloc: out is NULL");
+    *out = NULL;
+    if (width <= 0 || height <= 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "image size %dx%d is empty", width, height);
+    if ((int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "image size %dx%d exceeds the limit of %lld pixels", width, height,
+                          (long long)DMLLM_IMAGE_MAX_PIXELS);
+    dmllm_image *image = calloc(1, sizeof *image);
+    if (!image) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating an image handle");
+    image->pixels = dmllm_malloc((size_t)width * height, 3);
+    if (!image->pixels) {
+        free(image);
+        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating a %dx%d RGB image", width, height);
+    }
+    image->width = width;
+    image->height = height;
+    *out = image;
+    return DMLLM_OK;
+}
+
+void dmllm_image_free(dmllm_image *image) {
+    if (!image) return;
+    free(image->pixels);
+    free(image);
+}
+
+int dmllm_image_width(const dmllm_image *image) { return image ? image->width : 0; }
+int dmllm_image_height(const dmllm_image *image) { return image ? image->height : 0; }
+const uint8_t *dmllm_image_pixels(const dmllm_image *image) { return image ? image->pixels : NULL; }
+
+dmllm_status dmllm_image_from_rgb(const uint8_t *rgb, int width, int height, size_t stride_bytes,
+                                  dmllm_image **out_image) {
+    if (!rgb || !out_image) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_from_rgb: rgb or out_image is NULL");
+    *out_image = NULL;
+    if (width <= 0 || height <= 0)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_from_rgb: size %dx%d is empty", width, height);
+    const size_t row_bytes = (size_t)width * 3;
+    if (stride_bytes == 0) stride_bytes = row_bytes;
+    if (stride_bytes < row_bytes)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_from_rgb: stride %zu bytes < 3*width = %zu",
+                          stride_bytes, row_bytes);
+    dmllm_image *image;
+    DMLLM_TRY(dmllm_image_alloc(width, height, &image));
+    for (int y = 0; y < height; y++) memcpy(image->pixels + y * row_bytes, rgb + y * stride_bytes, row_bytes);
+    *out_image = image;
+    return DMLLM_OK;
+}
+
+/* ---- JPEG markers: EXIF orientation ----------------------------------------------------------- */
+
+static unsigned read_u16(const uint8_t *p, bool big_endian) {
+    return big_endian ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0];
+}
+
+static uint32_t read_u32(const uint8_t *p, bool big_endian) {
+    return big_endian ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+                      : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* Orientation tag (0x0112) of IFD0 in a TIFF block, or 1 when absent or malformed. Like PIL, only a
+ * single SHORT or LONG value counts; every offset is checked against the block. */
+static int tiff_orientation(const uint8_t *tiff, size_t size) {
+    enum { TYPE_SHORT = 3, TYPE_LONG = 4, TAG_ORIENTATION = 0x0112, ENTRY_BYTES = 12 };
+    if (size < 8) return 1;
+    bool big_endian;
+    if (memcmp(tiff, "II*\0", 4) == 0) big_endian = false;
+    else if (memcmp(tiff, "MM\0*", 4) == 0) big_endian = true;
+    else return 1;
+    const uint32_t ifd = read_u32(tiff + 4, big_endian);
+    if (ifd > size - 2) return 1;
+    const unsigned n_entries = read_u16(tiff + ifd, big_endian);
+    for (unsigned i = 0; i < n_entries; i++) {
+        const size_t entry = (size_t)ifd + 2 + (size_t)i * ENTRY_BYTES;
+        if (entry + ENTRY_BYTES > size) return 1;
+        const uint8_t *e = tiff + entry;
+        if (read_u16(e, big_endian) != TAG_ORIENTATION) continue;
+        const unsigned type = read_u16(e + 2, big_endian);
+        if (read_u32(e + 4, big_endian) != 1) return 1;
+        /* A single value sits left-aligned in the 4-byte value field. */
+        const uint32_t value = type == TYPE_SHORT ? read_u16(e + 8, big_endian)
+                             : type == TYPE_LONG  ? read_u32(e + 8, big_endian) : 0;
+        return value >= 1 && value <= 8 ? (int)value : 1;
+    }
+    return 1;
+}
+
+/* Walks the JPEG marker segments up to the first SOS and returns the orientation of the first
+ * "Exif\0" APP1 segment (PIL reads only the first), or 1. Stops quietly at anything malformed:
+ * the decoder reports real damage. */
+static int jpeg_exif_orientation(const uint8_t *data, size_t size) {
+    enum { MARKER_SOS = 0xDA, MARKER_APP1 = 0xE1, MARKER_EOI = 0xD9 };
+    size_t pos = 2; /* after SOI */
+    while (pos + 4 <= size) {
+        if (data[pos] != 0xFF) return 1;
+        const uint8_t marker = data[pos + 1];
+        if (marker == 0xFF) { pos++; continue; } /* fill byte */
+        if (marker == MARKER_SOS || marker == MARKER_EOI) return 1;
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) { pos += 2; continue; } /* no length */
+        const size_t length = (size_t)data[pos + 2] << 8 | data[pos + 3]; /* includes itself */
+        if (length < 2 || pos + 2 + length > size) return 1;
+        const uint8_t *payload = data + pos + 4;
+        const size_t payload_size = length - 2;
+        if (marker == MARKER_APP1 && payload_size >= 6 && memcmp(payload, "Exif\0", 5) == 0)
+            return tiff_orientation(payload + 6, payload_size - 6);
+        pos += 2 + length;
+    }
+    return 1;
+}
+
+/* Applies EXIF orientation 2-8 as ImageOps.exif_transpose does. For every output pixel (x, y) the
+ * source pixel is (sx, sy); orientations 5-8 swap the sides. */
+static dmllm_status apply_orientation(dmllm_image **image_io, int orientation) {
+    dmllm_image *in = *image_io;
+    if (orientation <= 1 || orientation > 8) return DMLLM_OK;
+    const bool swaps = orientation >= 5;
+    const int w = swaps ? in->height : in->width, h = swaps ? in->width : in->height;
+    const int W = in->width, H = in->height;
+    dmllm_image *out;
+    DMLLM_TRY(dmllm_image_alloc(w, h, &out));
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            int sx, sy;
+            switch (orientation) {
+            case 2: sx = W - 1 - x; sy = y; break;          /* mirror left-right */
+            case 3: sx = W - 1 - x; sy = H - 1 - y; break;  /* rotate 180 */
+            case 4: sx = x; sy = H - 1 - y; break;          /* mirror top-bottom */
+            case 5: sx = y; sy = x; break;                  /* transpose */
+            case 6: sx = y; sy = H - 1 - x; break;          /* rotate 90 clockwise */
+            case 7: sx = W - 1 - y; sy = H - 1 - x; break;  /* transverse */
+            default: sx = W - 1 - y; sy = x; break;         /* 8: rotate 90 counter-clockwise */
+            }
+            memcpy(out->pixels + ((size_t)y * w + x) * 3, in->pixels + ((size_t)sy * W + sx) * 3, 3);
+        }
+    }
+    dmllm_image_free(in);
+    *image_io = out;
+    return DMLLM_OK;
+}
+
+/* ---- JPEG --------------------------------------------------------------------------------------- */
+
+/* PIL reads 4-component JPEGs as "CMYK;I" (inverted, Adobe polarity) and converts with
+ * rgb = nk - nk*c/255 (rounded as MULDIV255), nk = 255 - k. With the stored (uninverted) values
+ * that is nk = k_stored, c = 255 - c_stored. */
+static void cmyk_to_rgb(const uint8_t *cmyk, size_t n_pixels, uint8_t *rgb) {
+    for (size_t i = 0; i < n_pixels; i++) {
+        const int nk = cmyk[4 * i + 3];
+        for (int c = 0; c < 3; c++) {
+            const int t = (255 - cmyk[4 * i + c]) * nk + 128;
+            rgb[3 * i + c] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
+        }
+    }
+}
+
+static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, dmllm_image **out) {
+    int width, height, subsampling, colorspace;
+    if (tjDecompressHeader3(tj, data, (unsigned long)size, &width, &height, &subsampling, &colorspace) != 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "malformed JPEG header: %s", tjGetErrorStr2(tj));
+    if ((int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "JPEG size %dx%d exceeds the limit of %lld pixels", width, height,
+                          (long long)DMLLM_IMAGE_MAX_PIXELS);
+    const bool is_cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+    dmllm_image *image;
+    DMLLM_TRY(dmllm_image_alloc(width, height, &image));
+    uint8_t *cmyk = NULL; /* [height][width][4] for CMYK/YCCK files */
+    if (is_cmyk && !(cmyk = dmllm_malloc((size_t)width * height, 4))) {
+        dmllm_image_free(image);
+        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory decoding a %dx%d CMYK JPEG", width, height);
+    }
+    dmllm_status status = DMLLM_OK;
+    if (tjDecompress2(tj, data, (unsigned long)size, is_cmyk ? cmyk : image->pixels, width, 0, height,
+                      is_cmyk ? TJPF_CMYK : TJPF_RGB, 0) != 0) {
+        const char *message = tjGetErrorStr2(tj);
+        /* libjpeg reports a missing end as a warning and pads with gray; PIL refuses such files
+         * ("image file is truncated"), so do we. Other warnings (e.g. extraneous bytes) are benign. */
+        if (tjGetErrorCode(tj) == TJERR_FATAL || strstr(message, "Premature end"))
+            status = dmllm_fail(DMLLM_ERR_FORMAT, "corrupt or truncated JPEG data (%dx%d): %s", width, height, message);
+        else
+            dmllm_log(DMLLM_LOG_WARN, "JPEG decoder warning: %s", message);
+    }
+    if (status == DMLLM_OK && is_cmyk) cmyk_to_rgb(cmyk, (size_t)width * height, image->pixels);
+    free(cmyk);
+    if (status != DMLLM_OK) {
+        dmllm_image_free(image);
+        return status;
+    }
+    *out = image;
+    return DMLLM_OK;
+}
+
+static dmllm_status decode_jpeg(const uint8_t *data, size_t size, dmllm_image **out) {
+    tjhandle tj = tjInitDecompress();
+    if (!tj) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create a TurboJPEG decompressor: %s", tjGetErrorStr2(NULL));
+    dmllm_image *image = NULL;
+    dmllm_status status = decode_jpeg_pixels(tj, data, size, &image);
+    tjDestroy(tj);
+    if (status == DMLLM_OK) status = apply_orientation(&image, jpeg_exif_orientation(data, size));
+    if (status != DMLLM_OK) {
+        dmllm_image_free(image);
+        return status;
+    }
+    *out = image;
+    return DMLLM_OK;
+}
+
+/* ---- PNG ---------------------------------------------------------------------------------------- */
+
+/* Everything the libpng callbacks and the longjmp recovery touch. It lives in decode_png's frame
+ * and is reached through a pointer inside read_png, so nothing modified between setjmp and longjmp
+ * is a non-volatile local of the function that called setjmp. */
+typedef struct png_decode {
+    const uint8_t *data;
+    size_t size, pos;
+    png_structp png;
+    png_infop info;
+    uint8_t *rows;         /* [height][row_bytes] libpng output after our transforms */
+    png_bytep *row_ptrs;   /* [height] into rows */
+    dmllm_image *image;
+    dmllm_status status;   /* set before every png_error(); FORMAT for libpng's own errors */
+    char message[200];
+} png_decode;
+
+static void png_on_error(png_structp png, png_const_charp message) {
+    png_decode *d = png_get_error_ptr(png);
+    snprintf(d->message, sizeof d->message, "%s", message);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp message) {
+    (void)png;
+    dmllm_log(DMLLM_LOG_DEBUG, "libpng warning: %s", message);
+}
+
+static void png_read_memory(png_structp png, png_bytep dst, size_t n) {
+    png_decode *d = png_get_io_ptr(png);
+    if (n > d->size - d->pos) png_error(png, "truncated PNG data");
+    memcpy(dst, d->data + d->pos, n);
+    d->pos += n;
+}
+
+/* Converts one libpng output row (after the transforms set in read_png) to RGB. */
+static void png_row_to_rgb(const uint8_t *row, int width, int color_type, int bit_depth, const uint8_t *palette,
+                           uint8_t *rgb) {
+    for (int x = 0; x < width; x++, rgb += 3) {
+        switch (color_type) {
+        case PNG_COLOR_TYPE_PALETTE: memcpy(rgb, palette + 3 * row[x], 3); break;
+        case PNG_COLOR_TYPE_GRAY: {
+            /* 16-bit gray is PIL mode "I": convert("RGB") clips each value to 255. */
+            const unsigned v = bit_depth == 16 ? (unsigned)row[2 * x] << 8 | row[2 * x + 1] : row[x];
+            rgb[0] = rgb[1] = rgb[2] = (uint8_t)(v > 255 ? 255 : v);
+            break;
+        }
+        case PNG_COLOR_TYPE_GRAY_ALPHA: rgb[0] = rgb[1] = rgb[2] = row[2 * x]; break;
+        case PNG_COLOR_TYPE_RGB: memcpy(rgb, row + 3 * x, 3); break;
+        default: memcpy(rgb, row + 4 * x, 3); break; /* RGBA: alpha dropped */
+        }
+    }
+}
+
+static void read_png(png_decode *d) {
+    if (setjmp(png_jmpbuf(d->png))) {
+        if (d->status == DMLLM_OK) d->status = DMLLM_ERR_FORMAT;
+        return;
+    }
+    png_set_read_fn(d->png, d, png_read_memory);
+    png_read_info(d->png, d->info);
+    png_uint_32 width, height;
+    int bit_depth, color_type, interlace;
+    png_get_IHDR(d->png, d->info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
+    if ((uint64_t)width * height > DMLLM_IMAGE_MAX_PIXELS) {
+        d->status = DMLLM_ERR_UNSUPPORTED;
+        snprintf(d->message, sizeof d->message, "PNG size %ux%u exceeds the limit of %lld pixels", (unsigned)width,
+                 (unsigned)height, (long long)DMLLM_IMAGE_MAX_PIXELS);
+        return;
+    }
+    /* PIL's palette: gray ramp i -> (i, i, i), overwritten by the PLTE entries. */
+    uint8_t palette[256 * 3]; /* [index][rgb] */
+    for (int i = 0; i < 256; i++) palette[3 * i] = palette[3 * i + 1] = palette[3 * i + 2] = (uint8_t)i;
+    if (color_type == PNG_COLOR_TYPE_PALETTE) {
+        png_colorp entries;
+        int n_entries = 0;
+        if (png_get_PLTE(d->png, d->info, &entries, &n_entries) == 0) png_error(d->png, "palette PNG without PLTE");
+        for (int i = 0; i < n_entries && i < 256; i++) {
+            palette[3 * i] = entries[i].red;
+            palette[3 * i + 1] = entries[i].green;
+            palette[3 * i + 2] = entries[i].blue;
+        }
+    }
+    if (bit_depth < 8) {
+        if (color_type == PNG_COLOR_TYPE_GRAY) png_set_expand_gray_1_2_4_to_8(d->png); /* PIL's "1"/"L;2"/"L;4" scaling */
+        else png_set_packing(d->png);                                                  /* palette indices, one per byte */
+    }
+    if (bit_depth == 16 && color_type != PNG_COLOR_TYPE_GRAY) png_set_strip_16(d->png); /* high byte, like "RGB;16B" */
+    png_set_interlace_handling(d->png);
+    png_read_update_info(d->png, d->info);
+    const size_t row_bytes = png_get_rowbytes(d->png, d->info);
+    d->rows = dmllm_malloc(height, row_bytes);
+    d->row_ptrs = dmllm_malloc(height, sizeof *d->row_ptrs);
+    if (!d->rows || !d->row_ptrs) {
+        d->status = DMLLM_ERR_OUT_OF_MEMORY;
+        snprintf(d->message, sizeof d->message, "out of memory decoding a %ux%u PNG", (unsigned)width, (unsigned)height);
+        return;
+    }
+    for (png_uint_32 y = 0; y < height; y++) d->row_ptrs[y] = d->rows + y * row_bytes;
+    png_read_image(d->png, d->row_ptrs);
+    /* The trailing chunks are not read: PIL ignores a damaged or missing tail after the pixels. */
+    if (dmllm_image_alloc((int)width, (int)height, &d->image) != DMLLM_OK) {
+        d->status = DMLLM_ERR_OUT_OF_MEMORY;
+        snprintf(d->message, sizeof d->message, "%s", dmllm_last_error());
+        return;
+    }
+    for (png_uint_32 y = 0; y < height; y++)
+        png_row_to_rgb(d->row_ptrs[y], (int)width, color_type, bit_depth, palette, d->image->pixels + (size_t)y * width * 3);
+}
+
+static dmllm_status decode_png(const uint8_t *data, size_t size, dmllm_image **out) {
+    png_decode d = {.data = data, .size = size};
+    d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, png_on_error, png_on_warning);
+    if (d.png) d.info = png_create_info_struct(d.png);
+    if (!d.png || !d.info) {
+        png_destroy_read_struct(d.png ? &d.png : NULL, NULL, NULL);
+        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create a libpng reader");
+    }
+    read_png(&d);
+    png_destroy_read_struct(&d.png, &d.info, NULL);
+    free(d.rows);
+    free(d.row_ptrs);
+    if (d.status != DMLLM_OK) {
+        dmllm_image_free(d.image);
+        return dmllm_fail(d.status, "%s%s", d.status == DMLLM_ERR_FORMAT ? "corrupt or truncated PNG: " : "", d.message);
+    }
+    *out = d.image;
+    return DMLLM_OK;
+}
+
+/* ---- entry points ------------------------------------------------------------------------------- */
+
+/* A name for a signature we do not decode, so the error says what the file is. */
+static const char *other_format_name(const uint8_t *data, size_t size) {
+    static const struct { const char *magic; size_t offset, length; const char *name; } known[] = {
+        {"GIF8", 0, 4, "GIF"},          {"BM", 0, 2, "BMP"},       {"WEBP", 8, 4, "WebP"},
+        {"II*\0", 0, 4, "TIFF"},        {"MM\0*", 0, 4, "TIFF"},   {"ftypavif", 4, 8, "AVIF"},
+        {"ftypheic", 4, 8, "HEIC"},     {"ftypmif1", 4, 8, "HEIF"}, {"qoif", 0, 4, "QOI"},
+        {"\0\0\1\0", 0, 4, "ICO"},      {"8BPS", 0, 4, "PSD"},     {"\xff\x0a", 0, 2, "JPEG XL"},
+        {"\0\0\0\x0cjP  ", 0, 8, "JPEG 2000"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (size >= known[i].offset + known[i].length &&
+            memcmp(data + known[i].offset, known[i].magic, known[i].length) == 0)
+            return known[i].name;
+    return NULL;
+}
+
+dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image **out_image) {
+    if (!data || !out_image) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_load_memory: data or out_image is NULL");
+    *out_image = NULL;
+    const uint8_t *bytes = data;
+    static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (size == 0) return dmllm_fail(DMLLM_ERR_FORMAT, "empty image data (0 bytes)");
+    if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return decode_jpeg(bytes, size, out_image);
+    if (size >= 8 && memcmp(bytes, png_signature, 8) == 0) return decode_png(bytes, size, out_image);
+    const char *name = other_format_name(bytes, size);
+    if (name) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unsupported image format %s (only JPEG and PNG are decoded)", name);
+    char head[3 * 8 + 1] = "";
+    for (size_t i = 0; i < size && i < 8; i++) snprintf(head + 3 * i, sizeof head - 3 * i, "%02x ", bytes[i]);
+    return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unknown image format (first bytes %s; only JPEG and PNG are decoded)", head);
+}
+
+dmllm_status dmllm_image_load_file(const char *path, dmllm_image **out_image) {
+    if (!path || !out_image) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_load_file: path or out_image is NULL");
+    *out_image = NULL;
+    FILE *file = fopen(path, "rb");
+    if (!file) return dmllm_fail(DMLLM_ERR_IO, "%s: cannot open image file", path);
+    uint8_t *data = NULL; /* [size] whole file */
+    size_t size = 0, capacity = 0;
+    dmllm_status status = DMLLM_OK;
+    for (;;) {
+        if (size == capacity) {
+            capacity = capacity ? capacity * 2 : 1 << 16;
+            uint8_t *grown = realloc(data, capacity);
+            if (!grown) { status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "%s: out of memory reading the file", path); break; }
+            data = grown;
+        }
+        const size_t n = fread(data + size, 1, capacity - size, file);
+        size += n;
+        if (n == 0) {
+            if (ferror(file)) status = dmllm_fail(DMLLM_ERR_IO, "%s: read error", path);
+            break;
+        }
+    }
+    fclose(file);
+    if (status == DMLLM_OK) {
+        status = dmllm_image_load_memory(data ? (const void *)data : "", size, out_image);
+        if (status != DMLLM_OK) dmllm_fail_context(status, "%s", path);
+    }
+    free(data);
+    return status;
+}
