@@ -43,7 +43,8 @@ typedef struct llm_layer {
 struct dmllm_llm {
     dmllm_text_config text;
     dmllm_dtype embed_dtype;
-    void *embed;                /* [vocab, hidden] of embed_dtype, copied so the checkpoint may close */
+    const void *embed;          /* [vocab, hidden] of embed_dtype, in the checkpoint's mapping: a lookup
+                                   pages in only the rows it reads */
     float *final_norm;          /* [hidden] */
     double *rope_inv_freq;      /* [rope / 2]: rope_theta^(-2i/rope) */
     llm_layer *layers;          /* [num_layers] */
@@ -89,12 +90,14 @@ static dmllm_status load_norm(const dmllm_checkpoint *checkpoint, int layer, con
     else DMLLM_TRY(get_layer_tensor(checkpoint, layer, suffix, dim, 0, &t));
     DMLLM_TRY(dmllm_alloc(out, (size_t)dim, sizeof(float), t->name));
     dmllm_convert_to_f32(t->dtype, t->data, *out, (size_t)dim);
+    dmllm_tensor_release(t);
     return DMLLM_OK;
 }
 
 static dmllm_status linear_from_tensor(const dmllm_backend *backend, const dmllm_tensor *t, dmllm_linear **out) {
     dmllm_status status = dmllm_linear_create(backend, t->dtype, t->data, t->shape[0], t->shape[1], t->shape[1],
                                               NULL, out);
+    dmllm_tensor_release(t);
     return status == DMLLM_OK ? status : dmllm_fail_context(status, "packing %s", t->name);
 }
 
@@ -119,6 +122,7 @@ static dmllm_status linear_stacked(const dmllm_backend *backend, const dmllm_ten
         dst += n * element;
     }
     dmllm_status status = dmllm_linear_create(backend, dtype, stacked, rows, cols, cols, NULL, out);
+    for (int p = 0; p < n_parts; p++) dmllm_tensor_release(parts[p]);
     free(stacked);
     return status == DMLLM_OK ? status : dmllm_fail_context(status, "packing the stack of %s", parts[0]->name);
 }
@@ -189,8 +193,7 @@ static dmllm_status load_all(const dmllm_backend *backend, const dmllm_checkpoin
     const dmllm_tensor *embed;
     DMLLM_TRY(get_tensor(checkpoint, "model.embed_tokens.weight", c->vocab_size, c->hidden_size, &embed));
     llm->embed_dtype = embed->dtype;
-    DMLLM_TRY(dmllm_alloc(&llm->embed, embed->n_bytes, 1, "the token embeddings"));
-    memcpy(llm->embed, embed->data, embed->n_bytes);
+    llm->embed = embed->data;
     DMLLM_TRY(linear_from_tensor(backend, embed, &llm->lm_head));
     DMLLM_TRY(load_norm(checkpoint, -1, "model.norm.weight", c->hidden_size, &llm->final_norm));
 
@@ -243,7 +246,6 @@ void dmllm_llm_free(dmllm_llm *llm) {
     if (llm->layers)
         for (int l = 0; l < llm->text.num_layers; l++) free_layer(&llm->layers[l], llm->text.num_heads);
     free(llm->layers);
-    free(llm->embed);
     free(llm->final_norm);
     free(llm->rope_inv_freq);
     dmllm_linear_free(llm->lm_head);

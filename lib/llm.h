@@ -12,6 +12,7 @@
 typedef struct dmllm_llm dmllm_llm;
 typedef struct dmllm_kv_cache dmllm_kv_cache;
 
+/* The checkpoint must outlive the LLM: token embeddings are read from its mapping. */
 dmllm_status dmllm_llm_load(const dmllm_backend *backend, const dmllm_checkpoint *checkpoint, dmllm_llm **out);
 void dmllm_llm_free(dmllm_llm *llm);
 

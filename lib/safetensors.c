@@ -289,3 +289,12 @@ const dmllm_tensor *dmllm_safetensors_find(const dmllm_safetensors *file, const 
     dmllm_tensor key = {.name = name};
     return bsearch(&key, file->tensors, (size_t)file->n_tensors, sizeof *file->tensors, compare_tensor_names);
 }
+
+void dmllm_tensor_release(const dmllm_tensor *tensor) {
+    if (!tensor || tensor->n_bytes == 0) return;
+    /* Rounded outward to whole pages: a neighbour sharing a page is simply read again if needed. */
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t start = (uintptr_t)tensor->data & ~(page - 1);
+    const uintptr_t end = ((uintptr_t)tensor->data + tensor->n_bytes + page - 1) & ~(page - 1);
+    madvise((void *)start, end - start, MADV_DONTNEED);
+}

@@ -28,4 +28,9 @@ int dmllm_safetensors_count(const dmllm_safetensors *file);
 const dmllm_tensor *dmllm_safetensors_at(const dmllm_safetensors *file, int index);
 const dmllm_tensor *dmllm_safetensors_find(const dmllm_safetensors *file, const char *name);
 
+/* Drops the tensor's pages from memory once its data has been converted or packed, so loading
+ * holds one tensor of the file at a time, not the whole mapping. The data stays readable (pages
+ * are read from the file again if touched). */
+void dmllm_tensor_release(const dmllm_tensor *tensor);
+
 #endif

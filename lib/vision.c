@@ -68,6 +68,7 @@ dmllm_status dmllm_load_vector_f32(const dmllm_checkpoint *checkpoint, const cha
     const dmllm_tensor *t = NULL;
     DMLLM_TRY(require_tensor(checkpoint, name, n, 0, &t));
     dmllm_convert_to_f32(t->dtype, t->data, out, (size_t)n);
+    dmllm_tensor_release(t);
     return DMLLM_OK;
 }
 
@@ -110,6 +111,7 @@ dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dm
     if (status == DMLLM_OK)
         status = dmllm_linear_create(backend, dtype, w, out_features, in_features, in_features, bias, out);
     if (status != DMLLM_OK) status = dmllm_fail_context(status, "linear %s", weight_names[0]);
+    for (int p = 0; p < n_parts; p++) dmllm_tensor_release(weights[p]);
     free(stacked);
     free(bias);
     return status;

@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 dir=${1:-/tmp/densemllm-full}
 [ -x build/densemllm ] || DMLLM_SKIP_DEPS=1 bash scripts/build.sh
 if [ ! -f "$dir/model.safetensors.index.json" ]; then
-    /usr/bin/time -f "generate: %e s wall" /usr/bin/python3 tools/make_checkpoint.py --full --out "$dir"
+    /usr/bin/time -f "generate: %e s wall" /usr/bin/python3 tools/make_checkpoint.py "$dir" --full
 fi
 ./build/densemllm info "$dir"
 # 64 image tokens (a 256x256 input), labels = a few ordinary ids; the point is the shapes, not the answer.
 /usr/bin/time -f "run: %e s wall, peak RSS %M KiB" \
-    ./build/densemllm readout --model "$dir" --image examples/images/chelsea.png --max-patches 256 \
-    --labels 1000,2000,3000,4000
+    ./build/densemllm readout --model "$dir" --max-patches 256 --labels 1000,2000,3000,4000 \
+    examples/images/chelsea.png
