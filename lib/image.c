@@ -176,9 +176,13 @@ static void cmyk_to_rgb(const uint8_t *cmyk, size_t n_pixels, uint8_t *rgb) {
 }
 
 static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, dmllm_image **out) {
-    int width, height, subsampling, colorspace;
+    int width = 0, height = 0, subsampling = -1, colorspace = -1;
     if (tjDecompressHeader3(tj, data, (unsigned long)size, &width, &height, &subsampling, &colorspace) != 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "malformed JPEG header: %s", tjGetErrorStr2(tj));
+    /* TurboJPEG 2.1 returns success without touching the outputs when the data ends (or holds only
+     * tables) before a frame header. */
+    if (width <= 0 || height <= 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "JPEG data without a frame header (truncated?): %s", tjGetErrorStr2(tj));
     if ((int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
         return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "JPEG size %dx%d exceeds the limit of %lld pixels", width, height,
                           (long long)DMLLM_IMAGE_MAX_PIXELS);
