@@ -1,6 +1,7 @@
 /*
  * test_image.c: the JPEG and PNG decoders against PIL 9.4 (tests/fixtures/images/expected.txt,
  * written by make_fixtures.py: every PNG colour type and depth, interlaced, tRNS, short palettes;
+ * PNG orientation from eXIf (before or after the pixels) or XMP, as PIL's getexif() finds it;
  * JPEG 4:2:0/4:2:2/4:4:4, progressive, gray, CMYK, EXIF orientations 1-8 in both byte orders;
  * the shared photos), the refusal of corrupt, truncated, empty, zero-size, huge and foreign files,
  * truncation and bit-flip sweeps (no crash, no leak under ASan, clean errors), and the handle API.
@@ -128,6 +129,8 @@ static void test_damage(void) {
     sweep_damage("fixtures/rgb_progressive.jpg", false);
     sweep_damage("fixtures/cmyk.jpg", false);
     sweep_damage("fixtures/orient6_be.jpg", true);
+    sweep_damage("fixtures/exif3_after.png", true);
+    sweep_damage("fixtures/xmp8_itxt.png", true);
 }
 
 static void test_handle(void) {
