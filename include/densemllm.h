@@ -275,6 +275,78 @@ DMLLM_API dmllm_status dmllm_session_image_logits(dmllm_session *session, dmllm_
                                                   const int32_t *token_ids, int n_ids, float *out,
                                                   size_t capacity, size_t *rows, size_t *cols);
 
+/* ---- dense prediction ------------------------------------------------------------------------- */
+/* DenseMLLM's readout without a decoder (model-spec 6, 9.2-9.3): the image is encoded and
+ * prefilled, then label scores are read from the LM head at the image tokens for only the label
+ * token ids (class names, <FG>/<BG>, depth bins), upsampled bilinearly and argmax'ed. Every choice
+ * the report leaves open comes from the model's readout profile (readout_profile.json in the model
+ * directory; defaults for youtu_vl), and the per-call fields below override it.
+ *
+ * Encode once, query many: with the image before the prompt (the official chat layout) the image
+ * states do not depend on the prompt, so a second query on the same image (same pixels) in the same
+ * session reuses the encoded prefix and costs only the readout. With the prompt before the image
+ * (the report's depth benchmarks) each new prompt re-runs the LLM over the image. */
+typedef enum dmllm_dense_task {
+    DMLLM_TASK_SEMANTIC = 0,  /* labels = the given classes */
+    DMLLM_TASK_FGBG = 1,      /* labels 0 = background (<BG>), 1 = foreground (<FG>) */
+    DMLLM_TASK_DEPTH = 2      /* labels = depth bins; metres through a quantisation profile */
+} dmllm_dense_task;
+
+typedef enum dmllm_prompt_layout {
+    DMLLM_LAYOUT_IMAGE_FIRST = 0,  /* official chat layout: image, then the instruction */
+    DMLLM_LAYOUT_PROMPT_FIRST = 1  /* instruction, then the image (report's depth benchmarks) */
+} dmllm_prompt_layout;
+
+#define DMLLM_FROM_PROFILE (-1)
+
+typedef struct dmllm_dense_params {
+    uint32_t struct_size;           /* set by dmllm_dense_params_init() */
+    dmllm_dense_task task;          /* default DMLLM_TASK_SEMANTIC */
+    const char *const *class_names; /* SEMANTIC: n_classes names, tokenised with the profile's rule */
+    int n_classes;
+    const int32_t *label_token_ids; /* SEMANTIC alternative to names: label k averages the logits of */
+    const int *label_offsets;       /* ids[offsets[k] .. offsets[k+1]-1]; offsets has n_classes + 1 */
+    int background;                 /* SEMANTIC: add a background label (value n_classes) that wins
+                                       where every sigmoid(scale * score) < level (App. A.1.5) */
+    int evaluation;                 /* confidence from softmax(score / temperature) as the report's
+                                       benchmarks; otherwise plain argmax and no confidence map */
+    dmllm_prompt_layout layout;     /* default DMLLM_LAYOUT_IMAGE_FIRST */
+    const char *prompt;             /* NULL: the profile's prompt for the task */
+    int alignment;                  /* DMLLM_FROM_PROFILE (default) or a dmllm_alignment */
+    const char *depth_profile;      /* DEPTH: quantisation name ("nyuv2", "cityscapes", "ddad",
+                                       "open_world", or the profile's own); NULL: the profile default */
+    float focal_length_px;          /* DEPTH: > 0 resizes the input to a 2000 px focal length first
+                                       (open-world metric depth, report 9.3); 0: as given */
+    int keep_token_scores;          /* also return the label scores on the token grid */
+} dmllm_dense_params;
+
+DMLLM_API void dmllm_dense_params_init(dmllm_dense_params *params);
+DMLLM_API size_t dmllm_dense_params_sizeof(void);
+
+/* Allocated by the library, freed with dmllm_dense_result_free(). Maps are row-major at the
+ * ORIGINAL image size unless stated. */
+typedef struct dmllm_dense_result {
+    dmllm_dense_task task;
+    int width, height;              /* the original image */
+    int n_labels;                   /* label values are 0 .. n_labels-1 (incl. background) */
+    uint16_t *labels;               /* [height][width]; DEPTH: bin numbers */
+    float *confidence;              /* [height][width] probability of the chosen label, or NULL */
+    float *depth_m;                 /* DEPTH: [height][width] metres, else NULL */
+    int depth_grid_w, depth_grid_h; /* DEPTH: (W//16) x (H//16), the official demo's grid */
+    uint16_t *depth_grid_bins;      /* DEPTH: [depth_grid_h][depth_grid_w] bin numbers, else NULL */
+    int tokens_w, tokens_h;         /* token grid of the encoded image */
+    int n_scores;                   /* scores per token: classes, 2 (BG, FG), or depth bins */
+    float *token_scores;            /* [tokens_h][tokens_w][n_scores] if keep_token_scores, else NULL */
+    int reused_prefix;              /* the image prefix of an earlier query was reused */
+    double seconds_encode;          /* vision tower + merger (0 when reused) */
+    double seconds_prefill;         /* LLM over the prefix (0 when reused) */
+    double seconds_readout;         /* label logits, upsampling, argmax */
+} dmllm_dense_result;
+
+DMLLM_API dmllm_status dmllm_predict_dense(dmllm_session *session, const dmllm_image *image,
+                                           const dmllm_dense_params *params, dmllm_dense_result **out_result);
+DMLLM_API void dmllm_dense_result_free(dmllm_dense_result *result);
+
 #ifdef __cplusplus
 }
 #endif

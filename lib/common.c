@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DMLLM_ERROR_CAPACITY 1024
 
@@ -149,6 +150,12 @@ dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, c
     memcpy(dst, src, size);
     memcpy(dst, &(uint32_t){(uint32_t)dst_size}, sizeof size);
     return DMLLM_OK;
+}
+
+double dmllm_now_seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 int dmllm_resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : omp_get_num_procs(); }

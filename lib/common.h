@@ -73,6 +73,9 @@ void dmllm_convert_to_f32(dmllm_dtype dtype, const void *src, float *dst, size_t
  * an older, shorter struct keep working. Fails when struct_size is too small or larger than ours. */
 dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, const char *what);
 
+/* Monotonic clock in seconds, for the timings results report. */
+double dmllm_now_seconds(void);
+
 /* Number of threads a call should use: n_threads if > 0, else the number of cores. */
 int dmllm_resolve_threads(int n_threads);
 

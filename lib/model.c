@@ -58,8 +58,9 @@ dmllm_status dmllm_model_load(const char *model_dir, const dmllm_model_params *p
     dmllm_status status = dmllm_checkpoint_open(model_dir, &model->checkpoint);
     if (status == DMLLM_OK) {
         model->config = dmllm_checkpoint_config(model->checkpoint);
-        status = dmllm_progress_report(&progress, "load", 0, 4);
+        status = dmllm_profile_load(model_dir, &model->profile);
     }
+    if (status == DMLLM_OK) status = dmllm_progress_report(&progress, "load", 0, 4);
     if (status == DMLLM_OK && !p.check_only) {
         int saved_threads = omp_get_max_threads();
         omp_set_num_threads(dmllm_resolve_threads(p.n_threads));

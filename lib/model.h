@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "llm.h"
 #include "merger.h"
+#include "profile.h"
 #include "tokenizer.h"
 #include "vision.h"
 
@@ -19,6 +20,7 @@ struct dmllm_model {
     dmllm_vision *vision;           /* packed vision tower weights */
     dmllm_merger *merger;           /* packed merger weights */
     dmllm_llm *llm;                 /* packed LLM weights incl. the tied LM head */
+    dmllm_readout_profile profile;  /* readout_profile.json of the directory over the youtu_vl defaults */
     dmllm_tokenizer *tokenizer;     /* tokenizer.json of the directory; NULL when it has none */
 };
 

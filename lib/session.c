@@ -7,8 +7,8 @@
  * Every public call runs between call_begin() and call_end(): the session's thread count is set
  * for OpenMP (and so oneDNN) and restored afterwards, and a failure's message is kept in the session.
  */
-#include "model.h"
 #include "preprocess.h"
+#include "session.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -36,6 +36,9 @@ struct dmllm_session {
     dmllm_image_grid evaluated_grid;  /* its grid; n = tokens_h * tokens_w */
     float *image_hidden;          /* [n + 1, hidden_size]: row 0 = position image_pos0 - 1,
                                      row 1 + i = image token i (final-normed) */
+
+    uint64_t prefix_tag;          /* see dmllm_session_prefix_tag(); 0 = none */
+    int prefix_length;            /* positions the tag covers */
 
     bool has_last;                /* last_hidden is the state of position n_past - 1 */
     float *last_hidden;           /* [hidden_size] */
@@ -74,6 +77,27 @@ static dmllm_status copy_matrix_out(const float *src, size_t rows, size_t cols, 
                           rows * cols, rows, cols, out ? capacity : 0);
     memcpy(out, src, rows * cols * sizeof *out);
     return DMLLM_OK;
+}
+
+/* ---- for the task layers (session.h) ------------------------------------------------------- */
+
+const dmllm_model *dmllm_session_model(const dmllm_session *session) { return session->model; }
+const dmllm_session_params *dmllm_session_get_params(const dmllm_session *session) { return &session->params; }
+const dmllm_image_grid *dmllm_session_evaluated_grid(const dmllm_session *session) {
+    return session->image_pos0 >= 0 ? &session->evaluated_grid : NULL;
+}
+
+int dmllm_session_enter(dmllm_session *session) { return call_begin(session); }
+
+dmllm_status dmllm_session_leave(dmllm_session *session, int saved_threads, dmllm_status status) {
+    return call_end(session, saved_threads, status);
+}
+
+uint64_t dmllm_session_prefix_tag(const dmllm_session *session) { return session->prefix_tag; }
+
+void dmllm_session_set_prefix_tag(dmllm_session *session, uint64_t tag, int prefix_length) {
+    session->prefix_tag = tag;
+    session->prefix_length = prefix_length;
 }
 
 /* ---- params, create, free -------------------------------------------------------------------- */
@@ -285,6 +309,7 @@ static void record_image_hidden(dmllm_session *s, float *image_hidden, const flo
     const size_t h = (size_t)s->hidden_size;
     free(s->image_hidden);
     s->image_hidden = image_hidden;
+    s->prefix_tag = 0;
     s->evaluated_grid = s->grid;
     s->image_pos0 = n_past + first_pad;
     /* The state before the image is known if it is in this call, or was the last one evaluated
@@ -352,6 +377,7 @@ dmllm_status dmllm_session_truncate(dmllm_session *session, int n_keep) {
                                                     "dmllm_session_truncate: n_keep = %d outside 0..%d", n_keep, n_past));
     if (n_keep == n_past) return DMLLM_OK;
     dmllm_kv_cache_truncate(session->cache, n_keep);
+    if (n_keep < session->prefix_length) session->prefix_tag = 0;
     const int n_evaluated = session->evaluated_grid.tokens_h * session->evaluated_grid.tokens_w;
     if (session->image_pos0 >= 0 && session->image_pos0 + n_evaluated > n_keep) session->image_pos0 = -1;
     session->has_last = false;

@@ -10,6 +10,7 @@ import sys
 def declared_functions(header_text):
     # Join declarations that span lines, then take the identifier before the first '('.
     text = re.sub(r"/\*.*?\*/", " ", header_text, flags=re.S)
+    text = re.sub(r"^\s*#.*$", " ", text, flags=re.M)  # macros, incl. the DMLLM_API definition
     names = set()
     for decl in re.findall(r"DMLLM_API\b([^;{]*?)\(", text):
         names.add(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", decl)[-1])

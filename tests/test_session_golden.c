@@ -56,11 +56,26 @@ static int argmax(const float *row, int n) {
     return best;
 }
 
-/* Share of rows whose argmax over k columns agrees. */
-static double argmax_agreement(const float *a, const float *b, size_t rows, int k) {
+/* Label argmax of every image token against the reference: on the f32 paths >= 99 % must agree
+ * (issue 3); on every path a differing argmax must be a near tie of the reference (gap within
+ * twice the tolerance, relative to max |logit|), since bf16 rounding legitimately flips those. */
+static void check_label_argmax(const char *where, const char *what, const float *got, const float *want, size_t rows,
+                               int k, double tolerance) {
+    double scale = 0.0;
+    for (size_t i = 0; i < rows * (size_t)k; i++) scale = fmax(scale, fabs(want[i]));
     size_t same = 0;
-    for (size_t r = 0; r < rows; r++) same += argmax(a + r * k, k) == argmax(b + r * k, k);
-    return rows ? (double)same / rows : 1.0;
+    for (size_t r = 0; r < rows; r++) {
+        const int g = argmax(got + r * k, k), w = argmax(want + r * k, k);
+        if (g == w) {
+            same++;
+            continue;
+        }
+        const double gap = ((double)want[r * k + w] - want[r * k + g]) / scale;
+        CHECK_MSG(gap <= 2.0 * tolerance, "%s %s token %zu: argmax %d instead of %d away from a tie (gap %.3g)", where,
+                  what, r, g, w, gap);
+    }
+    printf("  %-28s %-26s argmax agreement %zu / %zu\n", where, what, same, rows);
+    if (tolerance < 1e-3) CHECK_MSG(same * 100 >= rows * 99, "%s %s: argmax agrees on %zu of %zu", where, what, same, rows);
 }
 
 typedef struct golden_case {
@@ -164,12 +179,10 @@ static void run_path(const golden_case *c, const path_tolerance *p, dmllm_model 
     const int32_t *labels = c->label_ids->data;
     CHECK_OK(dmllm_session_image_logits(s, DMLLM_ALIGN_OWN, labels, k, buffer, (size_t)n_tokens * k, &rows, &cols));
     check_close("image_logits_own", where, buffer, c->logits_own->data, (size_t)n_tokens * k, tol);
-    double agree = argmax_agreement(buffer, c->logits_own->data, (size_t)n_tokens, k);
-    printf("  %-28s %-26s argmax agreement %.4f\n", where, "labels (own)", agree);
-    CHECK(agree >= 0.99);
+    check_label_argmax(where, "labels (own)", buffer, c->logits_own->data, (size_t)n_tokens, k, tol);
     CHECK_OK(dmllm_session_image_logits(s, DMLLM_ALIGN_PREVIOUS, labels, k, buffer, (size_t)n_tokens * k, &rows, &cols));
     check_close("image_logits_prev", where, buffer, c->logits_prev->data, (size_t)n_tokens * k, tol);
-    CHECK(argmax_agreement(buffer, c->logits_prev->data, (size_t)n_tokens, k) >= 0.99);
+    check_label_argmax(where, "labels (previous)", buffer, c->logits_prev->data, (size_t)n_tokens, k, tol);
     CHECK_OK(dmllm_session_logits(s, buffer, (size_t)vocab, &rows));
     check_close("last_logits", where, buffer, c->last_logits->data, (size_t)vocab, tol);
 

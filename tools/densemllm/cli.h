@@ -1,6 +1,7 @@
 /*
- * cli.h: the densemllm command-line tool: a table of subcommands, each in its own file, sharing a
- * few helpers for errors and options. Commands use only the public header.
+ * cli.h: the densemllm command-line tool: a table of subcommands, each in its own file, sharing
+ * option parsing, model/session set-up with progress bars, and the batch runner (inputs from
+ * files, folders or lists; --shard i/n; resumable output). Commands use only the public header.
  */
 #ifndef DMLLM_CLI_H
 #define DMLLM_CLI_H
@@ -12,16 +13,79 @@
 typedef struct cli_command {
     const char *name;
     const char *summary;
-    const char *usage;                   /* printed by "densemllm NAME --help" */
-    int (*run)(int argc, char **argv);   /* argv[0] is the command name; returns the exit code */
+    const char *synopsis;               /* "densemllm NAME ..." line of the usage */
+    int (*run)(int argc, char **argv);  /* argv[0] is the command name; returns the exit code */
 } cli_command;
 
-extern const cli_command cli_info_command;
-extern const cli_command cli_readout_command;
+extern const cli_command cli_info_command, cli_readout_command, cli_segment_command, cli_depth_command,
+    cli_features_command;
+
+/* ---- options --------------------------------------------------------------------------------- */
+typedef enum cli_option_kind { CLI_STRING, CLI_INT, CLI_FLOAT, CLI_FLAG } cli_option_kind;
+
+typedef struct cli_option {
+    const char *name;       /* "--classes" */
+    cli_option_kind kind;
+    void *target;           /* const char **, int *, float *, int * (flag) */
+    const char *metavar;    /* "LIST"; NULL for flags */
+    const char *help;
+} cli_option;
+
+/* Options of every command that runs the model. */
+typedef struct cli_common {
+    const char *model_dir;  /* --model; default: the embedded model (DMLLM_DEFAULT_MODEL_DIR) */
+    int n_threads;          /* --threads; 0 = all cores */
+    int max_num_patches;    /* --max-patches */
+    const char *compute;    /* --compute auto|bf16|f32|openblas */
+    const char *resize;     /* --resize hf|pillow */
+    const char *out_dir;    /* --out; default "." */
+    const char *shard;      /* --shard i/n */
+    int resume;             /* --resume: skip inputs whose OUT/<stem>.json exists */
+    int json;               /* --json: one JSON object per input on stdout */
+    int quiet;              /* --quiet: no progress bars */
+    int n_inputs;           /* positional arguments */
+    char **inputs;
+} cli_common;
+
+enum { CLI_HELP_SHOWN = -1, CLI_USAGE_ERROR = -2 };
+
+/* Parses argv against the command's own options (ended by a zeroed entry) plus the common ones
+ * when common != NULL. Positional arguments are moved to argv[1 .. n] (and common->inputs).
+ * Returns n >= 0, CLI_HELP_SHOWN after printing --help, or CLI_USAGE_ERROR after printing what is
+ * wrong; cli_parse_exit() turns the negative ones into exit codes. */
+int cli_parse(const cli_command *command, int argc, char **argv, const cli_option *own, cli_common *common);
+
+static inline int cli_parse_exit(int parsed) { return parsed == CLI_HELP_SHOWN ? 0 : 2; }
 
 /* Prints "densemllm: <what>: <status text>: <library message>" to stderr; returns exit code 1. */
 int cli_fail(dmllm_status status, const char *what);
-/* True when argv holds -h or --help. */
-int cli_wants_help(int argc, char **argv);
+/* Same with the session's message. */
+int cli_fail_session(dmllm_status status, const dmllm_session *session, const char *what);
+
+/* ---- model, session, batch ------------------------------------------------------------------- */
+typedef struct cli_context {
+    const cli_common *common;
+    dmllm_model *model;
+    dmllm_session *session;
+} cli_context;
+
+int cli_open(const cli_common *common, cli_context *context);
+void cli_close(cli_context *context);
+
+/* One input of a batch. Returns 0 on success; the text it writes to *json_out (a JSON object,
+ * malloc'ed, may be NULL) is printed with --json and kept as OUT/<stem>.json, which marks the
+ * input done so that a rerun skips it. */
+typedef int (*cli_item_fn)(cli_context *context, const char *path, const char *stem, void *user, char **json_out);
+
+/* Expands the inputs (image files, folders of images, @list files with one path per line) into a
+ * sorted list, keeps the inputs of this shard (index k belongs to shard k mod n), with --resume
+ * skips those already done, and runs fn on each with a progress counter. Returns the exit code. */
+int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user);
+
+/* OUT/<stem><suffix>; returns a static buffer. */
+const char *cli_output_path(const cli_common *common, const char *stem, const char *suffix);
+
+/* Splits "a, b ,c" at commas into trimmed names (malloc'ed array of pointers into a malloc'ed copy). */
+int cli_split_list(const char *text, char ***names, int *count, char **storage);
 
 #endif

@@ -55,8 +55,11 @@ static void report_official_files(const char *dir) {
 }
 
 static int run_info(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s\n", cli_info_command.usage);
+    static const cli_option none[] = {{0}};
+    const int n = cli_parse(&cli_info_command, argc, argv, none, NULL);
+    if (n < 0) return cli_parse_exit(n);
+    if (n != 1) {
+        fprintf(stderr, "usage: %s\n", cli_info_command.synopsis);
         return 2;
     }
     dmllm_model_params params;
@@ -93,6 +96,6 @@ static int run_info(int argc, char **argv) {
 const cli_command cli_info_command = {
     .name = "info",
     .summary = "describe a checkpoint directory and check it against the official release",
-    .usage = "densemllm info MODEL_DIR",
+    .synopsis = "densemllm info MODEL_DIR",
     .run = run_info,
 };

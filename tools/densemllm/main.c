@@ -6,17 +6,6 @@
 static const cli_command *const commands[] = {&cli_info_command, &cli_readout_command};
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
-int cli_fail(dmllm_status status, const char *what) {
-    fprintf(stderr, "densemllm: %s: %s: %s\n", what, dmllm_status_str(status), dmllm_last_error());
-    return 1;
-}
-
-int cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
-    return 0;
-}
-
 static void print_usage(FILE *out) {
     fprintf(out, "usage: densemllm COMMAND [options]   (densemllm COMMAND --help for details)\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
@@ -36,12 +25,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++) {
-        if (strcmp(argv[1], commands[i]->name)) continue;
-        if (cli_wants_help(argc - 1, argv + 1)) {
-            printf("usage: %s\n", commands[i]->usage);
-            return 0;
-        }
-        return commands[i]->run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i]->name)) return commands[i]->run(argc - 1, argv + 1);
     }
     fprintf(stderr, "densemllm: unknown command '%s'\n", argv[1]);
     print_usage(stderr);

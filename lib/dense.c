@@ -1,0 +1,446 @@
+/*
+ * dense.c: dmllm_predict_dense() (model-spec 6.3, report 9.2-9.3). Resolves the label token ids
+ * (tokenizer + readout profile), encodes and prefills the image prefix unless the session already
+ * holds it, reads the label logits at the image tokens (never the full vocabulary) and turns them
+ * into maps with readout.c. Writes only the session, through its API, and the result it returns.
+ */
+#include "readout.h"
+#include "session.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dmllm_dense_params_init(dmllm_dense_params *params) {
+    if (!params) return;
+    memset(params, 0, sizeof *params);
+    params->struct_size = sizeof *params;
+    params->task = DMLLM_TASK_SEMANTIC;
+    params->layout = DMLLM_LAYOUT_IMAGE_FIRST;
+    params->alignment = DMLLM_FROM_PROFILE;
+}
+
+size_t dmllm_dense_params_sizeof(void) { return sizeof(dmllm_dense_params); }
+
+void dmllm_dense_result_free(dmllm_dense_result *result) {
+    if (!result) return;
+    free(result->labels);
+    free(result->confidence);
+    free(result->depth_m);
+    free(result->depth_grid_bins);
+    free(result->token_scores);
+    free(result);
+}
+
+/* ---- labels ---------------------------------------------------------------------------------- */
+
+/* Label k reads the logits of ids[offsets[k] .. offsets[k+1]-1]. */
+typedef struct label_set {
+    int n_labels;
+    int *offsets;  /* [n_labels + 1] */
+    int32_t *ids;  /* [offsets[n_labels]] */
+} label_set;
+
+static void label_set_free(label_set *set) {
+    free(set->offsets);
+    free(set->ids);
+}
+
+static dmllm_status label_set_alloc(label_set *set, int n_labels, size_t n_ids) {
+    set->n_labels = n_labels;
+    DMLLM_TRY(dmllm_alloc(&set->offsets, (size_t)n_labels + 1, sizeof *set->offsets, "the label offsets"));
+    return dmllm_alloc(&set->ids, n_ids ? n_ids : 1, sizeof *set->ids, "the label token ids");
+}
+
+static dmllm_status require_tokenizer(const dmllm_model *model, const char *what) {
+    if (model->tokenizer) return DMLLM_OK;
+    return dmllm_fail(DMLLM_ERR_STATE, "%s needs the model's tokenizer.json, and the model directory has none", what);
+}
+
+static dmllm_status find_token(const dmllm_model *model, const char *content, int32_t *id) {
+    *id = dmllm_tokenizer_find(model->tokenizer, content);
+    if (*id < 0 || *id >= model->config->text.vocab_size)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "the vocabulary has no token \"%s\" (check the readout profile)", content);
+    return DMLLM_OK;
+}
+
+/* Class names through the tokenizer: label k = the sub-tokens of profile prefix + name (Eq. 6),
+ * or only the first of them when the profile says so. */
+static dmllm_status labels_from_names(const dmllm_model *model, const dmllm_dense_params *p, label_set *set) {
+    const dmllm_readout_profile *profile = &model->profile;
+    DMLLM_TRY(require_tokenizer(model, "reading class names"));
+    int32_t **pieces = NULL; /* [n_classes] token ids of each name */
+    size_t *counts = NULL;   /* [n_classes] */
+    dmllm_status status = dmllm_alloc(&pieces, (size_t)p->n_classes, sizeof *pieces, "the class tokens");
+    if (status == DMLLM_OK) status = dmllm_alloc(&counts, (size_t)p->n_classes, sizeof *counts, "the class tokens");
+    size_t total = 0;
+    for (int k = 0; status == DMLLM_OK && k < p->n_classes; k++) {
+        pieces[k] = NULL;
+        const char *name = p->class_names[k];
+        if (!name || !*name) {
+            status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "class %d has an empty name", k);
+            break;
+        }
+        char *text = NULL;
+        const size_t length = strlen(profile->class_name_prefix) + strlen(name);
+        status = dmllm_alloc(&text, length + 1, 1, "a class name");
+        if (status != DMLLM_OK) break;
+        snprintf(text, length + 1, "%s%s", profile->class_name_prefix, name);
+        status = dmllm_tokenizer_encode(model->tokenizer, text, length, false, &pieces[k], &counts[k]);
+        free(text);
+        if (status == DMLLM_OK && counts[k] == 0)
+            status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "class %d (\"%s\") has no tokens", k, name);
+        if (status == DMLLM_OK && profile->first_subtoken_only) counts[k] = 1;
+        total += status == DMLLM_OK ? counts[k] : 0;
+    }
+    if (status == DMLLM_OK) status = label_set_alloc(set, p->n_classes, total);
+    if (status == DMLLM_OK) {
+        set->offsets[0] = 0;
+        for (int k = 0; k < p->n_classes; k++) {
+            memcpy(set->ids + set->offsets[k], pieces[k], counts[k] * sizeof *set->ids);
+            set->offsets[k + 1] = set->offsets[k] + (int)counts[k];
+        }
+    }
+    for (int k = 0; pieces && k < p->n_classes; k++) free(pieces[k]);
+    free(pieces);
+    free(counts);
+    return status;
+}
+
+static dmllm_status labels_from_ids(const dmllm_model *model, const dmllm_dense_params *p, label_set *set) {
+    const int *offsets = p->label_offsets;
+    if (!offsets || offsets[0] != 0)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "label_offsets must be given and start at 0");
+    for (int k = 0; k < p->n_classes; k++)
+        if (offsets[k + 1] <= offsets[k])
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "label %d has no token ids (label_offsets must increase)", k);
+    const int n_ids = offsets[p->n_classes];
+    for (int i = 0; i < n_ids; i++)
+        if (p->label_token_ids[i] < 0 || p->label_token_ids[i] >= model->config->text.vocab_size)
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "label token id %d is outside the vocabulary (0..%d)",
+                              (int)p->label_token_ids[i], model->config->text.vocab_size - 1);
+    DMLLM_TRY(label_set_alloc(set, p->n_classes, (size_t)n_ids));
+    memcpy(set->offsets, offsets, ((size_t)p->n_classes + 1) * sizeof *offsets);
+    memcpy(set->ids, p->label_token_ids, (size_t)n_ids * sizeof *set->ids);
+    return DMLLM_OK;
+}
+
+/* One single-token label per content string. */
+static dmllm_status labels_from_tokens(const dmllm_model *model, const char *const *contents, int n, label_set *set) {
+    DMLLM_TRY(label_set_alloc(set, n, (size_t)n));
+    for (int k = 0; k < n; k++) {
+        set->offsets[k] = k;
+        DMLLM_TRY(find_token(model, contents[k], &set->ids[k]));
+    }
+    set->offsets[n] = n;
+    return DMLLM_OK;
+}
+
+static dmllm_status depth_labels(const dmllm_model *model, label_set *set) {
+    const dmllm_readout_profile *profile = &model->profile;
+    DMLLM_TRY(label_set_alloc(set, profile->depth_bins, (size_t)profile->depth_bins));
+    for (int k = 0; k < profile->depth_bins; k++) {
+        char content[DMLLM_PROFILE_NAME + 16];
+        snprintf(content, sizeof content, profile->depth_token_format, profile->depth_first_bin + k);
+        set->offsets[k] = k;
+        DMLLM_TRY(find_token(model, content, &set->ids[k]));
+    }
+    set->offsets[profile->depth_bins] = profile->depth_bins;
+    return DMLLM_OK;
+}
+
+static dmllm_status resolve_labels(const dmllm_model *model, const dmllm_dense_params *p, label_set *set) {
+    switch (p->task) {
+    case DMLLM_TASK_SEMANTIC:
+        if (p->label_token_ids) return labels_from_ids(model, p, set);
+        return labels_from_names(model, p, set);
+    case DMLLM_TASK_FGBG: {
+        DMLLM_TRY(require_tokenizer(model, "foreground/background segmentation"));
+        const char *const tokens[2] = {model->profile.bg_token, model->profile.fg_token};
+        return labels_from_tokens(model, tokens, 2, set);
+    }
+    case DMLLM_TASK_DEPTH:
+        DMLLM_TRY(require_tokenizer(model, "depth"));
+        return depth_labels(model, set);
+    }
+    return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dense task %d is not a dmllm_dense_task", (int)p->task);
+}
+
+/* ---- the image prefix ------------------------------------------------------------------------ */
+
+/* The instruction text of a query: the caller's, or the profile's with {classes} expanded. */
+static dmllm_status instruction_text(const dmllm_model *model, const dmllm_dense_params *p, char **out) {
+    const dmllm_readout_profile *profile = &model->profile;
+    const char *template = p->prompt;
+    if (!template)
+        template = p->task == DMLLM_TASK_DEPTH  ? profile->prompt_depth
+                   : p->task == DMLLM_TASK_FGBG ? profile->prompt_fgbg
+                   : p->background              ? profile->prompt_semantic_background
+                                                : profile->prompt_semantic;
+    size_t classes_length = 0;
+    for (int k = 0; p->task == DMLLM_TASK_SEMANTIC && p->class_names && k < p->n_classes; k++)
+        classes_length += strlen(p->class_names[k]) + 2;
+    const char *slot = p->prompt ? NULL : strstr(template, "{classes}");
+    DMLLM_TRY(dmllm_alloc(out, strlen(template) + classes_length + 1, 1, "the instruction"));
+    char *w = *out;
+    if (!slot) {
+        strcpy(w, template);
+        return DMLLM_OK;
+    }
+    w += sprintf(w, "%.*s", (int)(slot - template), template);
+    for (int k = 0; p->class_names && k < p->n_classes; k++) w += sprintf(w, "%s%s", k ? ", " : "", p->class_names[k]);
+    strcpy(w, slot + strlen("{classes}"));
+    return DMLLM_OK;
+}
+
+/* Token ids of the chat prefix that ends with the image (model-spec 4.8): the default system turn,
+ * the user turn header, [the instruction when it precedes the image], then <|vision_start|>,
+ * n_image_tokens x <|image_pad|>, <|vision_end|>. Nothing after the image is needed: the readout
+ * uses the image positions only. */
+static dmllm_status prefix_ids(const dmllm_model *model, const char *instruction_first, int n_image_tokens,
+                               int32_t **out_ids, int *out_count) {
+    static const char header[] = "<|begin_of_text|>system\nYou are a helpful assistant.<|end_of_text|>\n"
+                                 "<|begin_of_text|>user\n";
+    const size_t text_length = sizeof header - 1 + (instruction_first ? strlen(instruction_first) : 0);
+    char *text = NULL;
+    DMLLM_TRY(dmllm_alloc(&text, text_length + 1, 1, "the prompt"));
+    snprintf(text, text_length + 1, "%s%s", header, instruction_first ? instruction_first : "");
+    int32_t *text_ids = NULL;
+    size_t n_text = 0;
+    dmllm_status status = dmllm_tokenizer_encode(model->tokenizer, text, text_length, true, &text_ids, &n_text);
+    free(text);
+    const size_t total = n_text + (size_t)n_image_tokens + 2;
+    if (status == DMLLM_OK) status = dmllm_alloc(out_ids, total, sizeof **out_ids, "the prompt ids");
+    if (status == DMLLM_OK) {
+        int32_t *w = *out_ids;
+        memcpy(w, text_ids, n_text * sizeof *w);
+        w += n_text;
+        *w++ = model->config->vision_start_token_id;
+        for (int i = 0; i < n_image_tokens; i++) *w++ = model->config->image_token_id;
+        *w = model->config->vision_end_token_id;
+        *out_count = (int)total;
+    }
+    free(text_ids);
+    return status;
+}
+
+/* FNV-1a over what decides the prefix states: the pixels, the layout and an instruction that
+ * precedes the image. Never 0 (the session's "no prefix"). */
+static uint64_t fnv1a(uint64_t hash, const void *data, size_t size) {
+    const unsigned char *bytes = data;
+    for (size_t i = 0; i < size; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+    return hash;
+}
+
+static uint64_t prefix_tag(const dmllm_image *image, const char *instruction_first) {
+    uint64_t hash = 0xcbf29ce484222325ull;
+    const int size[2] = {dmllm_image_width(image), dmllm_image_height(image)};
+    hash = fnv1a(hash, size, sizeof size);
+    hash = fnv1a(hash, dmllm_image_pixels(image), (size_t)size[0] * size[1] * 3);
+    if (instruction_first) hash = fnv1a(hash, instruction_first, strlen(instruction_first) + 1);
+    return hash ? hash : 1;
+}
+
+/* The image the model sees: the caller's, or for metric open-world depth the one resized to a
+ * 2000 px focal length (report 9.3). *owned is set when a resized copy was made. */
+static dmllm_status model_input(const dmllm_session *s, const dmllm_image *image, const dmllm_dense_params *p,
+                                dmllm_image **owned) {
+    *owned = NULL;
+    if (p->task != DMLLM_TASK_DEPTH || p->focal_length_px == 0.0f) return DMLLM_OK;
+    if (!(p->focal_length_px > 0.0f) || !isfinite(p->focal_length_px))
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "focal_length_px = %g must be positive", (double)p->focal_length_px);
+    const double scale = 2000.0 / p->focal_length_px;
+    const double w = round(dmllm_image_width(image) * scale), h = round(dmllm_image_height(image) * scale);
+    if (w < 1 || h < 1 || w > 65536 || h > 65536)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "focal_length_px = %g scales the image to %.0fx%.0f",
+                          (double)p->focal_length_px, w, h);
+    return dmllm_image_resize(image, (int)w, (int)h, dmllm_session_get_params(s)->resize_mode, owned);
+}
+
+/* Makes the context start with the image prefix of this query, reusing it when it is there. */
+static dmllm_status ensure_prefix(dmllm_session *s, const dmllm_image *image, const char *instruction_first,
+                                  dmllm_dense_result *result) {
+    const dmllm_model *model = dmllm_session_model(s);
+    const uint64_t tag = prefix_tag(image, instruction_first);
+    if (dmllm_session_prefix_tag(s) == tag && dmllm_session_evaluated_grid(s)) {
+        result->reused_prefix = true;
+        return DMLLM_OK;
+    }
+    DMLLM_TRY(require_tokenizer(model, "building the dense prompt"));
+    double t0 = dmllm_now_seconds();
+    DMLLM_TRY(dmllm_session_truncate(s, 0));
+    DMLLM_TRY(dmllm_session_encode_image(s, image));
+    dmllm_image_grid grid;
+    DMLLM_TRY(dmllm_session_image_grid(s, &grid));
+    result->seconds_encode = dmllm_now_seconds() - t0;
+    t0 = dmllm_now_seconds();
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    DMLLM_TRY(prefix_ids(model, instruction_first, grid.tokens_h * grid.tokens_w, &ids, &n_ids));
+    dmllm_status status = dmllm_session_eval(s, ids, n_ids);
+    free(ids);
+    if (status == DMLLM_OK) dmllm_session_set_prefix_tag(s, tag, n_ids);
+    result->seconds_prefill = dmllm_now_seconds() - t0;
+    return status;
+}
+
+/* ---- maps ------------------------------------------------------------------------------------ */
+
+static dmllm_status class_maps(const dmllm_model *model, const dmllm_dense_params *p, const float *scores, int th,
+                               int tw, int n_labels, dmllm_dense_result *r) {
+    const dmllm_readout_profile *profile = &model->profile;
+    const dmllm_score_transform transform = {
+        .kind = p->background ? DMLLM_SCORE_SIGMOID_BACKGROUND : DMLLM_SCORE_SOFTMAX,
+        .temperature = profile->softmax_temperature,
+        .sigmoid_scale = profile->sigmoid_scale,
+        .background_level = profile->background_level,
+    };
+    const size_t n_pixels = (size_t)r->width * r->height;
+    r->n_labels = dmllm_readout_channels(&transform, n_labels);
+    DMLLM_TRY(dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the label map"));
+    if (p->evaluation) DMLLM_TRY(dmllm_alloc(&r->confidence, n_pixels, sizeof *r->confidence, "the confidence map"));
+    return dmllm_readout_argmax(scores, th, tw, n_labels, &transform, r->height, r->width, r->labels, r->confidence);
+}
+
+/* Report 9.3: bin logits upsampled by depth_upsample, argmax (no softmax, no CRF), then the bin map
+ * resized bilinearly to the demo's (H//16) x (W//16) grid and to full size. */
+static dmllm_status depth_maps(const dmllm_model *model, const dmllm_dense_params *p, const float *scores, int th,
+                               int tw, dmllm_dense_result *r) {
+    const dmllm_readout_profile *profile = &model->profile;
+    const char *name = p->depth_profile ? p->depth_profile : profile->depth_profile;
+    const dmllm_depth_quantisation *q = dmllm_profile_depth(profile, name);
+    if (!q) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "depth profile \"%s\" is not in the readout profile", name);
+    const int uh = th * profile->depth_upsample, uw = tw * profile->depth_upsample;
+    const size_t n_up = (size_t)uh * uw, n_pixels = (size_t)r->width * r->height;
+    r->n_labels = profile->depth_first_bin + profile->depth_bins;
+    r->depth_grid_w = r->width / 16 > 0 ? r->width / 16 : 1;
+    r->depth_grid_h = r->height / 16 > 0 ? r->height / 16 : 1;
+    const size_t n_grid = (size_t)r->depth_grid_w * r->depth_grid_h;
+
+    uint16_t *argmax = NULL;  /* [uh][uw] index into the bins */
+    float *bins = NULL;       /* [uh][2][uw]: bin number and metres, interleaved per pixel */
+    float *resized = NULL;    /* [max(n_grid, n_pixels)][2] */
+    const dmllm_score_transform plain = {.kind = DMLLM_SCORE_SOFTMAX, .temperature = 1.0f};
+    dmllm_status status = dmllm_alloc(&argmax, n_up, sizeof *argmax, "the depth argmax");
+    if (status == DMLLM_OK) status = dmllm_alloc(&bins, n_up * 2, sizeof *bins, "the depth bins");
+    if (status == DMLLM_OK)
+        status = dmllm_alloc(&resized, (n_grid > n_pixels ? n_grid : n_pixels) * 2, sizeof *resized, "the depth maps");
+    if (status == DMLLM_OK) status = dmllm_alloc(&r->depth_grid_bins, n_grid, sizeof *r->depth_grid_bins, "the depth grid");
+    if (status == DMLLM_OK) status = dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the depth bin map");
+    if (status == DMLLM_OK) status = dmllm_alloc(&r->depth_m, n_pixels, sizeof *r->depth_m, "the depth map");
+    if (status == DMLLM_OK)
+        status = dmllm_readout_argmax(scores, th, tw, profile->depth_bins, &plain, uh, uw, argmax, NULL);
+    if (status == DMLLM_OK) {
+        for (size_t i = 0; i < n_up; i++) {
+            const double bin = profile->depth_first_bin + argmax[i];
+            bins[2 * i] = (float)bin;
+            bins[2 * i + 1] = (float)dmllm_depth_bin_metres(profile, q, bin);
+        }
+        status = dmllm_readout_resize(bins, uh, uw, 2, r->depth_grid_h, r->depth_grid_w, resized);
+    }
+    if (status == DMLLM_OK) {
+        for (size_t i = 0; i < n_grid; i++) r->depth_grid_bins[i] = (uint16_t)lrintf(resized[2 * i]);
+        status = dmllm_readout_resize(bins, uh, uw, 2, r->height, r->width, resized);
+    }
+    if (status == DMLLM_OK)
+        for (size_t i = 0; i < n_pixels; i++) {
+            r->labels[i] = (uint16_t)lrintf(resized[2 * i]);
+            r->depth_m[i] = resized[2 * i + 1];
+        }
+    free(argmax);
+    free(bins);
+    free(resized);
+    return status;
+}
+
+/* ---- the call -------------------------------------------------------------------------------- */
+
+static dmllm_status check_params(const dmllm_dense_params *p) {
+    if (p->task < DMLLM_TASK_SEMANTIC || p->task > DMLLM_TASK_DEPTH)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_dense_params.task = %d is not a dmllm_dense_task", (int)p->task);
+    if (p->layout != DMLLM_LAYOUT_IMAGE_FIRST && p->layout != DMLLM_LAYOUT_PROMPT_FIRST)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_dense_params.layout = %d is not a dmllm_prompt_layout",
+                          (int)p->layout);
+    if (p->alignment != DMLLM_FROM_PROFILE && p->alignment != DMLLM_ALIGN_OWN && p->alignment != DMLLM_ALIGN_PREVIOUS)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_dense_params.alignment = %d", p->alignment);
+    if (p->task == DMLLM_TASK_SEMANTIC) {
+        if (p->n_classes <= 0 || p->n_classes > 65534)
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "semantic segmentation needs 1..65534 classes, got %d", p->n_classes);
+        if (!p->class_names && !p->label_token_ids)
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "semantic segmentation needs class_names or label_token_ids");
+    }
+    return DMLLM_OK;
+}
+
+static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dmllm_dense_params *given,
+                            dmllm_dense_result *r) {
+    const dmllm_model *model = dmllm_session_model(s);
+    dmllm_dense_params p;
+    dmllm_dense_params_init(&p);
+    DMLLM_TRY(dmllm_copy_versioned(&p, sizeof p, given, "dmllm_dense_params"));
+    DMLLM_TRY(check_params(&p));
+    r->task = p.task;
+    r->width = dmllm_image_width(image);
+    r->height = dmllm_image_height(image);
+
+    label_set labels = {0};
+    char *instruction = NULL;
+    dmllm_image *resized = NULL;
+    float *logits = NULL; /* [n_tokens][labels.offsets[n_labels]] */
+    float *scores = NULL; /* [n_tokens][n_labels] */
+    dmllm_status status = resolve_labels(model, &p, &labels);
+    if (status == DMLLM_OK && p.layout == DMLLM_LAYOUT_PROMPT_FIRST) status = instruction_text(model, &p, &instruction);
+    if (status == DMLLM_OK) status = model_input(s, image, &p, &resized);
+    if (status == DMLLM_OK) status = ensure_prefix(s, resized ? resized : image, instruction, r);
+
+    const double t0 = dmllm_now_seconds();
+    const dmllm_image_grid *grid = status == DMLLM_OK ? dmllm_session_evaluated_grid(s) : NULL;
+    const int th = grid ? grid->tokens_h : 0, tw = grid ? grid->tokens_w : 0;
+    const size_t n_tokens = (size_t)th * tw, n_ids = labels.offsets ? (size_t)labels.offsets[labels.n_labels] : 0;
+    if (status == DMLLM_OK) status = dmllm_alloc(&logits, n_tokens * n_ids, sizeof *logits, "the label logits");
+    if (status == DMLLM_OK) status = dmllm_alloc(&scores, n_tokens * labels.n_labels, sizeof *scores, "the label scores");
+    if (status == DMLLM_OK) {
+        const int alignment = p.alignment == DMLLM_FROM_PROFILE ? (int)model->profile.alignment : p.alignment;
+        status = dmllm_session_image_logits(s, (dmllm_alignment)alignment, labels.ids, (int)n_ids, logits,
+                                            n_tokens * n_ids, NULL, NULL);
+    }
+    if (status == DMLLM_OK) {
+        dmllm_readout_label_scores(logits, (int)n_tokens, (int)n_ids, labels.offsets, labels.n_labels, scores);
+        r->tokens_h = th;
+        r->tokens_w = tw;
+        r->n_scores = labels.n_labels;
+        status = p.task == DMLLM_TASK_DEPTH ? depth_maps(model, &p, scores, th, tw, r)
+                                            : class_maps(model, &p, scores, th, tw, labels.n_labels, r);
+    }
+    if (status == DMLLM_OK && p.keep_token_scores) {
+        r->token_scores = scores;
+        scores = NULL;
+    }
+    r->seconds_readout = dmllm_now_seconds() - t0;
+    label_set_free(&labels);
+    free(instruction);
+    dmllm_image_free(resized);
+    free(logits);
+    free(scores);
+    return status;
+}
+
+dmllm_status dmllm_predict_dense(dmllm_session *session, const dmllm_image *image, const dmllm_dense_params *params,
+                                 dmllm_dense_result **out_result) {
+    if (!out_result) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_predict_dense: out_result is NULL");
+    *out_result = NULL;
+    if (!session) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_predict_dense: session is NULL");
+    const int saved = dmllm_session_enter(session);
+    dmllm_status status = DMLLM_OK;
+    if (!image || !params) status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_predict_dense: image or params is NULL");
+    dmllm_dense_result *result = NULL;
+    if (status == DMLLM_OK) status = dmllm_alloc(&result, 1, sizeof *result, "the dense result");
+    if (status == DMLLM_OK) {
+        memset(result, 0, sizeof *result);
+        status = predict(session, image, params, result);
+    }
+    if (status == DMLLM_OK) *out_result = result;
+    else dmllm_dense_result_free(result);
+    return dmllm_session_leave(session, saved, status);
+}

@@ -1,0 +1,76 @@
+/*
+ * profile.h: the readout profile: every choice of the dense readout that the technical report
+ * leaves open (model-spec section 6.3, 9.2-9.3), read from `readout_profile.json` in the model
+ * directory, with the defaults below for youtu_vl when the file is absent. Parsing only.
+ *
+ * File format (every key optional; an unknown key is an error naming it):
+ *   {
+ *     "alignment": "previous" | "own",          which position's logits carry image token i
+ *     "class_name_prefix": "" | " ",            prepended to a class name before tokenising it
+ *     "class_score": "mean" | "first",          Eq. 6 mean of sub-token logits, or the first only
+ *     "softmax_temperature": 0.2,               evaluation mode (App. A.1.5)
+ *     "sigmoid_scale": 0.25, "background_level": 0.5,   background mode (App. A.1.5)
+ *     "fg_token": "<FG>", "bg_token": "<BG>",
+ *     "depth_token_format": "<custom_%d>",      one %d: the bin number
+ *     "depth_first_bin": 1, "depth_bins": 1000,
+ *     "depth_upsample": 2,                      token grid -> argmax grid factor (App. A.1.7)
+ *     "depth_profile": "open_world",            the default quantisation
+ *     "depth_profiles": { "name": {"kind": "linear" | "log", "min": m, "max": M}, ... },
+ *     "prompts": { "semantic": "...{classes}...", "semantic_background": "...", "fgbg": "...",
+ *                  "depth": "..." }
+ *   }
+ * Bin k of n maps to metres as  linear: min + (k - first) * (max - min) / (n - 1)
+ *                               log:    min * (max / min) ^ ((k - first) / (n - 1)),
+ * i.e. the first and last bins are the range ends (the report gives ranges, not the formula).
+ */
+#ifndef DMLLM_PROFILE_H
+#define DMLLM_PROFILE_H
+
+#include "common.h"
+
+#define DMLLM_PROFILE_FILE "readout_profile.json"
+#define DMLLM_MAX_DEPTH_PROFILES 16
+#define DMLLM_PROFILE_NAME 48
+#define DMLLM_PROFILE_PROMPT 256
+
+typedef enum dmllm_depth_scale { DMLLM_DEPTH_LINEAR = 0, DMLLM_DEPTH_LOG } dmllm_depth_scale;
+
+typedef struct dmllm_depth_quantisation {
+    char name[DMLLM_PROFILE_NAME];
+    dmllm_depth_scale scale;
+    double min_m, max_m;
+} dmllm_depth_quantisation;
+
+typedef struct dmllm_readout_profile {
+    dmllm_alignment alignment;
+    char class_name_prefix[8];
+    bool first_subtoken_only;
+    float softmax_temperature, sigmoid_scale, background_level;
+    char fg_token[DMLLM_PROFILE_NAME], bg_token[DMLLM_PROFILE_NAME];
+    char depth_token_format[DMLLM_PROFILE_NAME];
+    int depth_first_bin, depth_bins, depth_upsample;
+    char depth_profile[DMLLM_PROFILE_NAME];
+    int n_depth_profiles;
+    dmllm_depth_quantisation depth_profiles[DMLLM_MAX_DEPTH_PROFILES];
+    char prompt_semantic[DMLLM_PROFILE_PROMPT];            /* "{classes}" = the comma-separated list */
+    char prompt_semantic_background[DMLLM_PROFILE_PROMPT];
+    char prompt_fgbg[DMLLM_PROFILE_PROMPT];
+    char prompt_depth[DMLLM_PROFILE_PROMPT];
+} dmllm_readout_profile;
+
+/* The youtu_vl defaults (see the comment above and readout_profile.json in docs). */
+void dmllm_profile_defaults(dmllm_readout_profile *profile);
+
+/* Defaults overridden by model_dir/readout_profile.json when that file exists. */
+dmllm_status dmllm_profile_load(const char *model_dir, dmllm_readout_profile *profile);
+
+/* Parses profile JSON text over the values already in *profile; `source` names it in errors. */
+dmllm_status dmllm_profile_parse(const char *json, size_t length, const char *source, dmllm_readout_profile *profile);
+
+/* A named depth quantisation, or NULL. */
+const dmllm_depth_quantisation *dmllm_profile_depth(const dmllm_readout_profile *profile, const char *name);
+
+/* Metres of bin k under a quantisation of the profile's bins. */
+double dmllm_depth_bin_metres(const dmllm_readout_profile *profile, const dmllm_depth_quantisation *q, double bin);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * test_profile.c: the readout profile (lib/profile.c): youtu_vl defaults, overrides from JSON,
+ * depth bin -> metres, and malformed files rejected with the key named.
+ */
+#include "profile.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static dmllm_status parse(const char *json, dmllm_readout_profile *p) {
+    dmllm_profile_defaults(p);
+    return dmllm_profile_parse(json, strlen(json), "test.json", p);
+}
+
+static void test_defaults(void) {
+    dmllm_readout_profile p;
+    dmllm_profile_defaults(&p);
+    CHECK(p.alignment == DMLLM_ALIGN_PREVIOUS && !p.first_subtoken_only && p.depth_bins == 1000);
+    CHECK(p.softmax_temperature == 0.2f && p.sigmoid_scale == 0.25f && p.background_level == 0.5f);
+    CHECK(strcmp(p.depth_token_format, "<custom_%d>") == 0 && strcmp(p.fg_token, "<FG>") == 0);
+    const dmllm_depth_quantisation *nyu = dmllm_profile_depth(&p, "nyuv2"), *open = dmllm_profile_depth(&p, "open_world");
+    CHECK(nyu && open && dmllm_profile_depth(&p, "ddad") && dmllm_profile_depth(&p, "cityscapes"));
+    CHECK(!dmllm_profile_depth(&p, "kitti"));
+    if (nyu && open) {
+        CHECK(dmllm_depth_bin_metres(&p, nyu, 1) == 0.0 && fabs(dmllm_depth_bin_metres(&p, nyu, 1000) - 10.0) < 1e-12);
+        CHECK(fabs(dmllm_depth_bin_metres(&p, nyu, 500.5) - 5.0) < 1e-12);
+        CHECK(fabs(dmllm_depth_bin_metres(&p, open, 1) - 0.5) < 1e-12);
+        CHECK(fabs(dmllm_depth_bin_metres(&p, open, 1000) - 100.0) < 1e-9);
+        /* log-uniform: the middle bin is the geometric mean of the range, sqrt(0.5 * 100) */
+        CHECK(fabs(dmllm_depth_bin_metres(&p, open, 500.5) - sqrt(50.0)) < 1e-9);
+    }
+}
+
+static void test_overrides(void) {
+    dmllm_readout_profile p;
+    CHECK_OK(parse("{\"alignment\": \"own\", \"class_name_prefix\": \" \", \"class_score\": \"first\","
+                   " \"depth_bins\": 64, \"depth_first_bin\": 0, \"depth_token_format\": \"<d%d>\","
+                   " \"depth_profiles\": {\"room\": {\"kind\": \"linear\", \"min\": 1, \"max\": 9}},"
+                   " \"depth_profile\": \"room\", \"prompts\": {\"depth\": \"How far?\"}, \"_comment\": 1}",
+                   &p));
+    CHECK(p.alignment == DMLLM_ALIGN_OWN && p.first_subtoken_only && strcmp(p.class_name_prefix, " ") == 0);
+    CHECK(p.depth_bins == 64 && p.depth_first_bin == 0 && strcmp(p.depth_token_format, "<d%d>") == 0);
+    CHECK(strcmp(p.prompt_depth, "How far?") == 0 && strcmp(p.prompt_fgbg, "Segment the core target.") == 0);
+    const dmllm_depth_quantisation *room = dmllm_profile_depth(&p, "room");
+    CHECK(room && p.n_depth_profiles == 5);
+    if (room) CHECK(fabs(dmllm_depth_bin_metres(&p, room, 63) - 9.0) < 1e-12 && dmllm_depth_bin_metres(&p, room, 0) == 1.0);
+    /* Redefining a built-in replaces it instead of adding one. */
+    CHECK_OK(parse("{\"depth_profiles\": {\"nyuv2\": {\"kind\": \"log\", \"min\": 0.1, \"max\": 10}}}", &p));
+    CHECK(p.n_depth_profiles == 4 && dmllm_profile_depth(&p, "nyuv2")->scale == DMLLM_DEPTH_LOG);
+}
+
+static void test_malformed(void) {
+    static const struct {
+        const char *json, *named;
+    } cases[] = {
+        {"", "not valid JSON"},
+        {"[1, 2]", "top level"},
+        {"{\"alignment\": \"left\"}", "\"alignment\""},
+        {"{\"aligment\": \"own\"}", "\"aligment\""},
+        {"{\"class_score\": 3}", "\"class_score\""},
+        {"{\"softmax_temperature\": 0}", "\"softmax_temperature\""},
+        {"{\"background_level\": 1}", "\"background_level\""},
+        {"{\"depth_bins\": 1}", "\"depth_bins\""},
+        {"{\"depth_bins\": 2.5}", "\"depth_bins\""},
+        {"{\"depth_token_format\": \"<custom_%s>\"}", "\"depth_token_format\""},
+        {"{\"depth_token_format\": \"<custom>\"}", "\"depth_token_format\""},
+        {"{\"depth_token_format\": \"<%d_%d>\"}", "\"depth_token_format\""},
+        {"{\"depth_profile\": \"mars\"}", "\"mars\""},
+        {"{\"depth_profiles\": {\"x\": {\"kind\": \"log\", \"min\": 0, \"max\": 9}}}", "\"x\""},
+        {"{\"depth_profiles\": {\"x\": {\"kind\": \"linear\", \"min\": 5, \"max\": 1}}}", "\"x\""},
+        {"{\"depth_profiles\": {\"x\": {\"kind\": \"linear\", \"min\": 0}}}", "\"x\""},
+        {"{\"depth_profiles\": {\"x\": {\"kind\": \"cubic\", \"min\": 0, \"max\": 1}}}", "\"kind\""},
+        {"{\"prompts\": {\"depthh\": \"x\"}}", "\"depthh\""},
+        {"{\"fg_token\": \"" "0123456789012345678901234567890123456789012345678901234567890\"}", "\"fg_token\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dmllm_readout_profile p;
+        CHECK_STATUS(parse(cases[i].json, &p), DMLLM_ERR_FORMAT);
+        CHECK_MSG(strstr(dmllm_last_error(), cases[i].named) && strstr(dmllm_last_error(), "test.json"),
+                  "case %zu: \"%s\" does not name %s", i, dmllm_last_error(), cases[i].named);
+    }
+}
+
+static void test_load(void) {
+    dmllm_readout_profile p;
+    const char *dir = test_temp_dir();
+    CHECK_OK(dmllm_profile_load(dir, &p)); /* no file: the defaults */
+    CHECK(p.alignment == DMLLM_ALIGN_PREVIOUS);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/readout_profile.json", dir);
+    CHECK(test_write_file(path, "{\"alignment\": \"own\"}", 20) == 0);
+    CHECK_OK(dmllm_profile_load(dir, &p));
+    CHECK(p.alignment == DMLLM_ALIGN_OWN);
+    CHECK(test_write_file(path, "{\"alignment\": ", 14) == 0);
+    CHECK_STATUS(dmllm_profile_load(dir, &p), DMLLM_ERR_FORMAT);
+    CHECK(strstr(dmllm_last_error(), "readout_profile.json") != NULL);
+}
+
+int main(void) {
+    test_defaults();
+    test_overrides();
+    test_malformed();
+    test_load();
+    return test_finish("test_profile");
+}

@@ -1,0 +1,158 @@
+/*
+ * options.c: option tables and usage text shared by every densemllm command, and error printing.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef DMLLM_DEFAULT_MODEL_DIR
+#define DMLLM_DEFAULT_MODEL_DIR "models/tiny"
+#endif
+
+int cli_fail(dmllm_status status, const char *what) {
+    fprintf(stderr, "densemllm: %s: %s: %s\n", what, dmllm_status_str(status), dmllm_last_error());
+    return 1;
+}
+
+int cli_fail_session(dmllm_status status, const dmllm_session *session, const char *what) {
+    fprintf(stderr, "densemllm: %s: %s: %s\n", what, dmllm_status_str(status), dmllm_session_errmsg(session));
+    return 1;
+}
+
+static void common_table(cli_common *c, cli_option table[12]) {
+    const cli_option options[] = {
+        {"--model", CLI_STRING, &c->model_dir, "DIR", "model directory (default: $DMLLM_MODEL or the embedded tiny model)"},
+        {"--out", CLI_STRING, &c->out_dir, "DIR", "output directory (default: .)"},
+        {"--threads", CLI_INT, &c->n_threads, "N", "threads (default: all cores)"},
+        {"--max-patches", CLI_INT, &c->max_num_patches, "N", "patch cap of the resize rule (default 8192)"},
+        {"--compute", CLI_STRING, &c->compute, "KIND", "auto|bf16|f32|openblas (default auto)"},
+        {"--resize", CLI_STRING, &c->resize, "MODE", "hf|pillow resize filter (default hf)"},
+        {"--shard", CLI_STRING, &c->shard, "I/N", "process only inputs k with k mod N = I"},
+        {"--resume", CLI_FLAG, &c->resume, NULL, "skip inputs whose OUT/<name>.json exists"},
+        {"--json", CLI_FLAG, &c->json, NULL, "print one JSON object per input on stdout"},
+        {"--quiet", CLI_FLAG, &c->quiet, NULL, "no progress bars"},
+    };
+    memcpy(table, options, sizeof options);
+    memset(&table[sizeof options / sizeof options[0]], 0, sizeof table[0]);
+}
+
+static void print_options(FILE *out, const cli_option *options) {
+    for (const cli_option *o = options; o && o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+        fprintf(out, "  %-22s %s\n", left, o->help);
+    }
+}
+
+static void print_usage(FILE *out, const cli_command *command, const cli_option *own, const cli_option *common) {
+    fprintf(out, "usage: %s\n%s\n", command->synopsis, command->summary);
+    if (own && own->name) {
+        fprintf(out, "\noptions:\n");
+        print_options(out, own);
+    }
+    if (common) {
+        fprintf(out, "\ncommon options:\n");
+        print_options(out, common);
+    }
+}
+
+static const cli_option *find_option(const cli_option *options, const char *name) {
+    for (const cli_option *o = options; o && o->name; o++)
+        if (strcmp(o->name, name) == 0) return o;
+    return NULL;
+}
+
+static int set_value(const cli_option *o, const char *value) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->kind) {
+    case CLI_STRING: *(const char **)o->target = value; return 0;
+    case CLI_FLAG: *(int *)o->target = 1; return 0;
+    case CLI_INT: {
+        long v = strtol(value, &end, 10);
+        if (end == value || *end || errno || v < INT_MIN || v > INT_MAX) return -1;
+        *(int *)o->target = (int)v;
+        return 0;
+    }
+    case CLI_FLOAT: {
+        float v = strtof(value, &end);
+        if (end == value || *end || errno || !isfinite(v)) return -1;
+        *(float *)o->target = v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int cli_parse(const cli_command *command, int argc, char **argv, const cli_option *own, cli_common *common) {
+    cli_option common_options[12];
+    if (common) {
+        memset(common, 0, sizeof *common);
+        const char *from_env = getenv("DMLLM_MODEL");
+        common->model_dir = from_env && *from_env ? from_env : DMLLM_DEFAULT_MODEL_DIR;
+        common->out_dir = ".";
+        common->max_num_patches = DMLLM_DEFAULT_MAX_NUM_PATCHES;
+        common->compute = "auto";
+        common->resize = "hf";
+        common_table(common, common_options);
+    }
+    const cli_option *shared = common ? common_options : NULL;
+    char **positional = argv + 1; /* compacted in place: argv[1 .. n_positional] */
+    int n_positional = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            print_usage(stdout, command, own, shared);
+            return CLI_HELP_SHOWN;
+        }
+        if (arg[0] != '-' || arg[1] == '\0') {
+            positional[n_positional++] = argv[i];
+            continue;
+        }
+        const cli_option *o = find_option(own, arg);
+        if (!o) o = find_option(shared, arg);
+        if (!o) {
+            fprintf(stderr, "densemllm %s: unknown option %s (see --help)\n", command->name, arg);
+            return CLI_USAGE_ERROR;
+        }
+        const char *value = NULL;
+        if (o->kind != CLI_FLAG) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "densemllm %s: %s needs a value (%s)\n", command->name, arg, o->metavar);
+                return CLI_USAGE_ERROR;
+            }
+            value = argv[++i];
+        }
+        if (set_value(o, value) != 0) {
+            fprintf(stderr, "densemllm %s: %s %s: not a valid %s\n", command->name, arg, value, o->metavar);
+            return CLI_USAGE_ERROR;
+        }
+    }
+    if (common) {
+        common->inputs = positional;
+        common->n_inputs = n_positional;
+    }
+    return n_positional;
+}
+
+int cli_split_list(const char *text, char ***names, int *count, char **storage) {
+    *names = NULL;
+    *count = 0;
+    *storage = strdup(text);
+    if (!*storage) return -1;
+    int capacity = 1;
+    for (const char *c = text; *c; c++) capacity += *c == ',';
+    *names = calloc((size_t)capacity, sizeof **names);
+    if (!*names) return -1;
+    for (char *item = strtok(*storage, ","); item; item = strtok(NULL, ",")) {
+        while (*item == ' ') item++;
+        char *end = item + strlen(item);
+        while (end > item && end[-1] == ' ') *--end = '\0';
+        if (*item) (*names)[(*count)++] = item;
+    }
+    return *count > 0 ? 0 : -1;
+}
