@@ -117,31 +117,43 @@ static int exif_orientation(const uint8_t *exif, size_t size) {
     return tiff_orientation(exif, size);
 }
 
-/* Walks the JPEG marker segments up to the first SOS and returns the orientation of the first
- * "Exif\0" APP1 segment (PIL reads only the first; it ignores XMP for JPEG), or ORIENTATION_ABSENT.
- * Stops quietly at anything malformed: the decoder reports real damage. */
-static int jpeg_exif_orientation(const uint8_t *data, size_t size) {
+/* What the marker segments before the first SOS tell us. */
+typedef struct jpeg_markers {
+    int orientation;   /* of the first "Exif\0" APP1 segment (PIL reads only that one), or ORIENTATION_ABSENT */
+    int frame_marker;  /* the SOFn marker byte, 0 when none was found */
+    int precision;     /* bits per sample of that frame */
+} jpeg_markers;
+
+/* Walks the marker segments up to the first SOS. Stops quietly at anything malformed: the decoder
+ * reports real damage. PIL ignores XMP for JPEG, so we do too. */
+static jpeg_markers jpeg_scan_markers(const uint8_t *data, size_t size) {
     enum { MARKER_SOS = 0xDA, MARKER_APP1 = 0xE1, MARKER_EOI = 0xD9 };
+    jpeg_markers found = {ORIENTATION_ABSENT, 0, 0};
     size_t pos = 2; /* after SOI */
-    while (pos + 4 <= size) {
-        if (data[pos] != 0xFF) return ORIENTATION_ABSENT;
+    while (pos + 4 <= size && data[pos] == 0xFF) {
         const uint8_t marker = data[pos + 1];
         if (marker == 0xFF) { pos++; continue; } /* fill byte */
-        if (marker == MARKER_SOS || marker == MARKER_EOI) return ORIENTATION_ABSENT;
+        if (marker == MARKER_SOS || marker == MARKER_EOI) break;
         if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) { pos += 2; continue; } /* no length */
         const size_t length = (size_t)data[pos + 2] << 8 | data[pos + 3]; /* includes itself */
-        if (length < 2 || pos + 2 + length > size) return ORIENTATION_ABSENT;
+        if (length < 2 || pos + 2 + length > size) break;
         const uint8_t *payload = data + pos + 4;
         const size_t payload_size = length - 2;
-        if (marker == MARKER_APP1 && payload_size >= 6 && memcmp(payload, "Exif\0", 5) == 0)
-            return exif_orientation(payload, payload_size);
+        const bool is_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+        if (marker == MARKER_APP1 && found.orientation == ORIENTATION_ABSENT && payload_size >= 6 &&
+            memcmp(payload, "Exif\0", 5) == 0)
+            found.orientation = exif_orientation(payload, payload_size);
+        if (is_frame && !found.frame_marker && payload_size >= 1) {
+            found.frame_marker = marker;
+            found.precision = payload[0];
+        }
         pos += 2 + length;
     }
-    return ORIENTATION_ABSENT;
+    return found;
 }
 
-/* Applies EXIF orientation 2-8 as ImageOps.exif_transpose does (anything else: no change). For every output pixel (x, y) the
- * source pixel is (sx, sy); orientations 5-8 swap the sides. */
+/* Applies EXIF orientation 2-8 as ImageOps.exif_transpose does (anything else: no change). For
+ * every output pixel (x, y) the source pixel is (sx, sy); orientations 5-8 swap the sides. */
 static dmllm_status apply_orientation(dmllm_image **image_io, int orientation) {
     dmllm_image *in = *image_io;
     if (orientation <= 1 || orientation > 8) return DMLLM_OK;
@@ -226,12 +238,18 @@ static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t 
 }
 
 static dmllm_status decode_jpeg(const uint8_t *data, size_t size, dmllm_image **out) {
+    const jpeg_markers markers = jpeg_scan_markers(data, size);
+    const int frame_type = markers.frame_marker - 0xC0;
+    if (markers.frame_marker && (frame_type & 3) == 3)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "lossless JPEG (SOF%d) is not supported", frame_type);
+    if (markers.frame_marker && markers.precision != 8)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%d-bit JPEG is not supported (8-bit samples only)", markers.precision);
     tjhandle tj = tjInitDecompress();
     if (!tj) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create a TurboJPEG decompressor: %s", tjGetErrorStr2(NULL));
     dmllm_image *image = NULL;
     dmllm_status status = decode_jpeg_pixels(tj, data, size, &image);
     tjDestroy(tj);
-    if (status == DMLLM_OK) status = apply_orientation(&image, jpeg_exif_orientation(data, size));
+    if (status == DMLLM_OK) status = apply_orientation(&image, markers.orientation);
     if (status != DMLLM_OK) {
         dmllm_image_free(image);
         return status;

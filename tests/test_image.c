@@ -74,6 +74,7 @@ static void test_error_messages(void) {
     CHECK_MSG(strstr(dmllm_last_error(), "65000x65000") != NULL, "size not named: %s", dmllm_last_error());
     CHECK_STATUS(dmllm_image_load_file(image_fixture_path("fixtures/no_such_file.png"), &image), DMLLM_ERR_IO);
     CHECK(strstr(dmllm_last_error(), "no_such_file.png") != NULL);
+    CHECK_STATUS(dmllm_image_load_file(test_source_path("tests/fixtures/images"), &image), DMLLM_ERR_IO);
     CHECK_STATUS(dmllm_image_load_memory("x", 0, &image), DMLLM_ERR_FORMAT);
     CHECK_STATUS(dmllm_image_load_memory("\xff\xd8", 2, &image), DMLLM_ERR_UNSUPPORTED);
     CHECK_STATUS(dmllm_image_load_memory("\xff\xd8\xff", 3, &image), DMLLM_ERR_FORMAT);
