@@ -271,7 +271,7 @@ typedef struct png_decode {
     uint8_t *rows;         /* [height][row_bytes] libpng output after our transforms */
     png_bytep *row_ptrs;   /* [height] into rows */
     dmllm_image *image;
-    dmllm_status status;   /* set before every png_error(); FORMAT for libpng's own errors */
+    dmllm_status status;   /* OK until a failure; libpng's own errors (longjmp) become FORMAT */
     char message[200];
 } png_decode;
 

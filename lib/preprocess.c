@@ -129,6 +129,8 @@ static dmllm_status resample_axis_init(int in_size, int out_size, dmllm_resize_m
     for (int i = 0; i < out_size; i++) {
         const double *k = coeffs + (size_t)i * max_taps;
         int32_t *w = axis->weights + (size_t)i * axis->taps;
+        /* Rounded weights sum to 2^precision give or take rounding that cancels out in practice,
+         * so 255 * sum + half stays far inside int32 (pillow: ~2^30). */
         for (int j = 0; j < axis->count[i]; j++) w[j] = (int32_t)(k[j] < 0 ? -0.5 + k[j] * one : 0.5 + k[j] * one);
     }
     free(coeffs);
