@@ -471,8 +471,10 @@ dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image 
     if (size >= 8 && memcmp(bytes, png_signature, 8) == 0) return decode_png(bytes, size, out_image);
     const char *name = other_format_name(bytes, size);
     if (name) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unsupported image format %s (only JPEG and PNG are decoded)", name);
-    char head[3 * 8 + 1] = "";
-    for (size_t i = 0; i < size && i < 8; i++) snprintf(head + 3 * i, sizeof head - 3 * i, "%02x ", bytes[i]);
+    char head[3 * 8] = ""; /* "xx xx ... xx" of up to 8 bytes */
+    size_t used = 0;
+    for (size_t i = 0; i < size && i < 8; i++)
+        used += (size_t)snprintf(head + used, sizeof head - used, i ? " %02x" : "%02x", bytes[i]);
     return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unknown image format (first bytes %s; only JPEG and PNG are decoded)", head);
 }
 
