@@ -165,7 +165,7 @@ DMLLM_API dmllm_status dmllm_model_get_info(const dmllm_model *model, dmllm_mode
 typedef struct dmllm_image dmllm_image; /* 8-bit RGB, row-major, 3 bytes per pixel, no padding */
 
 /* JPEG (EXIF orientation applied) or PNG (8/16-bit, gray, palette, alpha: converted to RGB as
- * PIL's convert("RGB") does). */
+ * PIL's convert("RGB") does; eXIf/XMP orientation applied). Over 2^28 pixels: DMLLM_ERR_UNSUPPORTED. */
 DMLLM_API dmllm_status dmllm_image_load_file(const char *path, dmllm_image **out_image);
 DMLLM_API dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image **out_image);
 /* Copies a caller buffer of height rows of width*3 RGB bytes; stride_bytes >= width*3 (0 = packed). */
@@ -183,7 +183,8 @@ typedef enum dmllm_resize_mode {
 } dmllm_resize_mode;
 
 /* The size the model sees: both sides rounded up to multiples of 32, shrunk in 0.02 steps while
- * (h/16)*(w/16) > max_num_patches. */
+ * (h/16)*(w/16) > max_num_patches. Ends at the 32x32 floor at the latest, so max_num_patches must
+ * be >= 4 (else DMLLM_ERR_INVALID_ARGUMENT). */
 DMLLM_API dmllm_status dmllm_target_size(int width, int height, int max_num_patches, int *out_width,
                                          int *out_height);
 /* Antialiased bilinear resize of an 8-bit RGB image. */

@@ -4,6 +4,7 @@
  *  - JPEG through the TurboJPEG 2.x API (same libjpeg-turbo, ISLOW DCT and fancy upsampling as
  *    PIL, so RGB and grayscale decode bit-identically); CMYK/YCCK through PIL's "CMYK;I" polarity
  *    and its cmyk2rgb formula; EXIF orientation 2-8 from our own bounds-checked APP1/TIFF parser.
+ *    PNG orientation comes from eXIf or XMP text chunks, as PIL's getexif() finds it.
  *  - PNG through libpng: every colour type and depth, interlaced or not, converted as PIL does
  *    (alpha and tRNS dropped, not composited; 16-bit samples keep their high byte except 16-bit
  *    gray, which PIL opens as mode "I" and clips to 255; palette indices past PLTE map to gray i).
@@ -80,58 +81,79 @@ static uint32_t read_u32(const uint8_t *p, bool big_endian) {
                       : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
-/* Orientation tag (0x0112) of IFD0 in a TIFF block, or 1 when absent or malformed. Like PIL, only a
- * single SHORT or LONG value counts; every offset is checked against the block. */
+enum { ORIENTATION_ABSENT = 0 };
+
+/* Orientation tag (0x0112) of IFD0 in a TIFF block: ORIENTATION_ABSENT when the block or the tag is
+ * missing or malformed, else 1-8, or 1 (no change) for a tag PIL would not act on: like PIL only
+ * a single SHORT or LONG value 1-8 counts. Every offset is checked against the block. */
 static int tiff_orientation(const uint8_t *tiff, size_t size) {
     enum { TYPE_SHORT = 3, TYPE_LONG = 4, TAG_ORIENTATION = 0x0112, ENTRY_BYTES = 12 };
-    if (size < 8) return 1;
+    if (size < 8) return ORIENTATION_ABSENT;
     bool big_endian;
     if (memcmp(tiff, "II*\0", 4) == 0) big_endian = false;
     else if (memcmp(tiff, "MM\0*", 4) == 0) big_endian = true;
-    else return 1;
+    else return ORIENTATION_ABSENT;
     const uint32_t ifd = read_u32(tiff + 4, big_endian);
-    if (ifd > size - 2) return 1;
+    if (ifd > size - 2) return ORIENTATION_ABSENT;
     const unsigned n_entries = read_u16(tiff + ifd, big_endian);
     for (unsigned i = 0; i < n_entries; i++) {
         const size_t entry = (size_t)ifd + 2 + (size_t)i * ENTRY_BYTES;
-        if (entry + ENTRY_BYTES > size) return 1;
+        if (entry + ENTRY_BYTES > size) return ORIENTATION_ABSENT;
         const uint8_t *e = tiff + entry;
         if (read_u16(e, big_endian) != TAG_ORIENTATION) continue;
         const unsigned type = read_u16(e + 2, big_endian);
         if (read_u32(e + 4, big_endian) != 1) return 1;
         /* A single value sits left-aligned in the 4-byte value field. */
         const uint32_t value = type == TYPE_SHORT ? read_u16(e + 8, big_endian)
-                             : type == TYPE_LONG  ? read_u32(e + 8, big_endian) : 0;
+                             : type == TYPE_LONG  ? read_u32(e + 8, big_endian) : 1;
         return value >= 1 && value <= 8 ? (int)value : 1;
     }
-    return 1;
+    return ORIENTATION_ABSENT;
 }
 
-/* Walks the JPEG marker segments up to the first SOS and returns the orientation of the first
- * "Exif\0" APP1 segment (PIL reads only the first), or 1. Stops quietly at anything malformed:
- * the decoder reports real damage. */
-static int jpeg_exif_orientation(const uint8_t *data, size_t size) {
+/* An EXIF payload as PIL's Exif.load takes it: an optional "Exif\0\0" prefix, then TIFF. */
+static int exif_orientation(const uint8_t *exif, size_t size) {
+    if (size >= 6 && memcmp(exif, "Exif\0\0", 6) == 0) return tiff_orientation(exif + 6, size - 6);
+    return tiff_orientation(exif, size);
+}
+
+/* What the marker segments before the first SOS tell us. */
+typedef struct jpeg_markers {
+    int orientation;   /* of the first "Exif\0" APP1 segment (PIL reads only that one), or ORIENTATION_ABSENT */
+    int frame_marker;  /* the SOFn marker byte, 0 when none was found */
+    int precision;     /* bits per sample of that frame */
+} jpeg_markers;
+
+/* Walks the marker segments up to the first SOS. Stops quietly at anything malformed: the decoder
+ * reports real damage. PIL ignores XMP for JPEG, so we do too. */
+static jpeg_markers jpeg_scan_markers(const uint8_t *data, size_t size) {
     enum { MARKER_SOS = 0xDA, MARKER_APP1 = 0xE1, MARKER_EOI = 0xD9 };
+    jpeg_markers found = {ORIENTATION_ABSENT, 0, 0};
     size_t pos = 2; /* after SOI */
-    while (pos + 4 <= size) {
-        if (data[pos] != 0xFF) return 1;
+    while (pos + 4 <= size && data[pos] == 0xFF) {
         const uint8_t marker = data[pos + 1];
         if (marker == 0xFF) { pos++; continue; } /* fill byte */
-        if (marker == MARKER_SOS || marker == MARKER_EOI) return 1;
+        if (marker == MARKER_SOS || marker == MARKER_EOI) break;
         if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) { pos += 2; continue; } /* no length */
         const size_t length = (size_t)data[pos + 2] << 8 | data[pos + 3]; /* includes itself */
-        if (length < 2 || pos + 2 + length > size) return 1;
+        if (length < 2 || pos + 2 + length > size) break;
         const uint8_t *payload = data + pos + 4;
         const size_t payload_size = length - 2;
-        if (marker == MARKER_APP1 && payload_size >= 6 && memcmp(payload, "Exif\0", 5) == 0)
-            return tiff_orientation(payload + 6, payload_size - 6);
+        const bool is_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+        if (marker == MARKER_APP1 && found.orientation == ORIENTATION_ABSENT && payload_size >= 6 &&
+            memcmp(payload, "Exif\0", 5) == 0)
+            found.orientation = exif_orientation(payload, payload_size);
+        if (is_frame && !found.frame_marker && payload_size >= 1) {
+            found.frame_marker = marker;
+            found.precision = payload[0];
+        }
         pos += 2 + length;
     }
-    return 1;
+    return found;
 }
 
-/* Applies EXIF orientation 2-8 as ImageOps.exif_transpose does. For every output pixel (x, y) the
- * source pixel is (sx, sy); orientations 5-8 swap the sides. */
+/* Applies EXIF orientation 2-8 as ImageOps.exif_transpose does (anything else: no change). For
+ * every output pixel (x, y) the source pixel is (sx, sy); orientations 5-8 swap the sides. */
 static dmllm_status apply_orientation(dmllm_image **image_io, int orientation) {
     dmllm_image *in = *image_io;
     if (orientation <= 1 || orientation > 8) return DMLLM_OK;
@@ -176,9 +198,13 @@ static void cmyk_to_rgb(const uint8_t *cmyk, size_t n_pixels, uint8_t *rgb) {
 }
 
 static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, dmllm_image **out) {
-    int width, height, subsampling, colorspace;
+    int width = 0, height = 0, subsampling = -1, colorspace = -1;
     if (tjDecompressHeader3(tj, data, (unsigned long)size, &width, &height, &subsampling, &colorspace) != 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "malformed JPEG header: %s", tjGetErrorStr2(tj));
+    /* TurboJPEG 2.1 returns success without touching the outputs when the data ends (or holds only
+     * tables) before a frame header. */
+    if (width <= 0 || height <= 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "JPEG data without a frame header (truncated?): %s", tjGetErrorStr2(tj));
     if ((int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
         return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "JPEG size %dx%d exceeds the limit of %lld pixels", width, height,
                           (long long)DMLLM_IMAGE_MAX_PIXELS);
@@ -212,12 +238,18 @@ static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t 
 }
 
 static dmllm_status decode_jpeg(const uint8_t *data, size_t size, dmllm_image **out) {
+    const jpeg_markers markers = jpeg_scan_markers(data, size);
+    const int frame_type = markers.frame_marker - 0xC0;
+    if (markers.frame_marker && (frame_type & 3) == 3)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "lossless JPEG (SOF%d) is not supported", frame_type);
+    if (markers.frame_marker && markers.precision != 8)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%d-bit JPEG is not supported (8-bit samples only)", markers.precision);
     tjhandle tj = tjInitDecompress();
     if (!tj) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create a TurboJPEG decompressor: %s", tjGetErrorStr2(NULL));
     dmllm_image *image = NULL;
     dmllm_status status = decode_jpeg_pixels(tj, data, size, &image);
     tjDestroy(tj);
-    if (status == DMLLM_OK) status = apply_orientation(&image, jpeg_exif_orientation(data, size));
+    if (status == DMLLM_OK) status = apply_orientation(&image, markers.orientation);
     if (status != DMLLM_OK) {
         dmllm_image_free(image);
         return status;
@@ -239,7 +271,7 @@ typedef struct png_decode {
     uint8_t *rows;         /* [height][row_bytes] libpng output after our transforms */
     png_bytep *row_ptrs;   /* [height] into rows */
     dmllm_image *image;
-    dmllm_status status;   /* set before every png_error(); FORMAT for libpng's own errors */
+    dmllm_status status;   /* OK until a failure; libpng's own errors (longjmp) become FORMAT */
     char message[200];
 } png_decode;
 
@@ -286,6 +318,9 @@ static void read_png(png_decode *d) {
         return;
     }
     png_set_read_fn(d->png, d, png_read_memory);
+    /* PIL checks the CRC of every chunk before the pixels; libpng by default only warns about
+     * ancillary ones. */
+    png_set_crc_action(d->png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_read_info(d->png, d->info);
     png_uint_32 width, height;
     int bit_depth, color_type, interlace;
@@ -326,7 +361,6 @@ static void read_png(png_decode *d) {
     }
     for (png_uint_32 y = 0; y < height; y++) d->row_ptrs[y] = d->rows + y * row_bytes;
     png_read_image(d->png, d->row_ptrs);
-    /* The trailing chunks are not read: PIL ignores a damaged or missing tail after the pixels. */
     if (dmllm_image_alloc((int)width, (int)height, &d->image) != DMLLM_OK) {
         d->status = DMLLM_ERR_OUT_OF_MEMORY;
         snprintf(d->message, sizeof d->message, "%s", dmllm_last_error());
@@ -334,6 +368,49 @@ static void read_png(png_decode *d) {
     }
     for (png_uint_32 y = 0; y < height; y++)
         png_row_to_rgb(d->row_ptrs[y], (int)width, color_type, bit_depth, palette, d->image->pixels + (size_t)y * width * 3);
+}
+
+/* The chunks after the pixels, for an eXIf or XMP orientation there. PIL reads this tail leniently
+ * (it stops at the first damaged chunk and keeps the image), so errors here only end the reading. */
+static void read_png_tail(png_decode *d) {
+    if (setjmp(png_jmpbuf(d->png))) return;
+    png_read_end(d->png, d->info);
+}
+
+/* First "tiff:Orientation" followed by ="<digit> or ><digit> (PIL's regex on the XMP packet). */
+static int xmp_orientation(const char *xmp, size_t length) {
+    static const char key[] = "tiff:Orientation";
+    const size_t key_length = sizeof key - 1;
+    for (size_t i = 0; i + key_length + 1 < length; i++) {
+        if (memcmp(xmp + i, key, key_length) != 0) continue;
+        const char *after = xmp + i + key_length;
+        const size_t room = length - i - key_length;
+        if (room >= 3 && after[0] == '=' && after[1] == '"' && after[2] >= '0' && after[2] <= '9')
+            return after[2] - '0';
+        if (room >= 2 && after[0] == '>' && after[1] >= '0' && after[1] <= '9') return after[1] - '0';
+    }
+    return ORIENTATION_ABSENT;
+}
+
+/* PIL's getexif() for PNG: the eXIf chunk's orientation tag, else the tiff:Orientation of the
+ * last "XML:com.adobe.xmp" text chunk (PIL keeps the last one). Values outside 1-8 change nothing.
+ * Not read: ImageMagick's hex "Raw profile type exif" text. */
+static int png_orientation(png_structp png, png_infop info) {
+    png_bytep exif = NULL;
+    png_uint_32 exif_size = 0;
+    if (png_get_eXIf_1(png, info, &exif_size, &exif) && exif) {
+        const int orientation = exif_orientation(exif, exif_size);
+        if (orientation != ORIENTATION_ABSENT) return orientation;
+    }
+    png_textp texts = NULL;
+    const int n_texts = png_get_text(png, info, &texts, NULL);
+    const png_text *xmp = NULL;
+    for (int i = 0; i < n_texts; i++)
+        if (texts[i].key && strcmp(texts[i].key, "XML:com.adobe.xmp") == 0 && texts[i].text) xmp = &texts[i];
+    if (!xmp) return ORIENTATION_ABSENT;
+    const int orientation = xmp_orientation(xmp->text, xmp->compression >= PNG_ITXT_COMPRESSION_NONE ? xmp->itxt_length
+                                                                                                    : xmp->text_length);
+    return orientation >= 1 && orientation <= 8 ? orientation : 1;
 }
 
 static dmllm_status decode_png(const uint8_t *data, size_t size, dmllm_image **out) {
@@ -345,12 +422,22 @@ static dmllm_status decode_png(const uint8_t *data, size_t size, dmllm_image **o
         return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create a libpng reader");
     }
     read_png(&d);
+    int orientation = ORIENTATION_ABSENT;
+    if (d.status == DMLLM_OK) {
+        read_png_tail(&d);
+        orientation = png_orientation(d.png, d.info);
+    }
     png_destroy_read_struct(&d.png, &d.info, NULL);
     free(d.rows);
     free(d.row_ptrs);
     if (d.status != DMLLM_OK) {
         dmllm_image_free(d.image);
         return dmllm_fail(d.status, "%s%s", d.status == DMLLM_ERR_FORMAT ? "corrupt or truncated PNG: " : "", d.message);
+    }
+    const dmllm_status status = apply_orientation(&d.image, orientation);
+    if (status != DMLLM_OK) {
+        dmllm_image_free(d.image);
+        return status;
     }
     *out = d.image;
     return DMLLM_OK;
@@ -384,8 +471,10 @@ dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image 
     if (size >= 8 && memcmp(bytes, png_signature, 8) == 0) return decode_png(bytes, size, out_image);
     const char *name = other_format_name(bytes, size);
     if (name) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unsupported image format %s (only JPEG and PNG are decoded)", name);
-    char head[3 * 8 + 1] = "";
-    for (size_t i = 0; i < size && i < 8; i++) snprintf(head + 3 * i, sizeof head - 3 * i, "%02x ", bytes[i]);
+    char head[3 * 8] = ""; /* "xx xx ... xx" of up to 8 bytes */
+    size_t used = 0;
+    for (size_t i = 0; i < size && i < 8; i++)
+        used += (size_t)snprintf(head + used, sizeof head - used, i ? " %02x" : "%02x", bytes[i]);
     return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unknown image format (first bytes %s; only JPEG and PNG are decoded)", head);
 }
 

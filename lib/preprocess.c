@@ -7,11 +7,12 @@
  * fixed-point weights: `pillow` uses Pillow 9.4's fixed 22 fraction bits (int32 weights), `hf`
  * the torchvision uint8 antialias path's int16 weights with a per-axis precision. Each axis gets
  * one coefficient table per call; the passes (horizontal, then vertical, each rounding to uint8)
- * are integer multiply-accumulate loops.
+ * are integer multiply-accumulate loops over rows, split across the caller's OpenMP threads.
  */
 #include "preprocess.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,8 @@ dmllm_status dmllm_target_size(int width, int height, int max_num_patches, int *
 /* ---- resize (2.3) ------------------------------------------------------------------------------ */
 
 enum { PILLOW_PRECISION_BITS = 32 - 8 - 2, HF_MAX_PRECISION = 22 };
+/* Multiply-accumulates below which a pass stays on one thread (thread start-up would dominate). */
+#define PARALLEL_MIN_MACS ((int64_t)1 << 20)
 
 /* Fixed-point coefficients of one axis: output i reads inputs first[i] .. first[i]+count[i]-1. */
 typedef struct resample_axis {
@@ -126,6 +129,8 @@ static dmllm_status resample_axis_init(int in_size, int out_size, dmllm_resize_m
     for (int i = 0; i < out_size; i++) {
         const double *k = coeffs + (size_t)i * max_taps;
         int32_t *w = axis->weights + (size_t)i * axis->taps;
+        /* Rounded weights sum to 2^precision give or take rounding that cancels out in practice,
+         * so 255 * sum + half stays far inside int32 (pillow: ~2^30). */
         for (int j = 0; j < axis->count[i]; j++) w[j] = (int32_t)(k[j] < 0 ? -0.5 + k[j] * one : 0.5 + k[j] * one);
     }
     free(coeffs);
@@ -141,6 +146,7 @@ static inline uint8_t fixed_to_u8(int32_t acc, int precision) {
 static void resample_horizontal(const uint8_t *src, int in_w, int n_rows, const resample_axis *axis, uint8_t *dst) {
     const int32_t half = (int32_t)1 << (axis->precision - 1);
     const int out_w = axis->out_size;
+    #pragma omp parallel for schedule(static) if ((int64_t)n_rows * out_w * axis->taps >= PARALLEL_MIN_MACS)
     for (int y = 0; y < n_rows; y++) {
         const uint8_t *src_row = src + (size_t)y * in_w * 3;
         uint8_t *dst_row = dst + (size_t)y * out_w * 3;
@@ -161,11 +167,15 @@ static void resample_horizontal(const uint8_t *src, int in_w, int n_rows, const 
 }
 
 /* Vertical pass: src rows of row_bytes bytes, output row y reads src rows first[y] - row_offset
- * onwards; dst [axis->out_size][row_bytes]. acc [row_bytes] is scratch. */
+ * onwards; dst [axis->out_size][row_bytes]. acc [n_threads][row_bytes] is scratch, one row per
+ * OpenMP thread. */
 static void resample_vertical(const uint8_t *src, size_t row_bytes, int row_offset, const resample_axis *axis,
-                              int32_t *acc, uint8_t *dst) {
+                              int n_threads, int32_t *acc_rows, uint8_t *dst) {
     const int32_t half = (int32_t)1 << (axis->precision - 1);
+    #pragma omp parallel for schedule(static) num_threads(n_threads) \
+        if ((int64_t)axis->out_size * (int64_t)row_bytes * axis->taps >= PARALLEL_MIN_MACS)
     for (int y = 0; y < axis->out_size; y++) {
+        int32_t *acc = acc_rows + (size_t)omp_get_thread_num() * row_bytes;
         for (size_t i = 0; i < row_bytes; i++) acc[i] = half;
         const int32_t *w = axis->weights + (size_t)y * axis->taps;
         for (int k = 0; k < axis->count[y]; k++) {
@@ -194,7 +204,8 @@ static dmllm_status resample(const dmllm_image *in, const resample_axis *horizon
     const int row_first = vertical->first[0], row_end = vertical->first[last] + vertical->count[last];
     const size_t row_bytes = (size_t)out->width * 3;
     uint8_t *between = NULL; /* [row_end - row_first][out->width][3] horizontal pass output */
-    int32_t *acc = dmllm_malloc(row_bytes, sizeof *acc); /* [out->width * 3] */
+    const int n_threads = omp_get_max_threads();
+    int32_t *acc = dmllm_malloc((size_t)n_threads * row_bytes, sizeof *acc); /* [n_threads][out->width * 3] */
     if (horizontal) between = dmllm_malloc((size_t)(row_end - row_first), row_bytes);
     if (!acc || (horizontal && !between)) {
         free(acc);
@@ -205,9 +216,9 @@ static dmllm_status resample(const dmllm_image *in, const resample_axis *horizon
     if (horizontal) {
         resample_horizontal(in->pixels + (size_t)row_first * in->width * 3, in->width, row_end - row_first, horizontal,
                             between);
-        resample_vertical(between, row_bytes, row_first, vertical, acc, out->pixels);
+        resample_vertical(between, row_bytes, row_first, vertical, n_threads, acc, out->pixels);
     } else {
-        resample_vertical(in->pixels, row_bytes, 0, vertical, acc, out->pixels);
+        resample_vertical(in->pixels, row_bytes, 0, vertical, n_threads, acc, out->pixels);
     }
     free(acc);
     free(between);

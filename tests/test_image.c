@@ -1,6 +1,7 @@
 /*
  * test_image.c: the JPEG and PNG decoders against PIL 9.4 (tests/fixtures/images/expected.txt,
  * written by make_fixtures.py: every PNG colour type and depth, interlaced, tRNS, short palettes;
+ * PNG orientation from eXIf (before or after the pixels) or XMP, as PIL's getexif() finds it;
  * JPEG 4:2:0/4:2:2/4:4:4, progressive, gray, CMYK, EXIF orientations 1-8 in both byte orders;
  * the shared photos), the refusal of corrupt, truncated, empty, zero-size, huge and foreign files,
  * truncation and bit-flip sweeps (no crash, no leak under ASan, clean errors), and the handle API.
@@ -73,6 +74,7 @@ static void test_error_messages(void) {
     CHECK_MSG(strstr(dmllm_last_error(), "65000x65000") != NULL, "size not named: %s", dmllm_last_error());
     CHECK_STATUS(dmllm_image_load_file(image_fixture_path("fixtures/no_such_file.png"), &image), DMLLM_ERR_IO);
     CHECK(strstr(dmllm_last_error(), "no_such_file.png") != NULL);
+    CHECK_STATUS(dmllm_image_load_file(test_source_path("tests/fixtures/images"), &image), DMLLM_ERR_IO);
     CHECK_STATUS(dmllm_image_load_memory("x", 0, &image), DMLLM_ERR_FORMAT);
     CHECK_STATUS(dmllm_image_load_memory("\xff\xd8", 2, &image), DMLLM_ERR_UNSUPPORTED);
     CHECK_STATUS(dmllm_image_load_memory("\xff\xd8\xff", 3, &image), DMLLM_ERR_FORMAT);
@@ -128,6 +130,8 @@ static void test_damage(void) {
     sweep_damage("fixtures/rgb_progressive.jpg", false);
     sweep_damage("fixtures/cmyk.jpg", false);
     sweep_damage("fixtures/orient6_be.jpg", true);
+    sweep_damage("fixtures/exif3_after.png", true);
+    sweep_damage("fixtures/xmp8_itxt.png", true);
 }
 
 static void test_handle(void) {
