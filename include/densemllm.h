@@ -276,6 +276,26 @@ DMLLM_API dmllm_status dmllm_session_image_logits(dmllm_session *session, dmllm_
                                                   const int32_t *token_ids, int n_ids, float *out,
                                                   size_t capacity, size_t *rows, size_t *cols);
 
+/* ---- tokenizer ---------------------------------------------------------------------------------- */
+/* The model directory's tokenizer.json (byte-level BPE, model-spec 5). These fail with
+ * DMLLM_ERR_STATE when the directory has none. Text is UTF-8. */
+
+/* Token ids of text. With parse_special, special added tokens written in the text ("<|image_pad|>")
+ * become their ids; otherwise they are tokenized as plain text. No BOS or EOS is added.
+ * Size-query convention: *n_ids always receives the count. */
+DMLLM_API dmllm_status dmllm_tokenize(const dmllm_model *model, const char *text, int parse_special, int32_t *ids,
+                                      size_t capacity, size_t *n_ids);
+/* Text of ids (invalid UTF-8 replaced by U+FFFD, as Hugging Face does), NUL-terminated; with
+ * skip_special, special added tokens are left out. *length receives strlen of the result. */
+DMLLM_API dmllm_status dmllm_detokenize(const dmllm_model *model, const int32_t *ids, size_t n_ids, int skip_special,
+                                        char *text, size_t capacity, size_t *length);
+/* Id of the token with exactly this content ("<FG>", "<custom_12>", or a byte-level vocabulary
+ * piece), or -1. */
+DMLLM_API int32_t dmllm_token_id(const dmllm_model *model, const char *content);
+/* Raw bytes one id decodes to (possibly part of a UTF-8 character), not NUL-terminated. */
+DMLLM_API dmllm_status dmllm_token_bytes(const dmllm_model *model, int32_t id, char *bytes, size_t capacity,
+                                         size_t *length);
+
 /* ---- dense prediction ------------------------------------------------------------------------- */
 /* DenseMLLM's readout without a decoder (model-spec 6, 9.2-9.3): the image is encoded and
  * prefilled, then label scores are read from the LM head at the image tokens for only the label

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void dmllm_model_params_init(dmllm_model_params *params) {
     if (!params) return;
@@ -25,7 +26,18 @@ void dmllm_model_free(dmllm_model *model) {
     dmllm_vision_free(model->vision);
     dmllm_backend_free(model->backend);
     dmllm_checkpoint_close(model->checkpoint);
+    dmllm_tokenizer_free(model->tokenizer);
     free(model);
+}
+
+/* DIR/tokenizer.json when present; a model without one still runs on token ids. */
+static dmllm_status load_tokenizer(const char *model_dir, dmllm_tokenizer **out) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/tokenizer.json", model_dir) >= sizeof path)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "model directory path is too long");
+    struct stat st;
+    if (stat(path, &st) != 0) return DMLLM_OK;
+    return dmllm_tokenizer_load(path, out);
 }
 
 /* Packs the three stages' weights; "load" progress counts the checkpoint plus each stage. */
@@ -60,6 +72,7 @@ dmllm_status dmllm_model_load(const char *model_dir, const dmllm_model_params *p
         model->config = dmllm_checkpoint_config(model->checkpoint);
         status = dmllm_profile_load(model_dir, &model->profile);
     }
+    if (status == DMLLM_OK) status = load_tokenizer(model_dir, &model->tokenizer);
     if (status == DMLLM_OK) status = dmllm_progress_report(&progress, "load", 0, 4);
     if (status == DMLLM_OK && !p.check_only) {
         int saved_threads = omp_get_max_threads();

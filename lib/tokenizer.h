@@ -45,8 +45,9 @@ typedef struct dmllm_utf8_stream {
     int n_pending;
 } dmllm_utf8_stream;
 
-/* Appends the complete characters that id adds to out (capacity bytes incl. NUL); *out_len gets
- * their byte count. A capacity of 16 + the longest token always suffices. */
+/* Writes the complete characters that id adds to out (capacity bytes incl. NUL); *out_len gets
+ * their byte count. 3 * (3 + the token's byte length) + 1 bytes always suffice (invalid bytes
+ * become 3-byte U+FFFD). */
 dmllm_status dmllm_tokenizer_stream(const dmllm_tokenizer *tokenizer, dmllm_utf8_stream *stream, int32_t id,
                                     bool skip_special, char *out, size_t capacity, size_t *out_len);
 void dmllm_tokenizer_stream_flush(dmllm_utf8_stream *stream, char *out, size_t capacity, size_t *out_len);

@@ -13,3 +13,7 @@ $SUDO apt-get install -y --no-install-recommends \
     libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libcjson-dev \
     python3 python3-numpy python3-pil python3-pytest \
     unicode-data
+
+# The independent tokenizer / chat-template oracle of the tests comes from the npm registry.
+if ! command -v npm >/dev/null; then $SUDO apt-get install -y --no-install-recommends nodejs npm; fi
+(cd "$(dirname "$0")/../tests/tokenizer_oracle" && npm ci --no-audit --no-fund --loglevel=error)
