@@ -419,7 +419,8 @@ DMLLM_API void dmllm_seg_result_free(dmllm_seg_result *result);
 
 /* -- depth --
  * Per image: pred is resized to the GT size when the sizes differ (bilinear, align_corners=True, as
- * ZoeDepth), then clamped: NaN and < min_depth become min_depth, > max_depth (incl. inf) max_depth.
+ * ZoeDepth; a neighbour with zero weight is left out, so an inf does not spread as 0*inf = NaN), then
+ * clamped: NaN and < min_depth become min_depth, > max_depth (incl. inf) max_depth.
  * Valid pixels: min_depth < gt < max_depth (strict; NaN GT is invalid) inside the crop. Over them
  * (g = gt, p = pred, e = ln p - ln g): delta_k = mean(max(g/p, p/g) < 1.25^k), abs_rel =
  * mean(|g-p|/g), sq_rel = mean((g-p)^2/g), rmse = sqrt(mean((g-p)^2)), rmse_log = sqrt(mean(e^2)),

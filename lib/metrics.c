@@ -202,7 +202,8 @@ dmllm_status dmllm_depth_crop_rect(dmllm_depth_crop crop, int gt_w, int gt_h, in
         return DMLLM_OK;
     case DMLLM_DEPTH_CROP_EIGEN:
         if (gt_w != 640 || gt_h != 480)
-            return dmllm_fail(DMLLM_ERR_SHAPE, "the Eigen crop needs 640x480 NYUv2 ground truth, got %dx%d", gt_w, gt_h);
+            return dmllm_fail(DMLLM_ERR_SHAPE, "the Eigen crop needs 640x480 NYUv2 ground truth, got %dx%d", gt_w,
+                              gt_h);
         *y0 = 45, *y1 = 471, *x0 = 41, *x1 = 601;
         return DMLLM_OK;
     case DMLLM_DEPTH_CROP_GARG:
@@ -374,8 +375,8 @@ dmllm_status dmllm_mask_metrics_add(dmllm_mask_metrics *metrics, const uint8_t *
     int64_t intersection = 0, union_ = 0;
     for (size_t i = 0; i < n_pixels; i++) {
         if (pred[i] > 1)
-            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_mask_metrics_add: prediction %u at pixel %zu is not 0 or 1",
-                              pred[i], i);
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                              "dmllm_mask_metrics_add: prediction %u at pixel %zu is not 0 or 1", pred[i], i);
         if (gt[i] > 1 && gt[i] != 255)
             return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
                               "dmllm_mask_metrics_add: GT %u at pixel %zu is not 0, 1 or 255 (ignore)", gt[i], i);

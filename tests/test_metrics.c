@@ -98,7 +98,8 @@ static void test_seg_vectors(void) {
     dmllm_seg_metrics_free(m);
 
     /* The wrong convention metrics.md warns about, to show the two differ as it says. */
-    double per_image = 0.5 * (seg_miou_of(vector_a_pred, vector_a_gt_raw, 16) + seg_miou_of(vector_b_pred, vector_b_gt_raw, 4));
+    double per_image =
+        0.5 * (seg_miou_of(vector_a_pred, vector_a_gt_raw, 16) + seg_miou_of(vector_b_pred, vector_b_gt_raw, 4));
     CHECK_CLOSE(per_image, 0.5395833333, 1e-9);
 
     /* The already-reduced GT of vector A without reduce_zero_label gives the same numbers. */
