@@ -114,7 +114,7 @@ static void test_seg_vectors(void) {
 
 static void test_seg_edges(void) {
     dmllm_seg_metrics *m = seg_create(5, 1);
-    dmllm_seg_result *r = (dmllm_seg_result *)&m;
+    dmllm_seg_result *r = (dmllm_seg_result *)&m; /* a failing call must overwrite it with NULL */
     /* Empty accumulator, then one made only of ignored pixels (raw 0 and raw 255). */
     CHECK_STATUS(dmllm_seg_metrics_result(m, &r), DMLLM_ERR_STATE);
     CHECK(r == NULL);
@@ -180,7 +180,8 @@ static void test_seg_edges(void) {
     CHECK_STATUS(dmllm_seg_metrics_create(&p, NULL), DMLLM_ERR_INVALID_ARGUMENT);
 
     /* ADE20K: raw 150 is class 149, raw 151 is an error, raw 255 stays ignored. */
-    CHECK_OK(dmllm_seg_metrics_create((p.reduce_zero_label = 1, &p), &m));
+    p.reduce_zero_label = 1;
+    CHECK_OK(dmllm_seg_metrics_create(&p, &m));
     const uint16_t ade_gt[3] = {150, 255, 151}, ade_pred[3] = {149, 3, 0};
     CHECK_STATUS(dmllm_seg_metrics_add(m, ade_pred, ade_gt, 3), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_MSG(strstr(dmllm_last_error(), "GT value 151 at pixel 2") != NULL, "%s", dmllm_last_error());
