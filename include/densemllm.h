@@ -368,6 +368,135 @@ DMLLM_API dmllm_status dmllm_predict_dense(dmllm_session *session, const dmllm_i
                                            const dmllm_dense_params *params, dmllm_dense_result **out_result);
 DMLLM_API void dmllm_dense_result_free(dmllm_dense_result *result);
 
+/* ---- evaluation metrics (metrics.md) ------------------------------------------------------------ */
+/* Accumulators for the report's benchmark metrics: semantic segmentation as mmsegmentation's
+ * IoUMetric (ADE20K mIoU), depth as BTS/AdaBins/ZoeDepth compute_errors (NYUv2, DDAD) and referring
+ * segmentation as LISA (RefCOCO cIoU/gIoU). Create one, add every image, then read the dataset
+ * result. Values are fractions computed in double (benchmark tables print x100, 2 decimals). An
+ * accumulator is used by one thread at a time; a failed add leaves it unchanged. Maps are row-major. */
+
+/* -- semantic segmentation --
+ * Per image, over pixels whose GT is not ignore_index: intersect[c] = #(pred == gt == c), pred[c] and
+ * label[c] = histograms, union = pred + label - intersect. The four areas are summed over all images
+ * BEFORE dividing: IoU[c] = I/U, Acc[c] = I/label, aAcc = sum I / sum label, mIoU and mAcc = mean over
+ * the classes whose ratio is defined (0/0 = NaN is left out; a class predicted but absent from the GT
+ * has IoU 0 and counts). Predictions outside 0..n_classes-1 (e.g. a background label) are not counted
+ * in any area, as mmseg's histogram, so they only count as misses. Compare at the GT resolution. */
+typedef struct dmllm_seg_metrics dmllm_seg_metrics;
+
+typedef struct dmllm_seg_metrics_params {
+    uint32_t struct_size;   /* set by dmllm_seg_metrics_params_init() */
+    int n_classes;          /* GT labels are 0 .. n_classes-1; no default (0), must be 1 .. 65535 */
+    int ignore_index;       /* GT value whose pixels are dropped from GT and prediction; default 255;
+                               must be >= n_classes and <= 65535 */
+    int reduce_zero_label;  /* raw ADE20K GT: 0 and ignore_index are ignored, v becomes v-1 (GT only,
+                               as mmseg); default 0 */
+} dmllm_seg_metrics_params;
+
+DMLLM_API void dmllm_seg_metrics_params_init(dmllm_seg_metrics_params *params);
+DMLLM_API size_t dmllm_seg_metrics_params_sizeof(void);
+
+DMLLM_API dmllm_status dmllm_seg_metrics_create(const dmllm_seg_metrics_params *params, dmllm_seg_metrics **out);
+/* One image: pred and gt hold n_pixels labels each, at the same (GT) resolution. A GT label that is
+ * neither a class nor ignore_index fails with DMLLM_ERR_INVALID_ARGUMENT naming the pixel. */
+DMLLM_API dmllm_status dmllm_seg_metrics_add(dmllm_seg_metrics *metrics, const uint16_t *pred, const uint16_t *gt,
+                                             size_t n_pixels);
+DMLLM_API void dmllm_seg_metrics_free(dmllm_seg_metrics *metrics);
+
+/* Allocated by the library (one block), freed with dmllm_seg_result_free(). */
+typedef struct dmllm_seg_result {
+    int n_classes;
+    int64_t n_images;
+    double miou, macc, aacc;
+    int n_iou_classes, n_acc_classes;   /* classes that enter mIoU / mAcc */
+    double *iou, *acc;                  /* [n_classes], NaN where 0/0 */
+    int64_t *area_intersect, *area_union, *area_pred, *area_label;  /* [n_classes], summed over images */
+} dmllm_seg_result;
+
+/* Fails with DMLLM_ERR_STATE before any image with a non-ignored pixel was added. */
+DMLLM_API dmllm_status dmllm_seg_metrics_result(const dmllm_seg_metrics *metrics, dmllm_seg_result **out);
+DMLLM_API void dmllm_seg_result_free(dmllm_seg_result *result);
+
+/* -- depth --
+ * Per image: pred is resized to the GT size when the sizes differ (bilinear, align_corners=True, as
+ * ZoeDepth; a neighbour with zero weight is left out, so an inf does not spread as 0*inf = NaN), then
+ * clamped: NaN and < min_depth become min_depth, > max_depth (incl. inf) max_depth.
+ * Valid pixels: min_depth < gt < max_depth (strict; NaN GT is invalid) inside the crop. Over them
+ * (g = gt, p = pred, e = ln p - ln g): delta_k = mean(max(g/p, p/g) < 1.25^k), abs_rel =
+ * mean(|g-p|/g), sq_rel = mean((g-p)^2/g), rmse = sqrt(mean((g-p)^2)), rmse_log = sqrt(mean(e^2)),
+ * log10 = mean(|log10 p - log10 g|), silog = 100 sqrt(mean(e^2) - mean(e)^2).
+ * The dataset value is the mean of the per-image values (not a pixel-pooled mean); an image without
+ * valid pixels is counted in n_images_empty and left out of the mean.
+ * Presets: NYUv2 = 1e-3 .. 10 m with the Eigen crop; KITTI-style datasets use the Garg crop. */
+typedef enum dmllm_depth_crop {
+    DMLLM_DEPTH_CROP_NONE = 0,
+    DMLLM_DEPTH_CROP_EIGEN = 1,  /* NYUv2: rows 45..470, cols 41..600; the GT must be 480 x 640 */
+    DMLLM_DEPTH_CROP_GARG = 2    /* rows int(0.40810811 h) .. int(0.99189189 h) - 1,
+                                    cols int(0.03594771 w) .. int(0.96405229 w) - 1 */
+} dmllm_depth_crop;
+
+typedef struct dmllm_depth_metrics_params {
+    uint32_t struct_size;  /* set by dmllm_depth_metrics_params_init() */
+    double min_depth;      /* metres, > 0; default 1e-3 */
+    double max_depth;      /* metres, > min_depth; default 10 (NYUv2) */
+    dmllm_depth_crop crop; /* default DMLLM_DEPTH_CROP_NONE */
+} dmllm_depth_metrics_params;
+
+DMLLM_API void dmllm_depth_metrics_params_init(dmllm_depth_metrics_params *params);
+DMLLM_API size_t dmllm_depth_metrics_params_sizeof(void);
+
+typedef struct dmllm_depth_metrics dmllm_depth_metrics;
+
+DMLLM_API dmllm_status dmllm_depth_metrics_create(const dmllm_depth_metrics_params *params,
+                                                  dmllm_depth_metrics **out);
+/* One image: pred[pred_h][pred_w] and gt[gt_h][gt_w] in metres. */
+DMLLM_API dmllm_status dmllm_depth_metrics_add(dmllm_depth_metrics *metrics, const float *pred, int pred_w,
+                                               int pred_h, const float *gt, int gt_w, int gt_h);
+/* Same for double maps (e.g. float64 ground truth). */
+DMLLM_API dmllm_status dmllm_depth_metrics_add_f64(dmllm_depth_metrics *metrics, const double *pred, int pred_w,
+                                                   int pred_h, const double *gt, int gt_w, int gt_h);
+DMLLM_API void dmllm_depth_metrics_free(dmllm_depth_metrics *metrics);
+
+typedef struct dmllm_depth_scores {
+    uint32_t struct_size;     /* set by the caller: sizeof(dmllm_depth_scores) */
+    int64_t n_images;         /* images in the mean */
+    int64_t n_images_empty;   /* images without valid pixels, left out */
+    int64_t n_pixels;         /* valid pixels over all images */
+    double delta1, delta2, delta3, abs_rel, sq_rel, rmse, rmse_log, log10, silog;
+} dmllm_depth_scores;
+
+/* Fails with DMLLM_ERR_STATE while no image with valid pixels was added. */
+DMLLM_API dmllm_status dmllm_depth_metrics_result(const dmllm_depth_metrics *metrics, dmllm_depth_scores *out);
+
+/* -- referring segmentation (LISA) --
+ * Per sample i, binary masks at the original image resolution: I_i and U_i of the foreground over
+ * pixels whose GT is not 255. cIoU = sum I / sum U (0 when every union is empty, as LISA);
+ * gIoU = mean_i I_i/U_i with an empty union (no target, nothing predicted) scoring 1. LISA's
+ * epsilons (1e-10, 1e-5 in the denominators) are left out: they shift gIoU by < 1e-5 / U_i. */
+typedef struct dmllm_mask_metrics dmllm_mask_metrics;
+
+DMLLM_API dmllm_status dmllm_mask_metrics_create(dmllm_mask_metrics **out);
+/* pred values 0/1, gt values 0/1/255 (ignore); anything else fails naming the pixel. */
+DMLLM_API dmllm_status dmllm_mask_metrics_add(dmllm_mask_metrics *metrics, const uint8_t *pred, const uint8_t *gt,
+                                              size_t n_pixels);
+DMLLM_API void dmllm_mask_metrics_free(dmllm_mask_metrics *metrics);
+
+typedef struct dmllm_mask_scores {
+    uint32_t struct_size;     /* set by the caller: sizeof(dmllm_mask_scores) */
+    int64_t n_samples;
+    int64_t sum_intersection, sum_union;
+    double ciou, giou;
+} dmllm_mask_scores;
+
+/* Fails with DMLLM_ERR_STATE before the first sample. */
+DMLLM_API dmllm_status dmllm_mask_metrics_result(const dmllm_mask_metrics *metrics, dmllm_mask_scores *out);
+
+/* -- grounding boxes --
+ * IoU of two boxes (x0, y0, x1, y1) in continuous pixel coordinates: x1, y1 are the far edges and
+ * the area is (x1-x0)(y1-y0) with no +1 (COCO, torchvision). Boxes need x0 <= x1, y0 <= y1 and
+ * finite values; two boxes with zero union score 0. */
+DMLLM_API dmllm_status dmllm_box_iou(const double box_a[4], const double box_b[4], double *out_iou);
+
 #ifdef __cplusplus
 }
 #endif
