@@ -80,7 +80,7 @@ typedef struct parser {
 } parser;
 
 static dmllm_status parse_error(const parser *ps, const char *at, const char *what) {
-    return dmllm_fail(DMLLM_ERR_FORMAT, "dense text: %s at byte %td", what, at - ps->text);
+    return dmllm_fail(DMLLM_ERR_FORMAT, "dense text, byte %td: %s", at - ps->text, what);
 }
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -121,7 +121,7 @@ static dmllm_status expect_char(parser *ps, char c, const char *what) {
 static dmllm_status append_run(parser *ps, const char *at, uint64_t value, uint64_t length) {
     if (length > ps->expected - ps->filled) {
         char message[128];
-        snprintf(message, sizeof message, "the values run past the map's %zu", ps->expected);
+        snprintf(message, sizeof message, "the runs cover more than the map's %zu values", ps->expected);
         return parse_error(ps, at, message);
     }
     for (uint64_t i = 0; i < length; i++) ps->labels[ps->filled++] = (uint16_t)value;

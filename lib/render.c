@@ -35,6 +35,17 @@ static void png_on_warning(png_structp png, png_const_charp message) {
     dmllm_log(DMLLM_LOG_DEBUG, "libpng warning: %s", message);
 }
 
+/* The checks every writer fn shares: a path, the data, and a size within the image limit. */
+static dmllm_status check_output(const char *fn, const char *path, const void *data, const char *data_name, int width,
+                                 int height) {
+    if (!path || !*path) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: path is NULL or empty", fn);
+    if (!data) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, data_name);
+    if (width <= 0 || height <= 0 || (int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: size %dx%d is empty or above %lld pixels", fn, width, height,
+                          (long long)DMLLM_IMAGE_MAX_PIXELS);
+    return DMLLM_OK;
+}
+
 static size_t png_bytes_per_pixel(dmllm_png_kind kind) {
     return kind == DMLLM_PNG_RGB8 ? 3 : kind == DMLLM_PNG_GRAY16 ? 2 : 1;
 }
@@ -66,10 +77,7 @@ static bool encode_png(png_encode *e, FILE *file, dmllm_png_kind kind, const uin
 
 dmllm_status dmllm_png_write(const char *path, dmllm_png_kind kind, const uint8_t *pixels, int width, int height,
                              const uint8_t *palette, int n_palette) {
-    if (!path || !*path || !pixels) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "PNG writer: path or pixels is NULL or empty");
-    if (width <= 0 || height <= 0 || (int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: PNG size %dx%d is empty or above %lld pixels", path, width,
-                          height, (long long)DMLLM_IMAGE_MAX_PIXELS);
+    DMLLM_TRY(check_output("PNG writer", path, pixels, "pixels", width, height));
     if ((kind == DMLLM_PNG_PALETTE8) != (palette != NULL) || (palette && (n_palette < 1 || n_palette > 256)))
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: a palette PNG needs 1..256 palette entries (got %d)", path,
                           palette ? n_palette : 0);
@@ -131,11 +139,7 @@ dmllm_status dmllm_label_color(int label, uint8_t rgb[3]) {
 /* Validates a label map and its label count for the function fn. */
 static dmllm_status check_label_map(const char *fn, const char *path, const uint16_t *labels, int width, int height,
                                     int n_labels) {
-    if (!path || !*path) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: path is NULL or empty", fn);
-    if (!labels) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: labels is NULL", fn);
-    if (width <= 0 || height <= 0 || (int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: map size %dx%d is empty or above %lld pixels", fn, width,
-                          height, (long long)DMLLM_IMAGE_MAX_PIXELS);
+    DMLLM_TRY(check_output(fn, path, labels, "labels", width, height));
     if (n_labels < 1 || n_labels > 65536)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: n_labels %d is outside 1..65536", fn, n_labels);
     const size_t n = (size_t)width * height;
@@ -171,7 +175,7 @@ dmllm_status dmllm_write_label_png(const char *path, const uint16_t *labels, int
 /* ---- the legend font --------------------------------------------------------------------------- */
 
 /* 5x7 glyphs of printable ASCII 32..126, drawn for this file: seven rows each, '#' = ink. The
- * letters of DESCENDERS are drawn two rows lower, so their tails hang below the line. */
+ * letters of descenders are drawn two rows lower, so their tails hang below the line. */
 static const char font_glyphs[95][7][6] = {
     /*   */ {".....", ".....", ".....", ".....", ".....", ".....", "....."},
     /* ! */ {"..#..", "..#..", "..#..", "..#..", "..#..", ".....", "..#.."},
@@ -270,7 +274,7 @@ static const char font_glyphs[95][7][6] = {
     /* ~ */ {".....", ".....", ".#...", "#.#.#", "...#.", ".....", "....."},
 };
 
-static const char DESCENDERS[] = "gjpqy";
+static const char descenders[] = "gjpqy";
 
 enum {
     GLYPH_W = 5, GLYPH_H = 7, DESCENT = 2,
@@ -294,18 +298,17 @@ static void fill_rect(canvas *c, int x0, int y0, int w, int h, const uint8_t rgb
 }
 
 /* Draws text from (x, y) at an integer scale; UTF-8 continuation bytes are skipped so each
- * non-ASCII character shows as one '?'. Returns the pen position after the text. */
-static int draw_text(canvas *c, int x, int y, int scale, const char *text, const uint8_t rgb[3]) {
+ * non-ASCII character shows as one '?'. */
+static void draw_text(canvas *c, int x, int y, int scale, const char *text, const uint8_t rgb[3]) {
     for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
         if ((*p & 0xC0) == 0x80) continue;
         const int index = *p >= 32 && *p <= 126 ? *p - 32 : '?' - 32;
-        const int top = y + (strchr(DESCENDERS, *p) ? DESCENT * scale : 0);
+        const int top = y + (strchr(descenders, *p) ? DESCENT * scale : 0);
         for (int row = 0; row < GLYPH_H; row++)
             for (int col = 0; col < GLYPH_W; col++)
                 if (font_glyphs[index][row][col] == '#') fill_rect(c, x + col * scale, top + row * scale, scale, scale, rgb);
         x += ADVANCE * scale;
     }
-    return x;
 }
 
 static int text_columns(const char *text) {
@@ -400,10 +403,7 @@ dmllm_status dmllm_write_overlay_png(const char *path, const dmllm_image *image,
 
 dmllm_status dmllm_write_depth_png16(const char *path, const float *depth_m, int width, int height, float scale) {
     static const char fn[] = "dmllm_write_depth_png16";
-    if (!path || !*path || !depth_m) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: path or depth_m is NULL or empty", fn);
-    if (width <= 0 || height <= 0 || (int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: map size %dx%d is empty or above %lld pixels", fn, width,
-                          height, (long long)DMLLM_IMAGE_MAX_PIXELS);
+    DMLLM_TRY(check_output(fn, path, depth_m, "depth_m", width, height));
     if (!(scale >= 0.0f) || isinf(scale))
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: scale %g is negative or not finite", fn, (double)scale);
     if (scale == 0.0f) scale = DMLLM_DEPTH_PNG_SCALE;
@@ -447,10 +447,7 @@ static float percentile(const float *sorted, size_t n, double q) {
 dmllm_status dmllm_write_depth_color_png(const char *path, const float *depth_m, int width, int height, float min_m,
                                          float max_m) {
     static const char fn[] = "dmllm_write_depth_color_png";
-    if (!path || !*path || !depth_m) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: path or depth_m is NULL or empty", fn);
-    if (width <= 0 || height <= 0 || (int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: map size %dx%d is empty or above %lld pixels", fn, width,
-                          height, (long long)DMLLM_IMAGE_MAX_PIXELS);
+    DMLLM_TRY(check_output(fn, path, depth_m, "depth_m", width, height));
     if (!isfinite(min_m) || !isfinite(max_m) || (min_m > 0.0f && max_m > 0.0f && min_m >= max_m))
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: range %g .. %g m is not finite or empty", fn, (double)min_m,
                           (double)max_m);
@@ -485,13 +482,13 @@ dmllm_status dmllm_write_depth_color_png(const char *path, const float *depth_m,
 enum { PCA_COMPONENTS = 3, PCA_MAX_ITERATIONS = 1000, PCA_COLUMN_BLOCK = 256 };
 
 /* w[r] = (x[r] - mean) . v for every row. */
-static void centred_times(const float *x, int rows, int cols, const double *mean_dot_v, const double *v, double *w) {
+static void centred_times(const float *x, int rows, int cols, double mean_dot_v, const double *v, double *w) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
         const float *row = x + (size_t)r * cols;
         double sum = 0.0;
         for (int j = 0; j < cols; j++) sum += row[j] * v[j];
-        w[r] = sum - *mean_dot_v;
+        w[r] = sum - mean_dot_v;
     }
 }
 
@@ -565,8 +562,7 @@ dmllm_status dmllm_pca3(const float *features, int rows, int cols, double *compo
         bool has_variance = norm > 0.0 && total > 0.0;
         for (int it = 0; has_variance && it < PCA_MAX_ITERATIONS; it++) {
             for (int j = 0; j < cols; j++) v[j] /= norm;
-            const double mean_dot_v = dot(mean, v, cols);
-            centred_times(features, rows, cols, &mean_dot_v, v, w);
+            centred_times(features, rows, cols, dot(mean, v, cols), v, w);
             centred_transpose_times(features, rows, cols, mean, w, z);
             norm = orthogonalise(z, components, k, cols);
             /* What is left after deflation is rounding noise: the data has rank k. */
@@ -585,8 +581,7 @@ dmllm_status dmllm_pca3(const float *features, int rows, int cols, double *compo
         } else {
             memset(component, 0, (size_t)cols * sizeof *component);
         }
-        const double mean_dot_c = dot(mean, component, cols);
-        centred_times(features, rows, cols, &mean_dot_c, component, w);
+        centred_times(features, rows, cols, dot(mean, component, cols), component, w);
         double sum_squares = 0.0;
         for (int r = 0; r < rows; r++) {
             scores[(size_t)r * PCA_COMPONENTS + k] = w[r];
@@ -604,7 +599,6 @@ dmllm_status dmllm_pca3(const float *features, int rows, int cols, double *compo
 dmllm_status dmllm_write_pca_png(const char *path, const float *features, int rows, int cols, int grid_w, int grid_h,
                                  int out_w, int out_h) {
     static const char fn[] = "dmllm_write_pca_png";
-    if (!path || !*path || !features) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: path or features is NULL or empty", fn);
     if (grid_w <= 0 || grid_h <= 0 || cols <= 0 || (int64_t)grid_w * grid_h != rows)
         return dmllm_fail(DMLLM_ERR_SHAPE, "%s: %d rows of %d features do not fill a %d x %d token grid", fn, rows, cols,
                           grid_w, grid_h);
@@ -612,9 +606,7 @@ dmllm_status dmllm_write_pca_png(const char *path, const float *features, int ro
         out_w = grid_w;
         out_h = grid_h;
     }
-    if ((int64_t)out_w * out_h > DMLLM_IMAGE_MAX_PIXELS)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: output size %dx%d is above %lld pixels", fn, out_w, out_h,
-                          (long long)DMLLM_IMAGE_MAX_PIXELS);
+    DMLLM_TRY(check_output(fn, path, features, "features", out_w, out_h));
     const size_t n = (size_t)rows * cols;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(features[i]))
