@@ -486,9 +486,12 @@ static void centred_times(const float *x, int rows, int cols, double mean_dot_v,
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
         const float *row = x + (size_t)r * cols;
-        double sum = 0.0;
-        for (int j = 0; j < cols; j++) sum += row[j] * v[j];
-        w[r] = sum - mean_dot_v;
+        double sum[4] = {0.0, 0.0, 0.0, 0.0}; /* four chains the CPU can overlap */
+        int j = 0;
+        for (; j + 4 <= cols; j += 4)
+            for (int u = 0; u < 4; u++) sum[u] += row[j + u] * v[j + u];
+        for (; j < cols; j++) sum[0] += row[j] * v[j];
+        w[r] = (sum[0] + sum[1]) + (sum[2] + sum[3]) - mean_dot_v;
     }
 }
 

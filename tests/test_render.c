@@ -2,7 +2,7 @@
  * test_render.c: the PNG writers of render.c, read back with libpng (raw samples, palette, bit
  * depth) and with the library's own loader: VOC palette entries, label maps (palette and 16-bit),
  * overlay blend and legend (swatches of exactly the present labels, glyph pixels, "+N more", no
- * legend on tiny images), depth16 rounding and clamping, colour-map stops and percentiles, PCA
+ * legend on tiny images, the legend doubling at 800 px), depth16 rounding and clamping, colour-map stops and percentiles, PCA
  * against planted components and an independent Jacobi eigensolver, and atomicity (missing
  * directory, target that is a directory, a write failing midway under RLIMIT_FSIZE: an error,
  * the old file intact, no temporary file left).
@@ -307,6 +307,22 @@ static void test_overlay(void) {
     dmllm_image_free(out);
     out = NULL;
     dmllm_image_free(short_image);
+
+    /* 800 px short side: the legend doubles (swatch centres at x 14); 1000 labels, 3 present. */
+    enum { BIG = 800 };
+    dmllm_image *big = gradient_image(BIG, BIG);
+    uint16_t *big_labels = malloc(sizeof *big_labels * BIG * BIG); /* [BIG][BIG] */
+    for (int i = 0; i < BIG * BIG; i++) big_labels[i] = i % BIG < 300 ? 999 : i / BIG < 400 ? 0 : 500;
+    CHECK_OK(dmllm_write_overlay_png(path, big, big_labels, 1000, NULL, alpha));
+    CHECK_OK(dmllm_image_load_file(path, &out));
+    if (out) {
+        const int n = swatch_labels(out, big, big_labels, alpha, 1000, 2 * SWATCH_X, found, 8);
+        CHECK_MSG(n == 3 && found[0] == 0 && found[1] == 500 && found[2] == 999, "scale 2: %d swatches", n);
+    }
+    dmllm_image_free(out);
+    out = NULL;
+    dmllm_image_free(big);
+    free(big_labels);
 
     /* Too small for one row: no legend at all. */
     dmllm_image *tiny = gradient_image(12, 12);
