@@ -2,10 +2,10 @@
  * test_render.c: the PNG writers of render.c, read back with libpng (raw samples, palette, bit
  * depth) and with the library's own loader: VOC palette entries, label maps (palette and 16-bit),
  * overlay blend and legend (swatches of exactly the present labels, glyph pixels, "+N more", no
- * legend on tiny images, the legend doubling at 800 px), depth16 rounding and clamping, colour-map stops and percentiles, PCA
- * against planted components and an independent Jacobi eigensolver, and atomicity (missing
- * directory, target that is a directory, a write failing midway under RLIMIT_FSIZE: an error,
- * the old file intact, no temporary file left).
+ * legend on tiny images, the legend doubling at 800 px), depth16 rounding and clamping, colour-map
+ * stops and percentiles, PCA against planted components and an independent Jacobi eigensolver, and
+ * atomicity (missing directory, target that is a directory, a write failing midway under
+ * RLIMIT_FSIZE: an error, the old file intact, no temporary file left).
  */
 #include "image.h"
 #include "render.h"
