@@ -497,6 +497,90 @@ DMLLM_API dmllm_status dmllm_mask_metrics_result(const dmllm_mask_metrics *metri
  * finite values; two boxes with zero union score 0. */
 DMLLM_API dmllm_status dmllm_box_iou(const double box_a[4], const double box_b[4], double *out_iou);
 
+/* ---- outputs ----------------------------------------------------------------------------------- */
+/* Files and text made from dense predictions, for the CLI and the bindings. Every PNG is written
+ * atomically: the bytes go to "<path>.tmp.<pid>", which is renamed over path only once complete
+ * and removed on any failure (so two threads of one process must not write the same path at once).
+ * Label maps are row-major uint16 [height][width], as in dmllm_dense_result. */
+
+/* Colour of a label in the PASCAL VOC palette, computed by bit interleaving: bit 3j+c of the label
+ * (c = 0 red, 1 green, 2 blue; j = 0..7) becomes bit 7-j of channel c. Label 0 is black, then
+ * (128,0,0), (0,128,0), (128,128,0), (0,0,128), ...; every label below 2^24 gets its own colour.
+ * Labels outside 0 .. 2^24-1 fail with DMLLM_ERR_INVALID_ARGUMENT. */
+DMLLM_API dmllm_status dmllm_label_color(int label, uint8_t rgb[3]);
+
+/* The label map as a PNG whose pixel values are the labels: 8-bit palette (the colours of
+ * dmllm_label_color, n_labels PLTE entries) when n_labels <= 256, else 16-bit grayscale.
+ * n_labels: 1 .. 65536; every label must be below it. */
+DMLLM_API dmllm_status dmllm_write_label_png(const char *path, const uint16_t *labels, int width, int height,
+                                             int n_labels);
+
+/* The image with every pixel blended toward its label's colour, out = (1-alpha)*image +
+ * alpha*colour (alpha in [0, 1]), plus a legend in the top-left corner: one row per label present
+ * in the map, in label order, with a colour swatch and the name in a built-in 5x7 pixel font (white
+ * on the darkened image; integer scale max(1, min(width, height)/400)). names: n_labels strings, or
+ * NULL (then and for a NULL entry the row says "label N"); bytes outside printable ASCII show as '?'.
+ * Rows that do not fit are summarised as "+N more"; an image too small for one row gets no legend.
+ * labels: [height][width] of the image's size. */
+DMLLM_API dmllm_status dmllm_write_overlay_png(const char *path, const dmllm_image *image, const uint16_t *labels,
+                                               int n_labels, const char *const *names, float alpha);
+
+#define DMLLM_DEPTH_PNG_SCALE 1000.0f /* units per metre of dmllm_write_depth_png16: millimetres */
+
+/* Depth as 16-bit grayscale: value = round(depth_m * scale) clamped to 0 .. 65535, NaN -> 0.
+ * scale 0 selects DMLLM_DEPTH_PNG_SCALE; a negative or non-finite scale fails. */
+DMLLM_API dmllm_status dmllm_write_depth_png16(const char *path, const float *depth_m, int width, int height,
+                                               float scale);
+
+/* Depth as an 8-bit RGB colour map, near = warm, far = cool: t = (depth - min_m)/(max_m - min_m)
+ * clamped to [0, 1], coloured piecewise-linearly through five stops at t = 0, 1/4, 1/2, 3/4, 1:
+ * (252,236,140) pale yellow, (250,170,70) orange, (225,105,100) red, (130,60,150) purple,
+ * (25,30,95) navy. Their luminance (Rec. 709 weights) falls in near-equal steps from 232 to 34, so
+ * the order survives grayscale. Pixels that are not finite or not > 0 are black. min_m <= 0 or
+ * max_m <= 0 takes that end from the valid depths (2nd / 98th percentile, linear interpolation);
+ * a range that is then empty maps every valid pixel to t = 0. Given min_m >= max_m fails. */
+DMLLM_API dmllm_status dmllm_write_depth_color_png(const char *path, const float *depth_m, int width, int height,
+                                                   float min_m, float max_m);
+
+/* PCA picture of vision-token features (DenseMLLM report, Figure 4): features [rows][cols] with
+ * rows = grid_w*grid_h tokens in row-major grid order (e.g. dmllm_session_image_hidden()). The rows
+ * are centred; the top three principal components (power iteration with deflation, start vectors
+ * fixed, each component's largest-magnitude coefficient made positive) give each token three
+ * scores, each min-max scaled to 0 .. 255 as red, green, blue (a component without variance is 0).
+ * The grid is enlarged to out_w x out_h by nearest neighbour (out_w or out_h <= 0: grid size). */
+DMLLM_API dmllm_status dmllm_write_pca_png(const char *path, const float *features, int rows, int cols, int grid_w,
+                                           int grid_h, int out_w, int out_h);
+
+/* Frees a string the library allocated (dmllm_mask_text_write()). Accepts NULL. */
+DMLLM_API void dmllm_string_free(char *text);
+
+/* The official dense text of Youtu-VL (model-spec 6.1): "<ref>name</ref>" for each label in label
+ * order, then "<mask>(v,n)(v,n)...</mask>": runs of value v repeated n times, row-major over the
+ * map, no separators. With names == NULL only the <mask> block is written (the official depth
+ * answer puts "<depth>" before it). names: n_labels strings without "</ref>". The text is freed
+ * with dmllm_string_free(). */
+DMLLM_API dmllm_status dmllm_mask_text_write(const uint16_t *labels, int width, int height,
+                                             const char *const *names, int n_labels, char **out_text);
+
+typedef struct dmllm_mask_text_result {
+    int width, height;
+    uint16_t *labels;   /* [height][width] */
+    int n_names;        /* <ref> entries, in text order; labels index them when n_names > 0 */
+    char **names;       /* [n_names] NUL-terminated */
+    int has_depth_tag;  /* the text holds "<depth>" */
+} dmllm_mask_text_result;
+
+/* Parses dense text back into a width x height map. Accepted: whitespace, "<ref>name</ref>"
+ * (a name may hold '<', as "<FG>" does), "<depth>", and exactly one "<mask>...</mask>" holding
+ * either runs "(v,n)" (whitespace allowed inside as the official demo's regex does, whitespace or
+ * commas between) or the demo's expanded "v,v,v,...". Anything else, a value above 65535 or not
+ * below n_names, a run of 0, or runs not covering exactly width*height values fails with
+ * DMLLM_ERR_FORMAT and a message naming the byte offset. Labels keep the text's order (the demo's
+ * "<FG>"-first flip is left to the caller). Freed with dmllm_mask_text_result_free(). */
+DMLLM_API dmllm_status dmllm_mask_text_parse(const char *text, int width, int height,
+                                             dmllm_mask_text_result **out_result);
+DMLLM_API void dmllm_mask_text_result_free(dmllm_mask_text_result *result);
+
 #ifdef __cplusplus
 }
 #endif
