@@ -368,6 +368,31 @@ DMLLM_API dmllm_status dmllm_predict_dense(dmllm_session *session, const dmllm_i
                                            const dmllm_dense_params *params, dmllm_dense_result **out_result);
 DMLLM_API void dmllm_dense_result_free(dmllm_dense_result *result);
 
+/* ---- chat template (model-spec 4.8) ------------------------------------------------------------ */
+/* One turn of a conversation. A conversation that does not start with a system turn gets
+ * DMLLM_DEFAULT_SYSTEM_PROMPT. A turn with has_image holds one image block, placed before its text
+ * (DMLLM_LAYOUT_IMAGE_FIRST, the official layout) or after it (DMLLM_LAYOUT_PROMPT_FIRST). */
+typedef struct dmllm_chat_message {
+    const char *role;            /* "system", "user" or "assistant" */
+    const char *text;            /* UTF-8; NULL = "" */
+    int has_image;
+    dmllm_prompt_layout layout;  /* where the image goes when has_image */
+} dmllm_chat_message;
+
+#define DMLLM_DEFAULT_SYSTEM_PROMPT "You are a helpful assistant."
+
+/* The prompt text: every turn as <|begin_of_text|>ROLE\nTEXT<|end_of_text|>\n, each image as
+ * <|vision_start|>, n_image_tokens x <|image_pad|>, <|vision_end|> (n_image_tokens >= 1 when a turn
+ * has an image: the encoded image's tokens_h * tokens_w, or 1 for the template's own text), then
+ * <|begin_of_text|>assistant\n when add_generation_prompt. Free *out_text with dmllm_text_free(). */
+DMLLM_API dmllm_status dmllm_chat_apply(const dmllm_chat_message *messages, int n_messages, int add_generation_prompt,
+                                        int n_image_tokens, char **out_text);
+DMLLM_API void dmllm_text_free(char *text);
+/* The same prompt as token ids (special tokens recognised); size-query convention as dmllm_tokenize. */
+DMLLM_API dmllm_status dmllm_chat_tokenize(const dmllm_model *model, const dmllm_chat_message *messages,
+                                           int n_messages, int add_generation_prompt, int n_image_tokens,
+                                           int32_t *ids, size_t capacity, size_t *n_ids);
+
 #ifdef __cplusplus
 }
 #endif

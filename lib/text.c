@@ -20,7 +20,7 @@ static dmllm_status model_tokenizer(const dmllm_model *model, const char *fn, co
 
 dmllm_status dmllm_tokenize(const dmllm_model *model, const char *text, int parse_special, int32_t *ids,
                             size_t capacity, size_t *n_ids) {
-    const dmllm_tokenizer *tokenizer;
+    const dmllm_tokenizer *tokenizer = NULL;
     DMLLM_TRY(model_tokenizer(model, "dmllm_tokenize", &tokenizer));
     if (!text) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_tokenize: text is NULL");
     int32_t *all = NULL;
@@ -37,7 +37,7 @@ dmllm_status dmllm_tokenize(const dmllm_model *model, const char *text, int pars
 
 dmllm_status dmllm_detokenize(const dmllm_model *model, const int32_t *ids, size_t n_ids, int skip_special, char *text,
                               size_t capacity, size_t *length) {
-    const dmllm_tokenizer *tokenizer;
+    const dmllm_tokenizer *tokenizer = NULL;
     DMLLM_TRY(model_tokenizer(model, "dmllm_detokenize", &tokenizer));
     if (!ids && n_ids) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_detokenize: ids is NULL");
     char *decoded = NULL;
@@ -58,7 +58,7 @@ int32_t dmllm_token_id(const dmllm_model *model, const char *content) {
 }
 
 dmllm_status dmllm_token_bytes(const dmllm_model *model, int32_t id, char *bytes, size_t capacity, size_t *length) {
-    const dmllm_tokenizer *tokenizer;
+    const dmllm_tokenizer *tokenizer = NULL;
     DMLLM_TRY(model_tokenizer(model, "dmllm_token_bytes", &tokenizer));
     size_t n = 0;
     const char *piece = dmllm_tokenizer_bytes(tokenizer, id, &n);
