@@ -393,6 +393,74 @@ DMLLM_API dmllm_status dmllm_chat_tokenize(const dmllm_model *model, const dmllm
                                            int n_messages, int add_generation_prompt, int n_image_tokens,
                                            int32_t *ids, size_t capacity, size_t *n_ids);
 
+/* ---- text generation (model-spec 4.9) ---------------------------------------------------------- */
+/* Called for each generated token with the complete UTF-8 characters it adds to the text (maybe
+ * none: a character split over tokens is given with the token that completes it), and once more
+ * with token_id = -1 for bytes still pending at the end (as U+FFFD). text is "" when the model has
+ * no tokenizer. Return non-zero to stop: the call then succeeds with DMLLM_STOP_CALLBACK. */
+typedef int (*dmllm_token_callback)(int32_t token_id, const char *text, size_t length, void *user_data);
+
+/* The defaults are the official decoding (demo: temperature 0.1, top_p 0.001, which keeps only the
+ * most likely token, i.e. greedy; repetition penalty 1.05; at most 4096 new tokens). */
+typedef struct dmllm_generate_params {
+    uint32_t struct_size;          /* set by dmllm_generate_params_init() */
+    int max_new_tokens;            /* default 4096; >= 1 */
+    int do_sample;                 /* 0 (default): argmax of the penalised logits; non-zero: temperature,
+                                      top_k, top_p as Hugging Face applies them, then a seeded draw */
+    float temperature;             /* > 0; default 1 */
+    int top_k;                     /* 0 (default): off */
+    float top_p;                   /* (0, 1]; default 1: off */
+    float repetition_penalty;      /* > 0; default 1.05; 1: off. Over every id in the context, as HF's
+                                      RepetitionPenaltyLogitsProcessor over input_ids */
+    uint64_t seed;                 /* of the draws; default 0 */
+    const int32_t *stop_ids;       /* NULL (default): the model's eos_token_id (<|end_of_text|>) */
+    int n_stop_ids;
+    int skip_special;              /* the text leaves out special tokens; default 1 (as the demo) */
+    int rescale_coordinates;       /* default 1: when the context holds an image, <x_k>/<y_k> in the
+                                      output are mapped from resized-image to original-image pixels, as
+                                      HF generate does with img_input (model-spec 4.9); the model itself
+                                      keeps seeing what it generated */
+    dmllm_token_callback on_token; /* optional streaming */
+    void *user_data;
+} dmllm_generate_params;
+
+DMLLM_API void dmllm_generate_params_init(dmllm_generate_params *params);
+DMLLM_API size_t dmllm_generate_params_sizeof(void);
+
+typedef enum dmllm_stop_reason {
+    DMLLM_STOP_TOKEN = 0,          /* a stop id was generated (not part of the output) */
+    DMLLM_STOP_MAX_TOKENS = 1,     /* max_new_tokens reached */
+    DMLLM_STOP_CALLBACK = 2,       /* on_token returned non-zero */
+    DMLLM_STOP_CONTEXT_FULL = 3    /* the session's context has no room for the next token */
+} dmllm_stop_reason;
+
+typedef struct dmllm_generate_result {
+    int32_t *ids;                  /* [n_ids] generated ids, without the stop id; rescaled coordinates */
+    int n_ids;
+    char *text;                    /* the ids decoded, NUL-terminated; NULL when the model has no tokenizer */
+    dmllm_stop_reason stop_reason;
+    int32_t stop_id;               /* the stop id met, or -1 */
+    int n_prompt;                  /* prompt ids this call evaluated */
+    double seconds_prompt;         /* evaluating them */
+    double seconds_generate;       /* the decode steps */
+} dmllm_generate_result;
+
+/* Evaluates prompt_ids (n_prompt may be 0 to continue from the logits of the last evaluated token),
+ * then decodes one token at a time. Afterwards the context holds the prompt and every generated
+ * token but the last (which, as in HF generate, is never evaluated). Aborting through the session's
+ * progress callback (stage "generate", done = tokens so far) fails with DMLLM_ERR_ABORTED; on any
+ * failure the context is rolled back to where it was. */
+DMLLM_API dmllm_status dmllm_generate(dmllm_session *session, const int32_t *prompt_ids, int n_prompt,
+                                      const dmllm_generate_params *params, dmllm_generate_result **out_result);
+/* The same from prompt text (special tokens such as <|image_pad|> recognised). */
+DMLLM_API dmllm_status dmllm_generate_text(dmllm_session *session, const char *prompt,
+                                           const dmllm_generate_params *params, dmllm_generate_result **out_result);
+DMLLM_API void dmllm_generate_result_free(dmllm_generate_result *result);
+
+/* Coordinate k of a <x_k>/<y_k> token (pixels of the resized image the model saw) in pixels of the
+ * original image, as HF generate maps it: clamp(round-half-even(k * original / resized), 0, 2047). */
+DMLLM_API dmllm_status dmllm_coordinate_to_original(int k, int original_size, int resized_size, int *out_k);
+
 #ifdef __cplusplus
 }
 #endif

@@ -167,7 +167,7 @@ static dmllm_status resolve_labels(const dmllm_model *model, const dmllm_dense_p
     return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dense task %d is not a dmllm_dense_task", (int)p->task);
 }
 
-/* ---- the image prefix ------------------------------------------------------------------------ */
+/* ---- the query ------------------------------------------------------------------------------- */
 
 /* The instruction text of a query: the caller's, or the profile's with {classes} expanded. */
 static dmllm_status instruction_text(const dmllm_model *model, const dmllm_dense_params *p, char **out) {

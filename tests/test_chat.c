@@ -6,13 +6,13 @@
  * ctest regenerates the file). Also: the image prefix offset, the public calls on a model, errors.
  */
 #include "chat.h"
+#include "support_model_dir.h"
 #include "tokenizer.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_MESSAGES 8
 
@@ -106,30 +106,20 @@ static void test_oracle_parity(const dmllm_tokenizer *tokenizer) {
 /* dmllm_chat_tokenize on a model directory made of a golden checkpoint plus the fixture tokenizer;
  * a directory without tokenizer.json refuses. */
 static void test_public_tokenize(void) {
-    const char *dir = test_temp_dir();
-    char link_path[1024], target[1024];
-    const char *files[] = {"config.json", "model.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(link_path, sizeof link_path, "%s/%s", dir, files[i]);
-        snprintf(target, sizeof target, "%s", test_source_path("tests/fixtures/golden/one_window"));
-        strncat(target, "/", sizeof target - strlen(target) - 1);
-        strncat(target, files[i], sizeof target - strlen(target) - 1);
-        CHECK(symlink(target, link_path) == 0);
-    }
     const dmllm_chat_message user = {.role = "user", .text = "Describe this image.", .has_image = 1};
     dmllm_model_params mp;
     dmllm_model_params_init(&mp);
     mp.compute = DMLLM_COMPUTE_F32;
     dmllm_model *model = NULL;
-    CHECK_OK(dmllm_model_load(dir, &mp, &model));
     size_t n_ids = 0;
     int32_t ids[128];
+    const char *dir = test_model_dir("no_tokenizer", "one_window", NULL);
+    CHECK_OK(dmllm_model_load(dir, &mp, &model));
     CHECK_STATUS(dmllm_chat_tokenize(model, &user, 1, 1, 6, ids, sizeof ids / sizeof ids[0], &n_ids), DMLLM_ERR_STATE);
     CHECK(strstr(dmllm_last_error(), "tokenizer.json") != NULL);
     dmllm_model_free(model);
 
-    snprintf(link_path, sizeof link_path, "%s/tokenizer.json", dir);
-    CHECK(symlink(test_source_path("tests/fixtures/tokenizer/tokenizer.json"), link_path) == 0);
+    dir = test_model_dir("with_tokenizer", "one_window", test_source_path("tests/fixtures/tokenizer/tokenizer.json"));
     CHECK_OK(dmllm_model_load(dir, &mp, &model));
     CHECK_STATUS(dmllm_chat_tokenize(model, &user, 1, 1, 6, NULL, 0, &n_ids), DMLLM_ERR_BUFFER_TOO_SMALL);
     CHECK(n_ids == 60); /* the first oracle case: 60 ids */
