@@ -461,6 +461,45 @@ DMLLM_API void dmllm_generate_result_free(dmllm_generate_result *result);
  * original image, as HF generate maps it: clamp(round-half-even(k * original / resized), 0, 2047). */
 DMLLM_API dmllm_status dmllm_coordinate_to_original(int k, int original_size, int resized_size, int *out_k);
 
+/* ---- text tasks and their answers (model-spec 6.1, demo output formats) ------------------------- */
+/* A box or polygon of a grounding / detection answer. Coordinates are as written in the text: with
+ * the task helpers below (rescale_coordinates on) pixels of the original image. */
+typedef struct dmllm_region {
+    const char *label;   /* the <ref>NAME</ref> before it, trimmed; "" when none; owned by the result */
+    int box[4];          /* x0, y0, x1, y1 of <box><x_><y_><x_><y_></box>; a polygon's bounding box */
+    int n_points;        /* vertices of an <ins>[<poly>]<x_><y_>...[</poly>]</ins> polygon; 0 for a box */
+    const int *points;   /* [n_points][2] x, y; owned by the result */
+} dmllm_region;
+
+typedef struct dmllm_regions {
+    int n_regions;
+    dmllm_region *regions;  /* in the order of the text */
+    char *text;             /* the model's answer (task helpers); NULL from dmllm_parse_regions */
+    char message[256];      /* "" when the text parsed cleanly; else how many malformed items were
+                               skipped and what was wrong with the first */
+} dmllm_regions;
+
+/* Parses an answer in the official formats: <ref>name</ref> followed by any number of
+ * <box>...</box> (detection, grounding) or <ins>...</ins> polygons (referring segmentation).
+ * Malformed items (unterminated tags, a box without exactly <x><y><x><y>, coordinates beyond 2047)
+ * are skipped and described in message; the call itself fails only for a NULL argument or memory. */
+DMLLM_API dmllm_status dmllm_parse_regions(const char *text, dmllm_regions **out_regions);
+DMLLM_API void dmllm_regions_free(dmllm_regions *regions);
+
+/* Answers a question about an image (NULL: text only) in the official chat layout: the image prefix
+ * of an earlier call on the same pixels is reused. params NULL: dmllm_generate_params_init(). */
+DMLLM_API dmllm_status dmllm_ask(dmllm_session *session, const dmllm_image *image, const char *question,
+                                 const dmllm_generate_params *params, dmllm_generate_result **out_result);
+/* The box of the region a phrase describes (demo prompt "Please provide the bounding box coordinate
+ * of the region this sentence describes: <phrase>"), parsed with dmllm_parse_regions. */
+DMLLM_API dmllm_status dmllm_ground(dmllm_session *session, const dmllm_image *image, const char *phrase,
+                                    const dmllm_generate_params *params, dmllm_regions **out_regions);
+/* Every object with its class: all objects ("Detect all objects in the provided image.") when
+ * n_classes is 0, else only the given categories (the demo's "Detect every objects that belongs to
+ * the following categories: a,b,c"). */
+DMLLM_API dmllm_status dmllm_detect(dmllm_session *session, const dmllm_image *image, const char *const *classes,
+                                    int n_classes, const dmllm_generate_params *params, dmllm_regions **out_regions);
+
 #ifdef __cplusplus
 }
 #endif
