@@ -1,8 +1,9 @@
 /*
  * dense.c: dmllm_predict_dense() (model-spec 6.3, report 9.2-9.3). Resolves the label token ids
- * (tokenizer + readout profile), has prefix.c encode and prefill the image prefix unless the session
- * already holds it, reads the label logits at the image tokens (never the full vocabulary) and turns them
- * into maps with readout.c. Writes only the session, through its API, and the result it returns.
+ * (tokenizer + readout profile), has prefix.c encode and prefill the image prefix unless the
+ * session already holds it, reads the label logits at the image tokens (never the full vocabulary)
+ * and turns them into maps with readout.c. Writes only the session, through its API, and the result
+ * it returns.
  */
 #include "prefix.h"
 #include "readout.h"

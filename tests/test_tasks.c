@@ -6,7 +6,7 @@
  *    the official strings and on 2000 boxes;
  *  - dmllm_ask / dmllm_ground / dmllm_detect on a golden checkpoint with the fixture tokenizer:
  *    the ids equal dmllm_generate on a prompt spelled out here from model-spec 4.8 and the demo's
- *    prompt strings, the image prefix is reused, errors.
+ *    prompt strings, the image prefix is reused, streamed text adds up to the answer, errors.
  */
 #include "densemllm.h"
 #include "safetensors.h"
@@ -230,6 +230,53 @@ static int same_answer(const dmllm_generate_result *a, const dmllm_generate_resu
     return memcmp(a->ids, b->ids, sizeof(int32_t) * (size_t)a->n_ids) == 0;
 }
 
+typedef struct collected {
+    char text[4096];
+    size_t length;
+    int calls, flushes;
+} collected;
+
+static int collect(int32_t token_id, const char *text, size_t length, void *user_data) {
+    collected *c = user_data;
+    c->calls++;
+    c->flushes += token_id == -1;
+    if (c->length + length < sizeof c->text) {
+        memcpy(c->text + c->length, text, length);
+        c->length += length;
+        c->text[c->length] = '\0';
+    }
+    return 0;
+}
+
+/* The streamed pieces put together are the answer's text, also when random ids split UTF-8
+ * characters and include special tokens. */
+static void test_streaming(const fixture *f) {
+    dmllm_session *s = new_session(f);
+    if (!s) return;
+    int checked = 0;
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        dmllm_generate_params p = short_greedy();
+        p.max_new_tokens = 40;
+        p.do_sample = 1;
+        p.temperature = 20.0f; /* nearly uniform: many byte tokens and specials */
+        p.seed = seed;
+        p.skip_special = seed % 2 == 0;
+        collected c = {.length = 0};
+        p.on_token = collect;
+        p.user_data = &c;
+        dmllm_generate_result *r = NULL;
+        CHECK_OK(dmllm_ask(s, f->image, "Describe this image.", &p, &r));
+        if (!r) continue;
+        CHECK_MSG(r->text && strcmp(c.text, r->text) == 0, "seed %d: streamed \"%s\", text \"%s\"", (int)seed, c.text,
+                  r->text ? r->text : "");
+        CHECK(c.calls == r->n_ids + c.flushes && c.flushes <= 1);
+        checked++;
+        dmllm_generate_result_free(r);
+    }
+    CHECK(checked == 4);
+    dmllm_session_free(s);
+}
+
 static void test_ask(const fixture *f) {
     dmllm_session *s = new_session(f);
     if (!s) return;
@@ -359,6 +406,7 @@ int main(void) {
     }
     if (f.model && f.image) {
         test_ask(&f);
+        test_streaming(&f);
         test_ground_detect(&f);
         test_without_tokenizer(&f);
     }
