@@ -27,20 +27,20 @@ static void put(text_writer *w, const char *text, size_t n) {
     w->length += n;
 }
 
-static void puts_(text_writer *w, const char *text) { put(w, text, strlen(text)); }
+static void put_text(text_writer *w, const char *text) { put(w, text, strlen(text)); }
 
 static void put_image(text_writer *w, int n_image_tokens, size_t span[2]) {
     span[0] = w->length;
-    puts_(w, vision_start);
+    put_text(w, vision_start);
     for (int i = 0; i < n_image_tokens; i++) put(w, image_pad, sizeof image_pad - 1);
-    puts_(w, vision_end);
+    put_text(w, vision_end);
     span[1] = w->length;
 }
 
 static void put_turn_header(text_writer *w, const char *role) {
-    puts_(w, turn_start);
-    puts_(w, role);
-    puts_(w, "\n");
+    put_text(w, turn_start);
+    put_text(w, role);
+    put_text(w, "\n");
 }
 
 static bool known_role(const char *role) {
@@ -70,8 +70,8 @@ static void render(text_writer *w, const dmllm_chat_message *messages, int n, bo
                    int n_image_tokens, size_t span[2]) {
     if (n > 0 && strcmp(messages[0].role, "system") != 0) {
         put_turn_header(w, "system");
-        puts_(w, DMLLM_DEFAULT_SYSTEM_PROMPT);
-        puts_(w, turn_end);
+        put_text(w, DMLLM_DEFAULT_SYSTEM_PROMPT);
+        put_text(w, turn_end);
     }
     span[0] = span[1] = 0;
     for (int i = 0; i < n; i++) {
@@ -80,9 +80,9 @@ static void render(text_writer *w, const dmllm_chat_message *messages, int n, bo
         put_turn_header(w, m->role);
         const bool image_first = m->has_image && m->layout == DMLLM_LAYOUT_IMAGE_FIRST;
         if (image_first) put_image(w, n_image_tokens, span);
-        puts_(w, text);
+        put_text(w, text);
         if (m->has_image && !image_first) put_image(w, n_image_tokens, span);
-        puts_(w, turn_end);
+        put_text(w, turn_end);
     }
     if (add_generation_prompt) put_turn_header(w, "assistant");
 }
