@@ -581,6 +581,138 @@ DMLLM_API dmllm_status dmllm_mask_text_parse(const char *text, int width, int he
                                              dmllm_mask_text_result **out_result);
 DMLLM_API void dmllm_mask_text_result_free(dmllm_mask_text_result *result);
 
+/* ---- chat template (model-spec 4.8) ------------------------------------------------------------ */
+/* One turn of a conversation. A conversation that does not start with a system turn gets
+ * DMLLM_DEFAULT_SYSTEM_PROMPT. A turn with has_image holds one image block, placed before its text
+ * (DMLLM_LAYOUT_IMAGE_FIRST, the official layout) or after it (DMLLM_LAYOUT_PROMPT_FIRST). */
+typedef struct dmllm_chat_message {
+    const char *role;            /* "system", "user" or "assistant" */
+    const char *text;            /* UTF-8; NULL = "" */
+    int has_image;
+    dmllm_prompt_layout layout;  /* where the image goes when has_image */
+} dmllm_chat_message;
+
+#define DMLLM_DEFAULT_SYSTEM_PROMPT "You are a helpful assistant."
+
+/* The prompt text: every turn as <|begin_of_text|>ROLE\nTEXT<|end_of_text|>\n, each image as
+ * <|vision_start|>, n_image_tokens x <|image_pad|>, <|vision_end|> (n_image_tokens >= 1 when a turn
+ * has an image: the encoded image's tokens_h * tokens_w, or 1 for the template's own text), then
+ * <|begin_of_text|>assistant\n when add_generation_prompt. Free *out_text with dmllm_text_free(). */
+DMLLM_API dmllm_status dmllm_chat_apply(const dmllm_chat_message *messages, int n_messages, int add_generation_prompt,
+                                        int n_image_tokens, char **out_text);
+DMLLM_API void dmllm_text_free(char *text);
+/* The same prompt as token ids (special tokens recognised); size-query convention as dmllm_tokenize. */
+DMLLM_API dmllm_status dmllm_chat_tokenize(const dmllm_model *model, const dmllm_chat_message *messages,
+                                           int n_messages, int add_generation_prompt, int n_image_tokens,
+                                           int32_t *ids, size_t capacity, size_t *n_ids);
+
+/* ---- text generation (model-spec 4.9) ---------------------------------------------------------- */
+/* Called for each generated token with the complete UTF-8 characters it adds to the text (maybe
+ * none: a character split over tokens is given with the token that completes it), and once more
+ * with token_id = -1 for bytes still pending at the end (as U+FFFD). text is "" when the model has
+ * no tokenizer. Return non-zero to stop: the call then succeeds with DMLLM_STOP_CALLBACK. */
+typedef int (*dmllm_token_callback)(int32_t token_id, const char *text, size_t length, void *user_data);
+
+/* The defaults are the official decoding (demo: temperature 0.1, top_p 0.001, which keeps only the
+ * most likely token, i.e. greedy; repetition penalty 1.05; at most 4096 new tokens). */
+typedef struct dmllm_generate_params {
+    uint32_t struct_size;          /* set by dmllm_generate_params_init() */
+    int max_new_tokens;            /* default 4096; >= 1 */
+    int do_sample;                 /* 0 (default): argmax of the penalised logits; non-zero: temperature,
+                                      top_k, top_p as Hugging Face applies them, then a seeded draw */
+    float temperature;             /* > 0; default 1 */
+    int top_k;                     /* 0 (default): off */
+    float top_p;                   /* (0, 1]; default 1: off */
+    float repetition_penalty;      /* > 0; default 1.05; 1: off. Over every id in the context, as HF's
+                                      RepetitionPenaltyLogitsProcessor over input_ids */
+    uint64_t seed;                 /* of the draws; default 0 */
+    const int32_t *stop_ids;       /* NULL (default): the model's eos_token_id (<|end_of_text|>) */
+    int n_stop_ids;
+    int skip_special;              /* the text leaves out special tokens; default 1 (as the demo) */
+    int rescale_coordinates;       /* default 1: when the context holds an image, <x_k>/<y_k> in the
+                                      output are mapped from resized-image to original-image pixels, as
+                                      HF generate does with img_input (model-spec 4.9); the model itself
+                                      keeps seeing what it generated */
+    dmllm_token_callback on_token; /* optional streaming */
+    void *user_data;
+} dmllm_generate_params;
+
+DMLLM_API void dmllm_generate_params_init(dmllm_generate_params *params);
+DMLLM_API size_t dmllm_generate_params_sizeof(void);
+
+typedef enum dmllm_stop_reason {
+    DMLLM_STOP_TOKEN = 0,          /* a stop id was generated (not part of the output) */
+    DMLLM_STOP_MAX_TOKENS = 1,     /* max_new_tokens reached */
+    DMLLM_STOP_CALLBACK = 2,       /* on_token returned non-zero */
+    DMLLM_STOP_CONTEXT_FULL = 3    /* the session's context has no room for the next token */
+} dmllm_stop_reason;
+
+typedef struct dmllm_generate_result {
+    int32_t *ids;                  /* [n_ids] generated ids, without the stop id; rescaled coordinates */
+    int n_ids;
+    char *text;                    /* the ids decoded, NUL-terminated; NULL when the model has no tokenizer */
+    dmllm_stop_reason stop_reason;
+    int32_t stop_id;               /* the stop id met, or -1 */
+    int n_prompt;                  /* prompt ids this call evaluated */
+    double seconds_prompt;         /* evaluating them */
+    double seconds_generate;       /* the decode steps */
+} dmllm_generate_result;
+
+/* Evaluates prompt_ids (n_prompt may be 0 to continue from the logits of the last evaluated token),
+ * then decodes one token at a time. Afterwards the context holds the prompt and every generated
+ * token but the last (which, as in HF generate, is never evaluated). Aborting through the session's
+ * progress callback (stage "generate", done = tokens so far) fails with DMLLM_ERR_ABORTED; on any
+ * failure the context is rolled back to where it was. */
+DMLLM_API dmllm_status dmllm_generate(dmllm_session *session, const int32_t *prompt_ids, int n_prompt,
+                                      const dmllm_generate_params *params, dmllm_generate_result **out_result);
+/* The same from prompt text (special tokens such as <|image_pad|> recognised). */
+DMLLM_API dmllm_status dmllm_generate_text(dmllm_session *session, const char *prompt,
+                                           const dmllm_generate_params *params, dmllm_generate_result **out_result);
+DMLLM_API void dmllm_generate_result_free(dmllm_generate_result *result);
+
+/* Coordinate k of a <x_k>/<y_k> token (pixels of the resized image the model saw) in pixels of the
+ * original image, as HF generate maps it: clamp(round-half-even(k * original / resized), 0, 2047). */
+DMLLM_API dmllm_status dmllm_coordinate_to_original(int k, int original_size, int resized_size, int *out_k);
+
+/* ---- text tasks and their answers (model-spec 6.1, demo output formats) ------------------------- */
+/* A box or polygon of a grounding / detection answer. Coordinates are as written in the text: with
+ * the task helpers below (rescale_coordinates on) pixels of the original image. */
+typedef struct dmllm_region {
+    const char *label;   /* the <ref>NAME</ref> before it, trimmed; "" when none; owned by the result */
+    int box[4];          /* x0, y0, x1, y1 of <box><x_><y_><x_><y_></box>; a polygon's bounding box */
+    int n_points;        /* vertices of an <ins>[<poly>]<x_><y_>...[</poly>]</ins> polygon; 0 for a box */
+    const int *points;   /* [n_points][2] x, y; owned by the result */
+} dmllm_region;
+
+typedef struct dmllm_regions {
+    int n_regions;
+    dmllm_region *regions;  /* in the order of the text */
+    char *text;             /* the model's answer (task helpers); NULL from dmllm_parse_regions */
+    char message[256];      /* "" when the text parsed cleanly; else how many malformed items were
+                               skipped and what was wrong with the first */
+} dmllm_regions;
+
+/* Parses an answer in the official formats: <ref>name</ref> followed by any number of
+ * <box>...</box> (detection, grounding) or <ins>...</ins> polygons (referring segmentation).
+ * Malformed items (unterminated tags, a box without exactly <x><y><x><y>, coordinates beyond 2047)
+ * are skipped and described in message; the call itself fails only for a NULL argument or memory. */
+DMLLM_API dmllm_status dmllm_parse_regions(const char *text, dmllm_regions **out_regions);
+DMLLM_API void dmllm_regions_free(dmllm_regions *regions);
+
+/* Answers a question about an image (NULL: text only) in the official chat layout: the image prefix
+ * of an earlier call on the same pixels is reused. params NULL: dmllm_generate_params_init(). */
+DMLLM_API dmllm_status dmllm_ask(dmllm_session *session, const dmllm_image *image, const char *question,
+                                 const dmllm_generate_params *params, dmllm_generate_result **out_result);
+/* The box of the region a phrase describes (demo prompt "Please provide the bounding box coordinate
+ * of the region this sentence describes: <phrase>"), parsed with dmllm_parse_regions. */
+DMLLM_API dmllm_status dmllm_ground(dmllm_session *session, const dmllm_image *image, const char *phrase,
+                                    const dmllm_generate_params *params, dmllm_regions **out_regions);
+/* Every object with its class: all objects ("Detect all objects in the provided image.") when
+ * n_classes is 0, else only the given categories (the demo's "Detect every objects that belongs to
+ * the following categories: a,b,c"). */
+DMLLM_API dmllm_status dmllm_detect(dmllm_session *session, const dmllm_image *image, const char *const *classes,
+                                    int n_classes, const dmllm_generate_params *params, dmllm_regions **out_regions);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,11 +1,12 @@
 /*
  * dense.c: dmllm_predict_dense() (model-spec 6.3, report 9.2-9.3). Resolves the label token ids
- * (tokenizer + readout profile), encodes and prefills the image prefix unless the session already
- * holds it, reads the label logits at the image tokens (never the full vocabulary) and turns them
- * into maps with readout.c. Writes only the session, through its API, and the result it returns.
+ * (tokenizer + readout profile), has prefix.c encode and prefill the image prefix unless the
+ * session already holds it, reads the label logits at the image tokens (never the full vocabulary)
+ * and turns them into maps with readout.c. Writes only the session, through its API, and the result
+ * it returns.
  */
+#include "prefix.h"
 #include "readout.h"
-#include "session.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -167,7 +168,7 @@ static dmllm_status resolve_labels(const dmllm_model *model, const dmllm_dense_p
     return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dense task %d is not a dmllm_dense_task", (int)p->task);
 }
 
-/* ---- the image prefix ------------------------------------------------------------------------ */
+/* ---- the query ------------------------------------------------------------------------------- */
 
 /* The instruction text of a query: the caller's, or the profile's with {classes} expanded. */
 static dmllm_status instruction_text(const dmllm_model *model, const dmllm_dense_params *p, char **out) {
@@ -194,54 +195,6 @@ static dmllm_status instruction_text(const dmllm_model *model, const dmllm_dense
     return DMLLM_OK;
 }
 
-/* Token ids of the chat prefix that ends with the image (model-spec 4.8): the default system turn,
- * the user turn header, [the instruction when it precedes the image], then <|vision_start|>,
- * n_image_tokens x <|image_pad|>, <|vision_end|>. Nothing after the image is needed: the readout
- * uses the image positions only. */
-static dmllm_status prefix_ids(const dmllm_model *model, const char *instruction_first, int n_image_tokens,
-                               int32_t **out_ids, int *out_count) {
-    static const char header[] = "<|begin_of_text|>system\nYou are a helpful assistant.<|end_of_text|>\n"
-                                 "<|begin_of_text|>user\n";
-    const size_t text_length = sizeof header - 1 + (instruction_first ? strlen(instruction_first) : 0);
-    char *text = NULL;
-    DMLLM_TRY(dmllm_alloc(&text, text_length + 1, 1, "the prompt"));
-    snprintf(text, text_length + 1, "%s%s", header, instruction_first ? instruction_first : "");
-    int32_t *text_ids = NULL;
-    size_t n_text = 0;
-    dmllm_status status = dmllm_tokenizer_encode(model->tokenizer, text, text_length, true, &text_ids, &n_text);
-    free(text);
-    const size_t total = n_text + (size_t)n_image_tokens + 2;
-    if (status == DMLLM_OK) status = dmllm_alloc(out_ids, total, sizeof **out_ids, "the prompt ids");
-    if (status == DMLLM_OK) {
-        int32_t *w = *out_ids;
-        memcpy(w, text_ids, n_text * sizeof *w);
-        w += n_text;
-        *w++ = model->config->vision_start_token_id;
-        for (int i = 0; i < n_image_tokens; i++) *w++ = model->config->image_token_id;
-        *w = model->config->vision_end_token_id;
-        *out_count = (int)total;
-    }
-    free(text_ids);
-    return status;
-}
-
-/* FNV-1a over what decides the prefix states: the pixels, the layout and an instruction that
- * precedes the image. Never 0 (the session's "no prefix"). */
-static uint64_t fnv1a(uint64_t hash, const void *data, size_t size) {
-    const unsigned char *bytes = data;
-    for (size_t i = 0; i < size; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
-    return hash;
-}
-
-static uint64_t prefix_tag(const dmllm_image *image, const char *instruction_first) {
-    uint64_t hash = 0xcbf29ce484222325ull;
-    const int size[2] = {dmllm_image_width(image), dmllm_image_height(image)};
-    hash = fnv1a(hash, size, sizeof size);
-    hash = fnv1a(hash, dmllm_image_pixels(image), (size_t)size[0] * size[1] * 3);
-    if (instruction_first) hash = fnv1a(hash, instruction_first, strlen(instruction_first) + 1);
-    return hash ? hash : 1;
-}
-
 /* The image the model sees: the caller's, or for metric open-world depth the one resized to a
  * 2000 px focal length (report 9.3). *owned is set when a resized copy was made. */
 static dmllm_status model_input(const dmllm_session *s, const dmllm_image *image, const dmllm_dense_params *p,
@@ -256,33 +209,6 @@ static dmllm_status model_input(const dmllm_session *s, const dmllm_image *image
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "focal_length_px = %g scales the image to %.0fx%.0f",
                           (double)p->focal_length_px, w, h);
     return dmllm_image_resize(image, (int)w, (int)h, dmllm_session_get_params(s)->resize_mode, owned);
-}
-
-/* Makes the context start with the image prefix of this query, reusing it when it is there. */
-static dmllm_status ensure_prefix(dmllm_session *s, const dmllm_image *image, const char *instruction_first,
-                                  dmllm_dense_result *result) {
-    const dmllm_model *model = dmllm_session_model(s);
-    const uint64_t tag = prefix_tag(image, instruction_first);
-    if (dmllm_session_prefix_tag(s) == tag && dmllm_session_evaluated_grid(s)) {
-        result->reused_prefix = true;
-        return DMLLM_OK;
-    }
-    DMLLM_TRY(require_tokenizer(model, "building the dense prompt"));
-    double t0 = dmllm_now_seconds();
-    DMLLM_TRY(dmllm_session_truncate(s, 0));
-    DMLLM_TRY(dmllm_session_encode_image(s, image));
-    dmllm_image_grid grid;
-    DMLLM_TRY(dmllm_session_image_grid(s, &grid));
-    result->seconds_encode = dmllm_now_seconds() - t0;
-    t0 = dmllm_now_seconds();
-    int32_t *ids = NULL;
-    int n_ids = 0;
-    DMLLM_TRY(prefix_ids(model, instruction_first, grid.tokens_h * grid.tokens_w, &ids, &n_ids));
-    dmllm_status status = dmllm_session_eval(s, ids, n_ids);
-    free(ids);
-    if (status == DMLLM_OK) dmllm_session_set_prefix_tag(s, tag, n_ids);
-    result->seconds_prefill = dmllm_now_seconds() - t0;
-    return status;
 }
 
 /* ---- maps ------------------------------------------------------------------------------------ */
@@ -392,7 +318,13 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
     dmllm_status status = resolve_labels(model, &p, &labels);
     if (status == DMLLM_OK && p.layout == DMLLM_LAYOUT_PROMPT_FIRST) status = instruction_text(model, &p, &instruction);
     if (status == DMLLM_OK) status = model_input(s, image, &p, &resized);
-    if (status == DMLLM_OK) status = ensure_prefix(s, resized ? resized : image, instruction, r);
+    dmllm_prefix_info prefix;
+    if (status == DMLLM_OK) status = dmllm_prefix_ensure(s, resized ? resized : image, instruction, &prefix);
+    if (status == DMLLM_OK) {
+        r->reused_prefix = prefix.reused;
+        r->seconds_encode = prefix.seconds_encode;
+        r->seconds_prefill = prefix.seconds_prefill;
+    }
 
     const double t0 = dmllm_now_seconds();
     const dmllm_image_grid *grid = status == DMLLM_OK ? dmllm_session_evaluated_grid(s) : NULL;

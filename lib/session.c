@@ -40,6 +40,7 @@ struct dmllm_session {
     uint64_t prefix_tag;          /* see dmllm_session_prefix_tag(); 0 = none */
     int prefix_length;            /* positions the tag covers */
 
+    int32_t *context_ids;         /* [n_ctx]: the id at each position, the first n_past valid */
     bool has_last;                /* last_hidden is the state of position n_past - 1 */
     float *last_hidden;           /* [hidden_size] */
 };
@@ -94,6 +95,8 @@ dmllm_status dmllm_session_leave(dmllm_session *session, int saved_threads, dmll
 }
 
 uint64_t dmllm_session_prefix_tag(const dmllm_session *session) { return session->prefix_tag; }
+int dmllm_session_prefix_length(const dmllm_session *session) { return session->prefix_length; }
+const int32_t *dmllm_session_context_ids(const dmllm_session *session) { return session->context_ids; }
 
 void dmllm_session_set_prefix_tag(dmllm_session *session, uint64_t tag, int prefix_length) {
     session->prefix_tag = tag;
@@ -119,6 +122,7 @@ void dmllm_session_free(dmllm_session *session) {
     free(session->image_embeds);
     free(session->image_hidden);
     free(session->last_hidden);
+    free(session->context_ids);
     free(session);
 }
 
@@ -158,6 +162,7 @@ dmllm_status dmllm_session_create(const dmllm_model *model, const dmllm_session_
     s->patch_dim = model->config->vision.num_channels * model->config->vision.patch_size *
                    model->config->vision.patch_size;
     dmllm_status status = dmllm_alloc(&s->last_hidden, (size_t)s->hidden_size, sizeof(float), "the last hidden state");
+    if (status == DMLLM_OK) status = dmllm_alloc(&s->context_ids, (size_t)p.n_ctx, sizeof(int32_t), "the context ids");
     if (status == DMLLM_OK) status = dmllm_kv_cache_create(model->llm, p.n_ctx, &s->cache);
     if (status != DMLLM_OK) {
         dmllm_session_free(s);
@@ -352,6 +357,7 @@ static dmllm_status eval_tokens(dmllm_session *s, const int32_t *ids, int n) {
     }
     if (status == DMLLM_OK) {
         memcpy(s->last_hidden, normed + (size_t)(n - 1) * h, h * sizeof(float));
+        memcpy(s->context_ids + n_past, ids, (size_t)n * sizeof *ids);
         s->has_last = true;
     }
     free(image_hidden);

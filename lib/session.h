@@ -1,7 +1,8 @@
 /*
  * session.h: what the task layers (dense.c, generation) need of a session beyond the public API:
  * its model and parameters, a call scope for work they do between public calls, and a tag that
- * names what the context holds from position 0, so a later call can reuse an encoded image prefix.
+ * names what the context holds from position 0, so a later call can reuse an encoded image prefix,
+ * and the token ids the context holds.
  * The session itself stays private to session.c.
  */
 #ifndef DMLLM_SESSION_H
@@ -23,6 +24,11 @@ dmllm_status dmllm_session_leave(dmllm_session *session, int saved_threads, dmll
 /* The tag a task layer gave to the first prefix_length positions of the context, or 0 when none
  * or when they have changed since (truncation into them, another image evaluated, a new KV state). */
 uint64_t dmllm_session_prefix_tag(const dmllm_session *session);
+int dmllm_session_prefix_length(const dmllm_session *session);
 void dmllm_session_set_prefix_tag(dmllm_session *session, uint64_t tag, int prefix_length);
+
+/* The ids of the context, [dmllm_session_n_past()] (image tokens as image_token_id): what
+ * generation's repetition penalty runs over, as Hugging Face's does over input_ids. */
+const int32_t *dmllm_session_context_ids(const dmllm_session *session);
 
 #endif

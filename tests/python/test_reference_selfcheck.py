@@ -27,7 +27,7 @@ needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
 GOLDEN = os.path.join(ROOT, "tests", "fixtures", "golden")
 FLOAT_KEYS = ["pixel_values", "vision_out", "image_embeds", "hidden", "image_logits_own",
-              "image_logits_prev", "last_logits", "greedy_logits", "hidden_text_first"]
+              "image_logits_prev", "last_logits", "greedy_logits", "penalty_logits", "hidden_text_first"]
 
 
 @needs_torch
@@ -38,10 +38,12 @@ def test_reference_reproduces_golden(case):
     out = youtu_vl_ref.run_reference(
         case_dir, golden["image_rgb"], int(golden["max_num_patches"][0]),
         golden["input_ids"].tolist(), golden["label_ids"].tolist(),
-        golden["input_ids_text_first"].tolist(), len(golden["greedy_ids"]))
+        golden["input_ids_text_first"].tolist(), len(golden["greedy_ids"]),
+        float(golden["repetition_penalty"][0]), len(golden["penalty_ids"]))
 
     assert list(out["grid"]) == golden["grid"].tolist()
     assert out["greedy_ids"] == golden["greedy_ids"].tolist()
+    assert out["penalty_ids"] == golden["penalty_ids"].tolist()
     assert out["absorbed_max_rel_diff"] < 1e-12
     for key in FLOAT_KEYS:
         got = out[key].numpy()

@@ -322,10 +322,21 @@ class AbsorbedDecoder:
 
 
 # ----------------------------------------------------------------------------- whole pipeline
+def repetition_penalty(logits, ids, penalty):
+    """Hugging Face's RepetitionPenaltyLogitsProcessor: every distinct id of the running sequence
+    (prompt and generated) has its logit multiplied by penalty when negative, else divided."""
+    out = logits.clone()
+    seen = torch.tensor(sorted(set(ids)), dtype=torch.long)
+    picked = out[seen]
+    out[seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
+    return out
+
+
 def run_reference(ckpt_dir, image_rgb, max_num_patches, input_ids, label_ids,
-                  input_ids_text_first, greedy_steps):
+                  input_ids_text_first, greedy_steps, penalty=1.0, penalty_steps=0):
     """Everything golden.safetensors stores (float64 tensors / python ints), plus the
-    absorbed-vs-non-absorbed check result under key 'absorbed_max_rel_diff'."""
+    absorbed-vs-non-absorbed check result under key 'absorbed_max_rel_diff'. With penalty_steps,
+    also a greedy run on repetition-penalised logits ('penalty_ids', raw 'penalty_logits')."""
     cfg, W = load_checkpoint(ckpt_dir)
     vcfg = cfg["vision_config"]
     pixel_values, grid = preprocess(image_rgb, max_num_patches, vcfg["patch_size"])
@@ -355,8 +366,23 @@ def run_reference(ckpt_dir, image_rgb, max_num_patches, input_ids, label_ids,
     absorbed = torch.stack([decoder.step(full_embeds[t]) for t in range(len(ids))])
     absorbed_diff = float((absorbed - seq_hidden).abs().max() / seq_hidden.abs().max())
 
+    # Greedy on penalised logits: the generated tokens vary, so each step checks that the right
+    # token was fed back.
+    ids = list(input_ids)
+    penalty_ids, penalty_logits = [], []
+    seq_hidden = hidden
+    for _ in range(penalty_steps):
+        logits = seq_hidden[-1] @ embed.T
+        nxt = int(torch.argmax(repetition_penalty(logits, ids, penalty)))
+        penalty_ids.append(nxt)
+        penalty_logits.append(logits)
+        ids.append(nxt)
+        seq_hidden = llm_forward(W, cfg, embed_inputs(W, cfg, ids, image_embeds))
+
     hidden_tf = llm_forward(W, cfg, embed_inputs(W, cfg, input_ids_text_first, image_embeds))
     return {
+        "penalty_ids": penalty_ids,
+        "penalty_logits": torch.stack(penalty_logits) if penalty_logits else None,
         "grid": grid,
         "pixel_values": pixel_values,
         "vision_out": vision_out,

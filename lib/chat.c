@@ -1,0 +1,142 @@
+/*
+ * chat.c: the chat layout (model-spec 4.8) and the public dmllm_chat_apply / dmllm_chat_tokenize.
+ * Every turn is <|begin_of_text|>ROLE\n CONTENT <|end_of_text|>\n; a conversation that does not
+ * start with a system turn gets the default one; an image is one block placed before or after the
+ * turn's text. Text only: the model is read for its tokenizer, nothing else is touched.
+ */
+#include "chat.h"
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char turn_start[] = "<|begin_of_text|>";
+static const char turn_end[] = "<|end_of_text|>\n";
+static const char vision_start[] = "<|vision_start|>";
+static const char image_pad[] = "<|image_pad|>";
+static const char vision_end[] = "<|vision_end|>";
+
+/* Appends to out when it is non-NULL; always advances the length, so a NULL pass measures. */
+typedef struct text_writer {
+    char *out;
+    size_t length;
+} text_writer;
+
+static void put(text_writer *w, const char *text, size_t n) {
+    if (w->out) memcpy(w->out + w->length, text, n);
+    w->length += n;
+}
+
+static void put_text(text_writer *w, const char *text) { put(w, text, strlen(text)); }
+
+static void put_image(text_writer *w, int n_image_tokens, size_t span[2]) {
+    span[0] = w->length;
+    put_text(w, vision_start);
+    for (int i = 0; i < n_image_tokens; i++) put(w, image_pad, sizeof image_pad - 1);
+    put_text(w, vision_end);
+    span[1] = w->length;
+}
+
+static void put_turn_header(text_writer *w, const char *role) {
+    put_text(w, turn_start);
+    put_text(w, role);
+    put_text(w, "\n");
+}
+
+static bool known_role(const char *role) {
+    return strcmp(role, "system") == 0 || strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0;
+}
+
+static dmllm_status check_messages(const dmllm_chat_message *messages, int n, int n_image_tokens) {
+    if (n < 0 || (n > 0 && !messages))
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "chat: %d messages at %p", n, (const void *)messages);
+    for (int i = 0; i < n; i++) {
+        const dmllm_chat_message *m = &messages[i];
+        if (!m->role || !known_role(m->role))
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "chat message %d: role \"%s\" is not system, user or assistant",
+                              i, m->role ? m->role : "(null)");
+        if (!m->has_image) continue;
+        if (m->layout != DMLLM_LAYOUT_IMAGE_FIRST && m->layout != DMLLM_LAYOUT_PROMPT_FIRST)
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "chat message %d: layout %d is not a dmllm_prompt_layout", i,
+                              (int)m->layout);
+        if (n_image_tokens < 1)
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                              "chat message %d has an image but n_image_tokens = %d (at least 1)", i, n_image_tokens);
+    }
+    return DMLLM_OK;
+}
+
+static void render(text_writer *w, const dmllm_chat_message *messages, int n, bool add_generation_prompt,
+                   int n_image_tokens, size_t span[2]) {
+    if (n > 0 && strcmp(messages[0].role, "system") != 0) {
+        put_turn_header(w, "system");
+        put_text(w, DMLLM_DEFAULT_SYSTEM_PROMPT);
+        put_text(w, turn_end);
+    }
+    span[0] = span[1] = 0;
+    for (int i = 0; i < n; i++) {
+        const dmllm_chat_message *m = &messages[i];
+        const char *text = m->text ? m->text : "";
+        put_turn_header(w, m->role);
+        const bool image_first = m->has_image && m->layout == DMLLM_LAYOUT_IMAGE_FIRST;
+        if (image_first) put_image(w, n_image_tokens, span);
+        put_text(w, text);
+        if (m->has_image && !image_first) put_image(w, n_image_tokens, span);
+        put_text(w, turn_end);
+    }
+    if (add_generation_prompt) put_turn_header(w, "assistant");
+}
+
+dmllm_status dmllm_chat_render(const dmllm_chat_message *messages, int n_messages, bool add_generation_prompt,
+                               int n_image_tokens, char **out_text, size_t *out_length, size_t image_span[2]) {
+    DMLLM_TRY(check_messages(messages, n_messages, n_image_tokens));
+    size_t span[2];
+    text_writer w = {NULL, 0};
+    render(&w, messages, n_messages, add_generation_prompt, n_image_tokens, span);
+    char *text = NULL; /* [length + 1] */
+    DMLLM_TRY(dmllm_alloc(&text, w.length + 1, 1, "the chat text"));
+    w = (text_writer){text, 0};
+    render(&w, messages, n_messages, add_generation_prompt, n_image_tokens, span);
+    text[w.length] = '\0';
+    *out_text = text;
+    if (out_length) *out_length = w.length;
+    if (image_span) memcpy(image_span, span, sizeof span);
+    return DMLLM_OK;
+}
+
+/* ---- public ---------------------------------------------------------------------------------- */
+
+dmllm_status dmllm_chat_apply(const dmllm_chat_message *messages, int n_messages, int add_generation_prompt,
+                              int n_image_tokens, char **out_text) {
+    dmllm_clear_error();
+    if (!out_text) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_chat_apply: out_text is NULL");
+    *out_text = NULL;
+    return dmllm_chat_render(messages, n_messages, add_generation_prompt != 0, n_image_tokens, out_text, NULL, NULL);
+}
+
+void dmllm_text_free(char *text) { free(text); }
+
+dmllm_status dmllm_chat_tokenize(const dmllm_model *model, const dmllm_chat_message *messages, int n_messages,
+                                 int add_generation_prompt, int n_image_tokens, int32_t *ids, size_t capacity,
+                                 size_t *n_ids) {
+    dmllm_clear_error();
+    if (!model) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_chat_tokenize: model is NULL");
+    if (!model->tokenizer)
+        return dmllm_fail(DMLLM_ERR_STATE, "dmllm_chat_tokenize: the model directory %s has no tokenizer.json",
+                          dmllm_checkpoint_dir(model->checkpoint));
+    char *text = NULL;
+    size_t length = 0;
+    DMLLM_TRY(dmllm_chat_render(messages, n_messages, add_generation_prompt != 0, n_image_tokens, &text, &length, NULL));
+    int32_t *all = NULL;
+    size_t count = 0;
+    dmllm_status status = dmllm_tokenizer_encode(model->tokenizer, text, length, true, &all, &count);
+    free(text);
+    if (status != DMLLM_OK) return status;
+    if (n_ids) *n_ids = count;
+    if (!ids || capacity < count)
+        status = dmllm_fail(DMLLM_ERR_BUFFER_TOO_SMALL, "dmllm_chat_tokenize: %zu ids, capacity is %zu", count,
+                            ids ? capacity : 0);
+    else memcpy(ids, all, count * sizeof *ids);
+    free(all);
+    return status;
+}

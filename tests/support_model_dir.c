@@ -1,0 +1,38 @@
+/*
+ * support_model_dir.c: see support_model_dir.h.
+ */
+#include "support_model_dir.h"
+#include "testutil.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int link_into(const char *dir, const char *name, const char *target) {
+    char path[1200];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
+        fprintf(stderr, "path too long: %s/%s\n", dir, name);
+        return -1;
+    }
+    if (symlink(target, path) == 0) return 0;
+    perror(path);
+    return -1;
+}
+
+const char *test_model_dir(const char *name, const char *golden_case, const char *tokenizer_json) {
+    static char dir[1024];
+    char golden[1024], target[1100];
+    snprintf(dir, sizeof dir, "%s/%s", test_temp_dir(), name);
+    if (mkdir(dir, 0700) != 0) {
+        perror(dir);
+        return NULL;
+    }
+    snprintf(golden, sizeof golden, "%s/%s", test_source_path("tests/fixtures/golden"), golden_case);
+    snprintf(target, sizeof target, "%s/config.json", golden);
+    if (link_into(dir, "config.json", target) != 0) return NULL;
+    snprintf(target, sizeof target, "%s/model.safetensors", golden);
+    if (link_into(dir, "model.safetensors", target) != 0) return NULL;
+    if (tokenizer_json && link_into(dir, "tokenizer.json", tokenizer_json) != 0) return NULL;
+    return dir;
+}

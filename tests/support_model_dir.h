@@ -1,0 +1,13 @@
+/*
+ * support_model_dir.h: a model directory for tests that need a tokenizer: a golden checkpoint's
+ * config.json and weights (symlinked) plus a tokenizer.json of the test's choosing.
+ */
+#ifndef DMLLM_SUPPORT_MODEL_DIR_H
+#define DMLLM_SUPPORT_MODEL_DIR_H
+
+/* Makes <temp>/<name>/ with symlinks to tests/fixtures/golden/<golden_case>/{config.json,
+ * model.safetensors} and, unless tokenizer_json is NULL, to that file as tokenizer.json. Returns
+ * the directory (static storage, valid until the next call) or NULL after printing why. */
+const char *test_model_dir(const char *name, const char *golden_case, const char *tokenizer_json);
+
+#endif
