@@ -90,6 +90,10 @@ DMLLM_API const char *dmllm_status_str(dmllm_status status);
 /* Message of the last failure on the calling thread ("" if none). */
 DMLLM_API const char *dmllm_last_error(void);
 
+/* Frees a string the library allocated and returned through a char ** (dmllm_chat_apply,
+ * dmllm_mask_text_write, ...). Accepts NULL. */
+DMLLM_API void dmllm_text_free(char *text);
+
 /* ---- logging ----------------------------------------------------------------------------------- */
 typedef enum dmllm_log_level {
     DMLLM_LOG_ERROR = 0,
@@ -551,14 +555,11 @@ DMLLM_API dmllm_status dmllm_write_depth_color_png(const char *path, const float
 DMLLM_API dmllm_status dmllm_write_pca_png(const char *path, const float *features, int rows, int cols, int grid_w,
                                            int grid_h, int out_w, int out_h);
 
-/* Frees a string the library allocated (dmllm_mask_text_write()). Accepts NULL. */
-DMLLM_API void dmllm_string_free(char *text);
-
 /* The official dense text of Youtu-VL (model-spec 6.1): "<ref>name</ref>" for each label in label
  * order, then "<mask>(v,n)(v,n)...</mask>": runs of value v repeated n times, row-major over the
  * map, no separators. With names == NULL only the <mask> block is written (the official depth
  * answer puts "<depth>" before it). names: n_labels strings without "</ref>". The text is freed
- * with dmllm_string_free(). */
+ * with dmllm_text_free(). */
 DMLLM_API dmllm_status dmllm_mask_text_write(const uint16_t *labels, int width, int height,
                                              const char *const *names, int n_labels, char **out_text);
 
@@ -600,7 +601,6 @@ typedef struct dmllm_chat_message {
  * <|begin_of_text|>assistant\n when add_generation_prompt. Free *out_text with dmllm_text_free(). */
 DMLLM_API dmllm_status dmllm_chat_apply(const dmllm_chat_message *messages, int n_messages, int add_generation_prompt,
                                         int n_image_tokens, char **out_text);
-DMLLM_API void dmllm_text_free(char *text);
 /* The same prompt as token ids (special tokens recognised); size-query convention as dmllm_tokenize. */
 DMLLM_API dmllm_status dmllm_chat_tokenize(const dmllm_model *model, const dmllm_chat_message *messages,
                                            int n_messages, int add_generation_prompt, int n_image_tokens,
@@ -712,6 +712,64 @@ DMLLM_API dmllm_status dmllm_ground(dmllm_session *session, const dmllm_image *i
  * the following categories: a,b,c"). */
 DMLLM_API dmllm_status dmllm_detect(dmllm_session *session, const dmllm_image *image, const char *const *classes,
                                     int n_classes, const dmllm_generate_params *params, dmllm_regions **out_regions);
+
+/* ---- box-prompted segmentation: referring and open-set (model-spec 6.1, report 9.2) ------------- */
+/* The demo's and the report's second stage: the box scaled by `padding` about its centre and clamped
+ * to the image is cropped, the box outline drawn on the crop (box_px wide, box_rgb), the crop resized
+ * (session resize mode) so its short side is short_side with both sides rounded half-to-even to
+ * multiples of 32, "Segment the core target." read out as <FG>/<BG>, and the FG mask pasted back
+ * with nearest-neighbour sampling. DMLLM_FROM_PROFILE takes the value of the readout profile
+ * (crop_padding 1.2, crop_short_side 1280, crop_box_px 1 for youtu_vl). Boxes are x0, y0, x1, y1
+ * in original-image pixels with x1, y1 exclusive. */
+typedef struct dmllm_crop_params {
+    uint32_t struct_size;                   /* set by dmllm_crop_params_init() */
+    float padding;                          /* >= 1, or DMLLM_FROM_PROFILE (default) */
+    int short_side;                         /* 32 .. 16384, or DMLLM_FROM_PROFILE (default) */
+    int box_px;                             /* 0 (no outline) .. 64, or DMLLM_FROM_PROFILE (default) */
+    uint8_t box_rgb[3];                     /* outline colour; default red (the demo draws a random one) */
+    int max_regions;                        /* open-set: the largest boxes kept; default 30 (demo) */
+    const dmllm_generate_params *generate;  /* grounding / detection decoding; NULL: the defaults */
+} dmllm_crop_params;
+
+DMLLM_API void dmllm_crop_params_init(dmllm_crop_params *params);
+DMLLM_API size_t dmllm_crop_params_sizeof(void);
+
+/* FG/BG inside one box: mask[height][width] of the original image gets 1 on the foreground, 0
+ * elsewhere (capacity >= width * height bytes). */
+DMLLM_API dmllm_status dmllm_segment_box(dmllm_session *session, const dmllm_image *image, const int box[4],
+                                         const dmllm_crop_params *params, uint8_t *mask, size_t capacity);
+
+/* Referring segmentation: the grounding answer's first box for the phrase, then dmllm_segment_box.
+ * When the answer holds no usable box the call succeeds with found = 0, an empty mask and a message. */
+typedef struct dmllm_refer_result {
+    int width, height;      /* the original image */
+    uint8_t *mask;          /* [height][width] 1 = the referred object */
+    int found;              /* the grounding answer held a box */
+    int box[4];             /* that box (clamped to the image) */
+    char *answer;           /* the grounding answer text */
+    char message[256];      /* why nothing was segmented, or "" */
+} dmllm_refer_result;
+
+DMLLM_API dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *image, const char *phrase,
+                                           const dmllm_crop_params *params, dmllm_refer_result **out_result);
+DMLLM_API void dmllm_refer_result_free(dmllm_refer_result *result);
+
+/* Open-set segmentation by detection (report: detect -> box prompt -> FG/BG, the more accurate of the
+ * two open-world modes): dmllm_detect (all objects, or the given categories), the max_regions
+ * largest boxes segmented with dmllm_segment_box, smaller boxes painted over larger ones. Label 0 is
+ * background, label k the class names[k-1] (in order of first appearance, largest box first). */
+typedef struct dmllm_openset_result {
+    int width, height;
+    uint16_t *labels;          /* [height][width] */
+    int n_names;
+    char **names;              /* [n_names] */
+    dmllm_regions *regions;    /* the detection answer the boxes came from */
+} dmllm_openset_result;
+
+DMLLM_API dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *image,
+                                             const char *const *classes, int n_classes,
+                                             const dmllm_crop_params *params, dmllm_openset_result **out_result);
+DMLLM_API void dmllm_openset_result_free(dmllm_openset_result *result);
 
 #ifdef __cplusplus
 }

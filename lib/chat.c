@@ -114,8 +114,6 @@ dmllm_status dmllm_chat_apply(const dmllm_chat_message *messages, int n_messages
     return dmllm_chat_render(messages, n_messages, add_generation_prompt != 0, n_image_tokens, out_text, NULL, NULL);
 }
 
-void dmllm_text_free(char *text) { free(text); }
-
 dmllm_status dmllm_chat_tokenize(const dmllm_model *model, const dmllm_chat_message *messages, int n_messages,
                                  int add_generation_prompt, int n_image_tokens, int32_t *ids, size_t capacity,
                                  size_t *n_ids) {

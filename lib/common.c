@@ -51,6 +51,8 @@ void dmllm_clear_error(void) { thread_error[0] = '\0'; }
 
 const char *dmllm_last_error(void) { return thread_error; }
 
+void dmllm_text_free(char *text) { free(text); }
+
 const char *dmllm_status_str(dmllm_status status) {
     switch (status) {
     case DMLLM_OK: return "ok";

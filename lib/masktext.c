@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void dmllm_string_free(char *text) { free(text); }
-
 /* ---- writing ------------------------------------------------------------------------------------- */
 
 static size_t decimal_digits(uint32_t v) {

@@ -26,20 +26,20 @@ static void test_hand_example(void) {
     CHECK(result && memcmp(result->labels, labels, sizeof labels) == 0);
     CHECK(result && strcmp(result->names[0], "sky") == 0 && strcmp(result->names[2], "road") == 0);
     dmllm_mask_text_result_free(result);
-    dmllm_string_free(text);
+    dmllm_text_free(text);
 
     CHECK_OK(dmllm_mask_text_write(labels, 4, 2, NULL, 3, &text));
     CHECK(text && strcmp(text, "<mask>(0,2)(1,3)(2,3)</mask>") == 0);
-    dmllm_string_free(text);
+    dmllm_text_free(text);
 
     /* One run over a whole 1x1 and a 3x1 map of distinct large values. */
     static const uint16_t one[1] = {0}, big[3] = {65535, 1000, 65535};
     CHECK_OK(dmllm_mask_text_write(one, 1, 1, NULL, 1, &text));
     CHECK(text && strcmp(text, "<mask>(0,1)</mask>") == 0);
-    dmllm_string_free(text);
+    dmllm_text_free(text);
     CHECK_OK(dmllm_mask_text_write(big, 3, 1, NULL, 65536, &text));
     CHECK(text && strcmp(text, "<mask>(65535,1)(1000,1)(65535,1)</mask>") == 0);
-    dmllm_string_free(text);
+    dmllm_text_free(text);
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -93,7 +93,7 @@ static void test_round_trips(void) {
                     written, parsed, dmllm_last_error());
         }
         dmllm_mask_text_result_free(result);
-        dmllm_string_free(text);
+        dmllm_text_free(text);
         for (int i = 0; names && i < n_labels; i++) free(names[i]);
         free(names);
         free(labels);
@@ -208,7 +208,7 @@ static void test_write_errors(void) {
     CHECK_STATUS(dmllm_mask_text_write(labels, 0, 2, NULL, 3, &text), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_mask_text_write(NULL, 2, 2, NULL, 3, &text), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_mask_text_write(labels, 2, 2, NULL, 3, NULL), DMLLM_ERR_INVALID_ARGUMENT);
-    dmllm_string_free(NULL);
+    dmllm_text_free(NULL);
     dmllm_mask_text_result_free(NULL);
 }
 
@@ -250,7 +250,7 @@ static void test_sweeps(void) {
            length * (sizeof replacements - 1), mutations_ok);
     CHECK(prefix_accepted == 0 && mutation_bad == 0);
     free(copy);
-    dmllm_string_free(text);
+    dmllm_text_free(text);
 }
 
 int main(void) {

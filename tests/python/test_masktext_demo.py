@@ -34,7 +34,7 @@ def lib():
     lib.dmllm_mask_text_parse.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
                                           ctypes.POINTER(ctypes.POINTER(MaskTextResult))]
     lib.dmllm_mask_text_result_free.argtypes = [ctypes.POINTER(MaskTextResult)]
-    lib.dmllm_string_free.argtypes = [ctypes.c_void_p]
+    lib.dmllm_text_free.argtypes = [ctypes.c_void_p]
     lib.dmllm_last_error.restype = ctypes.c_char_p
     return lib
 
@@ -49,7 +49,7 @@ def write(lib, labels, names):
                                        n_labels, ctypes.byref(out))
     assert status == 0, lib.dmllm_last_error()
     text = ctypes.string_at(out.value).decode()
-    lib.dmllm_string_free(out)
+    lib.dmllm_text_free(out)
     return text
 
 
