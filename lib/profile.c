@@ -45,6 +45,9 @@ void dmllm_profile_defaults(dmllm_readout_profile *p) {
     SET_TEXT(p->prompt_semantic_background, "Segment: {classes}.");
     SET_TEXT(p->prompt_fgbg, "Segment the core target.");
     SET_TEXT(p->prompt_depth, "Estimate the depth.");
+    p->crop_padding = 1.2f;     /* report App. A.1.6 */
+    p->crop_short_side = 1280;  /* report 9.2: "lower allowed to save time" */
+    p->crop_box_px = 1;         /* the demo's 1 px rectangle */
 }
 
 const dmllm_depth_quantisation *dmllm_profile_depth(const dmllm_readout_profile *p, const char *name) {
@@ -222,6 +225,12 @@ static dmllm_status parse_key(const parse_scope *s, const cJSON *item, dmllm_rea
         return read_text(s, item, p->depth_profile, sizeof p->depth_profile);
     } else if (strcmp(key, "depth_profiles") == 0) {
         return parse_depth_profiles(s, item, p);
+    } else if (strcmp(key, "crop_padding") == 0) {
+        return read_float(s, item, 1.0, 10.0, &p->crop_padding);
+    } else if (strcmp(key, "crop_short_side") == 0) {
+        return read_int(s, item, 32, 16384, &p->crop_short_side);
+    } else if (strcmp(key, "crop_box_px") == 0) {
+        return read_int(s, item, 0, 64, &p->crop_box_px);
     } else if (strcmp(key, "prompts") == 0) {
         return parse_prompts(s, item, p);
     } else if (key[0] != '_') { /* "_comment" and the like are allowed */

@@ -16,6 +16,9 @@
  *     "depth_upsample": 2,                      token grid -> argmax grid factor (App. A.1.7)
  *     "depth_profile": "open_world",            the default quantisation
  *     "depth_profiles": { "name": {"kind": "linear" | "log", "min": m, "max": M}, ... },
+ *     "crop_padding": 1.2,                      box-prompted FG/BG (referring, open-set): the box
+ *     "crop_short_side": 1280,                  scaled about its centre, cropped, the box drawn
+ *     "crop_box_px": 1,                         (px, 0 = not drawn), the crop resized to this short side
  *     "prompts": { "semantic": "...{classes}...", "semantic_background": "...", "fgbg": "...",
  *                  "depth": "..." }
  *   }
@@ -56,6 +59,8 @@ typedef struct dmllm_readout_profile {
     char prompt_semantic_background[DMLLM_PROFILE_PROMPT];
     char prompt_fgbg[DMLLM_PROFILE_PROMPT];
     char prompt_depth[DMLLM_PROFILE_PROMPT];
+    float crop_padding;
+    int crop_short_side, crop_box_px;
 } dmllm_readout_profile;
 
 /* The youtu_vl defaults (see the comment above and readout_profile.json in docs). */
