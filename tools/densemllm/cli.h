@@ -18,6 +18,7 @@ typedef struct cli_command {
 } cli_command;
 
 extern const cli_command cli_info_command, cli_readout_command, cli_segment_command, cli_depth_command,
+    cli_ask_command, cli_ground_command, cli_detect_command, cli_refseg_command, cli_openseg_command,
     cli_features_command;
 
 /* ---- options --------------------------------------------------------------------------------- */

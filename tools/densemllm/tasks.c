@@ -1,0 +1,322 @@
+/*
+ * tasks.c: the text and box-prompted commands of "densemllm": ask (VQA), ground (a phrase's box),
+ * detect (boxes with classes), refseg (referring segmentation), openseg (open-set segmentation by
+ * detection) and features (PCA picture of the image-token hidden states, the paper's Figure 4).
+ * Each writes a JSON summary per input; the segmentation commands also write PNGs and mask text.
+ */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct task_job {
+    const char *text;        /* ask: the question; ground / refseg: the phrase */
+    char **classes;          /* detect / openseg: optional category list */
+    int n_classes;
+    int max_tokens;
+    int stream;              /* ask: print the answer as it is generated */
+    int no_png;              /* segmentation commands: only the JSON summary */
+} task_job;
+
+static void generate_params(const task_job *job, dmllm_generate_params *p) {
+    dmllm_generate_params_init(p);
+    if (job->max_tokens > 0) p->max_new_tokens = job->max_tokens;
+}
+
+static cJSON *box_json(const int box[4]) {
+    return cJSON_CreateIntArray(box, 4);
+}
+
+static cJSON *regions_json(const dmllm_regions *regions) {
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; i < regions->n_regions; i++) {
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "label", regions->regions[i].label);
+        cJSON_AddItemToObject(item, "box", box_json(regions->regions[i].box));
+        if (regions->regions[i].n_points > 0)
+            cJSON_AddItemToObject(item, "polygon",
+                                  cJSON_CreateIntArray(regions->regions[i].points, 2 * regions->regions[i].n_points));
+        cJSON_AddItemToArray(list, item);
+    }
+    return list;
+}
+
+static int print_piece(int32_t token_id, const char *text, size_t length, void *user_data) {
+    (void)token_id;
+    (void)user_data;
+    fwrite(text, 1, length, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* Loads the input, runs fn, and hands back the JSON text. */
+typedef int (*task_fn)(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json);
+
+typedef struct task_run {
+    task_fn fn;
+    const task_job *job;
+} task_run;
+
+static int task_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
+    const task_run *run = user;
+    dmllm_image *image = NULL;
+    dmllm_status status = dmllm_image_load_file(path, &image);
+    if (status != DMLLM_OK) return cli_fail(status, path);
+    cJSON *json = cJSON_CreateObject();
+    cJSON_AddStringToObject(json, "input", path);
+    const int failed = run->fn(c, image, stem, run->job, json);
+    *json_out = failed ? NULL : cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+    dmllm_image_free(image);
+    return failed;
+}
+
+static int ask_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+    (void)stem;
+    dmllm_generate_params p;
+    generate_params(job, &p);
+    if (job->stream) p.on_token = print_piece;
+    dmllm_generate_result *r = NULL;
+    dmllm_status status = dmllm_ask(c->session, image, job->text, &p, &r);
+    if (status != DMLLM_OK) return cli_fail_session(status, c->session, "ask");
+    if (job->stream) putchar('\n');
+    else if (!c->common->json) printf("%s\n", r->text ? r->text : "");
+    cJSON_AddStringToObject(json, "question", job->text);
+    cJSON_AddStringToObject(json, "answer", r->text ? r->text : "");
+    cJSON_AddNumberToObject(json, "tokens", r->n_ids);
+    cJSON_AddNumberToObject(json, "seconds_prompt", r->seconds_prompt);
+    cJSON_AddNumberToObject(json, "seconds_generate", r->seconds_generate);
+    dmllm_generate_result_free(r);
+    return 0;
+}
+
+static int regions_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json,
+                      int grounding) {
+    (void)stem;
+    dmllm_generate_params p;
+    generate_params(job, &p);
+    dmllm_regions *r = NULL;
+    dmllm_status status = grounding ? dmllm_ground(c->session, image, job->text, &p, &r)
+                                    : dmllm_detect(c->session, image, (const char *const *)job->classes,
+                                                   job->n_classes, &p, &r);
+    if (status != DMLLM_OK) return cli_fail_session(status, c->session, grounding ? "ground" : "detect");
+    if (!c->common->json) {
+        for (int i = 0; i < r->n_regions; i++)
+            printf("%s [%d, %d, %d, %d]\n", r->regions[i].label, r->regions[i].box[0], r->regions[i].box[1],
+                   r->regions[i].box[2], r->regions[i].box[3]);
+        if (r->message[0]) fprintf(stderr, "densemllm: %s\n", r->message);
+    }
+    cJSON_AddStringToObject(json, "answer", r->text ? r->text : "");
+    cJSON_AddItemToObject(json, "regions", regions_json(r));
+    if (r->message[0]) cJSON_AddStringToObject(json, "message", r->message);
+    dmllm_regions_free(r);
+    return 0;
+}
+
+static int ground_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+    return regions_fn(c, image, stem, job, json, 1);
+}
+
+static int detect_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+    return regions_fn(c, image, stem, job, json, 0);
+}
+
+static int write_labels(cli_context *c, const dmllm_image *image, const char *stem, const uint16_t *labels,
+                        int n_labels, const char *const *names) {
+    dmllm_status status = dmllm_write_label_png(cli_output_path(c->common, stem, ".labels.png"), labels,
+                                                dmllm_image_width(image), dmllm_image_height(image), n_labels);
+    if (status == DMLLM_OK)
+        status = dmllm_write_overlay_png(cli_output_path(c->common, stem, ".overlay.png"), image, labels, n_labels,
+                                         names, 0.5f);
+    return status == DMLLM_OK ? 0 : cli_fail(status, "writing the PNG outputs");
+}
+
+static int refseg_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+    dmllm_crop_params p;
+    dmllm_crop_params_init(&p);
+    dmllm_generate_params g;
+    generate_params(job, &g);
+    p.generate = &g;
+    dmllm_refer_result *r = NULL;
+    dmllm_status status = dmllm_refer_segment(c->session, image, job->text, &p, &r);
+    if (status != DMLLM_OK) return cli_fail_session(status, c->session, "refseg");
+    const size_t n = (size_t)r->width * r->height;
+    uint16_t *labels = malloc(n * sizeof *labels);
+    size_t fg = 0;
+    for (size_t i = 0; labels && i < n; i++) fg += labels[i] = r->mask[i];
+    int failed = labels ? 0 : (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    const char *names[2] = {"background", job->text};
+    if (!failed && !job->no_png) failed = write_labels(c, image, stem, labels, 2, names);
+    if (!c->common->json)
+        printf("%s: %s\n", job->text, r->found ? "found" : r->message);
+    cJSON_AddStringToObject(json, "phrase", job->text);
+    cJSON_AddBoolToObject(json, "found", r->found);
+    cJSON_AddItemToObject(json, "box", box_json(r->box));
+    cJSON_AddNumberToObject(json, "foreground_share", n ? (double)fg / n : 0.0);
+    cJSON_AddStringToObject(json, "answer", r->answer ? r->answer : "");
+    if (r->message[0]) cJSON_AddStringToObject(json, "message", r->message);
+    free(labels);
+    dmllm_refer_result_free(r);
+    return failed;
+}
+
+static int openseg_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+    dmllm_crop_params p;
+    dmllm_crop_params_init(&p);
+    dmllm_generate_params g;
+    generate_params(job, &g);
+    p.generate = &g;
+    dmllm_openset_result *r = NULL;
+    dmllm_status status = dmllm_openset_segment(c->session, image, (const char *const *)job->classes, job->n_classes,
+                                                &p, &r);
+    if (status != DMLLM_OK) return cli_fail_session(status, c->session, "openseg");
+    const char **names = calloc((size_t)r->n_names + 1, sizeof *names);
+    int failed = names ? 0 : (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    if (names) {
+        names[0] = "background";
+        for (int k = 0; k < r->n_names; k++) names[k + 1] = r->names[k];
+    }
+    if (!failed && !job->no_png) failed = write_labels(c, image, stem, r->labels, r->n_names + 1, names);
+    cJSON *classes = cJSON_CreateArray();
+    for (int k = 0; k < r->n_names; k++) cJSON_AddItemToArray(classes, cJSON_CreateString(r->names[k]));
+    cJSON_AddItemToObject(json, "classes", classes);
+    cJSON_AddItemToObject(json, "regions", regions_json(r->regions));
+    if (!c->common->json)
+        for (int k = 0; k < r->n_names; k++) printf("label %d: %s\n", k + 1, r->names[k]);
+    free(names);
+    dmllm_openset_result_free(r);
+    return failed;
+}
+
+/* Hidden states at the image tokens after the image prefix (any dense query evaluates it). */
+static int features_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+    (void)job;
+    dmllm_dense_params dp;
+    dmllm_dense_params_init(&dp);
+    dp.task = DMLLM_TASK_FGBG;
+    dmllm_dense_result *r = NULL;
+    dmllm_status status = dmllm_predict_dense(c->session, image, &dp, &r);
+    size_t rows = 0, cols = 0;
+    float *hidden = NULL;
+    if (status == DMLLM_OK) {
+        dmllm_session_image_hidden(c->session, DMLLM_ALIGN_OWN, NULL, 0, &rows, &cols); /* size query */
+        hidden = malloc(rows * cols * sizeof *hidden);
+        status = hidden ? dmllm_session_image_hidden(c->session, DMLLM_ALIGN_OWN, hidden, rows * cols, &rows, &cols)
+                        : DMLLM_ERR_OUT_OF_MEMORY;
+    }
+    if (status == DMLLM_OK)
+        status = dmllm_write_pca_png(cli_output_path(c->common, stem, ".features.png"), hidden, (int)rows, (int)cols,
+                                     r->tokens_w, r->tokens_h, dmllm_image_width(image), dmllm_image_height(image));
+    int failed = status == DMLLM_OK ? 0 : cli_fail_session(status, c->session, "features");
+    if (!failed) {
+        cJSON_AddNumberToObject(json, "tokens_w", r->tokens_w);
+        cJSON_AddNumberToObject(json, "tokens_h", r->tokens_h);
+        cJSON_AddNumberToObject(json, "hidden_size", (double)cols);
+    }
+    free(hidden);
+    dmllm_dense_result_free(r);
+    return failed;
+}
+
+/* ---- command entry points ---------------------------------------------------------------------- */
+
+static int run_task(const cli_command *command, task_fn fn, task_job *job, const cli_option *own, int argc,
+                    char **argv, const char *required_name, const char *const *list) {
+    cli_common common;
+    const int n = cli_parse(command, argc, argv, own, &common);
+    if (n < 0) return cli_parse_exit(n);
+    if (required_name && !job->text) {
+        fprintf(stderr, "densemllm %s: %s is required\n", command->name, required_name);
+        return 2;
+    }
+    char *storage = NULL;
+    if (list && *list && cli_split_list(*list, &job->classes, &job->n_classes, &storage) != 0) {
+        fprintf(stderr, "densemllm %s: --classes needs a comma-separated list of names\n", command->name);
+        free(job->classes);
+        free(storage);
+        return 2;
+    }
+    task_run run = {fn, job};
+    cli_context context;
+    int exit_code = cli_open(&common, &context);
+    if (exit_code == 0) exit_code = cli_for_each_input(&context, task_one, &run);
+    cli_close(&context);
+    free(job->classes);
+    free(storage);
+    return exit_code;
+}
+
+static int run_ask(int argc, char **argv) {
+    task_job job = {0};
+    const cli_option options[] = {
+        {"--question", CLI_STRING, &job.text, "TEXT", "the question about the image (required)"},
+        {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N generated tokens (default 4096)"},
+        {"--stream", CLI_FLAG, &job.stream, NULL, "print the answer while it is generated"},
+        {0},
+    };
+    return run_task(&cli_ask_command, ask_fn, &job, options, argc, argv, "--question", NULL);
+}
+
+static int run_ground(int argc, char **argv) {
+    task_job job = {0};
+    const cli_option options[] = {
+        {"--phrase", CLI_STRING, &job.text, "TEXT", "the referring expression (required)"},
+        {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N generated tokens (default 4096)"},
+        {0},
+    };
+    return run_task(&cli_ground_command, ground_fn, &job, options, argc, argv, "--phrase", NULL);
+}
+
+static int run_detect(int argc, char **argv) {
+    task_job job = {0};
+    const char *classes = NULL;
+    const cli_option options[] = {
+        {"--classes", CLI_STRING, &classes, "A,B,...", "only these categories (default: all objects)"},
+        {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N generated tokens (default 4096)"},
+        {0},
+    };
+    return run_task(&cli_detect_command, detect_fn, &job, options, argc, argv, NULL, &classes);
+}
+
+static int run_refseg(int argc, char **argv) {
+    task_job job = {0};
+    const cli_option options[] = {
+        {"--phrase", CLI_STRING, &job.text, "TEXT", "the referring expression (required)"},
+        {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N tokens for the grounding answer"},
+        {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
+        {0},
+    };
+    return run_task(&cli_refseg_command, refseg_fn, &job, options, argc, argv, "--phrase", NULL);
+}
+
+static int run_openseg(int argc, char **argv) {
+    task_job job = {0};
+    const char *classes = NULL;
+    const cli_option options[] = {
+        {"--classes", CLI_STRING, &classes, "A,B,...", "only these categories (default: all objects)"},
+        {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N tokens for the detection answer"},
+        {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
+        {0},
+    };
+    return run_task(&cli_openseg_command, openseg_fn, &job, options, argc, argv, NULL, &classes);
+}
+
+static int run_features(int argc, char **argv) {
+    task_job job = {0};
+    const cli_option options[] = {{0}};
+    return run_task(&cli_features_command, features_fn, &job, options, argc, argv, NULL, NULL);
+}
+
+const cli_command cli_ask_command = {"ask", "answer a question about an image",
+                                     "densemllm ask --question TEXT [options] IMAGE...", run_ask};
+const cli_command cli_ground_command = {"ground", "the box of the region a phrase describes",
+                                        "densemllm ground --phrase TEXT [options] IMAGE...", run_ground};
+const cli_command cli_detect_command = {"detect", "boxes and classes of the objects in an image",
+                                        "densemllm detect [--classes A,B,...] [options] IMAGE...", run_detect};
+const cli_command cli_refseg_command = {"refseg", "referring segmentation: grounding box, then FG/BG inside it",
+                                        "densemllm refseg --phrase TEXT [options] IMAGE...", run_refseg};
+const cli_command cli_openseg_command = {"openseg", "open-set segmentation: detection, then FG/BG per box",
+                                         "densemllm openseg [--classes A,B,...] [options] IMAGE...", run_openseg};
+const cli_command cli_features_command = {"features", "PCA picture of the image-token hidden states (Figure 4)",
+                                          "densemllm features [options] IMAGE...", run_features};
