@@ -36,3 +36,12 @@ const char *test_model_dir(const char *name, const char *golden_case, const char
     if (tokenizer_json && link_into(dir, "tokenizer.json", tokenizer_json) != 0) return NULL;
     return dir;
 }
+
+dmllm_model *test_load_model(const char *dir, dmllm_compute_type compute) {
+    dmllm_model_params mp;
+    dmllm_model_params_init(&mp);
+    mp.compute = compute;
+    dmllm_model *model = NULL;
+    CHECK_OK(dmllm_model_load(dir, &mp, &model));
+    return model;
+}

@@ -1,6 +1,7 @@
 /*
  * support_model_dir.h: a model directory for tests that need a tokenizer: a golden checkpoint's
- * config.json and weights (symlinked) plus a tokenizer.json of the test's choosing.
+ * config.json and weights (symlinked) plus a tokenizer.json of the test's choosing; loading a
+ * model directory with a given compute path.
  */
 #ifndef DMLLM_SUPPORT_MODEL_DIR_H
 #define DMLLM_SUPPORT_MODEL_DIR_H
@@ -9,5 +10,10 @@
  * model.safetensors} and, unless tokenizer_json is NULL, to that file as tokenizer.json. Returns
  * the directory (static storage, valid until the next call) or NULL after printing why. */
 const char *test_model_dir(const char *name, const char *golden_case, const char *tokenizer_json);
+
+#include "densemllm.h"
+
+/* Loads a model with the given compute path, counting a failure as a CHECK; NULL on failure. */
+dmllm_model *test_load_model(const char *dir, dmllm_compute_type compute);
 
 #endif

@@ -241,15 +241,6 @@ static dmllm_session *golden_session(dmllm_model *model, const golden *g, int n_
     return s;
 }
 
-static dmllm_model *load_f32(const char *dir) {
-    dmllm_model_params mp;
-    dmllm_model_params_init(&mp);
-    mp.compute = DMLLM_COMPUTE_F32;
-    dmllm_model *model = NULL;
-    CHECK_OK(dmllm_model_load(dir, &mp, &model));
-    return model;
-}
-
 static const int32_t never_stop = -1;
 
 /* Plain greedy parameters: no penalty, no stop id the model can produce. */
@@ -293,7 +284,7 @@ static void test_golden_runs(const char *name) {
     if (open_golden(name, &g) != 0) return;
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s", test_source_path("tests/fixtures/golden"), name);
-    dmllm_model *model = load_f32(dir);
+    dmllm_model *model = test_load_model(dir, DMLLM_COMPUTE_F32);
     if (model) {
         check_run(model, &g, name, "greedy", g.greedy_ids, 1.0f);
         const float penalty = *(const float *)g.penalty->data;
@@ -465,7 +456,7 @@ int main(void) {
     golden g;
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/one_window", test_source_path("tests/fixtures/golden"));
-    dmllm_model *model = load_f32(dir);
+    dmllm_model *model = test_load_model(dir, DMLLM_COMPUTE_F32);
     if (model && open_golden("one_window", &g) == 0) {
         test_stops(model, &g);
         test_sampling_on_golden(model, &g);
