@@ -147,7 +147,8 @@ def _sized_ids(call) -> Any:
     if status not in (0, BufferTooSmallError.status):
         check(status)
     out, address = _arrays.empty("i", (n.value,))
-    check(call(address, n.value, byref(n)))
+    if n.value:  # the library refuses a NULL buffer even for zero ids
+        check(call(address, n.value, byref(n)))
     return out
 
 
