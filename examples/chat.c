@@ -24,7 +24,8 @@ static int print_piece(int32_t token_id, const char *text, size_t length, void *
 
 int main(int argc, char **argv) {
     if (argc < 4 || argc - 3 > MAX_TURNS) {
-        fprintf(stderr, "usage: %s MODEL_DIR IMAGE \"QUESTION\" [\"FOLLOW-UP\" ...] (at most %d)\n", argv[0], MAX_TURNS);
+        fprintf(stderr, "usage: %s MODEL_DIR IMAGE \"QUESTION\" [\"FOLLOW-UP\" ...] (at most %d)\n", argv[0],
+                MAX_TURNS);
         return 2;
     }
     dmllm_model *model = NULL;
@@ -48,8 +49,8 @@ int main(int argc, char **argv) {
     /* The image is encoded once; its token count sizes the <|image_pad|> run of the template. */
     dmllm_image_grid grid;
     dmllm_model_info info = {.struct_size = sizeof info};
-    if (dmllm_session_encode_image(session, image) != DMLLM_OK || dmllm_session_image_grid(session, &grid) != DMLLM_OK ||
-        dmllm_model_get_info(model, &info) != DMLLM_OK) {
+    if (dmllm_session_encode_image(session, image) != DMLLM_OK ||
+        dmllm_session_image_grid(session, &grid) != DMLLM_OK || dmllm_model_get_info(model, &info) != DMLLM_OK) {
         fprintf(stderr, "chat: %s\n", dmllm_last_error());
         goto done;
     }

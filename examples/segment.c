@@ -60,7 +60,8 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < n_pixels; i++) count += result->labels[i] == k;
         printf("%s: %.1f%%\n", classes[k], 100.0 * count / n_pixels);
     }
-    if (argc == 5 && dmllm_write_overlay_png(argv[4], image, result->labels, result->n_labels, classes, 0.5f) != DMLLM_OK) {
+    if (argc == 5 &&
+        dmllm_write_overlay_png(argv[4], image, result->labels, result->n_labels, classes, 0.5f) != DMLLM_OK) {
         fprintf(stderr, "segment: %s\n", dmllm_last_error());
         goto done;
     }

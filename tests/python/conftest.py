@@ -26,7 +26,8 @@ def model_dir(tmp_path_factory):
     golden = os.path.join(SOURCE_DIR, "tests", "fixtures", "golden", "one_window")
     for name in ("config.json", "model.safetensors"):
         os.symlink(os.path.join(golden, name), directory / name)
-    os.symlink(os.path.join(SOURCE_DIR, "tests", "fixtures", "tokenizer", "tokenizer.json"), directory / "tokenizer.json")
+    tokenizer = os.path.join(SOURCE_DIR, "tests", "fixtures", "tokenizer", "tokenizer.json")
+    os.symlink(tokenizer, directory / "tokenizer.json")
     return str(directory)
 
 

@@ -78,16 +78,21 @@ def write_pca_png(path: PathLike, features: Any, grid_w: int, grid_h: int, out_w
                                    out_w, out_h))
 
 
-def mask_text_write(labels: Any, names: Optional[Sequence[str]] = None, *, width: Optional[int] = None,
-                    height: Optional[int] = None) -> str:
+def mask_text_write(labels: Any, names: Optional[Sequence[str]] = None, n_labels: Optional[int] = None, *,
+                    width: Optional[int] = None, height: Optional[int] = None) -> str:
     """The official dense text: <ref>name</ref> per label (when names are given), then
-    <mask>(v,n)...</mask> run-length encoded row-major (dmllm_mask_text_write)."""
+    <mask>(v,n)...</mask> run-length encoded row-major (dmllm_mask_text_write). n_labels defaults
+    to len(names), else to the largest label + 1."""
     buf, w, h = _map(labels, "H", "labels", width, height)
+    if n_labels is None:
+        n_labels = len(names) if names is not None else (buf.max_value() or 0) + 1
     name_arr = _string_array(names) if names is not None else None
+    if names is not None and len(names) < n_labels:
+        raise ValueError(f"names: {len(names)} names for {n_labels} labels")
     out = c_void_p()
     check(_lib.dmllm_mask_text_write(buf.address, w, h,
                                      ctypes.cast(name_arr, ctypes.POINTER(ctypes.c_char_p)) if name_arr else None,
-                                     len(names) if names is not None else 0, byref(out)))
+                                     n_labels, byref(out)))
     try:
         return ctypes.string_at(out.value).decode("utf-8")
     finally:
