@@ -145,3 +145,20 @@ def test_chat_template(dm, model):
     assert list(ids) == list(model.tokenize(text))
     with pytest.raises(dm.InvalidArgumentError):
         dm.chat_apply([{"role": "robot", "text": "x"}])
+
+
+def test_log_callback(dm, model_dir):
+    got = []
+    dm.log_set(lambda level, message: got.append((level, message)))
+    dm.Model(model_dir).close()
+    assert (dm.LogLevel.INFO, next(m for _, m in got if m.startswith("loaded "))) in got
+    assert any(model_dir in m for _, m in got)
+
+    def explode(level, message):
+        raise RuntimeError("must not unwind through C")
+    dm.log_set(explode)
+    dm.Model(model_dir).close()  # the exception is swallowed
+    dm.log_set(None)  # silence: nothing more arrives
+    count = len(got)
+    dm.Model(model_dir).close()
+    assert len(got) == count

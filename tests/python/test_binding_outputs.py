@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from conftest import IMAGE
-
 
 def test_seg_metrics(dm):
     rng = np.random.default_rng(1)

@@ -27,4 +27,15 @@ from .results import (DenseResult, DenseTask, GenerateResult, MaskText, OpensetR
                       StopReason)
 
 __version__ = "0.1.0"
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    "library_path", "AbortedError", "Alignment", "BackendError", "box_iou", "BufferTooSmallError", "chat_apply",
+    "ChatMessage", "Compute", "ContextFullError", "coordinate_to_original", "DEFAULT_MAX_NUM_PATCHES",
+    "DEFAULT_SYSTEM_PROMPT", "DenseMLLMError", "DenseResult", "DenseTask", "DEPTH_PNG_SCALE", "DepthCrop",
+    "DepthMetrics", "DepthScores", "FormatError", "FROM_PROFILE", "GenerateResult", "Image", "ImageGrid",
+    "InvalidArgumentError", "IOFailureError", "label_color", "last_error", "Layout", "log_set", "LogLevel",
+    "mask_text_parse", "mask_text_write", "MaskMetrics", "MaskScores", "MaskText", "Model", "ModelInfo",
+    "OpensetResult", "OutOfMemoryError", "parse_regions", "ReferResult", "Region", "Regions", "ResizeMode",
+    "SegMetrics", "SegResult", "Session", "ShapeError", "StateError", "status_str", "StopReason", "target_size",
+    "UnsupportedError", "version", "version_number", "write_depth_color_png", "write_depth_png16", "write_label_png",
+    "write_overlay_png", "write_pca_png",
+]

@@ -51,7 +51,7 @@ def log_set(callback: Optional[Callable[[LogLevel, str], None]]) -> None:
     def sink(level: int, message: bytes, _user: int) -> None:
         try:
             callback(LogLevel(level), message.decode("utf-8", "replace"))
-        except Exception:  # noqa: BLE001 - a log sink must not unwind through C
+        except Exception:  # a log sink must not unwind through C
             pass
 
     thunk = _capi.LOG_CALLBACK(sink) if callback is not None else _capi.LOG_CALLBACK()

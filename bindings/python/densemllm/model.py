@@ -10,10 +10,10 @@ import enum
 import os
 import weakref
 from ctypes import byref, c_int, c_size_t, c_void_p
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from . import _arrays, _capi
-from .errors import BufferTooSmallError, StateError, check
+from .errors import BufferTooSmallError, check
 from .image import Image, ResizeMode, _Handle, as_image
 from .results import DenseResult, DenseTask, GenerateResult, OpensetResult, ReferResult, Regions
 
@@ -70,7 +70,7 @@ class _Callbacks:
     def _guard(self, fn, *args) -> int:
         try:
             return 1 if fn(*args) else 0
-        except BaseException as e:  # noqa: B902 - re-raised by reraise()
+        except BaseException as e:  # KeyboardInterrupt too: it stops the C call, then is re-raised
             self.error = e
             return 1
 
