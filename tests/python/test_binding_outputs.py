@@ -138,3 +138,23 @@ def test_mask_text_roundtrip(dm):
     with pytest.raises(dm.FormatError) as info:
         dm.mask_text_parse("<mask>(0,5)</mask>", 3, 2)
     assert info.value.message
+
+
+def test_input_conversions(dm, tmp_path):
+    # Nested lists, bool masks, other integer dtypes and big-endian arrays are converted once;
+    # out-of-range values are refused instead of wrapped.
+    dm.write_label_png(tmp_path / "l.png", [[0, 1], [2, 0]])
+    with PILImage.open(tmp_path / "l.png") as im:
+        assert np.asarray(im).tolist() == [[0, 1], [2, 0]]
+    dm.write_label_png(tmp_path / "b.png", np.array([[1, 0], [0, 1]], dtype=">i8"), 2)
+    with PILImage.open(tmp_path / "b.png") as im:
+        assert np.asarray(im).tolist() == [[1, 0], [0, 1]]
+    with dm.MaskMetrics() as m:
+        m.add(np.array([True, False]), np.array([1, 1], np.int64))
+        assert m.result().sum_intersection == 1
+    with pytest.raises(ValueError):
+        dm.write_label_png(tmp_path / "x.png", [[0, 1], [2]])
+    with pytest.raises(ValueError):
+        dm.write_label_png(tmp_path / "x.png", np.array([[0.5, 1.0]]))
+    with pytest.raises(ValueError):
+        dm.write_label_png(tmp_path / "x.png", [[70000]])

@@ -123,8 +123,7 @@ class Input:
         if isinstance(obj, (int, float)):
             return [obj], ()
         items = list(obj)
-        if not items or not isinstance(items[0], (list, tuple, memoryview, array.array)) and not hasattr(
-                items[0], "__len__"):
+        if not items or not hasattr(items[0], "__len__"):  # a row of numbers
             return items, (len(items),)
         flat, inner = [], None
         for item in items:
