@@ -83,7 +83,7 @@ static int outputs_depth(cli_context *c, const char *stem, const dmllm_dense_res
         if (status != DMLLM_OK) return cli_fail(status, "writing the depth PNGs");
     }
     char *text = NULL;
-    status = dmllm_mask_text_write(r->depth_grid_bins, r->depth_grid_w, r->depth_grid_h, NULL, 0, &text);
+    status = dmllm_mask_text_write(r->depth_grid_bins, r->depth_grid_w, r->depth_grid_h, NULL, r->n_labels, &text);
     if (status != DMLLM_OK) return cli_fail(status, "writing the depth text");
     char *tagged = malloc(strlen(text) + 16);
     int failed = 1;

@@ -1,0 +1,155 @@
+"""Images (dmllm_image: immutable 8-bit RGB) and the preprocessing helpers."""
+from __future__ import annotations
+
+import ctypes
+import enum
+import os
+from typing import Any, Tuple, Union
+
+from . import _arrays, _capi
+from .errors import StateError, check
+
+_lib = _capi.lib
+
+
+class ResizeMode(enum.IntEnum):
+    """dmllm_resize_mode: HF is torchvision's antialias path (the default), PILLOW is bit-exact PIL."""
+    HF = 0
+    PILLOW = 1
+
+
+class _Handle:
+    """Owns one library pointer, freed by close(), by leaving a with block, or by the collector."""
+
+    _free = None  # the dmllm_*_free function, set by subclasses
+    _kind = "object"
+
+    def __init__(self, handle: int):
+        self._handle = handle
+
+    @property
+    def handle(self) -> int:
+        """The C pointer; StateError once closed."""
+        if not self._handle:
+            raise StateError(f"the {self._kind} is closed")
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        return not self._handle
+
+    def close(self) -> None:
+        """Frees the C object now (idempotent)."""
+        handle, self._handle = self._handle, None
+        if handle:
+            type(self)._free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_handle", None):
+            self.close()
+
+
+class Image(_Handle):
+    """An 8-bit RGB image owned by the library. Immutable; may be shared across threads.
+
+    Make one with Image.open(path), Image.from_bytes(encoded), Image.from_array(rgb) or
+    Image.from_rgb(buffer, width, height)."""
+
+    _free = staticmethod(_lib.dmllm_image_free)
+    _kind = "image"
+
+    @classmethod
+    def open(cls, path: Union[str, os.PathLike]) -> "Image":
+        """Decodes a JPEG (EXIF orientation applied) or PNG file."""
+        out = ctypes.c_void_p()
+        check(_lib.dmllm_image_load_file(os.fsencode(path), ctypes.byref(out)))
+        return cls(out.value)
+
+    @classmethod
+    def from_bytes(cls, data: Union[bytes, bytearray, memoryview]) -> "Image":
+        """Decodes a JPEG or PNG held in memory."""
+        buf = _arrays.Input(memoryview(data).cast("B"), "B", "data")
+        out = ctypes.c_void_p()
+        check(_lib.dmllm_image_load_memory(buf.address, buf.size, ctypes.byref(out)))
+        return cls(out.value)
+
+    @classmethod
+    def from_rgb(cls, rgb: Any, width: int, height: int, stride_bytes: int = 0) -> "Image":
+        """Copies height rows of width*3 RGB bytes (stride_bytes apart; 0 = packed)."""
+        buf = _arrays.Input(rgb, "B", "rgb")
+        needed = (stride_bytes or width * 3) * (height - 1) + width * 3 if width > 0 and height > 0 else 0
+        if buf.size < needed:
+            raise ValueError(f"rgb: {buf.size} bytes, {width}x{height} needs {needed}")
+        out = ctypes.c_void_p()
+        check(_lib.dmllm_image_from_rgb(buf.address, width, height, stride_bytes, ctypes.byref(out)))
+        return cls(out.value)
+
+    @classmethod
+    def from_array(cls, rgb: Any) -> "Image":
+        """Copies a (height, width, 3) uint8 array; numpy row strides are passed on, so a view with
+        padded rows needs no copy on the Python side."""
+        if _arrays.HAVE_NUMPY:
+            arr = _arrays.numpy.asarray(rgb)
+            if arr.ndim != 3 or arr.shape[2] != 3:
+                raise ValueError(f"rgb: expected shape (height, width, 3), got {arr.shape}")
+            if arr.dtype == _arrays.numpy.uint8 and arr.strides[1:] == (3, 1) and arr.strides[0] >= 3 * arr.shape[1]:
+                address = arr.ctypes.data
+                out = ctypes.c_void_p()
+                check(_lib.dmllm_image_from_rgb(address, arr.shape[1], arr.shape[0], arr.strides[0],
+                                                ctypes.byref(out)))
+                return cls(out.value)
+        buf = _arrays.Input(rgb, "B", "rgb")
+        if len(buf.shape) != 3 or buf.shape[2] != 3:
+            raise ValueError(f"rgb: expected shape (height, width, 3), got {buf.shape}")
+        return cls.from_rgb(buf.keep, buf.shape[1], buf.shape[0])
+
+    @property
+    def width(self) -> int:
+        return _lib.dmllm_image_width(self.handle)
+
+    @property
+    def height(self) -> int:
+        return _lib.dmllm_image_height(self.handle)
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """(width, height), as PIL."""
+        return self.width, self.height
+
+    @property
+    def pixels(self):
+        """A read-only zero-copy (height, width, 3) view of the pixels; it keeps the image alive."""
+        return _arrays.view(_lib.dmllm_image_pixels(self.handle), "B", (self.height, self.width, 3), self)
+
+    def to_array(self):
+        """A writable copy of the pixels, shape (height, width, 3)."""
+        return _arrays.copy_from(_lib.dmllm_image_pixels(self.handle), "B", (self.height, self.width, 3))
+
+    def resize(self, width: int, height: int, mode: ResizeMode = ResizeMode.HF) -> "Image":
+        """Antialiased bilinear resize (dmllm_image_resize)."""
+        out = ctypes.c_void_p()
+        check(_lib.dmllm_image_resize(self.handle, width, height, int(mode), ctypes.byref(out)))
+        return Image(out.value)
+
+    def __repr__(self) -> str:
+        return "<densemllm.Image closed>" if self.closed else f"<densemllm.Image {self.width}x{self.height}>"
+
+
+def target_size(width: int, height: int, max_num_patches: int = 8192) -> Tuple[int, int]:
+    """(width, height) the model sees for an image of this size (dmllm_target_size)."""
+    w, h = ctypes.c_int(), ctypes.c_int()
+    check(_lib.dmllm_target_size(width, height, max_num_patches, ctypes.byref(w), ctypes.byref(h)))
+    return w.value, h.value
+
+
+def as_image(image: Union[Image, str, os.PathLike, Any]) -> Image:
+    """An Image from an Image (as is), a file path or a (height, width, 3) RGB array."""
+    if isinstance(image, Image):
+        return image
+    return Image.open(image) if isinstance(image, (str, os.PathLike)) else Image.from_array(image)

@@ -1,0 +1,545 @@
+"""Models (immutable, shared by threads), sessions (one thread at a time: KV cache, encoded image,
+last error), the tokenizer, the chat template, and every call a session makes: encoding and
+evaluation, readouts at the image, dense prediction, generation, text tasks and the box-prompted
+pipelines."""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import enum
+import os
+import weakref
+from ctypes import byref, c_int, c_size_t, c_void_p
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+from . import _arrays, _capi
+from .errors import BufferTooSmallError, check
+from .image import Image, ResizeMode, _Handle, as_image
+from .results import DenseResult, DenseTask, GenerateResult, OpensetResult, ReferResult, Regions
+
+_lib = _capi.lib
+FROM_PROFILE = -1  # DMLLM_FROM_PROFILE: take the value from the model's readout profile
+DEFAULT_MAX_NUM_PATCHES = 8192
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+ProgressCallback = Callable[[str, int, int], Any]  # (stage, done, total) -> truthy to abort
+TokenCallback = Callable[[int, str], Any]          # (token_id, text piece) -> truthy to stop
+ImageLike = Union[Image, str, os.PathLike, Any]
+
+
+class Compute(enum.IntEnum):
+    """dmllm_compute_type: matmul precision."""
+    AUTO = 0
+    BF16 = 1
+    F32 = 2
+    OPENBLAS = 3
+
+
+class Alignment(enum.IntEnum):
+    """dmllm_alignment: which LM-head position carries an image token's labels."""
+    OWN = 0
+    PREVIOUS = 1
+
+
+class Layout(enum.IntEnum):
+    """dmllm_prompt_layout: image before the instruction (official) or after it."""
+    IMAGE_FIRST = 0
+    PROMPT_FIRST = 1
+
+
+def _encode(text: Optional[str]) -> Optional[bytes]:
+    return None if text is None else text.encode("utf-8")
+
+
+def _string_array(strings: Sequence[Optional[str]]):
+    """A char *[] of UTF-8 copies; the array keeps the bytes alive."""
+    encoded = [_encode(s) for s in strings]
+    arr = (ctypes.c_char_p * max(len(encoded), 1))(*encoded)
+    arr._keep = encoded
+    return arr
+
+
+class _Callbacks:
+    """Python callbacks seen from C. When a callback raises, the exception is recorded and the
+    library asked to stop, so the caller can re-raise it. The caller keeps each returned ctypes
+    thunk alive for as long as C may call it."""
+
+    def __init__(self):
+        self.error: Optional[BaseException] = None
+
+    def _guard(self, fn, *args) -> int:
+        try:
+            return 1 if fn(*args) else 0
+        except BaseException as e:  # KeyboardInterrupt too: it stops the C call, then is re-raised
+            self.error = e
+            return 1
+
+    def progress(self, fn: Optional[ProgressCallback]):
+        if fn is None:
+            return _capi.PROGRESS_CALLBACK()
+        return _capi.PROGRESS_CALLBACK(lambda stage, done, total, _: self._guard(fn, stage.decode(), done, total))
+
+    def token(self, fn: Optional[TokenCallback]):
+        if fn is None:
+            return _capi.TOKEN_CALLBACK()
+        return _capi.TOKEN_CALLBACK(lambda token_id, text, length, _: self._guard(
+            fn, token_id, ctypes.string_at(text, length).decode("utf-8", "replace") if length else ""))
+
+    def reraise(self) -> None:
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+
+ModelInfo = dataclasses.make_dataclass(
+    "ModelInfo", [(name, str if ctype in (ctypes.c_char_p, ctypes.c_char * 8) else
+                   float if ctype is ctypes.c_double else int)
+                  for name, ctype in _capi.ModelInfo._fields_ if name != "struct_size"], frozen=True)
+ModelInfo.__doc__ = "dmllm_model_info: architecture, sizes and special token ids of a loaded model."
+ModelInfo.__module__ = __name__
+
+
+@dataclasses.dataclass
+class ChatMessage:
+    """One turn of a conversation (dmllm_chat_message). A turn with has_image holds one image."""
+    role: str                      # "system", "user" or "assistant"
+    text: str = ""
+    has_image: bool = False
+    layout: Layout = Layout.IMAGE_FIRST
+
+
+def _messages(messages: Sequence[Union[ChatMessage, Dict[str, Any]]]):
+    """ctypes array of dmllm_chat_message from ChatMessage objects or dicts with role, text (or
+    content), image/has_image and layout."""
+    turns = []
+    for m in messages:
+        if isinstance(m, dict):
+            m = ChatMessage(m["role"], m.get("text", m.get("content", "")) or "",
+                            bool(m.get("has_image", m.get("image", False))), Layout(m.get("layout", 0)))
+        turns.append(m)
+    encoded = [(_encode(m.role), _encode(m.text)) for m in turns]
+    arr = (_capi.ChatMessage * max(len(turns), 1))(
+        *[_capi.ChatMessage(role, text, int(m.has_image), int(m.layout)) for m, (role, text) in zip(turns, encoded)])
+    arr._keep = encoded
+    return arr, len(turns)
+
+
+def chat_apply(messages: Sequence[Union[ChatMessage, Dict[str, Any]]], add_generation_prompt: bool = True,
+               n_image_tokens: int = 1) -> str:
+    """The prompt text of a conversation in the model-spec 4.8 layout (dmllm_chat_apply)."""
+    arr, n = _messages(messages)
+    out = c_void_p()
+    check(_lib.dmllm_chat_apply(arr, n, int(add_generation_prompt), n_image_tokens, byref(out)))
+    try:
+        return ctypes.string_at(out.value).decode("utf-8")
+    finally:
+        _lib.dmllm_text_free(out.value)
+
+
+def _ids_input(ids: Any, name: str = "ids") -> _arrays.Input:
+    return _arrays.Input(ids, "i", name)
+
+
+def _sized_ids(call) -> Any:
+    """Runs a size-query call (ids, capacity, &n) twice: first to learn n, then into an int32 array."""
+    n = c_size_t()
+    status = call(None, 0, byref(n))
+    if status not in (0, BufferTooSmallError.status):
+        check(status)
+    out, address = _arrays.empty("i", (n.value,))
+    if n.value:  # the library refuses a NULL buffer even for zero ids
+        check(call(address, n.value, byref(n)))
+    return out
+
+
+class Model(_Handle):
+    """A loaded model directory (config.json, safetensors weights, optional tokenizer.json and
+    readout_profile.json). Immutable: any number of threads and sessions may share it.
+
+    >>> with densemllm.Model("models/tiny") as model, model.session() as s:
+    ...     print(s.ask("cat.jpg", "What is this?").text)
+    """
+
+    _free = staticmethod(_lib.dmllm_model_free)
+    _kind = "model"
+
+    def __init__(self, model_dir: Union[str, os.PathLike], *, compute: Compute = Compute.AUTO, n_threads: int = 0,
+                 progress: Optional[ProgressCallback] = None, check_only: bool = False):
+        super().__init__(None)
+        params = _capi.ModelParams()
+        _lib.dmllm_model_params_init(byref(params))
+        callbacks = _Callbacks()
+        params.compute, params.n_threads, params.check_only = int(compute), n_threads, int(check_only)
+        params.progress = callbacks.progress(progress)  # the struct keeps the thunk alive
+        out = c_void_p()
+        status = _lib.dmllm_model_load(os.fsencode(model_dir), byref(params), byref(out))
+        callbacks.reraise()
+        check(status)
+        self._handle = out.value
+        self._sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
+        self._info: Optional[ModelInfo] = None
+
+    def close(self) -> None:
+        """Frees the model, closing its sessions first (a session must not outlive its model)."""
+        for session in list(getattr(self, "_sessions", ())):
+            session.close()
+        super().close()
+
+    @property
+    def info(self) -> ModelInfo:
+        """Architecture, sizes and special ids (dmllm_model_get_info)."""
+        if self._info is None:
+            raw = _capi.ModelInfo(struct_size=ctypes.sizeof(_capi.ModelInfo))
+            check(_lib.dmllm_model_get_info(self.handle, byref(raw)))
+            values = {}
+            for name, _ in _capi.ModelInfo._fields_[1:]:
+                v = getattr(raw, name)
+                values[name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+            self._info = ModelInfo(**values)
+        return self._info
+
+    def session(self, **params) -> "Session":
+        """A new Session on this model; keyword arguments as Session()."""
+        return Session(self, **params)
+
+    # -- tokenizer (needs tokenizer.json: StateError otherwise) --
+    def tokenize(self, text: str, parse_special: bool = True):
+        """Token ids (int32 array) of text; no BOS/EOS is added (dmllm_tokenize)."""
+        data = _encode(text)
+        return _sized_ids(lambda ids, cap, n: _lib.dmllm_tokenize(self.handle, data, int(parse_special), ids, cap, n))
+
+    def detokenize(self, ids: Any, skip_special: bool = False) -> str:
+        """Text of ids, invalid UTF-8 replaced by U+FFFD (dmllm_detokenize)."""
+        buf = _ids_input(ids)
+        length = c_size_t()
+        status = _lib.dmllm_detokenize(self.handle, buf.address, buf.size, int(skip_special), None, 0, byref(length))
+        if status != BufferTooSmallError.status:
+            check(status)
+        text = ctypes.create_string_buffer(length.value + 1)
+        check(_lib.dmllm_detokenize(self.handle, buf.address, buf.size, int(skip_special), text, len(text),
+                                    byref(length)))
+        return text.raw[:length.value].decode("utf-8")
+
+    def token_id(self, content: str) -> Optional[int]:
+        """Id of the token with exactly this content, or None (dmllm_token_id)."""
+        token = _lib.dmllm_token_id(self.handle, _encode(content))
+        return None if token < 0 else token
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """Raw bytes one id decodes to, maybe part of a UTF-8 character (dmllm_token_bytes)."""
+        length = c_size_t()
+        status = _lib.dmllm_token_bytes(self.handle, token_id, None, 0, byref(length))
+        if status != BufferTooSmallError.status:
+            check(status)
+        buf = ctypes.create_string_buffer(max(length.value, 1))
+        check(_lib.dmllm_token_bytes(self.handle, token_id, buf, len(buf), byref(length)))
+        return buf.raw[:length.value]
+
+    def chat_tokenize(self, messages: Sequence[Union[ChatMessage, Dict[str, Any]]],
+                      add_generation_prompt: bool = True, n_image_tokens: int = 1):
+        """The chat prompt as token ids (dmllm_chat_tokenize)."""
+        arr, n_messages = _messages(messages)
+        return _sized_ids(lambda ids, cap, n: _lib.dmllm_chat_tokenize(
+            self.handle, arr, n_messages, int(add_generation_prompt), n_image_tokens, ids, cap, n))
+
+    def __repr__(self) -> str:
+        return "<densemllm.Model closed>" if self.closed else f"<densemllm.Model {self.info.model_dir}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageGrid:
+    """dmllm_image_grid of the encoded image."""
+    grid_h: int
+    grid_w: int
+    tokens_h: int
+    tokens_w: int
+    resized_w: int
+    resized_h: int
+    original_w: int
+    original_h: int
+
+    @property
+    def n_tokens(self) -> int:
+        return self.tokens_h * self.tokens_w
+
+
+class Session(_Handle):
+    """Mutable inference state on a model: KV cache, encoded image, last error. Use it from one
+    thread at a time. Failed calls raise DenseMLLMError subclasses with the session's message."""
+
+    _free = staticmethod(_lib.dmllm_session_free)
+    _kind = "session"
+
+    def __init__(self, model: Model, *, n_threads: int = 0, max_num_patches: int = DEFAULT_MAX_NUM_PATCHES,
+                 resize_mode: ResizeMode = ResizeMode.HF, n_ctx: int = 0,
+                 progress: Optional[ProgressCallback] = None):
+        super().__init__(None)
+        self._callbacks = _Callbacks()
+        params = _capi.SessionParams()
+        _lib.dmllm_session_params_init(byref(params))
+        params.n_threads, params.max_num_patches, params.resize_mode, params.n_ctx = (
+            n_threads, max_num_patches, int(resize_mode), n_ctx)
+        self._progress = params.progress = self._callbacks.progress(progress)  # called during session calls
+        out = c_void_p()
+        status = _lib.dmllm_session_create(model.handle, byref(params), byref(out))
+        self._callbacks.reraise()
+        check(status)
+        self._handle = out.value
+        self.model = model  # keeps the model alive at least as long as the session
+        model._sessions.add(self)
+
+    def _call(self, fn, *args) -> int:
+        status = fn(self.handle, *args)
+        self._callbacks.reraise()
+        return check(status, self._handle)
+
+    @property
+    def errmsg(self) -> str:
+        """Message of the last failed call on this session ("" if none)."""
+        return (_lib.dmllm_session_errmsg(self.handle) or b"").decode("utf-8", "replace")
+
+    # -- encoding and evaluation --
+    def encode_image(self, image: ImageLike) -> ImageGrid:
+        """Preprocesses the image and runs the vision tower and merger; returns the token grid."""
+        img = as_image(image)  # held in a variable: a temporary Image would be freed before the call
+        self._call(_lib.dmllm_session_encode_image, img.handle)
+        return self.image_grid()
+
+    def encode_pixels(self, pixel_values: Any, grid_h: int, grid_w: int) -> ImageGrid:
+        """Encodes caller-made pixel values [grid_h*grid_w, 3*patch*patch] (float32)."""
+        buf = _arrays.Input(pixel_values, "f", "pixel_values")
+        patch = self.model.info.patch_size
+        if buf.size != grid_h * grid_w * 3 * patch * patch:
+            raise ValueError(f"pixel_values: {buf.size} values, the {grid_h}x{grid_w} grid needs "
+                             f"{grid_h * grid_w * 3 * patch * patch}")
+        self._call(_lib.dmllm_session_encode_pixels, buf.address, grid_h, grid_w)
+        return self.image_grid()
+
+    def image_grid(self) -> ImageGrid:
+        grid = _capi.ImageGrid()
+        self._call(_lib.dmllm_session_image_grid, byref(grid))
+        return ImageGrid(*(getattr(grid, name) for name, _ in _capi.ImageGrid._fields_))
+
+    def eval(self, token_ids: Any) -> None:
+        """Appends tokens to the context and runs the LLM over them (prefill)."""
+        buf = _ids_input(token_ids, "token_ids")
+        self._call(_lib.dmllm_session_eval, buf.address, buf.size)
+
+    @property
+    def n_past(self) -> int:
+        """Tokens in the context."""
+        return _lib.dmllm_session_n_past(self.handle)
+
+    def truncate(self, n_keep: int) -> None:
+        """Drops every token at position >= n_keep."""
+        self._call(_lib.dmllm_session_truncate, n_keep)
+
+    def logits(self):
+        """Full-vocabulary logits of the last evaluated token: float32 (vocab_size,)."""
+        out, address = _arrays.empty("f", (self.model.info.vocab_size,))
+        count = c_size_t()
+        self._call(_lib.dmllm_session_logits, address, self.model.info.vocab_size, byref(count))
+        return out
+
+    def _matrix(self, fn, *before):
+        """A (rows, cols) float32 readout with the size-query convention: the library writes into it."""
+        rows, cols = c_size_t(), c_size_t()
+        status = fn(self.handle, *before, None, 0, byref(rows), byref(cols))
+        if status != BufferTooSmallError.status:
+            self._callbacks.reraise()
+            check(status, self._handle)
+        out, address = _arrays.empty("f", (rows.value, cols.value))
+        self._call(fn, *before, address, rows.value * cols.value, byref(rows), byref(cols))
+        return out
+
+    def pixel_values(self):
+        """Pixel values of the encoded image: (patches, 3*patch*patch)."""
+        return self._matrix(_lib.dmllm_session_pixel_values)
+
+    def image_embeddings(self):
+        """Merger output of the encoded image: (image tokens, hidden)."""
+        return self._matrix(_lib.dmllm_session_image_embeddings)
+
+    def image_hidden(self, alignment: Alignment = Alignment.OWN):
+        """Final hidden states at the image positions: (image tokens, hidden)."""
+        return self._matrix(_lib.dmllm_session_image_hidden, int(alignment))
+
+    def image_logits(self, token_ids: Any, alignment: Alignment = Alignment.OWN):
+        """LM-head logits restricted to token_ids at the image positions: (image tokens, len(ids))."""
+        buf = _ids_input(token_ids, "token_ids")
+        return self._matrix(_lib.dmllm_session_image_logits, int(alignment), buf.address, buf.size)
+
+    # -- dense prediction --
+    def predict_dense(self, image: ImageLike, task: DenseTask = DenseTask.SEMANTIC, *,
+                      classes: Optional[Sequence[str]] = None,
+                      label_token_ids: Optional[Sequence[Sequence[int]]] = None, background: bool = False,
+                      evaluation: bool = False, layout: Layout = Layout.IMAGE_FIRST, prompt: Optional[str] = None,
+                      alignment: Optional[Alignment] = None, depth_profile: Optional[str] = None,
+                      focal_length_px: float = 0.0, keep_token_scores: bool = False) -> DenseResult:
+        """DenseMLLM's readout (dmllm_predict_dense). SEMANTIC takes class names, or per class a list
+        of token ids whose logits are averaged; FGBG and DEPTH need neither. Settings left as None
+        come from the model's readout profile."""
+        p = _capi.DenseParams()
+        _lib.dmllm_dense_params_init(byref(p))
+        p.task, p.background, p.evaluation, p.layout = int(task), int(background), int(evaluation), int(layout)
+        p.keep_token_scores, p.focal_length_px = int(keep_token_scores), focal_length_px
+        p.alignment = FROM_PROFILE if alignment is None else int(alignment)
+        keep = [_encode(prompt), _encode(depth_profile)]  # the C strings live as long as this list
+        p.prompt, p.depth_profile = keep[0], keep[1]
+        if classes is not None:
+            names = _string_array(classes)
+            keep.append(names)
+            p.class_names, p.n_classes = ctypes.cast(names, ctypes.POINTER(ctypes.c_char_p)), len(classes)
+        if label_token_ids is not None:
+            flat = [int(t) for ids in label_token_ids for t in ids]
+            offsets = [0]
+            for ids in label_token_ids:
+                offsets.append(offsets[-1] + len(ids))
+            id_arr = (ctypes.c_int32 * max(len(flat), 1))(*flat)
+            off_arr = (ctypes.c_int * len(offsets))(*offsets)
+            keep += [id_arr, off_arr]
+            p.label_token_ids, p.label_offsets = id_arr, off_arr
+            p.n_classes = len(label_token_ids)
+        img = as_image(image)
+        out = ctypes.POINTER(_capi.DenseResult)()
+        self._call(_lib.dmllm_predict_dense, img.handle, byref(p), byref(out))
+        try:
+            return DenseResult._from_c(out.contents)
+        finally:
+            _lib.dmllm_dense_result_free(out)
+
+    def segment(self, image: ImageLike, classes: Sequence[str], **options) -> DenseResult:
+        """Semantic segmentation into the given classes (predict_dense with task SEMANTIC)."""
+        return self.predict_dense(image, DenseTask.SEMANTIC, classes=classes, **options)
+
+    def depth(self, image: ImageLike, **options) -> DenseResult:
+        """Depth in metres (predict_dense with task DEPTH)."""
+        return self.predict_dense(image, DenseTask.DEPTH, **options)
+
+    # -- generation and text tasks --
+    def _generate_params(self, max_new_tokens: Optional[int] = None, do_sample: Optional[bool] = None,
+                         temperature: Optional[float] = None, top_k: Optional[int] = None,
+                         top_p: Optional[float] = None, repetition_penalty: Optional[float] = None,
+                         seed: Optional[int] = None, stop_ids: Optional[Sequence[int]] = None,
+                         skip_special: Optional[bool] = None, rescale_coordinates: Optional[bool] = None,
+                         on_token: Optional[TokenCallback] = None) -> _capi.GenerateParams:
+        """dmllm_generate_params: None keeps the official default (greedy, penalty 1.05, 4096 tokens)."""
+        p = _capi.GenerateParams()
+        _lib.dmllm_generate_params_init(byref(p))
+        given = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                     top_p=top_p, repetition_penalty=repetition_penalty, seed=seed, skip_special=skip_special,
+                     rescale_coordinates=rescale_coordinates)
+        for name, value in given.items():
+            if value is not None:
+                setattr(p, name, int(value) if isinstance(value, bool) else value)
+        if stop_ids is not None:
+            arr = (ctypes.c_int32 * max(len(stop_ids), 1))(*stop_ids)
+            p.stop_ids, p.n_stop_ids = arr, len(stop_ids)
+            p._keep = arr
+        p._on_token = p.on_token = self._callbacks.token(on_token)
+        return p
+
+    def _generated(self, fn, *args, options) -> GenerateResult:
+        params = self._generate_params(**options)
+        out = ctypes.POINTER(_capi.GenerateResult)()
+        try:
+            self._call(fn, *args, byref(params), byref(out))
+            return GenerateResult._from_c(out.contents)
+        finally:
+            _lib.dmllm_generate_result_free(out)
+
+    def generate(self, prompt_ids: Any = (), **options) -> GenerateResult:
+        """Evaluates prompt_ids (may be empty: continue from the last logits), then decodes.
+        Options: max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty, seed,
+        stop_ids, skip_special, rescale_coordinates, on_token(token_id, text) -> truthy stops."""
+        buf = _ids_input(prompt_ids, "prompt_ids")
+        return self._generated(_lib.dmllm_generate, buf.address, buf.size, options=options)
+
+    def generate_text(self, prompt: str, **options) -> GenerateResult:
+        """generate() from prompt text (special tokens recognised)."""
+        return self._generated(_lib.dmllm_generate_text, _encode(prompt), options=options)
+
+    def ask(self, image: Optional[ImageLike], question: str, **options) -> GenerateResult:
+        """Answers a question about an image (None: text only) in the official chat layout."""
+        img = as_image(image) if image is not None else None
+        return self._generated(_lib.dmllm_ask, img and img.handle, _encode(question), options=options)
+
+    def _regions(self, fn, *args, options) -> Regions:
+        params = self._generate_params(**options)
+        out = ctypes.POINTER(_capi.Regions)()
+        try:
+            self._call(fn, *args, byref(params), byref(out))
+            return Regions._from_c(out.contents)
+        finally:
+            _lib.dmllm_regions_free(out)
+
+    def ground(self, image: ImageLike, phrase: str, **options) -> Regions:
+        """The box of the region a phrase describes (demo grounding prompt)."""
+        img = as_image(image)
+        return self._regions(_lib.dmllm_ground, img.handle, _encode(phrase), options=options)
+
+    def detect(self, image: ImageLike, classes: Optional[Sequence[str]] = None, **options) -> Regions:
+        """Every object (classes None) or every object of the given categories, with boxes."""
+        img, names = as_image(image), _string_array(classes or [])
+        return self._regions(_lib.dmllm_detect, img.handle, names, len(classes or []), options=options)
+
+    # -- box-prompted pipelines --
+    def _crop_params(self, padding: Optional[float], short_side: Optional[int], box_px: Optional[int],
+                     box_rgb: Optional[Tuple[int, int, int]], max_regions: Optional[int],
+                     generate: Optional[Dict[str, Any]]) -> _capi.CropParams:
+        p = _capi.CropParams()
+        _lib.dmllm_crop_params_init(byref(p))
+        for name, value in (("padding", padding), ("short_side", short_side), ("box_px", box_px),
+                            ("max_regions", max_regions)):
+            if value is not None:
+                setattr(p, name, value)
+        if box_rgb is not None:
+            p.box_rgb[:] = list(box_rgb)
+        if generate is not None:
+            p._generate = self._generate_params(**generate)
+            p.generate = ctypes.pointer(p._generate)
+        return p
+
+    def segment_box(self, image: ImageLike, box: Sequence[int], *, padding: Optional[float] = None,
+                    short_side: Optional[int] = None, box_px: Optional[int] = None,
+                    box_rgb: Optional[Tuple[int, int, int]] = None) -> Any:
+        """FG/BG inside one box (x0, y0, x1, y1, original pixels): uint8 (height, width), 1 = FG."""
+        img = as_image(image)
+        params = self._crop_params(padding, short_side, box_px, box_rgb, None, None)
+        mask, address = _arrays.empty("B", (img.height, img.width))
+        self._call(_lib.dmllm_segment_box, img.handle, (c_int * 4)(*box), byref(params), address,
+                   img.width * img.height)
+        return mask
+
+    def refer_segment(self, image: ImageLike, phrase: str, *, padding: Optional[float] = None,
+                      short_side: Optional[int] = None, box_px: Optional[int] = None,
+                      box_rgb: Optional[Tuple[int, int, int]] = None,
+                      generate: Optional[Dict[str, Any]] = None) -> ReferResult:
+        """Referring segmentation: grounding box for the phrase, then segment_box. No usable box is
+        not an error: the result has found False and a message. generate: options as generate()."""
+        img, params = as_image(image), self._crop_params(padding, short_side, box_px, box_rgb, None, generate)
+        out = ctypes.POINTER(_capi.ReferResult)()
+        try:
+            self._call(_lib.dmllm_refer_segment, img.handle, _encode(phrase), byref(params), byref(out))
+            return ReferResult._from_c(out.contents)
+        finally:
+            _lib.dmllm_refer_result_free(out)
+
+    def openset_segment(self, image: ImageLike, classes: Optional[Sequence[str]] = None, *,
+                        padding: Optional[float] = None, short_side: Optional[int] = None,
+                        box_px: Optional[int] = None, box_rgb: Optional[Tuple[int, int, int]] = None,
+                        max_regions: Optional[int] = None,
+                        generate: Optional[Dict[str, Any]] = None) -> OpensetResult:
+        """Open-set segmentation by detection: detect, then FG/BG in each box (largest first)."""
+        params = self._crop_params(padding, short_side, box_px, box_rgb, max_regions, generate)
+        img, names = as_image(image), _string_array(classes or [])
+        out = ctypes.POINTER(_capi.OpensetResult)()
+        try:
+            self._call(_lib.dmllm_openset_segment, img.handle, names, len(classes or []), byref(params),
+                       byref(out))
+            return OpensetResult._from_c(out.contents)
+        finally:
+            _lib.dmllm_openset_result_free(out)
+
+    def __repr__(self) -> str:
+        return "<densemllm.Session closed>" if self.closed else f"<densemllm.Session n_past={self.n_past}>"

@@ -1,0 +1,109 @@
+"""Files and text made from dense predictions: PNG writers (written atomically by the library),
+the VOC palette, and the official dense mask text. Label maps are uint16 (height, width) arrays;
+a flat buffer works too when width and height are given."""
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import byref, c_void_p
+from typing import Any, Optional, Sequence, Tuple, Union
+
+from . import _arrays, _capi
+from .errors import check
+from .image import Image
+from .model import _string_array
+from .results import MaskText
+
+_lib = _capi.lib
+PathLike = Union[str, os.PathLike]
+DEPTH_PNG_SCALE = 1000.0  # DMLLM_DEPTH_PNG_SCALE: units per metre of write_depth_png16 (millimetres)
+
+
+def label_color(label: int) -> Tuple[int, int, int]:
+    """The PASCAL VOC palette colour of a label (dmllm_label_color)."""
+    rgb = (ctypes.c_uint8 * 3)()
+    check(_lib.dmllm_label_color(label, rgb))
+    return tuple(rgb)
+
+
+def _map(values: Any, code: str, name: str, width: Optional[int], height: Optional[int]):
+    buf = _arrays.Input(values, code, name)
+    h, w = buf.shape2d(width, height)
+    return buf, w, h
+
+
+def write_label_png(path: PathLike, labels: Any, n_labels: Optional[int] = None, *, width: Optional[int] = None,
+                    height: Optional[int] = None) -> None:
+    """The map as a PNG of label values: 8-bit palette when n_labels <= 256, else 16-bit gray.
+    n_labels defaults to the largest label + 1."""
+    buf, w, h = _map(labels, "H", "labels", width, height)
+    n = (buf.max_value() or 0) + 1 if n_labels is None else n_labels
+    check(_lib.dmllm_write_label_png(os.fsencode(path), buf.address, w, h, n))
+
+
+def write_overlay_png(path: PathLike, image: Image, labels: Any, n_labels: int,
+                      names: Optional[Sequence[Optional[str]]] = None, alpha: float = 0.5) -> None:
+    """The image blended toward each label's colour, with a legend of the labels present."""
+    buf = _arrays.Input(labels, "H", "labels")
+    if buf.size != image.width * image.height:
+        raise ValueError(f"labels: {buf.size} values for a {image.width}x{image.height} image")
+    name_arr = _string_array(names) if names is not None else None
+    if names is not None and len(names) < n_labels:
+        raise ValueError(f"names: {len(names)} names for {n_labels} labels")
+    check(_lib.dmllm_write_overlay_png(os.fsencode(path), image.handle, buf.address, n_labels,
+                                       ctypes.cast(name_arr, ctypes.POINTER(ctypes.c_char_p)) if name_arr else None,
+                                       alpha))
+
+
+def write_depth_png16(path: PathLike, depth_m: Any, scale: float = 0.0, *, width: Optional[int] = None,
+                      height: Optional[int] = None) -> None:
+    """Depth as 16-bit gray: round(depth * scale) (scale 0: DEPTH_PNG_SCALE, millimetres)."""
+    buf, w, h = _map(depth_m, "f", "depth_m", width, height)
+    check(_lib.dmllm_write_depth_png16(os.fsencode(path), buf.address, w, h, scale))
+
+
+def write_depth_color_png(path: PathLike, depth_m: Any, min_m: float = 0.0, max_m: float = 0.0, *,
+                          width: Optional[int] = None, height: Optional[int] = None) -> None:
+    """Depth as a colour map, near = warm; min_m / max_m <= 0 take the 2nd / 98th percentile."""
+    buf, w, h = _map(depth_m, "f", "depth_m", width, height)
+    check(_lib.dmllm_write_depth_color_png(os.fsencode(path), buf.address, w, h, min_m, max_m))
+
+
+def write_pca_png(path: PathLike, features: Any, grid_w: int, grid_h: int, out_w: int = 0, out_h: int = 0) -> None:
+    """PCA picture of token features (rows = grid_w*grid_h tokens, cols = features), as Figure 4."""
+    buf = _arrays.Input(features, "f", "features")
+    if len(buf.shape) != 2:
+        raise ValueError(f"features: expected (tokens, features), got shape {buf.shape}")
+    check(_lib.dmllm_write_pca_png(os.fsencode(path), buf.address, buf.shape[0], buf.shape[1], grid_w, grid_h,
+                                   out_w, out_h))
+
+
+def mask_text_write(labels: Any, names: Optional[Sequence[str]] = None, n_labels: Optional[int] = None, *,
+                    width: Optional[int] = None, height: Optional[int] = None) -> str:
+    """The official dense text: <ref>name</ref> per label (when names are given), then
+    <mask>(v,n)...</mask> run-length encoded row-major (dmllm_mask_text_write). n_labels defaults
+    to len(names), else to the largest label + 1."""
+    buf, w, h = _map(labels, "H", "labels", width, height)
+    if n_labels is None:
+        n_labels = len(names) if names is not None else (buf.max_value() or 0) + 1
+    name_arr = _string_array(names) if names is not None else None
+    if names is not None and len(names) < n_labels:
+        raise ValueError(f"names: {len(names)} names for {n_labels} labels")
+    out = c_void_p()
+    check(_lib.dmllm_mask_text_write(buf.address, w, h,
+                                     ctypes.cast(name_arr, ctypes.POINTER(ctypes.c_char_p)) if name_arr else None,
+                                     n_labels, byref(out)))
+    try:
+        return ctypes.string_at(out.value).decode("utf-8")
+    finally:
+        _lib.dmllm_text_free(out.value)
+
+
+def mask_text_parse(text: str, width: int, height: int) -> MaskText:
+    """Parses dense text back into a (height, width) map (dmllm_mask_text_parse)."""
+    out = ctypes.POINTER(_capi.MaskTextResult)()
+    check(_lib.dmllm_mask_text_parse(text.encode("utf-8"), width, height, byref(out)))
+    try:
+        return MaskText._from_c(out.contents)
+    finally:
+        _lib.dmllm_mask_text_result_free(out)

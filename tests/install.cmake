@@ -1,0 +1,5 @@
+# Installs the build into a temporary prefix and builds examples/external against it four ways:
+# CMake package (shared and static component) and pkg-config (shared, and static via Libs.private).
+add_test(NAME install_consumer COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/install_consumer.sh
+  ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${PROJECT_VERSION} ${CMAKE_INSTALL_LIBDIR} ${CMAKE_C_COMPILER})
+set_tests_properties(install_consumer PROPERTIES TIMEOUT 600 ENVIRONMENT "${DMLLM_TEST_ENV}")
