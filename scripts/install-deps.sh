@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package that the build, the tests and the tools need.
 # Safe to run more than once; needs root (or sudo) and Debian 12.
+#   --torch  also Debian's python3-torch, for retraining the tiny model (scripts/train-tiny.sh)
+#            and regenerating the PyTorch reference goldens; the build and tests do not need it.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -13,6 +15,7 @@ $SUDO apt-get install -y --no-install-recommends \
     libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libcjson-dev \
     python3 python3-numpy python3-pil python3-pytest \
     unicode-data
+if [ "${1:-}" = --torch ]; then $SUDO apt-get install -y --no-install-recommends python3-torch; fi
 
 # The independent tokenizer / chat-template oracle of the tests comes from the npm registry.
 if ! command -v npm >/dev/null; then $SUDO apt-get install -y --no-install-recommends nodejs npm; fi

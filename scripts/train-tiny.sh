@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Reproduces the embedded tiny DenseMLLM (models/tiny) from its seed: trains it with NTP-M
+# (tools/train/train.py), evaluates it in PyTorch on the held-out scenes (tools/train/evaluate.py)
+# and compares the weights with the committed ones. One training thread; about 20 minutes.
+#   bash scripts/train-tiny.sh [OUT_DIR]        default OUT_DIR: build/tiny-retrained
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${DMLLM_SKIP_DEPS:-0}" != 1 ]; then bash scripts/install-deps.sh --torch; fi
+out="${1:-build/tiny-retrained}"
+settings=$(/usr/bin/python3 -c 'import json; l = json.load(open("models/tiny/training.json")); print(l["seed"], l["steps"])')
+read -r seed steps <<<"$settings"
+/usr/bin/python3 tools/train/train.py "$out" --seed "$seed" --steps "$steps"
+/usr/bin/python3 tools/train/heldout.py "$out/heldout" --count 24
+/usr/bin/python3 tools/train/evaluate.py "$out" "$out/heldout"
+for f in model.safetensors tokenizer.json config.json readout_profile.json; do
+    if cmp -s "$out/$f" "models/tiny/$f"; then echo "$f: identical to models/tiny/$f"
+    else echo "$f: DIFFERS from models/tiny/$f"; status=1; fi
+done
+exit "${status:-0}"

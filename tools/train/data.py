@@ -1,0 +1,192 @@
+"""Training and evaluation samples of the tiny DenseMLLM: a token sequence in the official chat
+layout (model-spec §4.8, image before text), the NTP-M targets of the image tokens (model-spec
+§9.1) and the supervised answer tokens.
+
+Two kinds of sample:
+  scene  the whole synthetic scene; image tokens carry class-name sub-tokens and depth bins;
+         the answer is one of: segmentation reply, depth reply, grounding box, detection, VQA.
+  crop   the referred object's box padded 1.2x, cropped, the box drawn on it, resized so the short
+         side is CROP_SHORT_SIDE (the referring pipeline's second stage); image tokens carry
+         <FG>/<BG>; the answer is the FG/BG reply.
+NTP-M per image token i: positives P_i = the ids above; valid ids M_i = the whole vocabulary minus
+the ids of tasks this sample has no annotation for (depth ids where the token has no valid depth,
+class ids in crops, <FG>/<BG> in scenes). Must not import the C library.
+"""
+import math
+
+import numpy as np
+from PIL import Image
+
+import scenes
+import tiny_model as tm
+
+TOKEN_PX = 32                 # one merged image token = 32 x 32 input pixels (model-spec §6.4)
+MIN_COVERAGE = 0.08           # a class / depth bin is a positive of a token covering >= 8% of its area
+CROP_SHORT_SIDE = 256
+CROP_PAD = 1.2
+CROP_BOX_PX = 2
+
+
+def depth_bin(depth_m):
+    """Log-uniform bins 1..DEPTH_BINS over [MIN_DEPTH_M, MAX_DEPTH_M]; 0 where depth is invalid."""
+    d = np.asarray(depth_m, np.float64)
+    lo, hi, n = scenes.MIN_DEPTH_M, scenes.MAX_DEPTH_M, tm.DEPTH_BINS
+    k = 1 + np.rint(np.log(np.clip(d, lo, hi) / lo) / math.log(hi / lo) * (n - 1))
+    return np.where(d > 0, k, 0).astype(np.int64)
+
+
+def bin_depth(k):
+    lo, hi, n = scenes.MIN_DEPTH_M, scenes.MAX_DEPTH_M, tm.DEPTH_BINS
+    return lo * (hi / lo) ** ((np.asarray(k, np.float64) - 1) / (n - 1))
+
+
+class Vocabulary:
+    """Token ids the samples need, from the tokenizer."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.class_ids = [tok.encode(c) for c in scenes.CLASSES]
+        self.all_class_ids = sorted({i for ids in self.class_ids for i in ids})
+        self.depth_ids = [tok.id("<custom_%d>" % k) for k in range(1, tm.DEPTH_BINS + 1)]
+        self.fg, self.bg = tok.id("<FG>"), tok.id("<BG>")
+        self.image_pad = tok.id("<|image_pad|>")
+
+    def coord(self, axis, value):
+        return "<%s_%d>" % (axis, int(min(max(round(value), 0), tm.COORDINATES - 1)))
+
+
+def chat_ids(vocab, n_image_tokens, prompt, answer=None):
+    """(ids, first image pad index, answer start index) in the chat layout of model-spec §4.8."""
+    tok = vocab.tok
+    head = tok.encode("<|begin_of_text|>system\n%s<|end_of_text|>\n<|begin_of_text|>user\n<|vision_start|>" % tm.SYSTEM)
+    tail = tok.encode("<|vision_end|>%s<|end_of_text|>\n<|begin_of_text|>assistant\n" % prompt)
+    ids = head + [vocab.image_pad] * n_image_tokens + tail
+    start = len(ids)
+    if answer is not None:
+        ids += tok.encode(answer + "<|end_of_text|>")
+    return ids, len(head), start
+
+
+def token_areas(h, w):
+    """For the merged grid (h/32, w/32): yields (r, c, slice_y, slice_x) in raster order."""
+    for r in range(h // TOKEN_PX):
+        for c in range(w // TOKEN_PX):
+            yield r, c, slice(r * TOKEN_PX, (r + 1) * TOKEN_PX), slice(c * TOKEN_PX, (c + 1) * TOKEN_PX)
+
+
+def present(values, n, ignore=None):
+    """Values covering at least MIN_COVERAGE of an area (always the most frequent one)."""
+    counts = np.bincount(values.ravel(), minlength=n)
+    if ignore is not None:
+        counts[ignore] = 0
+    if counts.sum() == 0:
+        return []
+    keep = set(np.nonzero(counts >= MIN_COVERAGE * values.size)[0].tolist())
+    keep.add(int(counts.argmax()))
+    return sorted(keep)
+
+
+def scene_targets(vocab, scene):
+    """Per image token: (positive ids, excluded ids) of a whole scene."""
+    h, w = scene.labels.shape
+    bins = depth_bin(scene.depth)
+    excluded_always = {vocab.fg, vocab.bg}
+    targets = []
+    for _, _, sy, sx in token_areas(h, w):
+        positives = set()
+        for c in present(scene.labels[sy, sx], len(scenes.CLASSES)):
+            positives.update(vocab.class_ids[c])
+        excluded = set(excluded_always)
+        depth_present = present(bins[sy, sx], tm.DEPTH_BINS + 1, ignore=0)
+        if depth_present:
+            positives.update(vocab.depth_ids[k - 1] for k in depth_present)
+        else:
+            excluded.update(vocab.depth_ids)
+        targets.append((sorted(positives), sorted(excluded)))
+    return targets
+
+
+def scene_answer(rng, vocab, scene):
+    """(prompt, answer) of one text task on a whole scene."""
+    kind = rng.choice(["segment", "depth", "ground", "ground", "ground", "detect", "detect", "vqa"])
+    objs = scene.objects
+    if kind == "ground" and scene.target >= 0:
+        o = objs[scene.target]
+        x0, y0, x1, y1 = o["box"]
+        box = "<box>%s%s%s%s</box>" % (vocab.coord("x", x0), vocab.coord("y", y0), vocab.coord("x", x1),
+                                       vocab.coord("y", y1))
+        return tm.PROMPT_GROUND.format(phrase=scene.phrase), "<ref>%s</ref>%s" % (scene.phrase, box)
+    if kind == "detect":
+        parts = []
+        for o in sorted(objs, key=lambda o: (o["box"][0], o["box"][1])):
+            x0, y0, x1, y1 = o["box"]
+            parts.append("<ref>%s</ref><box>%s%s%s%s</box>" % (o["name"], vocab.coord("x", x0), vocab.coord("y", y0),
+                                                              vocab.coord("x", x1), vocab.coord("y", y1)))
+        return tm.PROMPT_DETECT, "".join(parts)
+    if kind == "depth":
+        return tm.PROMPT_DEPTH, "This is the <depth>.<mask></mask>"
+    if kind == "vqa":
+        return "How many objects are there?", "There are %d." % len(objs)
+    present_classes = sorted(set(np.unique(scene.labels).tolist()))
+    asked = set(present_classes) | set(rng.choice(len(scenes.CLASSES), 3, replace=False).tolist())
+    order = rng.permutation(sorted(asked)).tolist()
+    prompt = tm.PROMPT_SEMANTIC.format(classes=", ".join(scenes.CLASSES[c] for c in order))
+    refs = "".join("<ref>%s</ref>" % scenes.CLASSES[c] for c in order if c in present_classes)
+    return prompt, ("The target categories include %s, numbered sequentially starting from 0, without the "
+                    "background class.<mask></mask>" % refs)
+
+
+def crop_for_target(image, box, colour=(255, 0, 0)):
+    """The referring pipeline's second-stage input (model-spec §6.1): box padded CROP_PAD times
+    about its centre, clamped to the image, cropped, the box drawn (CROP_BOX_PX), resized (bilinear) so
+    the short side is CROP_SHORT_SIDE and both sides are multiples of 32.
+    Returns (crop uint8, (cx0, cy0, cx1, cy1) crop rectangle in the image)."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    hw, hh = (x1 - x0) * CROP_PAD / 2, (y1 - y0) * CROP_PAD / 2
+    rect = (max(0, int(math.floor(cx - hw))), max(0, int(math.floor(cy - hh))),
+            min(w, int(math.ceil(cx + hw))), min(h, int(math.ceil(cy + hh))))
+    crop = image[rect[1]:rect[3], rect[0]:rect[2]].copy()
+    bx0, by0, bx1, by1 = x0 - rect[0], y0 - rect[1], x1 - rect[0] - 1, y1 - rect[1] - 1
+    t = CROP_BOX_PX
+    crop[by0:by0 + t, bx0:bx1 + 1] = colour
+    crop[by1 - t + 1:by1 + 1, bx0:bx1 + 1] = colour
+    crop[by0:by1 + 1, bx0:bx0 + t] = colour
+    crop[by0:by1 + 1, bx1 - t + 1:bx1 + 1] = colour
+    return crop, rect
+
+
+def crop_size(h, w):
+    s = CROP_SHORT_SIDE / min(h, w)
+    return max(32, int(round(h * s / 32)) * 32), max(32, int(round(w * s / 32)) * 32)
+
+
+def crop_sample(rng, vocab, scene):
+    o = scene.objects[scene.target]
+    colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+    crop, rect = crop_for_target(scene.image, o["box"], colour)
+    ch, cw = crop_size(*crop.shape[:2])
+    crop = np.asarray(Image.fromarray(crop).resize((cw, ch), Image.BILINEAR))
+    fg = o["mask"][rect[1]:rect[3], rect[0]:rect[2]].astype(np.uint8)
+    fg = np.asarray(Image.fromarray(fg).resize((cw, ch), Image.NEAREST))
+    excluded = sorted(set(vocab.all_class_ids) | set(vocab.depth_ids))
+    targets = []
+    for _, _, sy, sx in token_areas(ch, cw):
+        positives = [vocab.fg if v else vocab.bg for v in present(fg[sy, sx], 2)]
+        targets.append((sorted(positives), excluded))
+    answer = "The results are 0 for <ref><BG></ref> and 1 for <ref><FG></ref>.<mask></mask>"
+    return dict(image=crop, targets=targets, prompt=tm.PROMPT_FGBG, answer=answer, fg=fg)
+
+
+def make_sample(rng, vocab, crop_fraction=0.3):
+    scene = scenes.make_scene(rng)
+    if scene.target >= 0 and rng.random() < crop_fraction:
+        sample = crop_sample(rng, vocab, scene)
+    else:
+        prompt, answer = scene_answer(rng, vocab, scene)
+        sample = dict(image=scene.image, targets=scene_targets(vocab, scene), prompt=prompt, answer=answer)
+    h, w = sample["image"].shape[:2]
+    ids, pad0, start = chat_ids(vocab, (h // TOKEN_PX) * (w // TOKEN_PX), sample["prompt"], sample["answer"])
+    sample.update(ids=ids, pad0=pad0, answer_start=start)
+    return sample
