@@ -2,7 +2,7 @@
 //! official dense text "<ref>name</ref>...<mask>(v,n)...</mask>".
 use crate::error::{Result, check};
 use crate::image::{Image, check_map_len};
-use crate::util::{CStrings, area, check_len, cstring, path_cstring, strings_from, take_text, to_c_int, vec_from};
+use crate::util::{CStrings, area, check_len, cstring, path_cstring, strings_from, take_text, vec_from};
 use densemllm_sys as sys;
 use std::path::Path;
 
@@ -83,15 +83,22 @@ pub fn write_pca_png(
     check(unsafe { sys::dmllm_write_pca_png(path.as_ptr(), features.as_ptr(), rows, cols, grid_w, grid_h, out_w, out_h) })
 }
 
-/// The official dense text of a label map; `names` (one per label) or None for only the
-/// <mask> block.
-pub fn mask_text_write<S: AsRef<str>>(labels: &[u16], width: i32, height: i32, names: Option<&[S]>) -> Result<String> {
+/// The official dense text of a label map whose labels are below `n_labels`; `names` (n_labels
+/// entries) or None for only the <mask> block.
+pub fn mask_text_write<S: AsRef<str>>(
+    labels: &[u16],
+    width: i32,
+    height: i32,
+    n_labels: i32,
+    names: Option<&[S]>,
+) -> Result<String> {
     check_map_len(labels.len(), width, height, "mask_text_write labels")?;
     let names = names.map(|n| CStrings::new(n, "label name")).transpose()?;
-    let (names_ptr, n_labels) = match &names {
-        Some(n) => (n.ptrs.as_ptr(), to_c_int(n.ptrs.len(), "label names")?),
-        None => (std::ptr::null(), 0),
-    };
+    if let Some(names) = &names {
+        // The library reads n_labels names.
+        check_len(names.ptrs.len(), usize::try_from(n_labels).unwrap_or(0), "mask_text_write names")?;
+    }
+    let names_ptr = names.as_ref().map_or(std::ptr::null(), |n| n.ptrs.as_ptr());
     let mut out = std::ptr::null_mut();
     // SAFETY: labels holds width * height values; names holds n_labels strings or is NULL.
     check(unsafe { sys::dmllm_mask_text_write(labels.as_ptr(), width, height, names_ptr, n_labels, &mut out) })?;
