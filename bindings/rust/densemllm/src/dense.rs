@@ -65,6 +65,10 @@ pub struct DenseParams {
     depth_profile: Option<String>,
 }
 
+// SAFETY: the raw struct's pointers are always NULL here; predict_dense sets them on a copy.
+unsafe impl Send for DenseParams {}
+unsafe impl Sync for DenseParams {}
+
 impl Default for DenseParams {
     fn default() -> Self {
         let mut raw = std::mem::MaybeUninit::uninit();

@@ -37,6 +37,10 @@ pub struct ModelParams {
     progress: Option<Box<ProgressFn>>,
 }
 
+// SAFETY: the raw struct's pointers are always NULL here (load sets them on a copy); the progress
+// closure is Send.
+unsafe impl Send for ModelParams {}
+
 impl Default for ModelParams {
     fn default() -> Self {
         let mut raw = std::mem::MaybeUninit::uninit();

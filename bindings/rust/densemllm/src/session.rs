@@ -15,6 +15,11 @@ pub struct SessionParams {
     raw: sys::dmllm_session_params,
 }
 
+// SAFETY: the raw struct's pointers (progress user data) are always NULL here; a session sets
+// them on its own copy.
+unsafe impl Send for SessionParams {}
+unsafe impl Sync for SessionParams {}
+
 impl Default for SessionParams {
     fn default() -> Self {
         let mut raw = std::mem::MaybeUninit::uninit();
