@@ -35,6 +35,18 @@ pub fn model_dir(name: &str, case: &str, tokenizer: bool) -> PathBuf {
     dir
 }
 
+/// models/tiny of the source tree (the trained default model: config.json, weights, tokenizer,
+/// readout profile, sample.png, training.json), or None while it is absent.
+pub fn tiny_model() -> Option<PathBuf> {
+    let dir = repo().join("models/tiny");
+    if dir.join("config.json").exists() {
+        Some(dir)
+    } else {
+        println!("models/tiny is absent: skipped");
+        None
+    }
+}
+
 /// One tensor of a safetensors file.
 pub struct Tensor {
     pub dtype: String,
