@@ -14,8 +14,7 @@ use std::ffi::{c_char, c_double, c_float, c_int, c_uint, c_void};
 pub const DMLLM_VERSION_MAJOR: c_uint = 0;
 pub const DMLLM_VERSION_MINOR: c_uint = 1;
 pub const DMLLM_VERSION_PATCH: c_uint = 0;
-pub const DMLLM_VERSION_NUMBER: c_uint =
-    DMLLM_VERSION_MAJOR * 10000 + DMLLM_VERSION_MINOR * 100 + DMLLM_VERSION_PATCH;
+pub const DMLLM_VERSION_NUMBER: c_uint = DMLLM_VERSION_MAJOR * 10000 + DMLLM_VERSION_MINOR * 100 + DMLLM_VERSION_PATCH;
 pub const DMLLM_ABI_VERSION: c_uint = 0;
 
 // ---- status and errors ----
@@ -444,8 +443,7 @@ unsafe extern "C" {
 
     // images
     pub fn dmllm_image_load_file(path: *const c_char, out_image: *mut *mut dmllm_image) -> dmllm_status;
-    pub fn dmllm_image_load_memory(data: *const c_void, size: usize, out_image: *mut *mut dmllm_image)
-    -> dmllm_status;
+    pub fn dmllm_image_load_memory(data: *const c_void, size: usize, out_image: *mut *mut dmllm_image) -> dmllm_status;
     pub fn dmllm_image_from_rgb(
         rgb: *const u8,
         width: c_int,
@@ -618,8 +616,10 @@ unsafe extern "C" {
         gt_h: c_int,
     ) -> dmllm_status;
     pub fn dmllm_depth_metrics_free(metrics: *mut dmllm_depth_metrics);
-    pub fn dmllm_depth_metrics_result(metrics: *const dmllm_depth_metrics, out: *mut dmllm_depth_scores)
-    -> dmllm_status;
+    pub fn dmllm_depth_metrics_result(
+        metrics: *const dmllm_depth_metrics,
+        out: *mut dmllm_depth_scores,
+    ) -> dmllm_status;
 
     // evaluation metrics: referring segmentation and boxes
     pub fn dmllm_mask_metrics_create(out: *mut *mut dmllm_mask_metrics) -> dmllm_status;
@@ -630,8 +630,7 @@ unsafe extern "C" {
         n_pixels: usize,
     ) -> dmllm_status;
     pub fn dmllm_mask_metrics_free(metrics: *mut dmllm_mask_metrics);
-    pub fn dmllm_mask_metrics_result(metrics: *const dmllm_mask_metrics, out: *mut dmllm_mask_scores)
-    -> dmllm_status;
+    pub fn dmllm_mask_metrics_result(metrics: *const dmllm_mask_metrics, out: *mut dmllm_mask_scores) -> dmllm_status;
     pub fn dmllm_box_iou(box_a: *const c_double, box_b: *const c_double, out_iou: *mut c_double) -> dmllm_status;
 
     // outputs

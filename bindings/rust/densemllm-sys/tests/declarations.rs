@@ -16,7 +16,7 @@ fn header_functions(header: &str) -> BTreeSet<String> {
         .skip(1)
         .filter_map(|decl| {
             let before_paren = &decl[..decl.find('(')?];
-            before_paren.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).last()
+            before_paren.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).rfind(|w| !w.is_empty())
         })
         .map(str::to_owned)
         .collect()

@@ -56,7 +56,10 @@ fn params_defaults_are_the_documented_ones() {
 
     let c = init(dmllm_crop_params_init);
     assert_eq!(c.struct_size as usize, size_of::<dmllm_crop_params>());
-    assert_eq!((c.padding, c.short_side, c.box_px), (DMLLM_FROM_PROFILE as f32, DMLLM_FROM_PROFILE, DMLLM_FROM_PROFILE));
+    assert_eq!(
+        (c.padding, c.short_side, c.box_px),
+        (DMLLM_FROM_PROFILE as f32, DMLLM_FROM_PROFILE, DMLLM_FROM_PROFILE)
+    );
     assert_eq!((c.box_rgb, c.max_regions), ([255, 0, 0], 30));
     assert!(c.generate.is_null());
 }
@@ -73,7 +76,8 @@ fn caller_sized_outputs_fit_the_library() {
         // pred 2 m everywhere against gt 1 m: silog 0 (constant log ratio), abs_rel 1.
         let (pred, gt) = ([2.0f32; 4], [1.0f32; 4]);
         assert_eq!(dmllm_depth_metrics_add(metrics, pred.as_ptr(), 2, 2, gt.as_ptr(), 2, 2), DMLLM_OK);
-        let mut scores = dmllm_depth_scores { struct_size: size_of::<dmllm_depth_scores>() as u32, ..Default::default() };
+        let mut scores =
+            dmllm_depth_scores { struct_size: size_of::<dmllm_depth_scores>() as u32, ..Default::default() };
         assert_eq!(dmllm_depth_metrics_result(metrics, &mut scores), DMLLM_OK);
         assert_eq!((scores.n_images, scores.n_pixels, scores.abs_rel, scores.rmse), (1, 4, 1.0, 1.0));
         assert!(scores.silog.abs() < 1e-9);

@@ -76,7 +76,10 @@ impl Image {
         if rgb.len() < needed {
             return Err(Error::new(
                 crate::Status::InvalidArgument,
-                format!("Image::from_rgb: {} bytes given, {width} x {height} with stride {stride} needs {needed}", rgb.len()),
+                format!(
+                    "Image::from_rgb: {} bytes given, {width} x {height} with stride {stride} needs {needed}",
+                    rgb.len()
+                ),
             ));
         }
         let mut out = std::ptr::null_mut();

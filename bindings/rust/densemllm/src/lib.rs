@@ -34,15 +34,15 @@ mod util;
 pub use dense::{DenseParams, DenseResult, DenseTask, DepthGrid, PromptLayout};
 pub use error::{Error, Result, Status};
 pub use image::{Image, ResizeMode, target_size};
-pub use log::{LogLevel, set_log};
+pub use log::{LogLevel, LogSink, set_log};
 pub use metrics::{
     DepthCrop, DepthMetrics, DepthMetricsParams, DepthScores, MaskMetrics, MaskScores, SegMetrics, SegMetricsParams,
     SegResult, box_iou,
 };
 pub use model::{ComputeType, Model, ModelInfo, ModelParams};
 pub use outputs::{
-    DEPTH_PNG_SCALE, MaskText, label_color, mask_text_parse, mask_text_write, write_depth_color_png,
-    write_depth_png16, write_label_png, write_overlay_png, write_pca_png,
+    DEPTH_PNG_SCALE, MaskText, label_color, mask_text_parse, mask_text_write, write_depth_color_png, write_depth_png16,
+    write_label_png, write_overlay_png, write_pca_png,
 };
 pub use pipeline::{CropParams, OpensetResult, ReferResult};
 pub use session::{Alignment, ImageGrid, Matrix, Session, SessionParams};

@@ -12,10 +12,11 @@ pub enum LogLevel {
     Debug,
 }
 
-type Sink = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
+/// A log sink: called from any thread the library logs on.
+pub type LogSink = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
 
 /// The installed sink; the C side only ever sees `log_trampoline`.
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+static SINK: RwLock<Option<LogSink>> = RwLock::new(None);
 
 unsafe extern "C" fn log_trampoline(level: sys::dmllm_log_level, message: *const c_char, _: *mut c_void) {
     let level = match level {
@@ -39,7 +40,7 @@ unsafe extern "C" fn log_trampoline(level: sys::dmllm_log_level, message: *const
 ///
 /// # Safety
 /// As `dmllm_log_set`: must not be called while other threads use the library.
-pub unsafe fn set_log(sink: Option<Box<dyn Fn(LogLevel, &str) + Send + Sync>>) {
+pub unsafe fn set_log(sink: Option<LogSink>) {
     let install = sink.is_some();
     *SINK.write().unwrap_or_else(|e| e.into_inner()) = sink;
     // SAFETY: the trampoline is a valid callback for the whole process lifetime; the caller

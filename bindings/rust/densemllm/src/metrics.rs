@@ -218,7 +218,8 @@ impl DepthMetrics {
     }
 
     pub fn result(&self) -> Result<DepthScores> {
-        let mut s = sys::dmllm_depth_scores { struct_size: size_of::<sys::dmllm_depth_scores>() as u32, ..Default::default() };
+        let mut s =
+            sys::dmllm_depth_scores { struct_size: size_of::<sys::dmllm_depth_scores>() as u32, ..Default::default() };
         // SAFETY: a live accumulator and a struct of the size it declares.
         check(unsafe { sys::dmllm_depth_metrics_result(self.ptr.as_ptr(), &mut s) })?;
         Ok(DepthScores {
@@ -279,7 +280,8 @@ impl MaskMetrics {
     }
 
     pub fn result(&self) -> Result<MaskScores> {
-        let mut s = sys::dmllm_mask_scores { struct_size: size_of::<sys::dmllm_mask_scores>() as u32, ..Default::default() };
+        let mut s =
+            sys::dmllm_mask_scores { struct_size: size_of::<sys::dmllm_mask_scores>() as u32, ..Default::default() };
         // SAFETY: a live accumulator and a struct of the size it declares.
         check(unsafe { sys::dmllm_mask_metrics_result(self.ptr.as_ptr(), &mut s) })?;
         Ok(MaskScores {
@@ -306,4 +308,3 @@ pub fn box_iou(a: [f64; 4], b: [f64; 4]) -> Result<f64> {
     check(unsafe { sys::dmllm_box_iou(a.as_ptr(), b.as_ptr(), &mut iou) })?;
     Ok(iou)
 }
-

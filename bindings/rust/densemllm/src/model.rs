@@ -2,7 +2,9 @@
 use crate::error::{Error, Result, Status, check};
 use crate::session::{Session, SessionParams};
 use crate::text::ChatMessage;
-use crate::util::{Callback, ProgressFn, cstring, path_cstring, progress_trampoline, query_vec, string_from, string_from_array};
+use crate::util::{
+    Callback, ProgressFn, cstring, path_cstring, progress_trampoline, query_vec, string_from, string_from_array,
+};
 use densemllm_sys as sys;
 use std::ffi::c_int;
 use std::ops::ControlFlow;
@@ -197,7 +199,9 @@ impl Model {
         let text = cstring(text, "tokenize text")?;
         query_vec(
             // SAFETY: a live model, a valid string and a buffer of `cap` ids.
-            |ids, cap, n| unsafe { sys::dmllm_tokenize(self.ptr.as_ptr(), text.as_ptr(), parse_special as c_int, ids, cap, n) },
+            |ids, cap, n| unsafe {
+                sys::dmllm_tokenize(self.ptr.as_ptr(), text.as_ptr(), parse_special as c_int, ids, cap, n)
+            },
             Error::last,
         )
     }
@@ -208,7 +212,14 @@ impl Model {
             // SAFETY: ids is valid for its length; the buffer holds `cap` bytes.
             |text, cap, len| unsafe {
                 let status = sys::dmllm_detokenize(
-                    self.ptr.as_ptr(), ids.as_ptr(), ids.len(), skip_special as c_int, text, cap, len);
+                    self.ptr.as_ptr(),
+                    ids.as_ptr(),
+                    ids.len(),
+                    skip_special as c_int,
+                    text,
+                    cap,
+                    len,
+                );
                 *len += 1; // room for the NUL the library writes
                 status
             },
@@ -239,14 +250,27 @@ impl Model {
     }
 
     /// The chat prompt of `messages` (see [`crate::chat_apply`]) as token ids.
-    pub fn chat_tokenize(&self, messages: &[ChatMessage], add_generation_prompt: bool, n_image_tokens: i32) -> Result<Vec<i32>> {
+    pub fn chat_tokenize(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        n_image_tokens: i32,
+    ) -> Result<Vec<i32>> {
         let (_strings, raw) = ChatMessage::to_raw(messages)?;
         let n = crate::util::to_c_int(raw.len(), "chat messages")?;
         query_vec(
             // SAFETY: raw and the strings it points to live during the call.
             |ids, cap, count| unsafe {
                 sys::dmllm_chat_tokenize(
-                    self.ptr.as_ptr(), raw.as_ptr(), n, add_generation_prompt as c_int, n_image_tokens, ids, cap, count)
+                    self.ptr.as_ptr(),
+                    raw.as_ptr(),
+                    n,
+                    add_generation_prompt as c_int,
+                    n_image_tokens,
+                    ids,
+                    cap,
+                    count,
+                )
             },
             Error::last,
         )

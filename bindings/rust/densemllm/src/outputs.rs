@@ -44,7 +44,9 @@ pub fn write_overlay_png<S: AsRef<str>>(
     let path = path_cstring(path.as_ref())?;
     let names_ptr = names.as_ref().map_or(std::ptr::null(), |n| n.ptrs.as_ptr());
     // SAFETY: labels matches the image; names holds n_labels strings or is NULL.
-    check(unsafe { sys::dmllm_write_overlay_png(path.as_ptr(), image.as_ptr(), labels.as_ptr(), n_labels, names_ptr, alpha) })
+    check(unsafe {
+        sys::dmllm_write_overlay_png(path.as_ptr(), image.as_ptr(), labels.as_ptr(), n_labels, names_ptr, alpha)
+    })
 }
 
 /// Depth as 16-bit gray: round(depth_m * scale) clamped (scale 0: [`DEPTH_PNG_SCALE`]).
@@ -57,7 +59,14 @@ pub fn write_depth_png16(path: impl AsRef<Path>, depth_m: &[f32], width: i32, he
 
 /// Depth as an RGB colour map (near warm, far cool); min_m / max_m <= 0 take the 2nd / 98th
 /// percentile of the valid depths.
-pub fn write_depth_color_png(path: impl AsRef<Path>, depth_m: &[f32], width: i32, height: i32, min_m: f32, max_m: f32) -> Result<()> {
+pub fn write_depth_color_png(
+    path: impl AsRef<Path>,
+    depth_m: &[f32],
+    width: i32,
+    height: i32,
+    min_m: f32,
+    max_m: f32,
+) -> Result<()> {
     check_map_len(depth_m.len(), width, height, "write_depth_color_png depth")?;
     let path = path_cstring(path.as_ref())?;
     // SAFETY: depth_m holds width * height values.
@@ -80,7 +89,9 @@ pub fn write_pca_png(
     check_len(features.len(), area(rows, cols, 1, "write_pca_png features")?, "write_pca_png features")?;
     let path = path_cstring(path.as_ref())?;
     // SAFETY: features holds rows * cols values.
-    check(unsafe { sys::dmllm_write_pca_png(path.as_ptr(), features.as_ptr(), rows, cols, grid_w, grid_h, out_w, out_h) })
+    check(unsafe {
+        sys::dmllm_write_pca_png(path.as_ptr(), features.as_ptr(), rows, cols, grid_w, grid_h, out_w, out_h)
+    })
 }
 
 /// The official dense text of a label map whose labels are below `n_labels`; `names` (n_labels

@@ -117,8 +117,9 @@ impl Session<'_> {
         let phrase = cstring(phrase, "phrase")?;
         let (session, mut out) = (self.as_ptr(), std::ptr::null_mut());
         // SAFETY: valid pointers alive during the call.
-        let status =
-            params.with_raw(|raw| unsafe { sys::dmllm_refer_segment(session, image.as_ptr(), phrase.as_ptr(), raw, &mut out) });
+        let status = params.with_raw(|raw| unsafe {
+            sys::dmllm_refer_segment(session, image.as_ptr(), phrase.as_ptr(), raw, &mut out)
+        });
         self.check(status)?;
         // SAFETY: a fresh result, copied then freed once.
         unsafe {
@@ -138,7 +139,12 @@ impl Session<'_> {
     }
 
     /// Detects (all objects, or `classes`), then segments the largest boxes.
-    pub fn openset_segment<S: AsRef<str>>(&mut self, image: &Image, classes: &[S], params: &CropParams) -> Result<OpensetResult> {
+    pub fn openset_segment<S: AsRef<str>>(
+        &mut self,
+        image: &Image,
+        classes: &[S],
+        params: &CropParams,
+    ) -> Result<OpensetResult> {
         let classes = CStrings::new(classes, "class name")?;
         let (session, n_classes, mut out) = (self.as_ptr(), classes.len_c("classes")?, std::ptr::null_mut());
         // SAFETY: valid pointers alive during the call.

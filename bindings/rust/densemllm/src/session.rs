@@ -252,7 +252,10 @@ impl<'m> Session<'m> {
     }
 
     /// The size-query convention for a (rows, cols) result.
-    fn matrix(&mut self, mut call: impl FnMut(*mut f32, usize, &mut usize, &mut usize) -> sys::dmllm_status) -> Result<Matrix> {
+    fn matrix(
+        &mut self,
+        mut call: impl FnMut(*mut f32, usize, &mut usize, &mut usize) -> sys::dmllm_status,
+    ) -> Result<Matrix> {
         let (mut rows, mut cols) = (0usize, 0usize);
         let data = query_vec(
             |out, cap, count| {
@@ -264,7 +267,6 @@ impl<'m> Session<'m> {
         )?;
         Ok(Matrix { rows, cols, data })
     }
-
 }
 
 impl Drop for Session<'_> {

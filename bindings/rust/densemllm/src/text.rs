@@ -4,7 +4,8 @@ use crate::error::{Result, check};
 use crate::image::Image;
 use crate::session::Session;
 use crate::util::{
-    CStrings, Callback, TokenFn, cstring, string_from, string_from_array, take_text, to_c_int, token_trampoline, vec_from,
+    CStrings, Callback, TokenFn, cstring, string_from, string_from_array, take_text, to_c_int, token_trampoline,
+    vec_from,
 };
 use densemllm_sys as sys;
 use std::ffi::{CString, c_int};
@@ -73,7 +74,13 @@ pub fn chat_apply(messages: &[ChatMessage], add_generation_prompt: bool, n_image
     let mut out = std::ptr::null_mut();
     // SAFETY: raw and its strings live during the call.
     check(unsafe {
-        sys::dmllm_chat_apply(raw.as_ptr(), to_c_int(raw.len(), "chat messages")?, add_generation_prompt as c_int, n_image_tokens, &mut out)
+        sys::dmllm_chat_apply(
+            raw.as_ptr(),
+            to_c_int(raw.len(), "chat messages")?,
+            add_generation_prompt as c_int,
+            n_image_tokens,
+            &mut out,
+        )
     })?;
     // SAFETY: a library string, freed once.
     Ok(unsafe { take_text(out) })
@@ -296,7 +303,7 @@ impl Session<'_> {
         &mut self,
         prompt: Prompt<'_>,
         params: &GenerateParams,
-        on_token: Option<&mut dyn FnMut(i32, &str) -> ControlFlow<()>>,
+        on_token: Option<&mut TokenFn<'_>>,
     ) -> Result<Generation> {
         let mut callback = on_token.map(|f| Callback::new(Box::new(f) as Box<TokenFn<'_>>));
         let raw = params.to_raw(callback.as_mut());

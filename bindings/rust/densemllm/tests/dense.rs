@@ -19,7 +19,8 @@ fn token_scores_are_the_mean_label_logits() {
     let mut s = model.session(&SessionParams::default().n_threads(2)).unwrap();
     // Three labels: {5}, {17, 42}, {99}.
     let ids = vec![5, 17, 42, 99];
-    let params = DenseParams::semantic_ids(ids.clone(), vec![0, 1, 3, 4]).alignment(Alignment::Own).keep_token_scores(true);
+    let params =
+        DenseParams::semantic_ids(ids.clone(), vec![0, 1, 3, 4]).alignment(Alignment::Own).keep_token_scores(true);
     let r = s.predict_dense(&image, &params).unwrap();
     assert_eq!(r.task, DenseTask::Semantic);
     assert_eq!((r.width, r.height, r.n_labels, r.n_scores), (image.width(), image.height(), 3, 3));

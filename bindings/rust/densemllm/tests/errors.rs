@@ -15,7 +15,9 @@ fn missing_model_dir_names_the_problem() {
 
 #[test]
 fn status_names_come_from_the_library() {
-    for (status, code) in [(Status::InvalidArgument, -1), (Status::Io, -2), (Status::State, -9), (Status::ContextFull, -11)] {
+    for (status, code) in
+        [(Status::InvalidArgument, -1), (Status::Io, -2), (Status::State, -9), (Status::ContextFull, -11)]
+    {
         assert_eq!(status.code(), code);
         assert_eq!(Status::from_code(code), status);
         assert!(!status.name().is_empty());

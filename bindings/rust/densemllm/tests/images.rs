@@ -92,7 +92,10 @@ fn from_rgb_copies_rows_and_strides() {
     assert_eq!(a.pixels(), &packed[..]);
     assert_eq!(b.pixels(), &packed[..]);
     // One byte short of the last row.
-    assert_eq!(Image::from_rgb_strided(&padded[..stride + 8], 3, 2, stride).unwrap_err().status(), Status::InvalidArgument);
+    assert_eq!(
+        Image::from_rgb_strided(&padded[..stride + 8], 3, 2, stride).unwrap_err().status(),
+        Status::InvalidArgument
+    );
 }
 
 #[test]

@@ -56,13 +56,24 @@ fn depth_vectors_c1_c2_c3() {
     m.add_f64(&c1_pred, 3, 2, &c1_gt, 3, 2).unwrap();
     let s = m.result().unwrap();
     assert_eq!((s.n_images, s.n_pixels), (1, 4));
-    let want_c1 = [0.5, 1.0, 1.0, 0.15, 0.1125, 0.6344288770224761, 0.17868413621319162, 0.06306151261827958, 17.549034293019155];
+    let want_c1 =
+        [0.5, 1.0, 1.0, 0.15, 0.1125, 0.6344288770224761, 0.17868413621319162, 0.06306151261827958, 17.549034293019155];
     assert_close(&scores(s), &want_c1, "C1");
     // C2 through the f32 entry point (NaN and out-of-range predictions are clamped); 9.99 is not
     // exact in f32, so the tolerance is float precision.
     let mut m2 = DepthMetrics::new(DepthMetricsParams::default().range(1e-3, 10.0)).unwrap();
     m2.add(&c2_pred, 2, 2, &c2_gt, 2, 2).unwrap();
-    let want_c2 = [0.25, 0.5, 0.5, 0.5866747747747748, 0.898527627027027, 1.693672193784854, 4.997442692374334, 1.5597857512006925, 358.6677942748227];
+    let want_c2 = [
+        0.25,
+        0.5,
+        0.5,
+        0.5866747747747748,
+        0.898527627027027,
+        1.693672193784854,
+        4.997442692374334,
+        1.5597857512006925,
+        358.6677942748227,
+    ];
     for (g, w) in scores(m2.result().unwrap()).iter().zip(want_c2) {
         assert!((g - w).abs() <= 1e-6 * w.abs(), "C2: {g} vs {w}");
     }

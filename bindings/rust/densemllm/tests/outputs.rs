@@ -7,7 +7,17 @@ mod common;
 #[test]
 fn voc_palette() {
     // The PASCAL VOC colour map: black, then bit-interleaved (128,0,0), (0,128,0), ...
-    let want = [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128], [0, 128, 128], [128, 128, 128], [64, 0, 0]];
+    let want = [
+        [0, 0, 0],
+        [128, 0, 0],
+        [0, 128, 0],
+        [128, 128, 0],
+        [0, 0, 128],
+        [128, 0, 128],
+        [0, 128, 128],
+        [128, 128, 128],
+        [64, 0, 0],
+    ];
     for (label, rgb) in want.iter().enumerate() {
         assert_eq!(label_color(label as i32).unwrap(), *rgb, "label {label}");
     }

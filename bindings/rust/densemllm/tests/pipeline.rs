@@ -59,7 +59,12 @@ fn tiny_model_box_prompted_segmentation() {
         let (x, y) = ((i as i32) % w, (i as i32) / w);
         assert!(m <= 1);
         if m == 1 {
-            assert!(x >= w / 4 - w / 10 - 1 && x <= 3 * w / 4 + w / 10 + 1 && y >= h / 4 - h / 10 - 1 && y <= 3 * h / 4 + h / 10 + 1);
+            assert!(
+                x >= w / 4 - w / 10 - 1
+                    && x <= 3 * w / 4 + w / 10 + 1
+                    && y >= h / 4 - h / 10 - 1
+                    && y <= 3 * h / 4 + h / 10 + 1
+            );
         }
     }
     let refer = s.refer_segment(&image, "the object in the middle", &CropParams::default()).unwrap();

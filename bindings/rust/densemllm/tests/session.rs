@@ -2,7 +2,10 @@
 //! (tests/fixtures/golden/README.md: f32 tolerance max|c - ref| / max|ref| <= 1e-4): every
 //! intermediate result, greedy generation, progress and abort, and sharing a model across threads.
 use common::{rel_diff, tensor};
-use densemllm::{Alignment, ComputeType, GenerateParams, Image, Model, ModelParams, ResizeMode, Session, SessionParams, Status, StopReason};
+use densemllm::{
+    Alignment, ComputeType, GenerateParams, Image, Model, ModelParams, ResizeMode, Session, SessionParams, Status,
+    StopReason,
+};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -54,11 +57,18 @@ fn model_info_matches_config_json() {
     assert_eq!((info.patch_size, info.spatial_merge_size), (16, 2));
     assert_eq!((info.image_token_id, info.vision_start_token_id, info.vision_end_token_id), (300, 296, 297));
     assert_eq!((info.bos_token_id, info.eos_token_id), (280, 281));
-    assert_eq!((info.q_lora_rank, info.kv_lora_rank, info.qk_nope_head_dim, info.qk_rope_head_dim, info.v_head_dim), (48, 32, 16, 8, 12));
+    assert_eq!(
+        (info.q_lora_rank, info.kv_lora_rank, info.qk_nope_head_dim, info.qk_rope_head_dim, info.v_head_dim),
+        (48, 32, 16, 8, 12)
+    );
     assert_eq!(info.rope_theta, 500000.0);
     assert!(info.model_dir.ends_with(&format!("session_info.{}", std::process::id())), "{}", info.model_dir);
 
-    let checked = Model::load_with(common::model_dir("session_check", "one_window", false), ModelParams::default().check_only(true)).unwrap();
+    let checked = Model::load_with(
+        common::model_dir("session_check", "one_window", false),
+        ModelParams::default().check_only(true),
+    )
+    .unwrap();
     assert_eq!(checked.info().unwrap().compute, "none");
     assert_eq!(checked.session(&SessionParams::default()).unwrap_err().status(), Status::State);
 }
@@ -138,7 +148,10 @@ fn greedy_generation_matches_the_reference() {
     s.encode_image(&image).unwrap();
     let g = s.generate(&ids, &greedy(want.len() as i32)).unwrap();
     assert_eq!(g.ids, want);
-    assert_eq!((g.stop_reason, g.stop_id, g.n_prompt, g.text.as_deref()), (StopReason::MaxTokens, None, ids.len() as i32, None));
+    assert_eq!(
+        (g.stop_reason, g.stop_id, g.n_prompt, g.text.as_deref()),
+        (StopReason::MaxTokens, None, ids.len() as i32, None)
+    );
     assert_eq!(s.n_past(), ids.len() + want.len() - 1);
 
     // Streaming: the callback sees the same ids and can stop early.

@@ -3,8 +3,8 @@
 //! the header's (model-spec 4.8); the tasks must equal asking with the demo's prompts.
 use common::tensor;
 use densemllm::{
-    ChatMessage, ComputeType, GenerateParams, Image, Model, ModelParams, PromptLayout, SessionParams, Status, chat_apply,
-    coordinate_to_original, parse_regions,
+    ChatMessage, ComputeType, GenerateParams, Image, Model, ModelParams, PromptLayout, SessionParams, Status,
+    chat_apply, coordinate_to_original, parse_regions,
 };
 use std::ops::ControlFlow;
 
@@ -33,7 +33,11 @@ fn tokenizer_matches_the_oracle() {
         ("Hello world", &[72, 101, 277, 111, 274, 279, 108, 100], "Hello world"),
         ("今天天气很好", &[530, 347, 535, 148, 229, 190, 136, 229, 165, 189], "今天天气很好"),
         ("<|vision_start|><|image_pad|><|vision_end|>", &[600, 602, 601], ""),
-        (":<|image_pad|> red circle7!天空\tß\t*é", &[58, 602, 418, 413, 55, 33, 347, 231, 169, 186, 9, 510, 9, 42, 291], ": red circle7!天空\tß\t*é"),
+        (
+            ":<|image_pad|> red circle7!天空\tß\t*é",
+            &[58, 602, 418, 413, 55, 33, 347, 231, 169, 186, 9, 510, 9, 42, 291],
+            ": red circle7!天空\tß\t*é",
+        ),
     ];
     for (text, ids, skip_special) in cases {
         assert_eq!(model.tokenize(text, true).unwrap(), ids, "{text:?}");
@@ -45,7 +49,10 @@ fn tokenizer_matches_the_oracle() {
     assert_ne!(model.tokenize("<|image_pad|>", false).unwrap(), [602]);
     assert_eq!(model.tokenize("", true).unwrap(), Vec::<i32>::new());
     assert_eq!(model.detokenize(&[], false).unwrap(), "");
-    assert_eq!((model.token_id("<FG>"), model.token_id("<|image_pad|>"), model.token_id("no such token")), (Some(604), Some(602), None));
+    assert_eq!(
+        (model.token_id("<FG>"), model.token_id("<|image_pad|>"), model.token_id("no such token")),
+        (Some(604), Some(602), None)
+    );
     assert_eq!(model.token_bytes(72).unwrap(), b"H");
     // "2026%.7=é" ends in ids 101, 204, 129: "e", then the bytes 0xCC 0x81 of U+0301 (combining acute).
     let bytes: Vec<u8> = [204, 129].iter().flat_map(|&id| model.token_bytes(id).unwrap()).collect();
@@ -56,14 +63,19 @@ fn tokenizer_matches_the_oracle() {
 #[test]
 fn chat_template_layout() {
     let user = ChatMessage::user("Describe this image.").with_image(PromptLayout::ImageFirst);
-    let text = chat_apply(&[user.clone()], true, 2).unwrap();
+    let text = chat_apply(std::slice::from_ref(&user), true, 2).unwrap();
     assert_eq!(
         text,
         "<|begin_of_text|>system\nYou are a helpful assistant.<|end_of_text|>\n\
          <|begin_of_text|>user\n<|vision_start|><|image_pad|><|image_pad|><|vision_end|>Describe this image.<|end_of_text|>\n\
          <|begin_of_text|>assistant\n"
     );
-    let text = chat_apply(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi").with_image(PromptLayout::PromptFirst)], false, 1).unwrap();
+    let text = chat_apply(
+        &[ChatMessage::system("Be brief."), ChatMessage::user("Hi").with_image(PromptLayout::PromptFirst)],
+        false,
+        1,
+    )
+    .unwrap();
     assert_eq!(
         text,
         "<|begin_of_text|>system\nBe brief.<|end_of_text|>\n\
@@ -135,9 +147,17 @@ fn ground_and_detect_are_the_demo_prompts_parsed() {
     let image = golden_image();
     let mut s = model.session(&SessionParams::default().n_threads(2)).unwrap();
     let cases: [(Option<&str>, &[&str], &str); 3] = [
-        (Some("the cat on the left"), &[], "Please provide the bounding box coordinate of the region this sentence describes: the cat on the left"),
+        (
+            Some("the cat on the left"),
+            &[],
+            "Please provide the bounding box coordinate of the region this sentence describes: the cat on the left",
+        ),
         (None, &[], "Detect all objects in the provided image."),
-        (None, &["cat", "traffic light"], "Detect every objects that belongs to the following categories: cat,traffic light"),
+        (
+            None,
+            &["cat", "traffic light"],
+            "Detect every objects that belongs to the following categories: cat,traffic light",
+        ),
     ];
     for (phrase, classes, prompt) in cases {
         let regions = match phrase {

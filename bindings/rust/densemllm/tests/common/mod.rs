@@ -80,7 +80,8 @@ pub fn tensor(path: &Path, name: &str) -> Tensor {
     let file = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
     let header = std::str::from_utf8(&file[8..8 + n]).unwrap();
-    let entry_start = header.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name} not in {}", path.display()));
+    let entry_start =
+        header.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name} not in {}", path.display()));
     let entry = &header[entry_start..entry_start + header[entry_start..].find('}').unwrap()];
     let dtype_at = entry.find("\"dtype\"").unwrap();
     let dtype = entry[dtype_at..].split('"').nth(3).unwrap().to_owned();
