@@ -1,6 +1,6 @@
 //! Dense prediction (`dmllm_predict_dense`): semantic segmentation, FG/BG and depth read from the
 //! LM head at the image tokens.
-use crate::error::Result;
+use crate::error::{Error, Result, Status};
 use crate::image::Image;
 use crate::session::{Alignment, Session};
 use crate::util::{CStrings, cstring, to_c_int, vec_from};
@@ -250,10 +250,13 @@ impl Session<'_> {
         if let Some((ids, offsets)) = &params.label_ids {
             // The library reads n_classes + 1 offsets and the ids they index, lengths it cannot see.
             if offsets.is_empty() || offsets.iter().any(|&o| o < 0 || o as usize > ids.len()) {
-                return Err(crate::model::invalid(format!(
-                    "DenseParams::semantic_ids: offsets {offsets:?} must be labels + 1 entries within 0 ..= {}",
-                    ids.len()
-                )));
+                return Err(Error::new(
+                    Status::InvalidArgument,
+                    format!(
+                        "DenseParams::semantic_ids: offsets {offsets:?} must be labels + 1 entries within 0 ..= {}",
+                        ids.len()
+                    ),
+                ));
             }
             raw.label_token_ids = ids.as_ptr();
             raw.label_offsets = offsets.as_ptr();

@@ -31,10 +31,6 @@ impl ResizeMode {
             ResizeMode::Pillow => sys::DMLLM_RESIZE_PILLOW,
         }
     }
-
-    pub(crate) fn from_raw(mode: sys::dmllm_resize_mode) -> ResizeMode {
-        if mode == sys::DMLLM_RESIZE_PILLOW { ResizeMode::Pillow } else { ResizeMode::Hf }
-    }
 }
 
 impl Image {

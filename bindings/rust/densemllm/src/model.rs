@@ -1,5 +1,5 @@
 //! Models: loading, description, and the tokenizer of the model directory.
-use crate::error::{Error, Result, Status, check};
+use crate::error::{Error, Result, check};
 use crate::session::{Session, SessionParams};
 use crate::text::ChatMessage;
 use crate::util::{
@@ -292,9 +292,4 @@ impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Model")
     }
-}
-
-/// An error for a value the Rust side rejects before calling the library.
-pub(crate) fn invalid(message: impl Into<String>) -> Error {
-    Error::new(Status::InvalidArgument, message)
 }

@@ -55,14 +55,6 @@ impl SessionParams {
         self.raw.n_ctx = n;
         self
     }
-
-    pub fn get_max_num_patches(&self) -> i32 {
-        self.raw.max_num_patches
-    }
-
-    pub fn get_resize_mode(&self) -> ResizeMode {
-        ResizeMode::from_raw(self.raw.resize_mode)
-    }
 }
 
 /// Which LM-head position carries an image token's labels (`dmllm_alignment`).
@@ -182,11 +174,11 @@ impl<'m> Session<'m> {
         self.check(status)
     }
 
-    pub fn image_grid(&mut self) -> Result<ImageGrid> {
+    /// Grid of the encoded image: patches, merged tokens, resized and original size.
+    pub fn image_grid(&self) -> Result<ImageGrid> {
         let mut grid = ImageGrid::default();
         // SAFETY: a live session and a valid out struct.
-        let status = unsafe { sys::dmllm_session_image_grid(self.as_ptr(), &mut grid) };
-        self.check(status)?;
+        crate::error::check(unsafe { sys::dmllm_session_image_grid(self.ptr.as_ptr(), &mut grid) })?;
         Ok(grid)
     }
 

@@ -136,7 +136,7 @@ pub(crate) fn query_vec<T: Copy + Default>(
 /// panic cannot cross the C frames, so the call is aborted and the panic resumed afterwards).
 pub(crate) struct Callback<F: ?Sized> {
     panic: Option<Box<dyn Any + Send>>,
-    pub(crate) f: Box<F>,
+    f: Box<F>,
 }
 
 pub(crate) type ProgressFn = dyn FnMut(&str, i32, i32) -> ControlFlow<()> + Send;
