@@ -17,6 +17,15 @@ $SUDO apt-get install -y --no-install-recommends \
     unicode-data
 if [ "${1:-}" = --torch ]; then $SUDO apt-get install -y --no-install-recommends python3-torch; fi
 
+# The Rust bindings (bindings/rust) use edition 2024, i.e. Rust >= 1.85. Debian 12's cargo/rustc
+# packages are 1.63-era; its cargo-web/rustc-web packages (kept current for the browsers) are new
+# enough. A cargo already on PATH (e.g. rustup's) is kept when it is recent enough.
+cargo_ok() {
+    command -v cargo >/dev/null &&
+        cargo --version | awk '{ split($2, v, "."); ok = v[1] > 1 || (v[1] == 1 && v[2] >= 85) } END { exit !ok }'
+}
+if ! cargo_ok; then $SUDO apt-get install -y --no-install-recommends cargo-web; fi
+
 # The independent tokenizer / chat-template oracle of the tests comes from the npm registry.
 if ! command -v npm >/dev/null; then $SUDO apt-get install -y --no-install-recommends nodejs npm; fi
 (cd "$(dirname "$0")/../tests/tokenizer_oracle" && npm ci --no-audit --no-fund --loglevel=error)
