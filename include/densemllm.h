@@ -343,6 +343,11 @@ typedef struct dmllm_dense_params {
     float focal_length_px;          /* DEPTH: > 0 resizes the input to a 2000 px focal length first
                                        (open-world metric depth, report 9.3); 0: as given */
     int keep_token_scores;          /* also return the label scores on the token grid */
+    const struct dmllm_crf_params *crf; /* evaluation (SEMANTIC, FGBG): the dense CRF run on the
+                                       full-resolution probabilities before the argmax, as the
+                                       report's benchmarks (section "dense CRF"); NULL: its defaults;
+                                       iterations = 0 leaves it out. Needs about 4 x n_labels x
+                                       width x height floats at once. */
 } dmllm_dense_params;
 
 DMLLM_API void dmllm_dense_params_init(dmllm_dense_params *params);
@@ -770,6 +775,35 @@ DMLLM_API dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm
                                              const char *const *classes, int n_classes,
                                              const dmllm_crop_params *params, dmllm_openset_result **out_result);
 DMLLM_API void dmllm_openset_result_free(dmllm_openset_result *result);
+
+/* ---- dense CRF (report App. A.1.5, model-spec 6.5) --------------------------------------------- */
+/* The fully connected CRF of Kraehenbuehl & Koltun (2011) as pydensecrf's DenseCRF2D runs it: unary
+ * -log(max(p, 1e-5)); a Gaussian kernel exp(-|dp|^2 / (2 sxy^2)) over pixel positions and a
+ * bilateral kernel exp(-|dp|^2 / (2 sxy^2) - |dI|^2 / (2 srgb^2)) over positions and RGB, each
+ * normalised symmetrically (D^-1/2 K D^-1/2, D = K 1) and weighted by its compat; Potts labels; mean
+ * field Q_i(l) proportional to exp(log p_i(l) + sum_kernels compat [K~ Q](i, l)). The kernel sums are computed on
+ * a permutohedral lattice (Adams et al. 2010), an approximation of the exact Gaussian sums in
+ * O(pixels x labels) per iteration. The report gives no parameters; the defaults are model-spec 6.5's. */
+typedef struct dmllm_crf_params {
+    uint32_t struct_size;     /* set by dmllm_crf_params_init() */
+    int iterations;           /* mean-field updates, 0 .. 1000; default 5; 0 returns the (clipped,
+                                 renormalised) input */
+    float gaussian_sxy;       /* pixels, > 0; default 3 */
+    float gaussian_compat;    /* >= 0 (0: no Gaussian kernel); default 3 */
+    float bilateral_sxy;      /* pixels, > 0; default 80 */
+    float bilateral_srgb;     /* RGB levels, > 0; default 13 */
+    float bilateral_compat;   /* >= 0 (0: no bilateral kernel); default 10 */
+} dmllm_crf_params;
+
+DMLLM_API void dmllm_crf_params_init(dmllm_crf_params *params);
+DMLLM_API size_t dmllm_crf_params_sizeof(void);
+
+/* Refines probabilities[height][width][n_labels] (of the image's size; values finite and >= 0, each
+ * pixel's summing to 1 is not required) into out_probabilities of the same shape, which may be the
+ * same buffer. params NULL: the defaults. Memory: about 3 x n_labels x width x height floats plus
+ * the lattices (under 100 bytes per pixel). */
+DMLLM_API dmllm_status dmllm_crf_refine(const dmllm_image *image, const float *probabilities, int n_labels,
+                                        const dmllm_crf_params *params, float *out_probabilities);
 
 #ifdef __cplusplus
 }
