@@ -2,10 +2,14 @@
  * test_crf.c: lib/crf.c against an independent naive dense CRF (exact Gaussian sums over every
  * pixel pair, double precision, written here from the model's equations), plus the permutohedral
  * filter alone against exact Gaussian sums, sanity cases (a noisy label map on an image with clean
- * edges gets cleaner, 0 iterations return the input, no kernels leave it unchanged, in place) and
- * argument errors.
+ * edges gets cleaner, 0 iterations return the input, no kernels leave it unchanged, in place),
+ * argument errors, and the evaluation path of dmllm_predict_dense on a golden checkpoint (its maps
+ * equal the CRF applied to the upsampled probabilities of its own token scores).
  */
 #include "crf.h"
+#include "readout.h"
+#include "safetensors.h"
+#include "support_model_dir.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -315,6 +319,105 @@ static void test_errors(void) {
     dmllm_image_free(image);
 }
 
+/* ---- through dmllm_predict_dense --------------------------------------------------------------- */
+
+static dmllm_dense_result *predict(dmllm_session *s, const dmllm_image *image, int evaluation,
+                                   const dmllm_crf_params *crf, int background) {
+    static const int32_t ids[3] = {5, 17, 42};
+    static const int offsets[4] = {0, 1, 2, 3};
+    dmllm_dense_params p;
+    dmllm_dense_params_init(&p);
+    p.n_classes = 3;
+    p.label_token_ids = ids;
+    p.label_offsets = offsets;
+    p.keep_token_scores = 1;
+    p.evaluation = evaluation;
+    p.crf = crf;
+    p.background = background;
+    dmllm_dense_result *r = NULL;
+    CHECK_OK(dmllm_predict_dense(s, image, &p, &r));
+    return r;
+}
+
+/* Labels and confidence of the evaluation path against the CRF run here on the probabilities of
+ * the result's own token scores (softmax at the youtu_vl profile's temperature 0.2, or the sigmoid
+ * channels with the 0.5 background). */
+static void check_evaluation(dmllm_session *s, const dmllm_image *image, int background) {
+    dmllm_crf_params crf;
+    dmllm_crf_params_init(&crf);
+    crf.bilateral_sxy = 20.0f;
+    dmllm_dense_result *r = predict(s, image, 1, &crf, background);
+    if (!r) return;
+    const dmllm_score_transform transform = {
+        .kind = background ? DMLLM_SCORE_SIGMOID_BACKGROUND : DMLLM_SCORE_SOFTMAX,
+        .temperature = 0.2f, .sigmoid_scale = 0.25f, .background_level = 0.5f};
+    const int channels = 3 + background;
+    const size_t n = (size_t)r->width * r->height;
+    float *prob = malloc(sizeof *prob * n * channels);
+    CHECK_OK(dmllm_readout_probabilities(r->token_scores, r->tokens_h, r->tokens_w, 3, &transform, r->height, r->width,
+                                         prob));
+    CHECK_OK(dmllm_crf_refine(image, prob, channels, &crf, prob));
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t want = argmax(prob + i * channels, channels);
+        wrong += r->labels[i] != want || r->confidence[i] != prob[i * channels + want];
+    }
+    CHECK_MSG(r->n_labels == channels && wrong == 0, "background %d: %zu of %zu pixels differ", background, wrong, n);
+    CHECK(r->seconds_crf > 0.0);
+    free(prob);
+    dmllm_dense_result_free(r);
+}
+
+static void test_dense_readout(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/one_window/golden.safetensors", test_source_path("tests/fixtures/golden"));
+    dmllm_safetensors *golden = NULL;
+    CHECK_OK(dmllm_safetensors_open(path, &golden));
+    const dmllm_tensor *rgb = golden ? dmllm_safetensors_find(golden, "image_rgb") : NULL;
+    dmllm_image *image = NULL;
+    dmllm_model *model = NULL;
+    dmllm_session *s = NULL;
+    dmllm_model_params mp;
+    dmllm_model_params_init(&mp);
+    mp.compute = DMLLM_COMPUTE_F32;
+    CHECK(rgb != NULL);
+    if (rgb) CHECK_OK(dmllm_image_from_rgb(rgb->data, (int)rgb->shape[1], (int)rgb->shape[0], 0, &image));
+    CHECK_OK(dmllm_model_load(
+        test_model_dir("crf", "one_window", test_source_path("tests/fixtures/tokenizer/tokenizer.json")), &mp, &model));
+    if (model) CHECK_OK(dmllm_session_create(model, NULL, &s));
+    if (image && s) {
+        check_evaluation(s, image, 0);
+        check_evaluation(s, image, 1);
+        /* iterations 0 and evaluation off give the plain argmax; a bad CRF struct fails the call */
+        dmllm_crf_params off;
+        dmllm_crf_params_init(&off);
+        off.iterations = 0;
+        dmllm_dense_result *plain = predict(s, image, 0, NULL, 0), *skipped = predict(s, image, 1, &off, 0);
+        const size_t n = (size_t)dmllm_image_width(image) * dmllm_image_height(image);
+        CHECK(plain && skipped && memcmp(plain->labels, skipped->labels, n * sizeof *plain->labels) == 0 &&
+              skipped->seconds_crf == 0.0);
+        dmllm_dense_result_free(plain);
+        dmllm_dense_result_free(skipped);
+        off.struct_size = 2;
+        dmllm_dense_params p;
+        dmllm_dense_params_init(&p);
+        dmllm_dense_result *r = NULL;
+        static const int32_t ids[2] = {1, 2};
+        static const int offsets[3] = {0, 1, 2};
+        p.n_classes = 2;
+        p.label_token_ids = ids;
+        p.label_offsets = offsets;
+        p.evaluation = 1;
+        p.crf = &off;
+        CHECK_STATUS(dmllm_predict_dense(s, image, &p, &r), DMLLM_ERR_INVALID_ARGUMENT);
+        CHECK(r == NULL && strstr(dmllm_last_error(), "dmllm_dense_params.crf") != NULL);
+    }
+    dmllm_session_free(s);
+    dmllm_model_free(model);
+    dmllm_image_free(image);
+    dmllm_safetensors_close(golden);
+}
+
 int main(void) {
     test_lattice_filter(2, 10.0, 0.04);
     test_lattice_filter(5, 4.0, 0.2);
@@ -327,5 +430,6 @@ int main(void) {
     test_cleans_noisy_labels();
     test_identities();
     test_errors();
+    test_dense_readout();
     return test_finish("test_crf");
 }
