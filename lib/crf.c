@@ -161,7 +161,7 @@ static dmllm_status insert_points(const float *features, int n_points, int d, ve
         double barycentric[DMLLM_CRF_MAX_FEATURES + 2];
         const float *f = features + (size_t)p * d;
         for (int i = 0; i < d; i++)
-            if (!isfinite(f[i]) || fabsf(f[i]) > 1e8f)
+            if (!isfinite(f[i]) || fabsf(f[i]) > 1e7f) /* lattice keys are int32 */
                 return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "CRF feature %d of pixel %d is %g (too large or not finite)",
                                   i, p, (double)f[i]);
         locate(f, d, rem0, rank, barycentric);

@@ -301,6 +301,9 @@ static void test_errors(void) {
         check_error(dmllm_crf_refine(image, prob, K, &p, out), bad[i].name);
     }
     dmllm_crf_params_init(&p);
+    p.gaussian_sxy = 1e-9f; /* positions beyond the lattice's integer keys */
+    check_error(dmllm_crf_refine(image, prob, K, &p, out), "too large");
+    dmllm_crf_params_init(&p);
     p.iterations = -1;
     check_error(dmllm_crf_refine(image, prob, K, &p, out), "iterations");
     p.iterations = 1001;

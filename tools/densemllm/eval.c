@@ -615,6 +615,8 @@ static int prepare(eval_job *job, const char *task, const char *classes_file, co
     case TASK_SEMANTIC:
         if (!classes_file) return fprintf(stderr, "densemllm eval: --task semantic needs --classes-file\n"), 2;
         if ((failed = read_classes(classes_file, job))) return failed;
+        if (job->crf.iterations < 0 || job->crf.iterations > 1000)
+            return fprintf(stderr, "densemllm eval: --crf-iterations must be 0..1000\n"), 2;
         if (no_crf) job->crf.iterations = 0;
         job->seg_params.n_classes = job->n_classes;
         status = dmllm_seg_metrics_create(&job->seg_params, &job->seg);
