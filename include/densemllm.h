@@ -737,6 +737,9 @@ typedef struct dmllm_crop_params {
     uint8_t box_rgb[3];                     /* outline colour; default red (the demo draws a random one) */
     int max_regions;                        /* open-set: the largest boxes kept; default 30 (demo) */
     const dmllm_generate_params *generate;  /* grounding / detection decoding; NULL: the defaults */
+    int evaluation;                         /* FG/BG read out as the report's benchmarks (softmax, the
+                                               dense CRF, argmax): dmllm_dense_params.evaluation; default 0 */
+    const struct dmllm_crf_params *crf;     /* with evaluation: dmllm_dense_params.crf */
 } dmllm_crop_params;
 
 DMLLM_API void dmllm_crop_params_init(dmllm_crop_params *params);
@@ -783,10 +786,11 @@ DMLLM_API void dmllm_openset_result_free(dmllm_openset_result *result);
 /* The fully connected CRF of Kraehenbuehl & Koltun (2011) as pydensecrf's DenseCRF2D runs it: unary
  * -log(max(p, 1e-5)); a Gaussian kernel exp(-|dp|^2 / (2 sxy^2)) over pixel positions and a
  * bilateral kernel exp(-|dp|^2 / (2 sxy^2) - |dI|^2 / (2 srgb^2)) over positions and RGB, each
- * normalised symmetrically (D^-1/2 K D^-1/2, D = K 1) and weighted by its compat; Potts labels; mean
- * field Q_i(l) proportional to exp(log p_i(l) + sum_kernels compat [K~ Q](i, l)). The kernel sums are computed on
- * a permutohedral lattice (Adams et al. 2010), an approximation of the exact Gaussian sums in
- * O(pixels x labels) per iteration. The report gives no parameters; the defaults are model-spec 6.5's. */
+ * normalised symmetrically (D^-1/2 K D^-1/2, D = K 1) and weighted by its compat; Potts labels;
+ * mean field Q_i(l) proportional to exp(log p_i(l) + sum over kernels of compat [K~ Q](i, l)). The
+ * kernel sums are computed on a permutohedral lattice (Adams et al. 2010), an approximation of the
+ * exact Gaussian sums in O(pixels x labels) per iteration. The report gives no parameters; the
+ * defaults are model-spec 6.5's. */
 typedef struct dmllm_crf_params {
     uint32_t struct_size;     /* set by dmllm_crf_params_init() */
     int iterations;           /* mean-field updates, 0 .. 1000; default 5; 0 returns the (clipped,

@@ -19,8 +19,8 @@ typedef struct values_decode {
     FILE *file;
     png_structp png;
     png_infop info;
-    uint8_t *rows;            /* [height][row_bytes] decoded samples */
-    png_bytep *row_ptrs;      /* [height] into rows */
+    uint8_t *rows;       /* [height][row_bytes] decoded samples */
+    png_bytep *row_ptrs; /* [height] into rows */
     dmllm_png_values *result;
     dmllm_status status;
     char message[200];
@@ -49,8 +49,8 @@ static void decode(values_decode *d) {
     int bit_depth, color_type;
     png_get_IHDR(d->png, d->info, &width, &height, &bit_depth, &color_type, NULL, NULL, NULL);
     if (color_type & PNG_COLOR_MASK_COLOR && color_type != PNG_COLOR_TYPE_PALETTE) {
-        d->status = dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s: an RGB PNG; annotation maps must be grayscale or palette",
-                               d->path);
+        d->status =
+            dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s: an RGB PNG; annotation maps must be grayscale or palette", d->path);
         return;
     }
     if ((int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS) {
@@ -59,8 +59,10 @@ static void decode(values_decode *d) {
         return;
     }
     /* PIL: 1-bit gray is mode "1" (0/1), 2- and 4-bit gray are scaled to 0..255, palette indices stay. */
-    if (color_type == PNG_COLOR_TYPE_GRAY && (bit_depth == 2 || bit_depth == 4)) png_set_expand_gray_1_2_4_to_8(d->png);
-    else if (bit_depth < 8) png_set_packing(d->png);
+    if (color_type == PNG_COLOR_TYPE_GRAY && (bit_depth == 2 || bit_depth == 4))
+        png_set_expand_gray_1_2_4_to_8(d->png);
+    else if (bit_depth < 8)
+        png_set_packing(d->png);
     if (color_type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_strip_alpha(d->png);
     png_set_interlace_handling(d->png);
     png_read_update_info(d->png, d->info);
@@ -101,7 +103,8 @@ dmllm_status dmllm_read_png_values(const char *path, dmllm_png_values **out) {
     d.result = calloc(1, sizeof *d.result);
     d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, on_error, on_warning);
     if (d.png) d.info = png_create_info_struct(d.png);
-    if (!d.result || !d.png || !d.info) d.status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
+    if (!d.result || !d.png || !d.info)
+        d.status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
     if (d.status == DMLLM_OK) {
         png_set_sig_bytes(d.png, 8);
         decode(&d);

@@ -44,9 +44,9 @@ size_t dmllm_crf_params_sizeof(void) { return sizeof(dmllm_crf_params); }
  * the last one follows from their sum being 0). */
 typedef struct vertex_table {
     int d;
-    size_t capacity;   /* power of two */
-    int32_t *slots;    /* [capacity] vertex index or -1 */
-    int32_t *keys;     /* [key_capacity][d] key of each vertex */
+    size_t capacity; /* power of two */
+    int32_t *slots;  /* [capacity] vertex index or -1 */
+    int32_t *keys;   /* [key_capacity][d] key of each vertex */
     size_t n_keys, key_capacity;
 } vertex_table;
 
@@ -90,7 +90,8 @@ static dmllm_status table_insert(vertex_table *t, const int32_t *key, int32_t *i
     if (t->n_keys == t->key_capacity) {
         const size_t grown = 2 * t->key_capacity;
         int32_t *keys = realloc(t->keys, grown * (size_t)t->d * sizeof *keys);
-        if (!keys) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory growing the lattice to %zu vertices", grown);
+        if (!keys)
+            return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory growing the lattice to %zu vertices", grown);
         t->keys = keys;
         t->key_capacity = grown;
     }
@@ -129,8 +130,10 @@ static void locate(const float *f, int d, int32_t *rem0, int *rank, double *bary
     for (int i = 0; i <= d; i++) rank[i] = 0;
     for (int i = 0; i < d; i++)
         for (int j = i + 1; j <= d; j++) {
-            if (elevated[i] - rem0[i] < elevated[j] - rem0[j]) rank[i]++;
-            else rank[j]++;
+            if (elevated[i] - rem0[i] < elevated[j] - rem0[j])
+                rank[i]++;
+            else
+                rank[j]++;
         }
     for (int i = 0; i <= d; i++) {
         if (sum > 0 && rank[i] >= d + 1 - sum) {
@@ -153,8 +156,7 @@ static void locate(const float *f, int d, int32_t *rem0, int *rank, double *bary
 }
 
 /* Finds each point's simplex and registers its d+1 corners. */
-static dmllm_status insert_points(const float *features, int n_points, int d, vertex_table *table,
-                                  dmllm_lattice *l) {
+static dmllm_status insert_points(const float *features, int n_points, int d, vertex_table *table, dmllm_lattice *l) {
     for (int p = 0; p < n_points; p++) {
         int32_t rem0[DMLLM_CRF_MAX_FEATURES + 1], key[DMLLM_CRF_MAX_FEATURES];
         int rank[DMLLM_CRF_MAX_FEATURES + 1];
@@ -162,8 +164,8 @@ static dmllm_status insert_points(const float *features, int n_points, int d, ve
         const float *f = features + (size_t)p * d;
         for (int i = 0; i < d; i++)
             if (!isfinite(f[i]) || fabsf(f[i]) > 1e7f) /* lattice keys are int32 */
-                return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "CRF feature %d of pixel %d is %g (too large or not finite)",
-                                  i, p, (double)f[i]);
+                return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                                  "CRF feature %d of pixel %d is %g (too large or not finite)", i, p, (double)f[i]);
         locate(f, d, rem0, rank, barycentric);
         for (int k = 0; k <= d; k++) {
             /* Corner k of the canonical simplex, shifted to rem0. */
@@ -221,7 +223,8 @@ dmllm_status dmllm_lattice_build(const float *features, int n_points, int d, dml
     if (!features || n_points <= 0 || d < 1 || d > DMLLM_CRF_MAX_FEATURES)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "lattice: %d points of %d features", n_points, d);
     if ((size_t)n_points * (d + 1) > INT32_MAX)
-        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "lattice: %d points of %d features exceed 2^31 simplex corners", n_points, d);
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "lattice: %d points of %d features exceed 2^31 simplex corners",
+                          n_points, d);
     l->d = d;
     l->n_points = n_points;
     vertex_table table = {.d = d, .capacity = 1024, .key_capacity = 512};
@@ -376,11 +379,18 @@ static void normalise(const float *energy, size_t n, int n_labels, float *q) {
 static dmllm_status check_crf(const dmllm_image *image, const float *probabilities, int n_labels,
                               const dmllm_crf_params *p, const float *out) {
     if (!image || !probabilities || !out)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_refine: image, probabilities and out must not be NULL");
-    if (n_labels < 1) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_refine: %d labels (need >= 1)", n_labels);
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "dmllm_crf_refine: image, probabilities and out must not be NULL");
+    if (n_labels < 1)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_refine: %d labels (need >= 1)", n_labels);
     if (p->iterations < 0 || p->iterations > 1000)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_params.iterations = %d is outside 0..1000", p->iterations);
-    const struct { const char *name; float value; int may_be_zero; } values[] = {
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_params.iterations = %d is outside 0..1000",
+                          p->iterations);
+    const struct {
+        const char *name;
+        float value;
+        int may_be_zero;
+    } values[] = {
         {"gaussian_sxy", p->gaussian_sxy, 0},         {"gaussian_compat", p->gaussian_compat, 1},
         {"bilateral_sxy", p->bilateral_sxy, 0},       {"bilateral_srgb", p->bilateral_srgb, 0},
         {"bilateral_compat", p->bilateral_compat, 1},
@@ -404,11 +414,11 @@ static dmllm_status refine(const dmllm_image *image, const float *probabilities,
     const size_t n = (size_t)image->width * image->height, nk = n * n_labels;
     pairwise terms[2];
     int n_terms = 0;
-    float *unary = NULL;     /* [n][n_labels] log max(p, MIN_PROBABILITY), i.e. -U */
-    float *energy = NULL;    /* [n][n_labels] -U + messages */
-    float *q = NULL;         /* [n][n_labels] the current marginals */
-    float *blocks = NULL;    /* [2][n][CHANNEL_BLOCK] one block of labels in and out of the filter */
-    float *scratch = NULL;   /* [2][max n_vertices][CHANNEL_BLOCK] */
+    float *unary = NULL;   /* [n][n_labels] log max(p, MIN_PROBABILITY), i.e. -U */
+    float *energy = NULL;  /* [n][n_labels] -U + messages */
+    float *q = NULL;       /* [n][n_labels] the current marginals */
+    float *blocks = NULL;  /* [2][n][CHANNEL_BLOCK] one block of labels in and out of the filter */
+    float *scratch = NULL; /* [2][max n_vertices][CHANNEL_BLOCK] */
     dmllm_status status = dmllm_alloc(&unary, nk, sizeof *unary, "the CRF unaries");
     if (status == DMLLM_OK) {
         for (size_t i = 0; i < nk; i++) unary[i] = logf(fmaxf(probabilities[i], MIN_PROBABILITY));
@@ -426,7 +436,8 @@ static dmllm_status refine(const dmllm_image *image, const float *probabilities,
     size_t max_vertices = 0;
     for (int t = 0; t < n_terms; t++)
         if ((size_t)terms[t].lattice.n_vertices > max_vertices) max_vertices = terms[t].lattice.n_vertices;
-    if (status == DMLLM_OK && n_terms > 0) status = dmllm_alloc(&blocks, 2 * n, CHANNEL_BLOCK * sizeof *blocks, "the CRF blocks");
+    if (status == DMLLM_OK && n_terms > 0)
+        status = dmllm_alloc(&blocks, 2 * n, CHANNEL_BLOCK * sizeof *blocks, "the CRF blocks");
     if (status == DMLLM_OK && n_terms > 0)
         status = dmllm_alloc(&scratch, 2 * max_vertices, CHANNEL_BLOCK * sizeof *scratch, "the CRF lattice values");
     if (status == DMLLM_OK) {

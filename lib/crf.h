@@ -13,15 +13,15 @@ enum { DMLLM_CRF_MAX_FEATURES = 5 }; /* bilateral: x, y, r, g, b */
 /* The permutohedral lattice of n_points feature vectors (Adams, Baek & Davis 2010). Filtering
  * approximates out_i = sum_j exp(-|f_i - f_j|^2 / 2) in_j up to one global scale factor. */
 typedef struct dmllm_lattice {
-    int d;                   /* feature dimensions, 1 .. DMLLM_CRF_MAX_FEATURES */
+    int d; /* feature dimensions, 1 .. DMLLM_CRF_MAX_FEATURES */
     int n_points, n_vertices;
-    int32_t *point_vertex;   /* [n_points][d+1] the corners of each point's enclosing simplex */
-    float *point_weight;     /* [n_points][d+1] barycentric weights of those corners */
-    int32_t *vertex_start;   /* [n_vertices+1] CSR rows of the splat: the points touching a vertex */
-    int32_t *splat_point;    /* [n_points*(d+1)] point of each CSR entry */
-    float *splat_weight;     /* [n_points*(d+1)] its weight */
-    int32_t *neighbours;     /* [n_vertices][d+1][2] vertex one step back / forward along each lattice
-                                direction, -1 where the lattice has no vertex */
+    int32_t *point_vertex; /* [n_points][d+1] the corners of each point's enclosing simplex */
+    float *point_weight;   /* [n_points][d+1] barycentric weights of those corners */
+    int32_t *vertex_start; /* [n_vertices+1] CSR rows of the splat: the points touching a vertex */
+    int32_t *splat_point;  /* [n_points*(d+1)] point of each CSR entry */
+    float *splat_weight;   /* [n_points*(d+1)] its weight */
+    int32_t *neighbours;   /* [n_vertices][d+1][2] vertex one step back / forward along each lattice
+                              direction, -1 where the lattice has no vertex */
 } dmllm_lattice;
 
 /* features [n_points][d]. */

@@ -4,7 +4,8 @@
  * filter alone against exact Gaussian sums, sanity cases (a noisy label map on an image with clean
  * edges gets cleaner, 0 iterations return the input, no kernels leave it unchanged, in place),
  * argument errors, and the evaluation path of dmllm_predict_dense on a golden checkpoint (its maps
- * equal the CRF applied to the upsampled probabilities of its own token scores).
+ * equal the CRF applied to the upsampled probabilities of its own token scores) and of
+ * dmllm_segment_box.
  */
 #include "crf.h"
 #include "readout.h"
@@ -75,8 +76,9 @@ static void naive_crf(const dmllm_image *image, const float *prob, int k, const 
             for (int l = 0; l < k; l++) {
                 double message = 0.0;
                 for (int j = 0; it > 0 && j < n; j++)
-                    message += (p->gaussian_compat * kg[(size_t)i * n + j] + p->bilateral_compat * kb[(size_t)i * n + j]) *
-                               q[j * k + l];
+                    message +=
+                        (p->gaussian_compat * kg[(size_t)i * n + j] + p->bilateral_compat * kb[(size_t)i * n + j]) *
+                        q[j * k + l];
                 energy[i * k + l] = unary[i * k + l] + message;
             }
         for (int i = 0; i < n; i++) {
@@ -113,7 +115,8 @@ static dmllm_image *scene(int w, int h, int k, double colour_noise, double flip_
             }
             const int favoured = uniform() < flip_rate ? (truth[i] + 1 + (int)(uniform() * (k - 1))) % k : truth[i];
             double sum = 0.0;
-            for (int l = 0; l < k; l++) sum += prob[i * k + l] = (float)exp((l == favoured ? 1.0 : 0.0) + 0.5 * gaussian_noise());
+            for (int l = 0; l < k; l++)
+                sum += prob[i * k + l] = (float)exp((l == favoured ? 1.0 : 0.0) + 0.5 * gaussian_noise());
             for (int l = 0; l < k; l++) prob[i * k + l] = (float)(prob[i * k + l] / sum);
         }
     dmllm_image *image = NULL;
@@ -151,7 +154,8 @@ static void test_lattice_filter(int d, double spread, double max_rms_error) {
         exact[i] = 0.0;
         for (int j = 0; j < N; j++) {
             double dist2 = 0.0;
-            for (int c = 0; c < d; c++) dist2 += (features[i * d + c] - features[j * d + c]) * (features[i * d + c] - features[j * d + c]);
+            for (int c = 0; c < d; c++)
+                dist2 += (features[i * d + c] - features[j * d + c]) * (features[i * d + c] - features[j * d + c]);
             exact[i] += exp(-0.5 * dist2) * in[j];
         }
     }
@@ -186,7 +190,8 @@ static void test_lattice_filter(int d, double spread, double max_rms_error) {
 static void test_against_naive(int w, int h, int k, double colour_noise, double mean_tolerance, double max_tolerance) {
     const int n = w * h;
     uint16_t *truth = malloc(sizeof *truth * n);
-    float *prob = malloc(sizeof *prob * n * k), *got = malloc(sizeof *got * n * k), *want = malloc(sizeof *want * n * k);
+    float *prob = malloc(sizeof *prob * n * k), *got = malloc(sizeof *got * n * k),
+          *want = malloc(sizeof *want * n * k);
     double *exact = malloc(sizeof *exact * n * k);
     dmllm_image *image = scene(w, h, k, colour_noise, 0.3, truth, prob);
     dmllm_crf_params p;
@@ -250,7 +255,8 @@ static float max_difference(const float *a, const float *b, size_t n) {
 static void test_identities(void) {
     enum { W = 17, H = 11, K = 4, N = W * H };
     uint16_t *truth = malloc(sizeof *truth * N);
-    float *prob = malloc(sizeof *prob * N * K), *out = malloc(sizeof *out * N * K), *copy = malloc(sizeof *copy * N * K);
+    float *prob = malloc(sizeof *prob * N * K), *out = malloc(sizeof *out * N * K),
+          *copy = malloc(sizeof *copy * N * K);
     dmllm_image *image = scene(W, H, K, 10.0, 0.2, truth, prob);
     dmllm_crf_params p;
     dmllm_crf_params_init(&p);
@@ -290,9 +296,15 @@ static void test_errors(void) {
     check_error(dmllm_crf_refine(image, prob, K, NULL, NULL), "NULL");
     check_error(dmllm_crf_refine(image, prob, 0, NULL, out), "labels");
     dmllm_crf_params p;
-    const struct { float *field; float value; const char *name; } bad[] = {
-        {&p.gaussian_sxy, 0.0f, "gaussian_sxy"},          {&p.gaussian_compat, -1.0f, "gaussian_compat"},
-        {&p.bilateral_sxy, -3.0f, "bilateral_sxy"},       {&p.bilateral_srgb, NAN, "bilateral_srgb"},
+    const struct {
+        float *field;
+        float value;
+        const char *name;
+    } bad[] = {
+        {&p.gaussian_sxy, 0.0f, "gaussian_sxy"},
+        {&p.gaussian_compat, -1.0f, "gaussian_compat"},
+        {&p.bilateral_sxy, -3.0f, "bilateral_sxy"},
+        {&p.bilateral_srgb, NAN, "bilateral_srgb"},
         {&p.bilateral_compat, INFINITY, "bilateral_compat"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -351,9 +363,10 @@ static void check_evaluation(dmllm_session *s, const dmllm_image *image, int bac
     crf.bilateral_sxy = 20.0f;
     dmllm_dense_result *r = predict(s, image, 1, &crf, background);
     if (!r) return;
-    const dmllm_score_transform transform = {
-        .kind = background ? DMLLM_SCORE_SIGMOID_BACKGROUND : DMLLM_SCORE_SOFTMAX,
-        .temperature = 0.2f, .sigmoid_scale = 0.25f, .background_level = 0.5f};
+    const dmllm_score_transform transform = {.kind = background ? DMLLM_SCORE_SIGMOID_BACKGROUND : DMLLM_SCORE_SOFTMAX,
+                                             .temperature = 0.2f,
+                                             .sigmoid_scale = 0.25f,
+                                             .background_level = 0.5f};
     const int channels = 3 + background;
     const size_t n = (size_t)r->width * r->height;
     float *prob = malloc(sizeof *prob * n * channels);
@@ -369,6 +382,45 @@ static void check_evaluation(dmllm_session *s, const dmllm_image *image, int bac
     CHECK(r->seconds_crf > 0.0);
     free(prob);
     dmllm_dense_result_free(r);
+}
+
+/* dmllm_segment_box hands evaluation and the CRF to its FG/BG readout (the profile makes two
+ * in-vocabulary pieces the FG/BG tokens of the test vocabulary). */
+static void test_segment_box(const dmllm_image *image) {
+    const char *dir =
+        test_model_dir("crf_fgbg", "one_window", test_source_path("tests/fixtures/tokenizer/tokenizer.json"));
+    char path[1200];
+    snprintf(path, sizeof path, "%s/readout_profile.json", dir ? dir : ".");
+    static const char profile[] = "{\"fg_token\": \"a\", \"bg_token\": \"b\", \"crop_short_side\": 64}";
+    CHECK(dir && test_write_file(path, profile, sizeof profile - 1) == 0);
+    dmllm_model *model = NULL;
+    dmllm_session *s = NULL;
+    CHECK_OK(dmllm_model_load(dir, NULL, &model));
+    if (model) CHECK_OK(dmllm_session_create(model, NULL, &s));
+    const int w = dmllm_image_width(image), h = dmllm_image_height(image),
+              box[4] = {w / 8, h / 8, w - w / 8, h - h / 8};
+    uint8_t *plain = calloc((size_t)w * h, 1), *evaluated = calloc((size_t)w * h, 1);
+    dmllm_crop_params p;
+    dmllm_crop_params_init(&p);
+    dmllm_crf_params crf;
+    dmllm_crf_params_init(&crf);
+    crf.iterations = 0;
+    if (s) {
+        CHECK_OK(dmllm_segment_box(s, image, box, &p, plain, (size_t)w * h));
+        p.evaluation = 1;
+        p.crf = &crf;
+        CHECK_OK(dmllm_segment_box(s, image, box, &p, evaluated, (size_t)w * h));
+        CHECK(memcmp(plain, evaluated, (size_t)w * h) == 0);
+        crf.struct_size = 2;
+        CHECK_STATUS(dmllm_segment_box(s, image, box, &p, evaluated, (size_t)w * h), DMLLM_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(dmllm_last_error(), "dmllm_dense_params.crf") != NULL);
+        p.crf = NULL;
+        CHECK_OK(dmllm_segment_box(s, image, box, &p, evaluated, (size_t)w * h));
+    }
+    free(plain);
+    free(evaluated);
+    dmllm_session_free(s);
+    dmllm_model_free(model);
 }
 
 static void test_dense_readout(void) {
@@ -414,6 +466,7 @@ static void test_dense_readout(void) {
         p.crf = &off;
         CHECK_STATUS(dmllm_predict_dense(s, image, &p, &r), DMLLM_ERR_INVALID_ARGUMENT);
         CHECK(r == NULL && strstr(dmllm_last_error(), "dmllm_dense_params.crf") != NULL);
+        test_segment_box(image);
     }
     dmllm_session_free(s);
     dmllm_model_free(model);

@@ -17,7 +17,7 @@
 enum { MAX_REPEAT = 1000 };
 
 typedef struct bench_job {
-    dmllm_dense_params first, second;   /* label sets A and B, same options */
+    dmllm_dense_params first, second; /* label sets A and B, same options */
     int repeat;
 } bench_job;
 
@@ -26,7 +26,7 @@ typedef struct query_time {
 } query_time;
 
 typedef struct bench_result {
-    const char *compute;                 /* as the model reports it */
+    const char *compute; /* as the model reports it */
     query_time first[MAX_REPEAT], second[MAX_REPEAT];
 } bench_result;
 
@@ -38,7 +38,7 @@ static dmllm_image *generated_image(int width, int height) {
         for (int x = 0; x < width; x++) {
             uint8_t *p = rgb + ((size_t)y * width + x) * 3;
             const int dx = x - width / 3, dy = y - height / 2, r = (width < height ? width : height) / 4;
-            const int disc = dx * dx + dy * dy < r * r, bar = x > 2 * width / 3 && x < 5 * width / 6;
+            const int disc = dx * dx + dy * dy<r * r, bar = x> 2 * width / 3 && x < 5 * width / 6;
             p[0] = (uint8_t)(disc ? 220 : 255 * x / width);
             p[1] = (uint8_t)(bar ? 200 : 255 * y / height);
             p[2] = (uint8_t)(disc ? 40 : bar ? 60 : 150);
@@ -72,7 +72,8 @@ static int measure(const cli_common *common, const dmllm_image *image, const ben
     if (!failed) failed = dmllm_model_get_info(c.model, &info) != DMLLM_OK;
     if (!failed) out->compute = info.compute;
     for (int i = 0; !failed && i < job->repeat; i++) {
-        failed = dmllm_session_truncate(c.session, 0) != DMLLM_OK || query(c.session, image, &job->first, &out->first[i]) ||
+        failed = dmllm_session_truncate(c.session, 0) != DMLLM_OK ||
+                 query(c.session, image, &job->first, &out->first[i]) ||
                  query(c.session, image, &job->second, &out->second[i]);
         if (!common->quiet && !failed)
             fprintf(stderr, "%s repetition %d: first %.4f s, second %.4f s\n", out->compute, i + 1, out->first[i].total,
@@ -96,10 +97,14 @@ static double median(const query_time *times, int n, size_t field) {
 }
 
 static cJSON *query_json(const query_time *times, int n) {
-    static const struct { const char *name; size_t field; } fields[] = {
-        {"seconds", offsetof(query_time, total)},          {"seconds_encode", offsetof(query_time, encode)},
-        {"seconds_prefill", offsetof(query_time, prefill)}, {"seconds_readout", offsetof(query_time, readout)},
-        {"seconds_crf", offsetof(query_time, crf)}};
+    static const struct {
+        const char *name;
+        size_t field;
+    } fields[] = {{"seconds", offsetof(query_time, total)},
+                  {"seconds_encode", offsetof(query_time, encode)},
+                  {"seconds_prefill", offsetof(query_time, prefill)},
+                  {"seconds_readout", offsetof(query_time, readout)},
+                  {"seconds_crf", offsetof(query_time, crf)}};
     cJSON *json = cJSON_CreateObject();
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         cJSON_AddNumberToObject(json, fields[i].name, median(times, n, fields[i].field));
@@ -159,7 +164,8 @@ static int run_bench(int argc, char **argv) {
         {"--repeat", CLI_INT, &job.repeat, "N", "repetitions; medians are reported (default 3)"},
         {"--classes", CLI_STRING, &classes_a, "A,B,...", "label set of the first query"},
         {"--classes-second", CLI_STRING, &classes_b, "A,B,...", "label set of the second query"},
-        {"--label-ids", CLI_STRING, &label_ids, "ID,ID,...", "token ids as labels instead of class names (both queries)"},
+        {"--label-ids", CLI_STRING, &label_ids, "ID,ID,...",
+         "token ids as labels instead of class names (both queries)"},
         {"--evaluation", CLI_FLAG, &evaluation, NULL, "evaluation readout: softmax and the dense CRF"},
         {"--compare", CLI_FLAG, &compare, NULL, "measure with bf16 and f32 matmuls and print their ratio"},
         {0},
@@ -219,9 +225,12 @@ static int run_bench(int argc, char **argv) {
         for (int k = 0; k < 2 && !exit_code; k++) {
             cli_common forced = common;
             forced.compute = kinds[k];
-            if (measure(&forced, image, &job, &results[n_results]) == 0) n_results++;
-            else if (k == 0) fprintf(stderr, "densemllm bench: no bf16 measurement (see above); f32 only\n");
-            else exit_code = 1;
+            if (measure(&forced, image, &job, &results[n_results]) == 0)
+                n_results++;
+            else if (k == 0)
+                fprintf(stderr, "densemllm bench: no bf16 measurement (see above); f32 only\n");
+            else
+                exit_code = 1;
         }
     }
     if (!exit_code) {

@@ -11,6 +11,7 @@
  *   refseg    a JSON array or JSON-lines file of {"image", "phrase", "mask"} (paths relative to the
  *             file; mask PNG nonzero = the object), or a folder holding refs.jsonl / refs.json;
  *             sample k runs under the id sample-<k>; predictions OUT/<id>.mask.png
+ * Semantic and FG/BG readouts run as the report evaluates them: softmax, dense CRF, argmax.
  */
 #include "cli.h"
 
@@ -26,15 +27,15 @@
 typedef enum eval_task { TASK_SEMANTIC, TASK_DEPTH, TASK_REFSEG } eval_task;
 
 typedef struct ref_sample {
-    char *image, *phrase, *mask;   /* paths resolved against the list file's folder */
+    char *image, *phrase, *mask; /* paths resolved against the list file's folder */
 } ref_sample;
 
 typedef struct eval_job {
     eval_task task;
     const char *dataset;
-    float scale;                   /* input up-scaling before the model (report: ADE20K x4, NYUv2 x3) */
+    float scale; /* input up-scaling before the model (report: ADE20K x4, NYUv2 x3) */
     /* semantic */
-    char **class_names;            /* [n_classes] into class_storage */
+    char **class_names; /* [n_classes] into class_storage */
     int n_classes;
     char *class_storage;
     dmllm_seg_metrics_params seg_params;
@@ -48,9 +49,9 @@ typedef struct eval_job {
     dmllm_depth_metrics *depth;
     /* refseg */
     dmllm_generate_params generate; /* the grounding answer's decoding */
-    ref_sample *samples;           /* [n_samples] */
+    ref_sample *samples;            /* [n_samples] */
     int n_samples;
-    char **sample_ids;             /* [n_samples] "sample-NNNNNNNN", the batch runner's inputs */
+    char **sample_ids; /* [n_samples] "sample-NNNNNNNN", the batch runner's inputs */
     dmllm_mask_metrics *masks;
 } eval_job;
 
@@ -96,7 +97,8 @@ static int write_atomically(const char *path, const void *bytes, size_t size) {
 /* float32 [h][w] as a NumPy .npy file (format 1.0, little-endian, C order). */
 static int write_npy(const char *path, const float *values, int width, int height) {
     char header[128];
-    int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", height, width);
+    int n =
+        snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", height, width);
     const int padded = (10 + n + 1 + 63) / 64 * 64 - 10; /* header length incl. the final '\n' */
     const size_t n_values = (size_t)width * height, size = 10 + (size_t)padded + 4 * n_values;
     uint8_t *bytes = malloc(size);
@@ -137,8 +139,8 @@ static int read_npy(const char *path, float **values, int *width, int *height) {
     *values = failed ? NULL : malloc(sizeof **values * n);
     failed = failed || !bytes || !*values || fread(bytes, 4, n, f) != n;
     for (size_t i = 0; !failed && i < n; i++) {
-        const uint32_t bits = (uint32_t)bytes[4 * i] | (uint32_t)bytes[4 * i + 1] << 8 | (uint32_t)bytes[4 * i + 2] << 16 |
-                              (uint32_t)bytes[4 * i + 3] << 24;
+        const uint32_t bits = (uint32_t)bytes[4 * i] | (uint32_t)bytes[4 * i + 1] << 8 |
+                              (uint32_t)bytes[4 * i + 2] << 16 | (uint32_t)bytes[4 * i + 3] << 24;
         memcpy(&(*values)[i], &bits, 4);
     }
     free(bytes);
@@ -161,7 +163,8 @@ static int read_values(const char *path, dmllm_png_values **values) {
 /* One class name per line (line k = class k), surrounding blanks trimmed. */
 static int read_classes(const char *path, eval_job *job) {
     job->class_storage = read_text(path);
-    if (!job->class_storage) return fprintf(stderr, "densemllm eval: --classes-file %s: %s\n", path, strerror(errno)), 2;
+    if (!job->class_storage)
+        return fprintf(stderr, "densemllm eval: --classes-file %s: %s\n", path, strerror(errno)), 2;
     int capacity = 1;
     for (const char *c = job->class_storage; *c; c++) capacity += *c == '\n';
     job->class_names = calloc((size_t)capacity, sizeof *job->class_names);
@@ -247,7 +250,8 @@ static int read_samples(eval_job *job) {
     job->sample_ids = calloc((size_t)capacity + 1, sizeof *job->sample_ids);
     int failed = !job->samples || !job->sample_ids ? (fprintf(stderr, "densemllm: out of memory\n"), 1) : 0;
     if (!failed && *start == '[') {
-        if (!cJSON_IsArray(array)) failed = (fprintf(stderr, "densemllm eval: %s is not valid JSON\n", job->dataset), 2);
+        if (!cJSON_IsArray(array))
+            failed = (fprintf(stderr, "densemllm eval: %s is not valid JSON\n", job->dataset), 2);
         for (int i = 0; !failed && i < capacity; i++) failed = add_sample(job, cJSON_GetArrayItem(array, i), dir, i);
     } else {
         int number = 0;
@@ -259,8 +263,10 @@ static int read_samples(eval_job *job) {
             if (*c) {
                 cJSON *item = cJSON_Parse(c);
                 if (!cJSON_IsObject(item))
-                    failed = (fprintf(stderr, "densemllm eval: line %d of the list is not a JSON object\n", number + 1), 2);
-                else failed = add_sample(job, item, dir, number);
+                    failed =
+                        (fprintf(stderr, "densemllm eval: line %d of the list is not a JSON object\n", number + 1), 2);
+                else
+                    failed = add_sample(job, item, dir, number);
                 cJSON_Delete(item);
             }
             number++;
@@ -342,7 +348,8 @@ static int predict_semantic(cli_context *c, const eval_job *job, const char *pat
     dmllm_status status = dmllm_predict_dense(c->session, input ? input : image, &p, &r);
     int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, path) : 0;
     uint16_t *labels = NULL; /* [h][w]: the prediction at the image's size (nearest neighbour) */
-    if (!failed && !(labels = malloc(sizeof *labels * (size_t)w * h))) failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    if (!failed && !(labels = malloc(sizeof *labels * (size_t)w * h)))
+        failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
     for (int y = 0; !failed && y < h; y++)
         for (int x = 0; x < w; x++) {
             const int sy = (int)((y + 0.5) * r->height / h), sx = (int)((x + 0.5) * r->width / w);
@@ -394,6 +401,8 @@ static int predict_refseg(cli_context *c, const eval_job *job, const char *stem,
     dmllm_crop_params crop;
     dmllm_crop_params_init(&crop);
     crop.generate = &job->generate;
+    crop.evaluation = 1;
+    crop.crf = &job->crf;
     dmllm_refer_result *r = NULL;
     status = dmllm_refer_segment(c->session, image, s->phrase, &crop, &r);
     int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, s->image) : 0;
@@ -447,7 +456,8 @@ static int score_semantic(cli_context *c, eval_job *job, const char *stem) {
     int failed = !truth || read_values(pred_path, &pred) || read_values(truth, &gt) ||
                  !same_size(pred_path, pred->width, pred->height, truth, gt->width, gt->height);
     if (!failed) {
-        const dmllm_status status = dmllm_seg_metrics_add(job->seg, pred->values, gt->values, (size_t)gt->width * gt->height);
+        const dmllm_status status =
+            dmllm_seg_metrics_add(job->seg, pred->values, gt->values, (size_t)gt->width * gt->height);
         failed = status != DMLLM_OK ? cli_fail(status, truth) : 0;
     }
     dmllm_png_values_free(pred);
@@ -461,8 +471,8 @@ static int score_depth(cli_context *c, eval_job *job, const char *stem) {
     dmllm_png_values *gt = NULL;
     float *pred = NULL, *metres = NULL; /* [pred h][pred w], [gt h][gt w] */
     int pw = 0, ph = 0;
-    int failed = !truth || read_npy(cli_output_path(c->common, stem, ".depth.npy"), &pred, &pw, &ph) ||
-                 read_values(truth, &gt);
+    int failed =
+        !truth || read_npy(cli_output_path(c->common, stem, ".depth.npy"), &pred, &pw, &ph) || read_values(truth, &gt);
     const size_t n = failed ? 0 : (size_t)gt->width * gt->height;
     if (!failed && !(metres = malloc(sizeof *metres * n))) failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
     for (size_t i = 0; !failed && i < n; i++) metres[i] = (float)(gt->values[i] / (double)job->depth_scale);
@@ -541,9 +551,12 @@ static cJSON *depth_summary(const eval_job *job) {
     cJSON *json = cJSON_CreateObject();
     cJSON_AddNumberToObject(json, "n_images", (double)d.n_images);
     cJSON_AddNumberToObject(json, "n_images_empty", (double)d.n_images_empty);
-    const struct { const char *name; double value; } values[] = {
-        {"delta1", d.delta1}, {"delta2", d.delta2}, {"delta3", d.delta3}, {"abs_rel", d.abs_rel}, {"sq_rel", d.sq_rel},
-        {"rmse", d.rmse}, {"rmse_log", d.rmse_log}, {"log10", d.log10}, {"silog", d.silog}};
+    const struct {
+        const char *name;
+        double value;
+    } values[] = {{"delta1", d.delta1},     {"delta2", d.delta2}, {"delta3", d.delta3},
+                  {"abs_rel", d.abs_rel},   {"sq_rel", d.sq_rel}, {"rmse", d.rmse},
+                  {"rmse_log", d.rmse_log}, {"log10", d.log10},   {"silog", d.silog}};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
         cJSON_AddItemToObject(json, values[i].name, number_or_null(values[i].value));
     return json;
@@ -609,15 +622,15 @@ static int prepare(eval_job *job, const char *task, const char *classes_file, co
     int failed = parse_task(task, &job->task);
     if (!failed && !(job->scale > 0.0f && job->scale <= 16.0f))
         failed = (fprintf(stderr, "densemllm eval: --scale must be in (0, 16]\n"), 2);
+    if (!failed && (job->crf.iterations < 0 || job->crf.iterations > 1000))
+        failed = (fprintf(stderr, "densemllm eval: --crf-iterations must be 0..1000\n"), 2);
     if (failed) return failed;
+    if (no_crf) job->crf.iterations = 0;
     dmllm_status status = DMLLM_OK;
     switch (job->task) {
     case TASK_SEMANTIC:
         if (!classes_file) return fprintf(stderr, "densemllm eval: --task semantic needs --classes-file\n"), 2;
         if ((failed = read_classes(classes_file, job))) return failed;
-        if (job->crf.iterations < 0 || job->crf.iterations > 1000)
-            return fprintf(stderr, "densemllm eval: --crf-iterations must be 0..1000\n"), 2;
-        if (no_crf) job->crf.iterations = 0;
         job->seg_params.n_classes = job->n_classes;
         status = dmllm_seg_metrics_create(&job->seg_params, &job->seg);
         break;
@@ -652,10 +665,11 @@ static int run_eval(int argc, char **argv) {
         {"--reduce-zero-label", CLI_FLAG, &job.seg_params.reduce_zero_label, NULL,
          "semantic: GT 0 is ignored and v means class v-1 (raw ADE20K)"},
         {"--ignore-index", CLI_INT, &job.seg_params.ignore_index, "N", "semantic: GT value to ignore (default 255)"},
-        {"--no-crf", CLI_FLAG, &no_crf, NULL, "semantic: argmax without the dense CRF"},
-        {"--crf-iterations", CLI_INT, &job.crf.iterations, "N", "semantic: mean-field iterations (default 5)"},
+        {"--no-crf", CLI_FLAG, &no_crf, NULL, "semantic, refseg: argmax without the dense CRF"},
+        {"--crf-iterations", CLI_INT, &job.crf.iterations, "N", "semantic, refseg: mean-field iterations (default 5)"},
         {"--depth-profile", CLI_STRING, &job.depth_profile, "NAME", "depth: bin quantisation (default: the profile's)"},
-        {"--image-first", CLI_FLAG, &job.image_first, NULL, "depth: image before the prompt (default: the report's prompt first)"},
+        {"--image-first", CLI_FLAG, &job.image_first, NULL,
+         "depth: image before the prompt (default: the report's prompt first)"},
         {"--depth-scale", CLI_FLOAT, &job.depth_scale, "U", "depth: GT PNG units per metre (default 1000)"},
         {"--min-depth", CLI_FLOAT, &min_depth, "M", "depth: valid GT above this (default 0.001)"},
         {"--max-depth", CLI_FLOAT, &max_depth, "M", "depth: valid GT below this (default 10)"},
