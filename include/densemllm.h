@@ -348,7 +348,7 @@ typedef struct dmllm_dense_params {
     const struct dmllm_crf_params *crf; /* evaluation (SEMANTIC, FGBG): the dense CRF run on the
                                        full-resolution probabilities before the argmax, as the
                                        report's benchmarks (section "dense CRF"); NULL: its defaults;
-                                       iterations = 0 leaves it out. Needs about 4 x n_labels x
+                                       iterations = 0 leaves it out. Needs about 3 x n_labels x
                                        width x height floats at once. */
 } dmllm_dense_params;
 
@@ -807,9 +807,9 @@ DMLLM_API size_t dmllm_crf_params_sizeof(void);
 
 /* Refines probabilities[height][width][n_labels] (of the image's size; values finite and >= 0, each
  * pixel's summing to 1 is not required) into out_probabilities of the same shape, which may be the
- * same buffer. params NULL: the defaults. Memory: 3 x n_labels x width x height floats plus about
+ * same buffer. params NULL: the defaults. Memory: 2 x n_labels x width x height floats plus about
  * 300 bytes per pixel (lattices, label blocks); time grows linearly in pixels x labels (683 x 512
- * pixels, 21 labels, 5 iterations: about 2 s on 2 cores). The permutohedral lattice is pydensecrf's
+ * pixels, 5 iterations, 2 cores: about 2 s for 21 labels, 12 s for ADE20K's 150). The permutohedral lattice is pydensecrf's
  * approximation: in 2-D it is close to the exact Gaussian sums, in 5-D its kernel is somewhat wider. */
 DMLLM_API dmllm_status dmllm_crf_refine(const dmllm_image *image, const float *probabilities, int n_labels,
                                         const dmllm_crf_params *params, float *out_probabilities);

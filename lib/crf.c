@@ -409,21 +409,24 @@ static dmllm_status check_crf(const dmllm_image *image, const float *probabiliti
     return DMLLM_OK;
 }
 
+/* energy = log max(p, MIN_PROBABILITY) = -U. Recomputed each update rather than kept: the input
+ * stays intact until the last update writes out (which may be the input), and a third n x n_labels
+ * array is saved. */
+static void set_unary(const float *probabilities, size_t nk, float *energy) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < nk; i++) energy[i] = logf(fmaxf(probabilities[i], MIN_PROBABILITY));
+}
+
 static dmllm_status refine(const dmllm_image *image, const float *probabilities, int n_labels,
                            const dmllm_crf_params *p, float *out) {
     const size_t n = (size_t)image->width * image->height, nk = n * n_labels;
     pairwise terms[2];
     int n_terms = 0;
-    float *unary = NULL;   /* [n][n_labels] log max(p, MIN_PROBABILITY), i.e. -U */
     float *energy = NULL;  /* [n][n_labels] -U + messages */
     float *q = NULL;       /* [n][n_labels] the current marginals */
     float *blocks = NULL;  /* [2][n][CHANNEL_BLOCK] one block of labels in and out of the filter */
     float *scratch = NULL; /* [2][max n_vertices][CHANNEL_BLOCK] */
-    dmllm_status status = dmllm_alloc(&unary, nk, sizeof *unary, "the CRF unaries");
-    if (status == DMLLM_OK) {
-        for (size_t i = 0; i < nk; i++) unary[i] = logf(fmaxf(probabilities[i], MIN_PROBABILITY));
-        if (p->iterations > 0) status = dmllm_alloc(&energy, nk, sizeof *energy, "the CRF energies");
-    }
+    dmllm_status status = dmllm_alloc(&energy, nk, sizeof *energy, "the CRF energies");
     if (status == DMLLM_OK && p->iterations > 0) status = dmllm_alloc(&q, nk, sizeof *q, "the CRF marginals");
     if (status == DMLLM_OK && p->iterations > 0 && p->gaussian_compat > 0.0f) {
         status = pairwise_build(image, p->gaussian_sxy, 0.0f, p->gaussian_compat, &terms[n_terms]);
@@ -441,16 +444,16 @@ static dmllm_status refine(const dmllm_image *image, const float *probabilities,
     if (status == DMLLM_OK && n_terms > 0)
         status = dmllm_alloc(&scratch, 2 * max_vertices, CHANNEL_BLOCK * sizeof *scratch, "the CRF lattice values");
     if (status == DMLLM_OK) {
-        normalise(unary, n, n_labels, p->iterations > 0 ? q : out);
+        set_unary(probabilities, nk, energy);
+        normalise(energy, n, n_labels, p->iterations > 0 ? q : out);
         for (int it = 0; it < p->iterations; it++) {
-            memcpy(energy, unary, nk * sizeof *energy);
+            set_unary(probabilities, nk, energy);
             for (int t = 0; t < n_terms; t++)
                 pairwise_add(&terms[t], q, n_labels, energy, blocks, blocks + n * CHANNEL_BLOCK, scratch);
             normalise(energy, n, n_labels, it + 1 < p->iterations ? q : out);
         }
     }
     for (int t = 0; t < n_terms; t++) pairwise_free(&terms[t]);
-    free(unary);
     free(energy);
     free(q);
     free(blocks);

@@ -272,6 +272,14 @@ static void test_identities(void) {
     CHECK_OK(dmllm_crf_refine(image, copy, K, NULL, copy));
     CHECK(memcmp(copy, out, sizeof *copy * N * K) == 0);
     CHECK(max_difference(out, prob, N * K) > 0.1f);
+    /* one pixel, one label: a lattice of one simplex, and the only label has probability 1 */
+    const uint8_t grey[3] = {128, 128, 128};
+    dmllm_image *pixel = NULL;
+    float one = 0.25f;
+    CHECK_OK(dmllm_image_from_rgb(grey, 1, 1, 0, &pixel));
+    CHECK_OK(dmllm_crf_refine(pixel, &one, 1, NULL, &one));
+    CHECK(one == 1.0f);
+    dmllm_image_free(pixel);
     dmllm_image_free(image);
     free(truth);
     free(prob);

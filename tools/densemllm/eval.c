@@ -660,7 +660,7 @@ static int run_eval(int argc, char **argv) {
     const cli_option options[] = {
         {"--task", CLI_STRING, &task, "TASK", "semantic | depth | refseg (required)"},
         {"--metrics-only", CLI_FLAG, &metrics_only, NULL, "score the predictions already in --out"},
-        {"--scale", CLI_FLOAT, &job.scale, "F", "up-scale inputs before the model (report: ADE20K 4, NYUv2 3)"},
+        {"--scale", CLI_FLOAT, &job.scale, "F", "up-scale inputs before the model (report: ADE20K 4, NYUv2 3); the CRF runs at that size"},
         {"--classes-file", CLI_STRING, &classes_file, "FILE", "semantic: class names, one per line, in GT order"},
         {"--reduce-zero-label", CLI_FLAG, &job.seg_params.reduce_zero_label, NULL,
          "semantic: GT 0 is ignored and v means class v-1 (raw ADE20K)"},
