@@ -584,7 +584,7 @@ static int report_metrics(const cli_common *common, const eval_job *job, int com
     cJSON_AddStringToObject(json, "dataset", job->dataset);
     if (common->shard) cJSON_AddStringToObject(json, "shard", common->shard);
     cJSON_AddBoolToObject(json, "complete", complete);
-    char *text = cJSON_Print(json);
+    char *text = common->json ? cJSON_PrintUnformatted(json) : cJSON_Print(json);
     cJSON_Delete(json);
     if (!text) return fprintf(stderr, "densemllm: out of memory\n"), 1;
     printf("%s\n", text);
