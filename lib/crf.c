@@ -103,10 +103,11 @@ static dmllm_status table_insert(vertex_table *t, const int32_t *key, int32_t *i
 
 /* ---- building the lattice -------------------------------------------------------------------- */
 
-/* Embeds f (d values) in the hyperplane sum = 0 of R^(d+1), scaled so that the lattice's blur
- * approximates a unit-variance Gaussian in the feature space (the paper's E matrix with its
- * per-axis scale sqrt(2/3) (d+1) / sqrt((i+1)(i+2))), and finds the enclosing simplex: its
- * remainder-0 corner, the rank of each coordinate's offset from it, and the barycentric weights. */
+/* Embeds f (d values) in the hyperplane sum = 0 of R^(d+1) with the paper's E matrix and per-axis
+ * scale sqrt(2/3) (d+1) / sqrt((i+1)(i+2)), meant to make splat + blur + slice a unit-variance
+ * Gaussian (measured in tests/test_crf.c: close in 2-D, somewhat wider in 5-D, as in pydensecrf,
+ * which uses the same scale), and finds the enclosing simplex: its remainder-0 corner, the rank of
+ * each coordinate's offset from it, and the barycentric weights. */
 static void locate(const float *f, int d, int32_t *rem0, int *rank, double *barycentric) {
     double elevated[DMLLM_CRF_MAX_FEATURES + 1];
     const double inv_std = sqrt(2.0 / 3.0) * (d + 1);

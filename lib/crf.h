@@ -11,7 +11,8 @@
 enum { DMLLM_CRF_MAX_FEATURES = 5 }; /* bilateral: x, y, r, g, b */
 
 /* The permutohedral lattice of n_points feature vectors (Adams, Baek & Davis 2010). Filtering
- * approximates out_i = sum_j exp(-|f_i - f_j|^2 / 2) in_j up to one global scale factor. */
+ * approximates out_i = sum_j exp(-|f_i - f_j|^2 / 2) in_j up to one global scale factor (more
+ * loosely as d grows: its kernel gets wider than the Gaussian). */
 typedef struct dmllm_lattice {
     int d; /* feature dimensions, 1 .. DMLLM_CRF_MAX_FEATURES */
     int n_points, n_vertices;
