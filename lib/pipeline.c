@@ -180,6 +180,7 @@ dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *imag
     dmllm_regions *regions = NULL;
     if (status == DMLLM_OK) status = dmllm_alloc(&r, 1, sizeof *r, "the referring result");
     if (status == DMLLM_OK) {
+        memset(r, 0, sizeof *r);
         r->width = image->width;
         r->height = image->height;
         status = dmllm_alloc(&r->mask, (size_t)image->width * image->height, 1, "the referring mask");
@@ -261,6 +262,7 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
     uint8_t *mask = NULL;              /* [height][width] one box's FG */
     if (status == DMLLM_OK) status = dmllm_alloc(&r, 1, sizeof *r, "the open-set result");
     if (status == DMLLM_OK) {
+        memset(r, 0, sizeof *r);
         r->width = image->width;
         r->height = image->height;
         status = dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the open-set labels");
