@@ -164,7 +164,10 @@ def test_refseg_matches_numpy(setup):
         inter, union = inter + i, union + u
         per_sample.append(i / u if u else 1.0)
         with open(out / f"sample-{k:08d}.json") as f:
-            assert json.load(f)["phrase"] == "the green part"
+            sample = json.load(f)
+        assert sample["phrase"] == "the green part"
+        # 6 tokens cannot hold a box: nothing found, an all-zero box and an empty mask
+        assert not sample["found"] and sample["box"] == [0, 0, 0, 0] and not pred.any()
     assert m["n_samples"] == 5
     assert m["cIoU"] == pytest.approx(inter / union if union else 0.0, abs=1e-12)
     assert m["gIoU"] == pytest.approx(np.mean(per_sample), abs=1e-12)
