@@ -180,7 +180,7 @@ dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *imag
     dmllm_regions *regions = NULL;
     if (status == DMLLM_OK) status = dmllm_alloc(&r, 1, sizeof *r, "the referring result");
     if (status == DMLLM_OK) {
-        memset(r, 0, sizeof *r);
+        memset(r, 0, sizeof *r); /* found, box and message stay 0 / "" unless a box is segmented */
         r->width = image->width;
         r->height = image->height;
         status = dmllm_alloc(&r->mask, (size_t)image->width * image->height, 1, "the referring mask");
@@ -262,7 +262,7 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
     uint8_t *mask = NULL;              /* [height][width] one box's FG */
     if (status == DMLLM_OK) status = dmllm_alloc(&r, 1, sizeof *r, "the open-set result");
     if (status == DMLLM_OK) {
-        memset(r, 0, sizeof *r);
+        memset(r, 0, sizeof *r); /* names and regions must be NULL for the free on failure */
         r->width = image->width;
         r->height = image->height;
         status = dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the open-set labels");
