@@ -201,14 +201,14 @@ static int add_sample(eval_job *job, const cJSON *item, const char *dir, int num
         return 2;
     }
     ref_sample *s = &job->samples[job->n_samples];
+    char **id = &job->sample_ids[job->n_samples++]; /* counted now, so free_job frees what follows */
     s->image = image[0] == '/' ? strdup(image) : join_path(dir, image);
     s->mask = mask[0] == '/' ? strdup(mask) : join_path(dir, mask);
     s->phrase = strdup(phrase);
-    job->sample_ids[job->n_samples] = malloc(24);
-    if (!s->image || !s->mask || !s->phrase || !job->sample_ids[job->n_samples])
-        return fprintf(stderr, "densemllm: out of memory\n"), 1;
+    *id = malloc(24);
+    if (!s->image || !s->mask || !s->phrase || !*id) return fprintf(stderr, "densemllm: out of memory\n"), 1;
     /* zero-padded so that the runner's sorted order is the file's */
-    snprintf(job->sample_ids[job->n_samples++], 24, "sample-%08d", number);
+    snprintf(*id, 24, "sample-%08d", number);
     return 0;
 }
 
