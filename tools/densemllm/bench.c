@@ -26,7 +26,7 @@ typedef struct query_time {
 } query_time;
 
 typedef struct bench_result {
-    const char *compute; /* as the model reports it */
+    char compute[32]; /* as the model reports it (a copy: the model is freed before printing) */
     query_time first[MAX_REPEAT], second[MAX_REPEAT];
 } bench_result;
 
@@ -70,7 +70,7 @@ static int measure(const cli_common *common, const dmllm_image *image, const ben
     int failed = cli_open(common, &c);
     dmllm_model_info info = {.struct_size = sizeof info};
     if (!failed) failed = dmllm_model_get_info(c.model, &info) != DMLLM_OK;
-    if (!failed) out->compute = info.compute;
+    if (!failed) snprintf(out->compute, sizeof out->compute, "%s", info.compute);
     for (int i = 0; !failed && i < job->repeat; i++) {
         failed = dmllm_session_truncate(c.session, 0) != DMLLM_OK ||
                  query(c.session, image, &job->first, &out->first[i]) ||
