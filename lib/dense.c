@@ -2,8 +2,8 @@
  * dense.c: dmllm_predict_dense() (model-spec 6.3, report 9.2-9.3). Resolves the label token ids
  * (tokenizer + readout profile), has prefix.c encode and prefill the image prefix unless the
  * session already holds it, reads the label logits at the image tokens (never the full vocabulary)
- * and turns them into maps with readout.c. Writes only the session, through its API, and the result
- * it returns.
+ * and turns them into maps with readout.c (in evaluation through the dense CRF, crf.c). Writes only
+ * the session, through its API, and the result it returns.
  */
 #include "prefix.h"
 #include "readout.h"
@@ -213,8 +213,40 @@ static dmllm_status model_input(const dmllm_session *s, const dmllm_image *image
 
 /* ---- maps ------------------------------------------------------------------------------------ */
 
-static dmllm_status class_maps(const dmllm_model *model, const dmllm_dense_params *p, const float *scores, int th,
-                               int tw, int n_labels, dmllm_dense_result *r) {
+/* Each pixel's most probable channel (the first of equals, so a background channel, which is last,
+ * wins only when strictly more probable) and its probability. */
+static void labels_from_probabilities(const float *probabilities /* [n_pixels][n] */, size_t n_pixels, int n,
+                                      uint16_t *labels, float *confidence) {
+    for (size_t i = 0; i < n_pixels; i++) {
+        const float *q = probabilities + i * n;
+        int best = 0;
+        for (int k = 1; k < n; k++)
+            if (q[k] > q[best]) best = k;
+        labels[i] = (uint16_t)best;
+        confidence[i] = q[best];
+    }
+}
+
+/* Report App. A.1.5: in evaluation the probabilities at full resolution go through the dense CRF
+ * before the argmax. */
+static dmllm_status crf_maps(const dmllm_image *image, const float *scores, int th, int tw, int n_labels,
+                             const dmllm_score_transform *transform, const dmllm_crf_params *crf,
+                             dmllm_dense_result *r) {
+    const size_t n_pixels = (size_t)r->width * r->height;
+    float *probabilities = NULL; /* [height][width][r->n_labels] */
+    DMLLM_TRY(dmllm_alloc(&probabilities, n_pixels * r->n_labels, sizeof *probabilities, "the probability maps"));
+    dmllm_status status =
+        dmllm_readout_probabilities(scores, th, tw, n_labels, transform, r->height, r->width, probabilities);
+    const double t0 = dmllm_now_seconds();
+    if (status == DMLLM_OK) status = dmllm_crf_refine(image, probabilities, r->n_labels, crf, probabilities);
+    r->seconds_crf = dmllm_now_seconds() - t0;
+    if (status == DMLLM_OK) labels_from_probabilities(probabilities, n_pixels, r->n_labels, r->labels, r->confidence);
+    free(probabilities);
+    return status;
+}
+
+static dmllm_status class_maps(const dmllm_model *model, const dmllm_image *image, const dmllm_dense_params *p,
+                               const float *scores, int th, int tw, int n_labels, dmllm_dense_result *r) {
     const dmllm_readout_profile *profile = &model->profile;
     const dmllm_score_transform transform = {
         .kind = p->background ? DMLLM_SCORE_SIGMOID_BACKGROUND : DMLLM_SCORE_SOFTMAX,
@@ -222,10 +254,14 @@ static dmllm_status class_maps(const dmllm_model *model, const dmllm_dense_param
         .sigmoid_scale = profile->sigmoid_scale,
         .background_level = profile->background_level,
     };
+    dmllm_crf_params crf;
+    dmllm_crf_params_init(&crf);
+    if (p->evaluation && p->crf) DMLLM_TRY(dmllm_copy_versioned(&crf, sizeof crf, p->crf, "dmllm_dense_params.crf"));
     const size_t n_pixels = (size_t)r->width * r->height;
     r->n_labels = dmllm_readout_channels(&transform, n_labels);
     DMLLM_TRY(dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the label map"));
     if (p->evaluation) DMLLM_TRY(dmllm_alloc(&r->confidence, n_pixels, sizeof *r->confidence, "the confidence map"));
+    if (p->evaluation && crf.iterations > 0) return crf_maps(image, scores, th, tw, n_labels, &transform, &crf, r);
     return dmllm_readout_argmax(scores, th, tw, n_labels, &transform, r->height, r->width, r->labels, r->confidence);
 }
 
@@ -343,7 +379,7 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
         r->tokens_w = tw;
         r->n_scores = labels.n_labels;
         status = p.task == DMLLM_TASK_DEPTH ? depth_maps(model, &p, scores, th, tw, r)
-                                            : class_maps(model, &p, scores, th, tw, labels.n_labels, r);
+                                            : class_maps(model, image, &p, scores, th, tw, labels.n_labels, r);
     }
     if (status == DMLLM_OK && p.keep_token_scores) {
         r->token_scores = scores;

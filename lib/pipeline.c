@@ -109,6 +109,8 @@ static dmllm_status segment_box(dmllm_session *s, const dmllm_image *image, cons
         dmllm_dense_params dp;
         dmllm_dense_params_init(&dp);
         dp.task = DMLLM_TASK_FGBG;
+        dp.evaluation = p->evaluation;
+        dp.crf = p->crf;
         status = dmllm_predict_dense(s, resized, &dp, &fgbg);
     }
     if (status == DMLLM_OK) {

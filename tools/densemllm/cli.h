@@ -20,6 +20,7 @@ typedef struct cli_command {
 extern const cli_command cli_info_command, cli_readout_command, cli_segment_command, cli_depth_command,
     cli_ask_command, cli_ground_command, cli_detect_command, cli_refseg_command, cli_openseg_command,
     cli_features_command;
+extern const cli_command cli_eval_command, cli_bench_command;
 
 /* ---- options --------------------------------------------------------------------------------- */
 typedef enum cli_option_kind { CLI_STRING, CLI_INT, CLI_FLOAT, CLI_FLAG } cli_option_kind;

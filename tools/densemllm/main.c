@@ -4,6 +4,7 @@
 #include <string.h>
 
 static const cli_command *const commands[] = {
+    &cli_eval_command, &cli_bench_command,
     &cli_segment_command, &cli_depth_command, &cli_refseg_command, &cli_openseg_command, &cli_ask_command,
     &cli_ground_command,  &cli_detect_command, &cli_features_command, &cli_info_command, &cli_readout_command};;
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };

@@ -155,7 +155,7 @@ static int run_segment(int argc, char **argv) {
     const cli_option options[] = {
         {"--classes", CLI_STRING, &classes, "A,B,...", "class names to segment (required)"},
         {"--background", CLI_FLAG, &job.params.background, NULL, "add a background label where no class is likely"},
-        {"--evaluation", CLI_FLAG, &job.params.evaluation, NULL, "softmax confidence as the report's benchmarks"},
+        {"--evaluation", CLI_FLAG, &job.params.evaluation, NULL, "softmax, dense CRF and confidence as the report's benchmarks"},
         {"--prompt", CLI_STRING, &job.params.prompt, "TEXT", "instruction instead of the profile's"},
         {"--no-png", CLI_FLAG, &no_png, NULL, "write only the JSON summary and the mask text"},
         {0},

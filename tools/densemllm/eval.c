@@ -1,0 +1,727 @@
+/*
+ * eval.c: "densemllm eval": the report's dense benchmarks over a dataset, scored with the library's
+ * metrics (header section "evaluation metrics"). Two passes through the batch runner: predictions
+ * per sample (--shard, --resume; OUT/<id>.json marks a sample done), saved as files, then the
+ * metrics over every saved prediction (of this shard with --shard), printed as JSON and written to
+ * OUT/metrics.json. Shards run apart are combined by a last run with --metrics-only.
+ *   semantic  DATASET/images/<stem>.jpg|png + DATASET/annotations/<stem>.png (class indices),
+ *             class names from --classes-file, one per line; predictions OUT/<stem>.labels.png
+ *   depth     DATASET/images/<stem>.* + DATASET/depth/<stem>.png (16-bit, --depth-scale units per
+ *             metre, default millimetres; 0 = no depth); predictions OUT/<stem>.depth.npy (metres)
+ *   refseg    a JSON array or JSON-lines file of {"image", "phrase", "mask"} (paths relative to the
+ *             file; mask PNG nonzero = the object), or a folder holding refs.jsonl / refs.json;
+ *             sample k runs under the id sample-<k>; predictions OUT/<id>.mask.png
+ * Semantic and FG/BG readouts run as the report evaluates them: softmax, dense CRF, argmax.
+ */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef enum eval_task { TASK_SEMANTIC, TASK_DEPTH, TASK_REFSEG } eval_task;
+
+typedef struct ref_sample {
+    char *image, *phrase, *mask; /* paths resolved against the list file's folder */
+} ref_sample;
+
+typedef struct eval_job {
+    eval_task task;
+    const char *dataset;
+    float scale; /* input up-scaling before the model (report: ADE20K x4, NYUv2 x3) */
+    /* semantic */
+    char **class_names; /* [n_classes] into class_storage */
+    int n_classes;
+    char *class_storage;
+    dmllm_seg_metrics_params seg_params;
+    dmllm_crf_params crf;
+    dmllm_seg_metrics *seg;
+    /* depth */
+    const char *depth_profile;
+    int image_first;
+    float depth_scale;
+    dmllm_depth_metrics_params depth_params;
+    dmllm_depth_metrics *depth;
+    /* refseg */
+    dmllm_generate_params generate; /* the grounding answer's decoding */
+    ref_sample *samples;            /* [n_samples] */
+    int n_samples;
+    char **sample_ids; /* [n_samples] "sample-NNNNNNNN", the batch runner's inputs */
+    dmllm_mask_metrics *masks;
+} eval_job;
+
+/* ---- files ----------------------------------------------------------------------------------- */
+
+static char *join_path(const char *dir, const char *name) {
+    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    if (path) sprintf(path, "%s/%s", dir, name);
+    return path;
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (text = malloc((size_t)size + 1)) && fread(text, 1, (size_t)size, f) == (size_t)size) {
+        text[size] = '\0';
+    } else {
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    return text;
+}
+
+/* Writes bytes through "<path>.tmp.<pid>" and a rename. */
+static int write_atomically(const char *path, const void *bytes, size_t size) {
+    char temporary[4200];
+    snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(temporary, "wb");
+    int ok = f && fwrite(bytes, 1, size, f) == size;
+    if (f) ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(temporary, path) != 0) {
+        fprintf(stderr, "densemllm: cannot write %s: %s\n", path, strerror(errno));
+        remove(temporary);
+        return 1;
+    }
+    return 0;
+}
+
+/* float32 [h][w] as a NumPy .npy file (format 1.0, little-endian, C order). */
+static int write_npy(const char *path, const float *values, int width, int height) {
+    char header[128];
+    int n =
+        snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", height, width);
+    const int padded = (10 + n + 1 + 63) / 64 * 64 - 10; /* header length incl. the final '\n' */
+    const size_t n_values = (size_t)width * height, size = 10 + (size_t)padded + 4 * n_values;
+    uint8_t *bytes = malloc(size);
+    if (!bytes) return fprintf(stderr, "densemllm: out of memory\n"), 1;
+    memcpy(bytes, "\x93NUMPY\x01\x00", 8);
+    bytes[8] = (uint8_t)(padded & 0xff);
+    bytes[9] = (uint8_t)(padded >> 8);
+    memset(bytes + 10, ' ', (size_t)padded);
+    memcpy(bytes + 10, header, (size_t)n);
+    bytes[10 + padded - 1] = '\n';
+    for (size_t i = 0; i < n_values; i++) {
+        uint32_t bits;
+        memcpy(&bits, &values[i], 4);
+        for (int b = 0; b < 4; b++) bytes[10 + padded + 4 * i + b] = (uint8_t)(bits >> (8 * b));
+    }
+    const int failed = write_atomically(path, bytes, size);
+    free(bytes);
+    return failed;
+}
+
+/* Reads back what write_npy writes; *values is malloc'ed [h][w]. */
+static int read_npy(const char *path, float **values, int *width, int *height) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return fprintf(stderr, "densemllm eval: no prediction %s: %s\n", path, strerror(errno)), 1;
+    uint8_t head[10];
+    char header[1024];
+    int failed = fread(head, 1, 10, f) != 10 || memcmp(head, "\x93NUMPY\x01\x00", 8) != 0;
+    const size_t length = failed ? 0 : (size_t)(head[8] | head[9] << 8);
+    failed = failed || length >= sizeof header || fread(header, 1, length, f) != length;
+    if (!failed) {
+        header[length] = '\0';
+        const char *shape = strstr(header, "'shape': (");
+        failed = !strstr(header, "'descr': '<f4'") || !strstr(header, "'fortran_order': False") || !shape ||
+                 sscanf(shape, "'shape': (%d, %d)", height, width) != 2 || *width <= 0 || *height <= 0;
+    }
+    const size_t n = failed ? 0 : (size_t)*width * *height;
+    uint8_t *bytes = failed ? NULL : malloc(4 * n);
+    *values = failed ? NULL : malloc(sizeof **values * n);
+    failed = failed || !bytes || !*values || fread(bytes, 4, n, f) != n;
+    for (size_t i = 0; !failed && i < n; i++) {
+        const uint32_t bits = (uint32_t)bytes[4 * i] | (uint32_t)bytes[4 * i + 1] << 8 |
+                              (uint32_t)bytes[4 * i + 2] << 16 | (uint32_t)bytes[4 * i + 3] << 24;
+        memcpy(&(*values)[i], &bits, 4);
+    }
+    free(bytes);
+    fclose(f);
+    if (failed) {
+        free(*values);
+        *values = NULL;
+        fprintf(stderr, "densemllm: %s: not a float32 .npy depth map written by densemllm eval\n", path);
+    }
+    return failed;
+}
+
+static int read_values(const char *path, dmllm_png_values **values) {
+    const dmllm_status status = dmllm_read_png_values(path, values);
+    return status == DMLLM_OK ? 0 : cli_fail(status, path);
+}
+
+/* ---- datasets -------------------------------------------------------------------------------- */
+
+/* One class name per line (line k = class k), surrounding blanks trimmed. */
+static int read_classes(const char *path, eval_job *job) {
+    job->class_storage = read_text(path);
+    if (!job->class_storage)
+        return fprintf(stderr, "densemllm eval: --classes-file %s: %s\n", path, strerror(errno)), 2;
+    int capacity = 1;
+    for (const char *c = job->class_storage; *c; c++) capacity += *c == '\n';
+    job->class_names = calloc((size_t)capacity, sizeof *job->class_names);
+    if (!job->class_names) return fprintf(stderr, "densemllm: out of memory\n"), 1;
+    char *line = job->class_storage;
+    for (int number = 1; line && *line; number++) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        while (isspace((unsigned char)*line)) line++;
+        char *end = line + strlen(line);
+        while (end > line && isspace((unsigned char)end[-1])) *--end = '\0';
+        if (!*line) {
+            if (!next || !*next) break; /* a final newline */
+            fprintf(stderr, "densemllm eval: --classes-file %s: line %d is empty\n", path, number);
+            return 2;
+        }
+        job->class_names[job->n_classes++] = line;
+        line = next;
+    }
+    if (job->n_classes == 0) return fprintf(stderr, "densemllm eval: --classes-file %s holds no names\n", path), 2;
+    return 0;
+}
+
+static char *string_field(const cJSON *item, const char *key) {
+    const cJSON *field = cJSON_GetObjectItemCaseSensitive(item, key);
+    return cJSON_IsString(field) && field->valuestring[0] ? field->valuestring : NULL;
+}
+
+static int add_sample(eval_job *job, const cJSON *item, const char *dir, int number) {
+    const char *image = string_field(item, "image"), *phrase = string_field(item, "phrase"),
+               *mask = string_field(item, "mask");
+    if (!image || !phrase || !mask) {
+        fprintf(stderr, "densemllm eval: sample %d needs the strings \"image\", \"phrase\" and \"mask\"\n", number);
+        return 2;
+    }
+    ref_sample *s = &job->samples[job->n_samples];
+    char **id = &job->sample_ids[job->n_samples++]; /* counted now, so free_job frees what follows */
+    s->image = image[0] == '/' ? strdup(image) : join_path(dir, image);
+    s->mask = mask[0] == '/' ? strdup(mask) : join_path(dir, mask);
+    s->phrase = strdup(phrase);
+    *id = malloc(24);
+    if (!s->image || !s->mask || !s->phrase || !*id) return fprintf(stderr, "densemllm: out of memory\n"), 1;
+    /* zero-padded so that the runner's sorted order is the file's */
+    snprintf(*id, 24, "sample-%08d", number);
+    return 0;
+}
+
+/* The refseg list: a JSON array, or one JSON object per line. */
+static int read_samples(eval_job *job) {
+    struct stat st;
+    char *path = NULL;
+    if (stat(job->dataset, &st) == 0 && S_ISDIR(st.st_mode)) {
+        path = join_path(job->dataset, "refs.jsonl");
+        if (path && stat(path, &st) != 0) {
+            free(path);
+            path = join_path(job->dataset, "refs.json");
+        }
+    } else {
+        path = strdup(job->dataset);
+    }
+    char *text = path ? read_text(path) : NULL;
+    if (!text) {
+        fprintf(stderr, "densemllm eval: %s: %s\n", path ? path : job->dataset, strerror(errno));
+        free(path);
+        return 2;
+    }
+    char *slash = strrchr(path, '/');
+    const char *dir = ".";
+    if (slash) {
+        *slash = '\0';
+        dir = path;
+    }
+    int capacity = 1;
+    for (const char *c = text; *c; c++) capacity += *c == '\n';
+    cJSON *array = NULL;
+    const char *start = text;
+    while (isspace((unsigned char)*start)) start++;
+    if (*start == '[') {
+        array = cJSON_Parse(start);
+        capacity = cJSON_GetArraySize(array);
+    }
+    job->samples = calloc((size_t)capacity + 1, sizeof *job->samples);
+    job->sample_ids = calloc((size_t)capacity + 1, sizeof *job->sample_ids);
+    int failed = !job->samples || !job->sample_ids ? (fprintf(stderr, "densemllm: out of memory\n"), 1) : 0;
+    if (!failed && *start == '[') {
+        if (!cJSON_IsArray(array))
+            failed = (fprintf(stderr, "densemllm eval: %s is not valid JSON\n", job->dataset), 2);
+        for (int i = 0; !failed && i < capacity; i++) failed = add_sample(job, cJSON_GetArrayItem(array, i), dir, i);
+    } else {
+        int number = 0;
+        for (char *line = text; !failed && line && *line;) {
+            char *next = strchr(line, '\n');
+            if (next) *next++ = '\0';
+            const char *c = line;
+            while (isspace((unsigned char)*c)) c++;
+            if (*c) {
+                cJSON *item = cJSON_Parse(c);
+                if (!cJSON_IsObject(item))
+                    failed =
+                        (fprintf(stderr, "densemllm eval: line %d of the list is not a JSON object\n", number + 1), 2);
+                else
+                    failed = add_sample(job, item, dir, number);
+                cJSON_Delete(item);
+            }
+            number++;
+            line = next;
+        }
+    }
+    if (!failed && job->n_samples == 0) failed = (fprintf(stderr, "densemllm eval: the list holds no samples\n"), 2);
+    cJSON_Delete(array);
+    free(text);
+    free(path);
+    return failed;
+}
+
+static void free_job(eval_job *job) {
+    for (int i = 0; i < job->n_samples; i++) {
+        free(job->samples[i].image);
+        free(job->samples[i].phrase);
+        free(job->samples[i].mask);
+        free(job->sample_ids[i]);
+    }
+    free(job->samples);
+    free(job->sample_ids);
+    free(job->class_names);
+    free(job->class_storage);
+    dmllm_seg_metrics_free(job->seg);
+    dmllm_depth_metrics_free(job->depth);
+    dmllm_mask_metrics_free(job->masks);
+}
+
+/* Ground truth of an image: DATASET/<folder>/<stem>.png. */
+static char *truth_path(const eval_job *job, const char *folder, const char *stem) {
+    char *path = malloc(strlen(job->dataset) + strlen(folder) + strlen(stem) + 8);
+    if (path) sprintf(path, "%s/%s/%s.png", job->dataset, folder, stem);
+    return path;
+}
+
+static int compare_ids(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The sample run under an id; the ids are in increasing order. */
+static const ref_sample *sample_of(const eval_job *job, const char *stem) {
+    char *const *found = bsearch(&stem, job->sample_ids, (size_t)job->n_samples, sizeof *job->sample_ids, compare_ids);
+    return found ? &job->samples[found - job->sample_ids] : NULL;
+}
+
+/* ---- predictions ----------------------------------------------------------------------------- */
+
+/* The model input: the image, up-scaled by --scale. */
+static int load_input(const cli_context *c, const eval_job *job, const char *path, dmllm_image **image,
+                      dmllm_image **input) {
+    *input = NULL;
+    dmllm_status status = dmllm_image_load_file(path, image);
+    if (status != DMLLM_OK) return cli_fail(status, path);
+    if (job->scale == 1.0f) return 0;
+    const int w = (int)lrint(dmllm_image_width(*image) * (double)job->scale),
+              h = (int)lrint(dmllm_image_height(*image) * (double)job->scale);
+    const dmllm_resize_mode mode = strcmp(c->common->resize, "pillow") ? DMLLM_RESIZE_HF : DMLLM_RESIZE_PILLOW;
+    status = dmllm_image_resize(*image, w < 1 ? 1 : w, h < 1 ? 1 : h, mode, input);
+    return status == DMLLM_OK ? 0 : cli_fail(status, "--scale");
+}
+
+static void add_timings(cJSON *json, const dmllm_dense_result *r) {
+    cJSON_AddNumberToObject(json, "seconds_encode", r->seconds_encode);
+    cJSON_AddNumberToObject(json, "seconds_prefill", r->seconds_prefill);
+    cJSON_AddNumberToObject(json, "seconds_readout", r->seconds_readout);
+    cJSON_AddNumberToObject(json, "seconds_crf", r->seconds_crf);
+}
+
+static int predict_semantic(cli_context *c, const eval_job *job, const char *path, const char *stem, cJSON *json) {
+    dmllm_image *image = NULL, *input = NULL;
+    if (load_input(c, job, path, &image, &input) != 0) return 1;
+    const int w = dmllm_image_width(image), h = dmllm_image_height(image);
+    dmllm_dense_params p;
+    dmllm_dense_params_init(&p);
+    p.class_names = (const char *const *)job->class_names;
+    p.n_classes = job->n_classes;
+    p.evaluation = 1;
+    p.crf = &job->crf;
+    dmllm_dense_result *r = NULL;
+    dmllm_status status = dmllm_predict_dense(c->session, input ? input : image, &p, &r);
+    int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, path) : 0;
+    uint16_t *labels = NULL; /* [h][w]: the prediction at the image's size (nearest neighbour) */
+    if (!failed && !(labels = malloc(sizeof *labels * (size_t)w * h)))
+        failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    for (int y = 0; !failed && y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const int sy = (int)((y + 0.5) * r->height / h), sx = (int)((x + 0.5) * r->width / w);
+            labels[(size_t)y * w + x] = r->labels[(size_t)sy * r->width + sx];
+        }
+    if (!failed) {
+        status = dmllm_write_label_png(cli_output_path(c->common, stem, ".labels.png"), labels, w, h, r->n_labels);
+        if (status != DMLLM_OK) failed = cli_fail(status, "writing the label map");
+    }
+    if (!failed) {
+        cJSON_AddStringToObject(json, "prediction", cli_output_path(c->common, stem, ".labels.png"));
+        add_timings(json, r);
+    }
+    free(labels);
+    dmllm_dense_result_free(r);
+    dmllm_image_free(input);
+    dmllm_image_free(image);
+    return failed;
+}
+
+static int predict_depth(cli_context *c, const eval_job *job, const char *path, const char *stem, cJSON *json) {
+    dmllm_image *image = NULL, *input = NULL;
+    if (load_input(c, job, path, &image, &input) != 0) return 1;
+    dmllm_dense_params p;
+    dmllm_dense_params_init(&p);
+    p.task = DMLLM_TASK_DEPTH;
+    p.depth_profile = job->depth_profile;
+    p.layout = job->image_first ? DMLLM_LAYOUT_IMAGE_FIRST : DMLLM_LAYOUT_PROMPT_FIRST;
+    dmllm_dense_result *r = NULL;
+    dmllm_status status = dmllm_predict_dense(c->session, input ? input : image, &p, &r);
+    int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, path) : 0;
+    if (!failed) failed = write_npy(cli_output_path(c->common, stem, ".depth.npy"), r->depth_m, r->width, r->height);
+    if (!failed) {
+        cJSON_AddStringToObject(json, "prediction", cli_output_path(c->common, stem, ".depth.npy"));
+        add_timings(json, r);
+    }
+    dmllm_dense_result_free(r);
+    dmllm_image_free(input);
+    dmllm_image_free(image);
+    return failed;
+}
+
+static int predict_refseg(cli_context *c, const eval_job *job, const char *stem, cJSON *json) {
+    const ref_sample *s = sample_of(job, stem);
+    if (!s) return fprintf(stderr, "densemllm eval: %s is not a sample of the list\n", stem), 1;
+    dmllm_image *image = NULL;
+    dmllm_status status = dmllm_image_load_file(s->image, &image);
+    if (status != DMLLM_OK) return cli_fail(status, s->image);
+    dmllm_crop_params crop;
+    dmllm_crop_params_init(&crop);
+    crop.generate = &job->generate;
+    crop.evaluation = 1;
+    crop.crf = &job->crf;
+    dmllm_refer_result *r = NULL;
+    status = dmllm_refer_segment(c->session, image, s->phrase, &crop, &r);
+    int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, s->image) : 0;
+    const size_t n = failed ? 0 : (size_t)r->width * r->height;
+    uint16_t *labels = failed ? NULL : malloc(sizeof *labels * (n ? n : 1));
+    if (!failed && !labels) failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    for (size_t i = 0; !failed && i < n; i++) labels[i] = r->mask[i];
+    if (!failed) {
+        status = dmllm_write_label_png(cli_output_path(c->common, stem, ".mask.png"), labels, r->width, r->height, 2);
+        if (status != DMLLM_OK) failed = cli_fail(status, "writing the mask");
+    }
+    if (!failed) {
+        cJSON_AddStringToObject(json, "image", s->image);
+        cJSON_AddStringToObject(json, "phrase", s->phrase);
+        cJSON_AddStringToObject(json, "prediction", cli_output_path(c->common, stem, ".mask.png"));
+        cJSON_AddBoolToObject(json, "found", r->found);
+        cJSON_AddItemToObject(json, "box", cJSON_CreateIntArray(r->box, 4));
+        cJSON_AddStringToObject(json, "answer", r->answer ? r->answer : "");
+    }
+    free(labels);
+    dmllm_refer_result_free(r);
+    dmllm_image_free(image);
+    return failed;
+}
+
+static int predict_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
+    const eval_job *job = user;
+    cJSON *json = cJSON_CreateObject();
+    if (!json) return fprintf(stderr, "densemllm: out of memory\n"), 1;
+    cJSON_AddStringToObject(json, "id", stem);
+    const int failed = job->task == TASK_SEMANTIC ? predict_semantic(c, job, path, stem, json)
+                       : job->task == TASK_DEPTH  ? predict_depth(c, job, path, stem, json)
+                                                  : predict_refseg(c, job, stem, json);
+    *json_out = failed ? NULL : cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+    return failed;
+}
+
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+static int same_size(const char *a, int aw, int ah, const char *b, int bw, int bh) {
+    if (aw == bw && ah == bh) return 1;
+    fprintf(stderr, "densemllm eval: %s is %dx%d but %s is %dx%d\n", a, aw, ah, b, bw, bh);
+    return 0;
+}
+
+static int score_semantic(cli_context *c, eval_job *job, const char *stem) {
+    char *truth = truth_path(job, "annotations", stem);
+    dmllm_png_values *pred = NULL, *gt = NULL;
+    const char *pred_path = cli_output_path(c->common, stem, ".labels.png");
+    int failed = !truth || read_values(pred_path, &pred) || read_values(truth, &gt) ||
+                 !same_size(pred_path, pred->width, pred->height, truth, gt->width, gt->height);
+    if (!failed) {
+        const dmllm_status status =
+            dmllm_seg_metrics_add(job->seg, pred->values, gt->values, (size_t)gt->width * gt->height);
+        failed = status != DMLLM_OK ? cli_fail(status, truth) : 0;
+    }
+    dmllm_png_values_free(pred);
+    dmllm_png_values_free(gt);
+    free(truth);
+    return failed;
+}
+
+static int score_depth(cli_context *c, eval_job *job, const char *stem) {
+    char *truth = truth_path(job, "depth", stem);
+    dmllm_png_values *gt = NULL;
+    float *pred = NULL, *metres = NULL; /* [pred h][pred w], [gt h][gt w] */
+    int pw = 0, ph = 0;
+    int failed =
+        !truth || read_npy(cli_output_path(c->common, stem, ".depth.npy"), &pred, &pw, &ph) || read_values(truth, &gt);
+    const size_t n = failed ? 0 : (size_t)gt->width * gt->height;
+    if (!failed && !(metres = malloc(sizeof *metres * n))) failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    for (size_t i = 0; !failed && i < n; i++) metres[i] = (float)(gt->values[i] / (double)job->depth_scale);
+    if (!failed) {
+        const dmllm_status status = dmllm_depth_metrics_add(job->depth, pred, pw, ph, metres, gt->width, gt->height);
+        failed = status != DMLLM_OK ? cli_fail(status, truth) : 0;
+    }
+    dmllm_png_values_free(gt);
+    free(pred);
+    free(metres);
+    free(truth);
+    return failed;
+}
+
+static int score_refseg(cli_context *c, eval_job *job, const char *stem) {
+    const ref_sample *s = sample_of(job, stem);
+    if (!s) return fprintf(stderr, "densemllm eval: %s is not a sample of the list\n", stem), 1;
+    dmllm_png_values *pred = NULL, *gt = NULL;
+    const char *pred_path = cli_output_path(c->common, stem, ".mask.png");
+    int failed = read_values(pred_path, &pred) || read_values(s->mask, &gt) ||
+                 !same_size(pred_path, pred->width, pred->height, s->mask, gt->width, gt->height);
+    const size_t n = failed ? 0 : (size_t)gt->width * gt->height;
+    uint8_t *p = failed ? NULL : malloc(n ? n : 1), *g = failed ? NULL : malloc(n ? n : 1);
+    if (!failed && (!p || !g)) failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    for (size_t i = 0; !failed && i < n; i++) {
+        p[i] = pred->values[i] != 0;
+        g[i] = gt->values[i] != 0;
+    }
+    if (!failed) {
+        const dmllm_status status = dmllm_mask_metrics_add(job->masks, p, g, n);
+        failed = status != DMLLM_OK ? cli_fail(status, s->mask) : 0;
+    }
+    free(p);
+    free(g);
+    dmllm_png_values_free(pred);
+    dmllm_png_values_free(gt);
+    return failed;
+}
+
+static int score_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
+    (void)path;
+    eval_job *job = user;
+    *json_out = NULL;
+    return job->task == TASK_SEMANTIC ? score_semantic(c, job, stem)
+           : job->task == TASK_DEPTH  ? score_depth(c, job, stem)
+                                      : score_refseg(c, job, stem);
+}
+
+static cJSON *number_or_null(double value) { return isfinite(value) ? cJSON_CreateNumber(value) : cJSON_CreateNull(); }
+
+static cJSON *semantic_summary(const eval_job *job) {
+    dmllm_seg_result *r = NULL;
+    const dmllm_status status = dmllm_seg_metrics_result(job->seg, &r);
+    if (status != DMLLM_OK) return cli_fail(status, "semantic metrics"), NULL;
+    cJSON *json = cJSON_CreateObject();
+    cJSON_AddNumberToObject(json, "n_images", (double)r->n_images);
+    cJSON_AddItemToObject(json, "mIoU", number_or_null(r->miou));
+    cJSON_AddItemToObject(json, "mAcc", number_or_null(r->macc));
+    cJSON_AddItemToObject(json, "aAcc", number_or_null(r->aacc));
+    cJSON *classes = cJSON_AddArrayToObject(json, "classes");
+    for (int k = 0; k < r->n_classes; k++) {
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "name", job->class_names[k]);
+        cJSON_AddItemToObject(item, "IoU", number_or_null(r->iou[k]));
+        cJSON_AddItemToObject(item, "Acc", number_or_null(r->acc[k]));
+        cJSON_AddItemToArray(classes, item);
+    }
+    dmllm_seg_result_free(r);
+    return json;
+}
+
+static cJSON *depth_summary(const eval_job *job) {
+    dmllm_depth_scores d = {.struct_size = sizeof d};
+    const dmllm_status status = dmllm_depth_metrics_result(job->depth, &d);
+    if (status != DMLLM_OK) return cli_fail(status, "depth metrics"), NULL;
+    cJSON *json = cJSON_CreateObject();
+    cJSON_AddNumberToObject(json, "n_images", (double)d.n_images);
+    cJSON_AddNumberToObject(json, "n_images_empty", (double)d.n_images_empty);
+    const struct {
+        const char *name;
+        double value;
+    } values[] = {{"delta1", d.delta1},     {"delta2", d.delta2}, {"delta3", d.delta3},
+                  {"abs_rel", d.abs_rel},   {"sq_rel", d.sq_rel}, {"rmse", d.rmse},
+                  {"rmse_log", d.rmse_log}, {"log10", d.log10},   {"silog", d.silog}};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+        cJSON_AddItemToObject(json, values[i].name, number_or_null(values[i].value));
+    return json;
+}
+
+static cJSON *refseg_summary(const eval_job *job) {
+    dmllm_mask_scores m = {.struct_size = sizeof m};
+    const dmllm_status status = dmllm_mask_metrics_result(job->masks, &m);
+    if (status != DMLLM_OK) return cli_fail(status, "referring metrics"), NULL;
+    cJSON *json = cJSON_CreateObject();
+    cJSON_AddNumberToObject(json, "n_samples", (double)m.n_samples);
+    cJSON_AddNumberToObject(json, "cIoU", m.ciou);
+    cJSON_AddNumberToObject(json, "gIoU", m.giou);
+    return json;
+}
+
+/* complete: every sample (of the shard) had a prediction and was scored. */
+static int report_metrics(const cli_common *common, const eval_job *job, int complete) {
+    static const char *const names[] = {"semantic", "depth", "refseg"};
+    cJSON *json = job->task == TASK_SEMANTIC ? semantic_summary(job)
+                  : job->task == TASK_DEPTH  ? depth_summary(job)
+                                             : refseg_summary(job);
+    if (!json) return 1;
+    cJSON_AddStringToObject(json, "task", names[job->task]);
+    cJSON_AddStringToObject(json, "dataset", job->dataset);
+    if (common->shard) cJSON_AddStringToObject(json, "shard", common->shard);
+    cJSON_AddBoolToObject(json, "complete", complete);
+    char *text = common->json ? cJSON_PrintUnformatted(json) : cJSON_Print(json);
+    cJSON_Delete(json);
+    if (!text) return fprintf(stderr, "densemllm: out of memory\n"), 1;
+    printf("%s\n", text);
+    const int failed = write_atomically(cli_output_path(common, "metrics", ".json"), text, strlen(text));
+    free(text);
+    return failed;
+}
+
+/* ---- the command ----------------------------------------------------------------------------- */
+
+static int parse_task(const char *name, eval_task *task) {
+    static const char *const names[] = {"semantic", "depth", "refseg"};
+    for (int i = 0; name && i < 3; i++)
+        if (!strcmp(name, names[i])) {
+            *task = (eval_task)i;
+            return 0;
+        }
+    fprintf(stderr, "densemllm eval: --task must be semantic, depth or refseg\n");
+    return 2;
+}
+
+static int parse_crop(const char *name, dmllm_depth_crop *crop) {
+    static const char *const names[] = {"none", "eigen", "garg"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, names[i])) {
+            *crop = (dmllm_depth_crop)i;
+            return 0;
+        }
+    fprintf(stderr, "densemllm eval: --crop must be none, eigen or garg\n");
+    return 2;
+}
+
+/* Checks the options of the task and opens its metrics accumulator. */
+static int prepare(eval_job *job, const char *task, const char *classes_file, const char *crop, int no_crf) {
+    int failed = parse_task(task, &job->task);
+    if (!failed && !(job->scale > 0.0f && job->scale <= 16.0f))
+        failed = (fprintf(stderr, "densemllm eval: --scale must be in (0, 16]\n"), 2);
+    if (!failed && (job->crf.iterations < 0 || job->crf.iterations > 1000))
+        failed = (fprintf(stderr, "densemllm eval: --crf-iterations must be 0..1000\n"), 2);
+    if (failed) return failed;
+    if (no_crf) job->crf.iterations = 0;
+    dmllm_status status = DMLLM_OK;
+    switch (job->task) {
+    case TASK_SEMANTIC:
+        if (!classes_file) return fprintf(stderr, "densemllm eval: --task semantic needs --classes-file\n"), 2;
+        if ((failed = read_classes(classes_file, job))) return failed;
+        job->seg_params.n_classes = job->n_classes;
+        status = dmllm_seg_metrics_create(&job->seg_params, &job->seg);
+        break;
+    case TASK_DEPTH:
+        if ((failed = parse_crop(crop, &job->depth_params.crop))) return failed;
+        if (!(job->depth_scale > 0.0f)) return fprintf(stderr, "densemllm eval: --depth-scale must be > 0\n"), 2;
+        status = dmllm_depth_metrics_create(&job->depth_params, &job->depth);
+        break;
+    case TASK_REFSEG:
+        if (job->generate.max_new_tokens < 1) return fprintf(stderr, "densemllm eval: --max-tokens must be >= 1\n"), 2;
+        if ((failed = read_samples(job))) return failed;
+        status = dmllm_mask_metrics_create(&job->masks);
+        break;
+    }
+    return status == DMLLM_OK ? 0 : (cli_fail(status, "the metrics options"), 2);
+}
+
+static int run_eval(int argc, char **argv) {
+    eval_job job = {.scale = 1.0f, .depth_scale = 1000.0f};
+    dmllm_seg_metrics_params_init(&job.seg_params);
+    dmllm_depth_metrics_params_init(&job.depth_params);
+    dmllm_crf_params_init(&job.crf);
+    dmllm_generate_params_init(&job.generate);
+    const char *task = NULL, *classes_file = NULL, *crop = "none";
+    int no_crf = 0, metrics_only = 0;
+    float min_depth = (float)job.depth_params.min_depth, max_depth = (float)job.depth_params.max_depth;
+    const cli_option options[] = {
+        {"--task", CLI_STRING, &task, "TASK", "semantic | depth | refseg (required)"},
+        {"--metrics-only", CLI_FLAG, &metrics_only, NULL, "score the predictions already in --out"},
+        {"--scale", CLI_FLOAT, &job.scale, "F", "up-scale inputs before the model (report: ADE20K 4, NYUv2 3); the CRF runs at that size"},
+        {"--classes-file", CLI_STRING, &classes_file, "FILE", "semantic: class names, one per line, in GT order"},
+        {"--reduce-zero-label", CLI_FLAG, &job.seg_params.reduce_zero_label, NULL,
+         "semantic: GT 0 is ignored and v means class v-1 (raw ADE20K)"},
+        {"--ignore-index", CLI_INT, &job.seg_params.ignore_index, "N", "semantic: GT value to ignore (default 255)"},
+        {"--no-crf", CLI_FLAG, &no_crf, NULL, "semantic, refseg: argmax without the dense CRF"},
+        {"--crf-iterations", CLI_INT, &job.crf.iterations, "N", "semantic, refseg: mean-field iterations (default 5)"},
+        {"--depth-profile", CLI_STRING, &job.depth_profile, "NAME", "depth: bin quantisation (default: the profile's)"},
+        {"--image-first", CLI_FLAG, &job.image_first, NULL,
+         "depth: image before the prompt (default: the report's prompt first)"},
+        {"--depth-scale", CLI_FLOAT, &job.depth_scale, "U", "depth: GT PNG units per metre (default 1000)"},
+        {"--min-depth", CLI_FLOAT, &min_depth, "M", "depth: valid GT above this (default 0.001)"},
+        {"--max-depth", CLI_FLOAT, &max_depth, "M", "depth: valid GT below this (default 10)"},
+        {"--crop", CLI_STRING, &crop, "KIND", "depth: none | eigen (NYUv2 480x640) | garg (default none)"},
+        {"--max-tokens", CLI_INT, &job.generate.max_new_tokens, "N", "refseg: longest grounding answer (default 4096)"},
+        {0},
+    };
+    cli_common common;
+    const int n = cli_parse(&cli_eval_command, argc, argv, options, &common);
+    if (n < 0) return cli_parse_exit(n);
+    if (n != 1) {
+        fprintf(stderr, "densemllm eval: give exactly one DATASET (see --help)\n");
+        return 2;
+    }
+    job.dataset = common.inputs[0];
+    job.depth_params.min_depth = min_depth;
+    job.depth_params.max_depth = max_depth;
+    int exit_code = prepare(&job, task, classes_file, crop, no_crf);
+    /* The runner's inputs: the image folder, or the refseg sample ids. */
+    char *images = exit_code ? NULL : join_path(job.dataset, "images");
+    if (!exit_code && job.task == TASK_REFSEG) {
+        common.inputs = job.sample_ids;
+        common.n_inputs = job.n_samples;
+    } else if (!exit_code) {
+        common.inputs = &images;
+        common.n_inputs = 1;
+    }
+    cli_context context = {.common = &common};
+    if (!exit_code && !metrics_only) {
+        exit_code = cli_open(&common, &context);
+        if (!exit_code) exit_code = cli_for_each_input(&context, predict_one, &job);
+        cli_close(&context);
+    }
+    if (exit_code <= 1) {
+        /* Scoring revisits every sample (of the shard) quietly and keeps no per-sample file. */
+        cli_common scoring = common;
+        scoring.resume = 0;
+        scoring.quiet = 1;
+        scoring.json = 0;
+        context.common = &scoring;
+        const int scoring_failed = cli_for_each_input(&context, score_one, &job);
+        const int reported = scoring_failed == 2 ? 2 : report_metrics(&common, &job, scoring_failed == 0);
+        exit_code = reported ? reported : exit_code | scoring_failed;
+    }
+    free(images);
+    free_job(&job);
+    return exit_code;
+}
+
+const cli_command cli_eval_command = {
+    .name = "eval",
+    .summary = "dense benchmarks over a dataset (semantic mIoU, depth delta1/AbsRel, referring cIoU) as JSON",
+    .synopsis = "densemllm eval --task semantic|depth|refseg [options] DATASET",
+    .run = run_eval,
+};
