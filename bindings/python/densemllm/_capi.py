@@ -54,11 +54,18 @@ class ImageGrid(ctypes.Structure):
                                            "original_w", "original_h")]
 
 
+class CrfParams(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("iterations", c_int), ("gaussian_sxy", c_float),
+                ("gaussian_compat", c_float), ("bilateral_sxy", c_float), ("bilateral_srgb", c_float),
+                ("bilateral_compat", c_float)]
+
+
 class DenseParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("task", c_int), ("class_names", POINTER(c_char_p)), ("n_classes", c_int),
                 ("label_token_ids", POINTER(c_int32)), ("label_offsets", POINTER(c_int)), ("background", c_int),
                 ("evaluation", c_int), ("layout", c_int), ("prompt", c_char_p), ("alignment", c_int),
-                ("depth_profile", c_char_p), ("focal_length_px", c_float), ("keep_token_scores", c_int)]
+                ("depth_profile", c_char_p), ("focal_length_px", c_float), ("keep_token_scores", c_int),
+                ("crf", POINTER(CrfParams))]
 
 
 class DenseResult(ctypes.Structure):
@@ -67,7 +74,7 @@ class DenseResult(ctypes.Structure):
                 ("depth_grid_w", c_int), ("depth_grid_h", c_int), ("depth_grid_bins", POINTER(c_uint16)),
                 ("tokens_w", c_int), ("tokens_h", c_int), ("n_scores", c_int), ("token_scores", POINTER(c_float)),
                 ("reused_prefix", c_int), ("seconds_encode", c_double), ("seconds_prefill", c_double),
-                ("seconds_readout", c_double)]
+                ("seconds_readout", c_double), ("seconds_crf", c_double)]
 
 
 class SegMetricsParams(ctypes.Structure):
@@ -129,7 +136,13 @@ class Regions(ctypes.Structure):
 
 class CropParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("padding", c_float), ("short_side", c_int), ("box_px", c_int),
-                ("box_rgb", c_uint8 * 3), ("max_regions", c_int), ("generate", POINTER(GenerateParams))]
+                ("box_rgb", c_uint8 * 3), ("max_regions", c_int), ("generate", POINTER(GenerateParams)),
+                ("evaluation", c_int), ("crf", POINTER(CrfParams))]
+
+
+class PngValues(ctypes.Structure):
+    _fields_ = [("width", c_int), ("height", c_int), ("bit_depth", c_int), ("palette", c_int),
+                ("values", POINTER(c_uint16))]
 
 
 class ReferResult(ctypes.Structure):
@@ -252,13 +265,20 @@ PROTOTYPES = {
     "dmllm_openset_segment": (_status, [_handle, _handle, _P(c_char_p), c_int, _P(CropParams),
                                         _P(_P(OpensetResult))]),
     "dmllm_openset_result_free": (None, [_P(OpensetResult)]),
+    # dense CRF, annotation files
+    "dmllm_crf_params_init": (None, [_P(CrfParams)]),
+    "dmllm_crf_params_sizeof": (c_size_t, []),
+    "dmllm_crf_refine": (_status, [_handle, c_void_p, c_int, _P(CrfParams), c_void_p]),
+    "dmllm_read_png_values": (_status, [c_char_p, _P(_P(PngValues))]),
+    "dmllm_png_values_free": (None, [_P(PngValues)]),
 }
 
 # params struct -> its sizeof function: a mismatch means this binding and the library disagree.
 _SIZE_CHECKS = {ModelParams: "dmllm_model_params_sizeof", SessionParams: "dmllm_session_params_sizeof",
                 DenseParams: "dmllm_dense_params_sizeof", SegMetricsParams: "dmllm_seg_metrics_params_sizeof",
                 DepthMetricsParams: "dmllm_depth_metrics_params_sizeof",
-                GenerateParams: "dmllm_generate_params_sizeof", CropParams: "dmllm_crop_params_sizeof"}
+                GenerateParams: "dmllm_generate_params_sizeof", CropParams: "dmllm_crop_params_sizeof",
+                CrfParams: "dmllm_crf_params_sizeof"}
 
 
 def _candidates():

@@ -263,6 +263,31 @@ class ImageGrid:
         return self.tokens_h * self.tokens_w
 
 
+def crf_params(**values: Any) -> _capi.CrfParams:
+    """dmllm_crf_params with the defaults (model-spec 6.5) and the given fields replaced: iterations,
+    gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat."""
+    p = _capi.CrfParams()
+    _lib.dmllm_crf_params_init(byref(p))
+    for name, value in values.items():
+        if name == "struct_size" or name not in dict(_capi.CrfParams._fields_):
+            raise TypeError(f"crf: unknown setting {name!r}")
+        setattr(p, name, value)
+    return p
+
+
+def crf_refine(image: ImageLike, probabilities: Any, **settings: Any) -> Any:
+    """The dense CRF (dmllm_crf_refine) over float32 probabilities (height, width, labels) of the
+    image's size; returns the refined marginals in a new array. settings: as crf_params()."""
+    img = as_image(image)
+    buf = _arrays.Input(probabilities, "f", "probabilities")
+    if len(buf.shape) != 3 or buf.shape[:2] != (img.height, img.width):
+        raise ValueError(f"probabilities: expected ({img.height}, {img.width}, labels), got {buf.shape}")
+    params = crf_params(**settings)
+    out, address = _arrays.empty("f", buf.shape)
+    check(_lib.dmllm_crf_refine(img.handle, buf.address, buf.shape[2], byref(params), address))
+    return out
+
+
 class Session(_Handle):
     """Mutable inference state on a model: KV cache, encoded image, last error. Use it from one
     thread at a time. Failed calls raise DenseMLLMError subclasses with the session's message."""
@@ -375,10 +400,12 @@ class Session(_Handle):
                       label_token_ids: Optional[Sequence[Sequence[int]]] = None, background: bool = False,
                       evaluation: bool = False, layout: Layout = Layout.IMAGE_FIRST, prompt: Optional[str] = None,
                       alignment: Optional[Alignment] = None, depth_profile: Optional[str] = None,
-                      focal_length_px: float = 0.0, keep_token_scores: bool = False) -> DenseResult:
+                      focal_length_px: float = 0.0, keep_token_scores: bool = False,
+                      crf: Optional[Dict[str, Any]] = None) -> DenseResult:
         """DenseMLLM's readout (dmllm_predict_dense). SEMANTIC takes class names, or per class a list
         of token ids whose logits are averaged; FGBG and DEPTH need neither. Settings left as None
-        come from the model's readout profile."""
+        come from the model's readout profile. evaluation runs the dense CRF, tuned by crf (keys as
+        crf_refine's; iterations=0 leaves it out)."""
         p = _capi.DenseParams()
         _lib.dmllm_dense_params_init(byref(p))
         p.task, p.background, p.evaluation, p.layout = int(task), int(background), int(evaluation), int(layout)
@@ -386,6 +413,9 @@ class Session(_Handle):
         p.alignment = FROM_PROFILE if alignment is None else int(alignment)
         keep = [_encode(prompt), _encode(depth_profile)]  # the C strings live as long as this list
         p.prompt, p.depth_profile = keep[0], keep[1]
+        if crf is not None:
+            keep.append(crf_params(**crf))
+            p.crf = ctypes.pointer(keep[-1])
         if classes is not None:
             names = _string_array(classes)
             keep.append(names)
@@ -486,9 +516,14 @@ class Session(_Handle):
     # -- box-prompted pipelines --
     def _crop_params(self, padding: Optional[float], short_side: Optional[int], box_px: Optional[int],
                      box_rgb: Optional[Tuple[int, int, int]], max_regions: Optional[int],
-                     generate: Optional[Dict[str, Any]]) -> _capi.CropParams:
+                     generate: Optional[Dict[str, Any]], evaluation: bool = False,
+                     crf: Optional[Dict[str, Any]] = None) -> _capi.CropParams:
         p = _capi.CropParams()
         _lib.dmllm_crop_params_init(byref(p))
+        p.evaluation = int(evaluation)
+        if crf is not None:
+            p._crf = crf_params(**crf)  # kept alive by the struct
+            p.crf = ctypes.pointer(p._crf)
         for name, value in (("padding", padding), ("short_side", short_side), ("box_px", box_px),
                             ("max_regions", max_regions)):
             if value is not None:
@@ -502,10 +537,12 @@ class Session(_Handle):
 
     def segment_box(self, image: ImageLike, box: Sequence[int], *, padding: Optional[float] = None,
                     short_side: Optional[int] = None, box_px: Optional[int] = None,
-                    box_rgb: Optional[Tuple[int, int, int]] = None) -> Any:
-        """FG/BG inside one box (x0, y0, x1, y1, original pixels): uint8 (height, width), 1 = FG."""
+                    box_rgb: Optional[Tuple[int, int, int]] = None, evaluation: bool = False,
+                    crf: Optional[Dict[str, Any]] = None) -> Any:
+        """FG/BG inside one box (x0, y0, x1, y1, original pixels): uint8 (height, width), 1 = FG.
+        evaluation reads FG/BG as the report's benchmarks (softmax, dense CRF tuned by crf)."""
         img = as_image(image)
-        params = self._crop_params(padding, short_side, box_px, box_rgb, None, None)
+        params = self._crop_params(padding, short_side, box_px, box_rgb, None, None, evaluation, crf)
         mask, address = _arrays.empty("B", (img.height, img.width))
         self._call(_lib.dmllm_segment_box, img.handle, (c_int * 4)(*box), byref(params), address,
                    img.width * img.height)
@@ -514,10 +551,13 @@ class Session(_Handle):
     def refer_segment(self, image: ImageLike, phrase: str, *, padding: Optional[float] = None,
                       short_side: Optional[int] = None, box_px: Optional[int] = None,
                       box_rgb: Optional[Tuple[int, int, int]] = None,
-                      generate: Optional[Dict[str, Any]] = None) -> ReferResult:
+                      generate: Optional[Dict[str, Any]] = None, evaluation: bool = False,
+                      crf: Optional[Dict[str, Any]] = None) -> ReferResult:
         """Referring segmentation: grounding box for the phrase, then segment_box. No usable box is
-        not an error: the result has found False and a message. generate: options as generate()."""
-        img, params = as_image(image), self._crop_params(padding, short_side, box_px, box_rgb, None, generate)
+        not an error: the result has found False and a message. generate: options as generate();
+        evaluation, crf: as segment_box."""
+        img = as_image(image)
+        params = self._crop_params(padding, short_side, box_px, box_rgb, None, generate, evaluation, crf)
         out = ctypes.POINTER(_capi.ReferResult)()
         try:
             self._call(_lib.dmllm_refer_segment, img.handle, _encode(phrase), byref(params), byref(out))

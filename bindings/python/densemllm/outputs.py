@@ -78,6 +78,18 @@ def write_pca_png(path: PathLike, features: Any, grid_w: int, grid_h: int, out_w
                                    out_w, out_h))
 
 
+def read_png_values(path: PathLike) -> Tuple[Any, bool]:
+    """A grayscale or palette PNG's sample values as uint16 (height, width), as numpy reads them
+    with PIL (class indices, 16-bit depth), and whether they are palette indices."""
+    out = ctypes.POINTER(_capi.PngValues)()
+    check(_lib.dmllm_read_png_values(os.fsencode(path), byref(out)))
+    try:
+        v = out.contents
+        return _arrays.copy_from(v.values, "H", (v.height, v.width)), bool(v.palette)
+    finally:
+        _lib.dmllm_png_values_free(out)
+
+
 def mask_text_write(labels: Any, names: Optional[Sequence[str]] = None, n_labels: Optional[int] = None, *,
                     width: Optional[int] = None, height: Optional[int] = None) -> str:
     """The official dense text: <ref>name</ref> per label (when names are given), then

@@ -47,6 +47,7 @@ class DenseResult:
     seconds_encode: float
     seconds_prefill: float
     seconds_readout: float
+    seconds_crf: float               # the dense CRF (evaluation), included in seconds_readout
 
     @classmethod
     def _from_c(cls, r: _capi.DenseResult) -> "DenseResult":
@@ -62,7 +63,7 @@ class DenseResult:
             tokens_w=r.tokens_w, tokens_h=r.tokens_h, n_scores=r.n_scores,
             token_scores=_arrays.copy_from(r.token_scores, "f", scores) if r.token_scores else None,
             reused_prefix=bool(r.reused_prefix), seconds_encode=r.seconds_encode,
-            seconds_prefill=r.seconds_prefill, seconds_readout=r.seconds_readout)
+            seconds_prefill=r.seconds_prefill, seconds_readout=r.seconds_readout, seconds_crf=r.seconds_crf)
 
 
 @dataclass

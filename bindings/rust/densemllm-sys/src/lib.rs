@@ -180,6 +180,7 @@ pub struct dmllm_dense_params {
     pub depth_profile: *const c_char,
     pub focal_length_px: c_float,
     pub keep_token_scores: c_int,
+    pub crf: *const dmllm_crf_params,
 }
 
 #[repr(C)]
@@ -203,6 +204,7 @@ pub struct dmllm_dense_result {
     pub seconds_encode: c_double,
     pub seconds_prefill: c_double,
     pub seconds_readout: c_double,
+    pub seconds_crf: c_double,
 }
 
 // ---- evaluation metrics ----
@@ -390,6 +392,8 @@ pub struct dmllm_crop_params {
     pub box_rgb: [u8; 3],
     pub max_regions: c_int,
     pub generate: *const dmllm_generate_params,
+    pub evaluation: c_int,
+    pub crf: *const dmllm_crf_params,
 }
 
 #[repr(C)]
@@ -417,6 +421,30 @@ pub struct dmllm_openset_result {
 
 // Getters and *_sizeof() functions take no pointers and have no preconditions, so they are
 // declared `safe`; everything else is unsafe to call.
+// ---- dense CRF ----
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct dmllm_crf_params {
+    pub struct_size: u32,
+    pub iterations: c_int,
+    pub gaussian_sxy: c_float,
+    pub gaussian_compat: c_float,
+    pub bilateral_sxy: c_float,
+    pub bilateral_srgb: c_float,
+    pub bilateral_compat: c_float,
+}
+
+// ---- annotation files ----
+#[repr(C)]
+#[derive(Debug)]
+pub struct dmllm_png_values {
+    pub width: c_int,
+    pub height: c_int,
+    pub bit_depth: c_int,
+    pub palette: c_int,
+    pub values: *mut u16,
+}
+
 unsafe extern "C" {
     // versions
     pub safe fn dmllm_version_number() -> c_uint;
@@ -788,4 +816,19 @@ unsafe extern "C" {
         out_result: *mut *mut dmllm_openset_result,
     ) -> dmllm_status;
     pub fn dmllm_openset_result_free(result: *mut dmllm_openset_result);
+
+    // dense CRF
+    pub fn dmllm_crf_params_init(params: *mut dmllm_crf_params);
+    pub safe fn dmllm_crf_params_sizeof() -> usize;
+    pub fn dmllm_crf_refine(
+        image: *const dmllm_image,
+        probabilities: *const c_float,
+        n_labels: c_int,
+        params: *const dmllm_crf_params,
+        out_probabilities: *mut c_float,
+    ) -> dmllm_status;
+
+    // annotation files
+    pub fn dmllm_read_png_values(path: *const c_char, out_values: *mut *mut dmllm_png_values) -> dmllm_status;
+    pub fn dmllm_png_values_free(values: *mut dmllm_png_values);
 }

@@ -23,6 +23,7 @@ fn params_sizes_match_the_library() {
     assert_eq!(size_of::<dmllm_depth_metrics_params>(), dmllm_depth_metrics_params_sizeof());
     assert_eq!(size_of::<dmllm_generate_params>(), dmllm_generate_params_sizeof());
     assert_eq!(size_of::<dmllm_crop_params>(), dmllm_crop_params_sizeof());
+    assert_eq!(size_of::<dmllm_crf_params>(), dmllm_crf_params_sizeof());
 }
 
 #[test]
