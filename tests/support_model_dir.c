@@ -45,3 +45,14 @@ dmllm_model *test_load_model(const char *dir, dmllm_compute_type compute) {
     CHECK_OK(dmllm_model_load(dir, &mp, &model));
     return model;
 }
+
+dmllm_session *test_new_session(const dmllm_model *model, int max_num_patches, int resize_mode) {
+    dmllm_session_params sp;
+    dmllm_session_params_init(&sp);
+    sp.max_num_patches = max_num_patches;
+    sp.resize_mode = resize_mode == 1 ? DMLLM_RESIZE_PILLOW : DMLLM_RESIZE_HF;
+    sp.n_threads = 2;
+    dmllm_session *s = NULL;
+    CHECK_OK(dmllm_session_create(model, &sp, &s));
+    return s;
+}

@@ -16,4 +16,8 @@ const char *test_model_dir(const char *name, const char *golden_case, const char
 /* Loads a model with the given compute path, counting a failure as a CHECK; NULL on failure. */
 dmllm_model *test_load_model(const char *dir, dmllm_compute_type compute);
 
+/* A session with the golden cases' preprocessing (max_num_patches, resize_mode 1 = pillow) and 2
+ * threads, counting a failure as a CHECK; NULL on failure. */
+dmllm_session *test_new_session(const dmllm_model *model, int max_num_patches, int resize_mode);
+
 #endif

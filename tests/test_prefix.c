@@ -25,14 +25,7 @@ typedef struct fixture {
 } fixture;
 
 static dmllm_session *new_session(const fixture *f) {
-    dmllm_session_params sp;
-    dmllm_session_params_init(&sp);
-    sp.max_num_patches = f->max_patches;
-    sp.resize_mode = f->resize_mode == 1 ? DMLLM_RESIZE_PILLOW : DMLLM_RESIZE_HF;
-    sp.n_threads = 2;
-    dmllm_session *s = NULL;
-    CHECK_OK(dmllm_session_create(f->model, &sp, &s));
-    return s;
+    return test_new_session(f->model, f->max_patches, f->resize_mode);
 }
 
 /* Label logits at the image tokens (own positions) after evaluating header + instruction_first +
