@@ -117,6 +117,8 @@ def refer(W, cfg, vocab, image, phrase):
 def evaluate(model_dir, heldout_dir):
     cfg, W, tok = load_model(model_dir)
     vocab = data.Vocabulary(tok)
+    with open(os.path.join(model_dir, "readout_profile.json")) as f:
+        depth_upsample = json.load(f)["depth_upsample"]
     with open(os.path.join(heldout_dir, "index.json")) as f:
         index = json.load(f)
     n_cls = len(scenes.CLASSES)
@@ -146,7 +148,7 @@ def evaluate(model_dir, heldout_dir):
             union[k] += np.sum((pred == k) | (labels == k))
 
         dscores = image_token_logits(W, cfg, vocab, image, tm.PROMPT_DEPTH, [[i] for i in vocab.depth_ids])
-        bins = upsample(dscores, 2 * hm, 2 * wm).argmax(0) + 1
+        bins = upsample(dscores, depth_upsample * hm, depth_upsample * wm).argmax(0) + 1
         metres = torch.tensor(data.bin_depth(bins.numpy()), dtype=torch.float64)
         full = F.interpolate(metres[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
         valid = (depth > DEPTH_VALID[0]) & (depth < DEPTH_VALID[1])

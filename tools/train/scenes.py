@@ -8,7 +8,9 @@ Must not import torch or anything from the C library.
 Depth model: camera at CAMERA_HEIGHT metres looking level, focal length FOCAL_PX pixels. A ground
 pixel at row y below the horizon row h lies at depth FOCAL_PX * CAMERA_HEIGHT / (y + 0.5 - h);
 an object stands on the ground at the row of its base, so its whole visible area has that depth;
-walls sit at a constant distance; sky has no valid depth (0). Depths are capped to MAX_DEPTH_M.
+a wall stands where the ground ends, at MAX_DEPTH_M (a wall at a random distance would look the
+same at every distance: depth nobody could infer); sky has no valid depth (0). Depths are capped
+to MAX_DEPTH_M.
 """
 import numpy as np
 
@@ -125,7 +127,7 @@ def make_scene(rng, size=None):
     if top == "sky":
         depth[:horizon] = 0.0
     else:
-        depth[:horizon] = rng.uniform(12.0, MAX_DEPTH_M)
+        depth[:horizon] = MAX_DEPTH_M
 
     n_objects = int(rng.integers(2, 5))
     placed = []
