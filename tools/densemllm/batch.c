@@ -198,6 +198,21 @@ static void stem_of(const char *path, char *stem, size_t size) {
     if (dot && dot != stem) *dot = '\0';
 }
 
+/* mkdir -p: every missing directory of the path. */
+static int make_directories(const char *path) {
+    char partial[4096];
+    if (snprintf(partial, sizeof partial, "%s", path) >= (int)sizeof partial) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *slash = strchr(partial + 1, '/');; slash = strchr(slash + 1, '/')) {
+        if (slash) *slash = '\0';
+        if (mkdir(partial, 0777) != 0 && errno != EEXIST) return -1;
+        if (!slash) return 0;
+        *slash = '/';
+    }
+}
+
 int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user) {
     const cli_common *common = context->common;
     int shard, n_shards;
@@ -209,7 +224,7 @@ int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user) {
         fprintf(stderr, "densemllm: no input images given\n");
         return 2;
     }
-    if (mkdir(common->out_dir, 0777) != 0 && errno != EEXIST) {
+    if (make_directories(common->out_dir) != 0) {
         fprintf(stderr, "densemllm: --out %s: %s\n", common->out_dir, strerror(errno));
         return 1;
     }

@@ -4,7 +4,7 @@
  *   segment  OUT/<stem>.labels.png (palette), OUT/<stem>.overlay.png (blend + legend),
  *            OUT/<stem>.mask.txt (the official <ref>..</ref><mask>(v,n)..</mask> text)
  *   depth    OUT/<stem>.depth16.png (millimetres), OUT/<stem>.depth.png (colour map),
- *            OUT/<stem>.mask.txt ("<depth><mask>..</mask>" over the (H//16) x (W//16) bin grid)
+ *            OUT/<stem>.depth.txt ("<depth><mask>..</mask>" over the (H//16) x (W//16) bin grid)
  * Several images in one run share the session, so each is encoded once per task.
  */
 #include "cli.h"
@@ -21,8 +21,8 @@ typedef struct dense_job {
     int write_png;
 } dense_job;
 
-static int write_text(const cli_common *common, const char *stem, const char *text) {
-    const char *path = cli_output_path(common, stem, ".mask.txt");
+static int write_text(const cli_common *common, const char *stem, const char *suffix, const char *text) {
+    const char *path = cli_output_path(common, stem, suffix);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
@@ -65,7 +65,7 @@ static int outputs_segment(cli_context *c, const dmllm_image *image, const char 
     char *text = NULL;
     status = dmllm_mask_text_write(r->labels, r->width, r->height, job->label_names, r->n_labels, &text);
     if (status != DMLLM_OK) return cli_fail(status, "writing the mask text");
-    int failed = write_text(c->common, stem, text);
+    int failed = write_text(c->common, stem, ".mask.txt", text);
     dmllm_text_free(text);
     cJSON_AddItemToObject(json, "label_shares", label_shares(r, job));
     return failed;
@@ -89,7 +89,7 @@ static int outputs_depth(cli_context *c, const char *stem, const dmllm_dense_res
     int failed = 1;
     if (tagged) {
         sprintf(tagged, "<depth>%s", text);
-        failed = write_text(c->common, stem, tagged);
+        failed = write_text(c->common, stem, ".depth.txt", tagged);
     }
     free(tagged);
     dmllm_text_free(text);

@@ -1,0 +1,112 @@
+"""The densemllm commands on the embedded tiny model and its sample image: every task writes what
+its --help promises (files with the image's size, JSON summaries), the batch runner's --json,
+--resume and --shard behave, and the mask texts parse back to the label maps written as PNGs.
+"""
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+BUILD = os.environ.get("DMLLM_BUILD_DIR")
+SOURCE = os.environ.get("DMLLM_SOURCE_DIR")
+pytestmark = pytest.mark.skipif(not BUILD or not SOURCE, reason="DMLLM_BUILD_DIR / DMLLM_SOURCE_DIR not set")
+
+
+def cli(*args, expect=0):
+    run = subprocess.run([os.path.join(BUILD, "densemllm"), *map(str, args)], capture_output=True, text=True,
+                         timeout=600, env=dict(os.environ, DMLLM_MODEL=os.path.join(SOURCE, "models/tiny")))
+    assert run.returncode == expect, run.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def sample():
+    path = os.path.join(SOURCE, "models/tiny/sample.png")
+    with Image.open(path) as im:
+        return path, im.size
+
+
+@pytest.fixture(scope="module")
+def classes():
+    with open(os.path.join(SOURCE, "models/tiny/training.json")) as f:
+        return json.load(f)["classes"]
+
+
+def expand_rle(text):
+    runs = re.search(r"<mask>(.*)</mask>", text).group(1)
+    return np.array([int(v) for v, n in re.findall(r"\((\d+),(\d+)\)", runs) for _ in range(int(n))])
+
+
+def test_segment_files_and_text(tmp_path, sample, classes):
+    path, (w, h) = sample
+    out = json.loads(cli("segment", "--classes", ", ".join(classes), "--out", tmp_path, "--json", path).stdout)
+    assert (out["width"], out["height"]) == (w, h)
+    assert abs(sum(out["label_shares"].values()) - 1.0) < 1e-9
+    assert set(out["label_shares"]) <= set(classes)
+    labels = np.asarray(Image.open(tmp_path / "sample.labels.png"))
+    assert labels.shape == (h, w)
+    with Image.open(tmp_path / "sample.overlay.png") as overlay:
+        assert overlay.size == (w, h)
+    text = (tmp_path / "sample.mask.txt").read_text()
+    assert np.array_equal(expand_rle(text).reshape(h, w), labels)
+    names = re.findall(r"<ref>(.*?)</ref>", text)
+    for k, share in out["label_shares"].items():
+        assert abs(np.mean(labels == names.index(k)) - share) < 1e-9
+
+
+def test_depth_files(tmp_path, sample):
+    path, (w, h) = sample
+    out = json.loads(cli("depth", "--out", tmp_path, "--json", path).stdout)
+    mm = np.asarray(Image.open(tmp_path / "sample.depth16.png")).astype(np.float64)
+    assert mm.shape == (h, w)
+    assert 1000 <= mm.min() and mm.max() <= 20000       # the synthetic profile's 1-20 m
+    assert abs(mm.mean() / 1000 - out["depth_mean_m"]) < 0.01
+    grid = expand_rle((tmp_path / "sample.depth.txt").read_text())
+    assert grid.size == (w // 16) * (h // 16) == out["depth_grid_w"] * out["depth_grid_h"]
+    assert 1 <= grid.min() and grid.max() <= 100
+
+
+def test_refseg_openseg_text_tasks(tmp_path, sample):
+    path, (w, h) = sample
+    ref = json.loads(cli("refseg", "--phrase", "the red ball", "--out", tmp_path, "--json", path).stdout)
+    assert set(ref) >= {"found", "box", "foreground_share", "answer"}
+    labels = np.asarray(Image.open(tmp_path / "sample.labels.png"))
+    assert labels.shape == (h, w) and set(np.unique(labels)) <= {0, 1}
+    assert abs(np.mean(labels) - ref["foreground_share"]) < 1e-9
+    opn = json.loads(cli("openseg", "--out", tmp_path / "open", "--json", path).stdout)
+    assert len(opn["classes"]) >= 1
+    assert np.asarray(Image.open(tmp_path / "open/sample.labels.png")).max() <= len(opn["classes"])
+    det = json.loads(cli("detect", "--json", "--out", tmp_path / "det", path).stdout)
+    assert all(len(r["box"]) == 4 for r in det["regions"])
+    ans = json.loads(cli("ask", "--question", "How many objects are there?", "--json", "--out", tmp_path / "ask",
+                         path).stdout)
+    assert re.fullmatch(r"There are \d+\.", ans["answer"])
+    cli("features", "--out", tmp_path, path)
+    with Image.open(tmp_path / "sample.features.png") as im:
+        assert im.size == (w, h)
+
+
+def test_batch_resume_and_shards(tmp_path, sample):
+    path, _ = sample
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):
+        os.symlink(path, folder / ("img%d.png" % k))
+    first = cli("depth", "--out", tmp_path / "o", "--shard", "1/2", "--no-png", folder)
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.json")) == ["img1.json"]
+    cli("depth", "--out", tmp_path / "o", "--shard", "0/2", "--no-png", folder)
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.json")) == ["img0.json", "img1.json", "img2.json"]
+    again = cli("depth", "--out", tmp_path / "o", "--resume", "--no-png", folder)
+    assert "3 skipped" in again.stderr, again.stderr + first.stderr
+
+
+def test_bad_arguments(tmp_path, sample):
+    path, _ = sample
+    cli("segment", path, expect=2)                                   # --classes missing
+    cli("refseg", path, expect=2)                                    # --phrase missing
+    cli("depth", "--depth-profile", "no_such_profile", "--out", tmp_path, path, expect=1)
+    cli("segment", "--classes", "ball", "--out", tmp_path, tmp_path / "missing.png", expect=1)
