@@ -765,9 +765,12 @@ DMLLM_API dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_i
                                            const dmllm_crop_params *params, dmllm_refer_result **out_result);
 DMLLM_API void dmllm_refer_result_free(dmllm_refer_result *result);
 
-/* Open-set segmentation by detection (report: detect -> box prompt -> FG/BG, the more accurate of the
- * two open-world modes): dmllm_detect (all objects, or the given categories), the max_regions
- * largest boxes segmented with dmllm_segment_box, smaller boxes painted over larger ones. Label 0 is
+/* Open-set segmentation as the demo does it: without categories from the caller, the model first
+ * names them (the readout profile's openset prompt, "Segment all objects in this image." for
+ * youtu_vl: the <ref> names before <mask>, <OTHERS> left out; all objects when it names none or
+ * the profile's prompt is ""), then dmllm_detect finds their boxes (report: detect ->
+ * box prompt -> FG/BG, the more accurate of the two open-world modes), and the max_regions largest
+ * boxes are segmented with dmllm_segment_box, smaller boxes painted over larger ones. Label 0 is
  * background, label k the class names[k-1] (in order of first appearance, largest box first). */
 typedef struct dmllm_openset_result {
     int width, height;

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { DISCOVERY_MAX_TOKENS = 512 }; /* the category list before <mask> */
+
 void dmllm_crop_params_init(dmllm_crop_params *p) {
     if (!p) return;
     memset(p, 0, sizeof *p);
@@ -247,6 +249,57 @@ static dmllm_status class_label(dmllm_openset_result *r, const char *name, uint1
     return DMLLM_OK;
 }
 
+/* The demo's first open-set step: the profile's openset prompt ("Segment all objects in this
+ * image." for youtu_vl) names the categories as <ref>name</ref> before its <mask>; generation
+ * stops at <mask> (the mask itself is not needed).
+ * The names, without <OTHERS> and repeats, go to *names (a malloc'ed array of malloc'ed strings). */
+static dmllm_status discover_categories(dmllm_session *s, const dmllm_image *image, const dmllm_crop_params *p,
+                                        char ***names, int *n_names) {
+    *names = NULL;
+    *n_names = 0;
+    const dmllm_model *model = dmllm_session_model(s);
+    dmllm_generate_params g;
+    if (p->generate) g = *p->generate;
+    else dmllm_generate_params_init(&g);
+    int32_t stops[2] = {dmllm_token_id(model, "<|end_of_text|>"), dmllm_token_id(model, "<mask>")};
+    g.stop_ids = stops;
+    g.n_stop_ids = stops[1] >= 0 ? 2 : 1;
+    if (g.max_new_tokens > DISCOVERY_MAX_TOKENS) g.max_new_tokens = DISCOVERY_MAX_TOKENS;
+    dmllm_generate_result *answer = NULL;
+    DMLLM_TRY(dmllm_ask(s, image, model->profile.prompt_openset, &g, &answer));
+    dmllm_status status = DMLLM_OK;
+    for (const char *at = answer->text ? strstr(answer->text, "<ref>") : NULL; at && status == DMLLM_OK;
+         at = strstr(at, "<ref>")) {
+        at += 5;
+        const char *end = strstr(at, "</ref>");
+        if (!end) break;
+        const size_t length = (size_t)(end - at);
+        int seen = length == 0 || (length == 8 && !strncmp(at, "<OTHERS>", 8));
+        for (int k = 0; !seen && k < *n_names; k++) seen = strlen((*names)[k]) == length && !strncmp((*names)[k], at, length);
+        if (!seen) {
+            char **grown = realloc(*names, sizeof *grown * (size_t)(*n_names + 1));
+            char *name = malloc(length + 1);
+            if (grown) *names = grown;
+            if (!grown || !name) {
+                free(name);
+                status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the discovered categories");
+            } else {
+                memcpy(name, at, length);
+                name[length] = '\0';
+                (*names)[(*n_names)++] = name;
+            }
+        }
+        at = end;
+    }
+    dmllm_generate_result_free(answer);
+    return status;
+}
+
+static void free_names(char **names, int n) {
+    for (int k = 0; k < n; k++) free(names[k]);
+    free(names);
+}
+
 dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *image, const char *const *classes,
                                    int n_classes, const dmllm_crop_params *params, dmllm_openset_result **out) {
     if (out) *out = NULL;
@@ -268,7 +321,16 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
         status = dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the open-set labels");
     }
     if (status == DMLLM_OK) status = dmllm_alloc(&mask, n_pixels, 1, "the open-set box mask");
-    if (status == DMLLM_OK) status = dmllm_detect(session, image, classes, n_classes, p.generate, &r->regions);
+    char **discovered = NULL; /* [n_discovered] when the caller gave no categories */
+    int n_discovered = 0;
+    const char *discovery = dmllm_session_model(session)->profile.prompt_openset;
+    if (status == DMLLM_OK && n_classes == 0 && discovery[0])
+        status = discover_categories(session, image, &p, &discovered, &n_discovered);
+    if (status == DMLLM_OK && n_discovered > 0)
+        status = dmllm_detect(session, image, (const char *const *)discovered, n_discovered, p.generate, &r->regions);
+    else if (status == DMLLM_OK)
+        status = dmllm_detect(session, image, classes, n_classes, p.generate, &r->regions);
+    free_names(discovered, n_discovered);
     if (status == DMLLM_OK) status = dmllm_alloc(&order, (size_t)r->regions->n_regions + 1, sizeof *order, "the boxes");
     if (status == DMLLM_OK) {
         memset(r->labels, 0, n_pixels * sizeof *r->labels);

@@ -45,6 +45,7 @@ void dmllm_profile_defaults(dmllm_readout_profile *p) {
     SET_TEXT(p->prompt_semantic_background, "Segment: {classes}.");
     SET_TEXT(p->prompt_fgbg, "Segment the core target.");
     SET_TEXT(p->prompt_depth, "Estimate the depth.");
+    SET_TEXT(p->prompt_openset, "Segment all objects in this image."); /* the demo's category discovery */
     p->crop_padding = 1.2f;     /* report App. A.1.6 */
     p->crop_short_side = 1280;  /* report 9.2: "lower allowed to save time" */
     p->crop_box_px = 1;         /* the demo's 1 px rectangle */
@@ -181,8 +182,9 @@ static dmllm_status parse_prompts(const parse_scope *outer, const cJSON *object,
                     : strcmp(item->string, "semantic_background") == 0 ? p->prompt_semantic_background
                     : strcmp(item->string, "fgbg") == 0                ? p->prompt_fgbg
                     : strcmp(item->string, "depth") == 0               ? p->prompt_depth
+                    : strcmp(item->string, "openset") == 0             ? p->prompt_openset
                                                                        : NULL;
-        if (!dst) return bad(&s, "is not a prompt name (semantic, semantic_background, fgbg, depth)");
+        if (!dst) return bad(&s, "is not a prompt name (semantic, semantic_background, fgbg, depth, openset)");
         DMLLM_TRY(read_text(&s, item, dst, DMLLM_PROFILE_PROMPT));
     }
     return DMLLM_OK;

@@ -20,7 +20,7 @@
  *     "crop_short_side": 1280,                  scaled about its centre, cropped, the box drawn
  *     "crop_box_px": 1,                         (px, 0 = not drawn), the crop resized to this short side
  *     "prompts": { "semantic": "...{classes}...", "semantic_background": "...", "fgbg": "...",
- *                  "depth": "..." }
+ *                  "depth": "...", "openset": "..." }
  *   }
  * Bin k of n maps to metres as  linear: min + (k - first) * (max - min) / (n - 1)
  *                               log:    min * (max / min) ^ ((k - first) / (n - 1)),
@@ -59,6 +59,8 @@ typedef struct dmllm_readout_profile {
     char prompt_semantic_background[DMLLM_PROFILE_PROMPT];
     char prompt_fgbg[DMLLM_PROFILE_PROMPT];
     char prompt_depth[DMLLM_PROFILE_PROMPT];
+    char prompt_openset[DMLLM_PROFILE_PROMPT];              /* names the categories as <ref>s;
+                                                               "": no discovery, detect all objects */
     float crop_padding;
     int crop_short_side, crop_box_px;
 } dmllm_readout_profile;

@@ -43,9 +43,13 @@ static void test_overrides(void) {
     CHECK(p.alignment == DMLLM_ALIGN_OWN && p.first_subtoken_only && strcmp(p.class_name_prefix, " ") == 0);
     CHECK(p.depth_bins == 64 && p.depth_first_bin == 0 && strcmp(p.depth_token_format, "<d%d>") == 0);
     CHECK(strcmp(p.prompt_depth, "How far?") == 0 && strcmp(p.prompt_fgbg, "Segment the core target.") == 0);
+    CHECK(strcmp(p.prompt_openset, "Segment all objects in this image.") == 0);
+    CHECK(p.crop_padding == 1.2f && p.crop_short_side == 1280 && p.crop_box_px == 1);
     const dmllm_depth_quantisation *room = dmllm_profile_depth(&p, "room");
     CHECK(room && p.n_depth_profiles == 5);
     if (room) CHECK(fabs(dmllm_depth_bin_metres(&p, room, 63) - 9.0) < 1e-12 && dmllm_depth_bin_metres(&p, room, 0) == 1.0);
+    CHECK_OK(parse("{\"prompts\": {\"openset\": \"\"}, \"crop_short_side\": 256, \"crop_box_px\": 2, \"crop_padding\": 1.5}", &p));
+    CHECK(p.prompt_openset[0] == '\0' && p.crop_short_side == 256 && p.crop_box_px == 2 && p.crop_padding == 1.5f);
     /* Redefining a built-in replaces it instead of adding one. */
     CHECK_OK(parse("{\"depth_profiles\": {\"nyuv2\": {\"kind\": \"log\", \"min\": 0.1, \"max\": 10}}}", &p));
     CHECK(p.n_depth_profiles == 4 && dmllm_profile_depth(&p, "nyuv2")->scale == DMLLM_DEPTH_LOG);
@@ -73,6 +77,9 @@ static void test_malformed(void) {
         {"{\"depth_profiles\": {\"x\": {\"kind\": \"linear\", \"min\": 0}}}", "\"x\""},
         {"{\"depth_profiles\": {\"x\": {\"kind\": \"cubic\", \"min\": 0, \"max\": 1}}}", "\"kind\""},
         {"{\"prompts\": {\"depthh\": \"x\"}}", "\"depthh\""},
+        {"{\"crop_short_side\": 16}", "\"crop_short_side\""},
+        {"{\"crop_padding\": 0.5}", "\"crop_padding\""},
+        {"{\"crop_box_px\": -1}", "\"crop_box_px\""},
         {"{\"fg_token\": \"" "0123456789012345678901234567890123456789012345678901234567890\"}", "\"fg_token\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

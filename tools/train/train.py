@@ -136,6 +136,9 @@ def write_profile(path):
         "crop_padding": data.CROP_PAD,
         "crop_short_side": data.CROP_SHORT_SIDE,
         "crop_box_px": data.CROP_BOX_PX,
+        # Open-set segmentation detects all objects directly: this model never learnt the demo's
+        # category discovery nor detection restricted to a category list.
+        "prompts": {"openset": ""},
     }
     with open(path, "w") as f:
         json.dump(profile, f, indent=2)
