@@ -91,8 +91,9 @@ static int scaled_side(int side, double scale) {
     return blocks < 1.0 ? 32 : (int)blocks * 32;
 }
 
-static dmllm_status segment_box(dmllm_session *s, const dmllm_image *image, const int box[4], const dmllm_crop_params *p,
-                         uint8_t value, uint8_t *mask) {
+/* Sets mask[][] (the image's size) to 1 where the box's FG/BG readout says foreground. */
+static dmllm_status segment_box(dmllm_session *s, const dmllm_image *image, const int box[4],
+                                const dmllm_crop_params *p, uint8_t *mask) {
     if (!(box[0] < box[2] && box[1] < box[3] && box[0] >= 0 && box[1] >= 0 && box[2] <= image->width &&
           box[3] <= image->height))
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "box (%d, %d, %d, %d) is empty or outside the %dx%d image", box[0],
@@ -122,7 +123,7 @@ static dmllm_status segment_box(dmllm_session *s, const dmllm_image *image, cons
             for (int x = 0; x < cw; x++) {
                 const int sx = (int)(((double)x + 0.5) * fgbg->width / cw);
                 if (fgbg->labels[(size_t)sy * fgbg->width + sx] == 1)
-                    mask[(size_t)(rect[1] + y) * image->width + rect[0] + x] = value;
+                    mask[(size_t)(rect[1] + y) * image->width + rect[0] + x] = 1;
             }
         }
     }
@@ -147,7 +148,7 @@ dmllm_status dmllm_segment_box(dmllm_session *session, const dmllm_image *image,
     if (status == DMLLM_OK) status = dmllm_alloc(&work, (size_t)image->width * image->height, 1, "the box mask");
     if (status == DMLLM_OK) {
         memset(work, 0, (size_t)image->width * image->height);
-        status = segment_box(session, image, box, &p, 1, work);
+        status = segment_box(session, image, box, &p, work);
     }
     if (status == DMLLM_OK) memcpy(mask, work, (size_t)image->width * image->height);
     free(work);
@@ -205,7 +206,7 @@ dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *imag
         } else {
             r->found = 1;
             memcpy(r->box, box, sizeof box);
-            status = segment_box(session, image, box, &p, 1, r->mask);
+            status = segment_box(session, image, box, &p, r->mask);
         }
     }
     dmllm_regions_free(regions);
@@ -348,7 +349,7 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
             status = class_label(r, order[i]->label, &label);
             if (status == DMLLM_OK) {
                 memset(mask, 0, n_pixels);
-                status = segment_box(session, image, box, &p, 1, mask);
+                status = segment_box(session, image, box, &p, mask);
             }
             for (size_t j = 0; status == DMLLM_OK && j < n_pixels; j++)
                 if (mask[j]) r->labels[j] = label;
