@@ -44,7 +44,7 @@ def image_token_logits(W, cfg, vocab, image, prompt, ids_of_labels):
     the mean of its ids' logits (Eq. 6)."""
     with torch.no_grad():
         embeds, grid = tm.encode_image(W, cfg, image)
-        hm, wm = tm.merged_to_raster(grid)
+        hm, wm = tm.merged_grid(grid)
         ids, pad0, _ = data.chat_ids(vocab, hm * wm, prompt)
         hidden = tm.llm_hidden(W, cfg, ids, embeds)[pad0:pad0 + hm * wm]
         E = W["model.embed_tokens.weight"]
@@ -64,7 +64,7 @@ def greedy(W, cfg, vocab, image, prompt, max_new=40):
     eos = vocab.tok.id("<|end_of_text|>")
     with torch.no_grad():
         embeds, grid = tm.encode_image(W, cfg, image)
-        hm, wm = tm.merged_to_raster(grid)
+        hm, wm = tm.merged_grid(grid)
         ids, _, start = data.chat_ids(vocab, hm * wm, prompt)
         E = W["model.embed_tokens.weight"]
         for _ in range(max_new):

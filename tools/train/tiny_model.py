@@ -194,9 +194,9 @@ def llm_hidden(W, cfg, ids, image_embeds):
     return ref.llm_forward(W, cfg, ref.embed_inputs(W, cfg, ids, image_embeds))
 
 
-def merged_to_raster(grid):
-    """Image pads follow the merger's row order, which is raster order of the merged grid
-    (2x2 blocks row-major, model-spec §2.5/§3.6); returns (hm, wm)."""
+def merged_grid(grid):
+    """(hm, wm): the image-token grid of a (gh, gw) patch grid. Image pads follow the merger's row
+    order, which is raster order over this grid (2x2 blocks row-major, model-spec §2.5/§3.6)."""
     return grid[0] // 2, grid[1] // 2
 
 
