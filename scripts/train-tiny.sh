@@ -2,7 +2,7 @@
 # Reproduces the embedded tiny DenseMLLM (models/tiny) from its seed: trains it with NTP-M
 # (tools/train/train.py), evaluates it in PyTorch on the held-out scenes (tools/train/evaluate.py)
 # and compares the weights with the committed ones. One training thread and one data worker;
-# 24 minutes on this 2-core machine while other work ran.
+# 24-29 minutes on this 2-core machine while other work ran.
 #   bash scripts/train-tiny.sh [OUT_DIR]        default OUT_DIR: build/tiny-retrained
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ read -r seed steps <<<"$settings"
 /usr/bin/python3 tools/train/train.py "$out" --seed "$seed" --steps "$steps"
 /usr/bin/python3 tools/train/heldout.py "$out/heldout" --count 24
 /usr/bin/python3 tools/train/evaluate.py "$out" "$out/heldout"
-for f in model.safetensors tokenizer.json config.json readout_profile.json; do
+for f in model.safetensors tokenizer.json config.json readout_profile.json sample.png eval_pytorch.json; do
     if cmp -s "$out/$f" "models/tiny/$f"; then echo "$f: identical to models/tiny/$f"
     else echo "$f: DIFFERS from models/tiny/$f"; status=1; fi
 done
