@@ -23,19 +23,8 @@ typedef struct values_decode {
     png_bytep *row_ptrs; /* [height] into rows */
     dmllm_png_values *result;
     dmllm_status status;
-    char message[200];
+    char message[DMLLM_PNG_MESSAGE];
 } values_decode;
-
-static void on_error(png_structp png, png_const_charp message) {
-    values_decode *d = png_get_error_ptr(png);
-    snprintf(d->message, sizeof d->message, "%s", message);
-    png_longjmp(png, 1);
-}
-
-static void on_warning(png_structp png, png_const_charp message) {
-    (void)png;
-    (void)message;
-}
 
 /* Everything that may longjmp happens here, with no locals that change after setjmp. */
 static void decode(values_decode *d) {
@@ -101,7 +90,7 @@ dmllm_status dmllm_read_png_values(const char *path, dmllm_png_values **out) {
         return dmllm_fail(DMLLM_ERR_FORMAT, "%s is not a PNG file", path);
     }
     d.result = calloc(1, sizeof *d.result);
-    d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, on_error, on_warning);
+    d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, d.message, dmllm_png_on_error, dmllm_png_on_warning);
     if (d.png) d.info = png_create_info_struct(d.png);
     if (!d.result || !d.png || !d.info)
         d.status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);

@@ -272,16 +272,15 @@ typedef struct png_decode {
     png_bytep *row_ptrs;   /* [height] into rows */
     dmllm_image *image;
     dmllm_status status;   /* OK until a failure; libpng's own errors (longjmp) become FORMAT */
-    char message[200];
+    char message[DMLLM_PNG_MESSAGE];
 } png_decode;
 
-static void png_on_error(png_structp png, png_const_charp message) {
-    png_decode *d = png_get_error_ptr(png);
-    snprintf(d->message, sizeof d->message, "%s", message);
+void dmllm_png_on_error(png_structp png, png_const_charp message) {
+    snprintf(png_get_error_ptr(png), DMLLM_PNG_MESSAGE, "%s", message);
     png_longjmp(png, 1);
 }
 
-static void png_on_warning(png_structp png, png_const_charp message) {
+void dmllm_png_on_warning(png_structp png, png_const_charp message) {
     (void)png;
     dmllm_log(DMLLM_LOG_DEBUG, "libpng warning: %s", message);
 }
@@ -415,7 +414,7 @@ static int png_orientation(png_structp png, png_infop info) {
 
 static dmllm_status decode_png(const uint8_t *data, size_t size, dmllm_image **out) {
     png_decode d = {.data = data, .size = size};
-    d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, png_on_error, png_on_warning);
+    d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, d.message, dmllm_png_on_error, dmllm_png_on_warning);
     if (d.png) d.info = png_create_info_struct(d.png);
     if (!d.png || !d.info) {
         png_destroy_read_struct(d.png ? &d.png : NULL, NULL, NULL);

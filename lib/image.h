@@ -7,6 +7,8 @@
 
 #include "common.h"
 
+#include <png.h>
+
 struct dmllm_image {
     int width, height;
     uint8_t *pixels;   /* [height][width][3] */
@@ -19,5 +21,12 @@ struct dmllm_image {
 /* Allocates an image with uninitialised pixels: DMLLM_ERR_FORMAT for an empty size,
  * DMLLM_ERR_UNSUPPORTED above DMLLM_IMAGE_MAX_PIXELS. */
 dmllm_status dmllm_image_alloc(int width, int height, dmllm_image **out);
+
+/* libpng callbacks of every PNG reader and writer of the library (image.c, render.c,
+ * annotation.c): the error pointer given to png_create_*_struct is a char[DMLLM_PNG_MESSAGE] that
+ * receives libpng's message before the longjmp; warnings go to the debug log. */
+enum { DMLLM_PNG_MESSAGE = 200 };
+void dmllm_png_on_error(png_structp png, png_const_charp message);
+void dmllm_png_on_warning(png_structp png, png_const_charp message);
 
 #endif

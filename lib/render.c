@@ -21,19 +21,8 @@
 typedef struct png_encode {
     png_structp png;
     png_infop info;
-    char message[200]; /* libpng's error text */
+    char message[DMLLM_PNG_MESSAGE]; /* libpng's error text */
 } png_encode;
-
-static void png_on_error(png_structp png, png_const_charp message) {
-    png_encode *e = png_get_error_ptr(png);
-    snprintf(e->message, sizeof e->message, "%s", message);
-    png_longjmp(png, 1);
-}
-
-static void png_on_warning(png_structp png, png_const_charp message) {
-    (void)png;
-    dmllm_log(DMLLM_LOG_DEBUG, "libpng warning: %s", message);
-}
 
 /* The checks every writer fn shares: a path, the data, and a size within the image limit. */
 static dmllm_status check_output(const char *fn, const char *path, const void *data, const char *data_name, int width,
@@ -94,7 +83,7 @@ dmllm_status dmllm_png_write(const char *path, dmllm_png_kind kind, const uint8_
     }
     dmllm_status status = DMLLM_OK;
     png_encode e = {0};
-    e.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &e, png_on_error, png_on_warning);
+    e.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, e.message, dmllm_png_on_error, dmllm_png_on_warning);
     if (e.png) e.info = png_create_info_struct(e.png);
     if (!e.png || !e.info) {
         status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "%s: cannot create a libpng writer", path);
