@@ -36,13 +36,7 @@ size_t dmllm_crop_params_sizeof(void) { return sizeof(dmllm_crop_params); }
 /* The caller's params with DMLLM_FROM_PROFILE resolved. */
 static dmllm_status resolve(const dmllm_session *s, const dmllm_crop_params *given, dmllm_crop_params *out) {
     dmllm_crop_params_init(out);
-    if (given) {
-        if (given->struct_size != sizeof *given)
-            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crop_params.struct_size is %u, expected %zu "
-                                                          "(initialise with dmllm_crop_params_init)",
-                              given->struct_size, sizeof *given);
-        *out = *given;
-    }
+    if (given) DMLLM_TRY(dmllm_copy_versioned(out, sizeof *out, given, "dmllm_crop_params"));
     const dmllm_readout_profile *profile = &dmllm_session_model(s)->profile;
     if (out->padding == DMLLM_FROM_PROFILE) out->padding = profile->crop_padding;
     if (out->short_side == DMLLM_FROM_PROFILE) out->short_side = profile->crop_short_side;
@@ -164,12 +158,6 @@ void dmllm_refer_result_free(dmllm_refer_result *r) {
     free(r);
 }
 
-static char *copy_text(const char *text) {
-    if (!text) return NULL;
-    char *copy = malloc(strlen(text) + 1);
-    return copy ? strcpy(copy, text) : NULL;
-}
-
 dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *image, const char *phrase,
                                  const dmllm_crop_params *params, dmllm_refer_result **out) {
     if (out) *out = NULL;
@@ -191,7 +179,8 @@ dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *imag
     if (status == DMLLM_OK) status = dmllm_ground(session, image, phrase, p.generate, &regions);
     if (status == DMLLM_OK) {
         memset(r->mask, 0, (size_t)image->width * image->height);
-        r->answer = copy_text(regions->text);
+        r->answer = regions->text; /* the result keeps the answer */
+        regions->text = NULL;
         int box[4] = {0};
         if (regions->n_regions > 0) {
             memcpy(box, regions->regions[0].box, sizeof box);
@@ -244,7 +233,7 @@ static dmllm_status class_label(dmllm_openset_result *r, const char *name, uint1
     char **names = realloc(r->names, sizeof *names * (size_t)(r->n_names + 1));
     if (!names) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the open-set class names");
     r->names = names;
-    if (!(names[r->n_names] = copy_text(name)))
+    if (!(names[r->n_names] = strdup(name)))
         return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the open-set class names");
     *label = (uint16_t)++r->n_names;
     return DMLLM_OK;
@@ -279,14 +268,12 @@ static dmllm_status discover_categories(dmllm_session *s, const dmllm_image *ima
         for (int k = 0; !seen && k < *n_names; k++) seen = strlen((*names)[k]) == length && !strncmp((*names)[k], at, length);
         if (!seen) {
             char **grown = realloc(*names, sizeof *grown * (size_t)(*n_names + 1));
-            char *name = malloc(length + 1);
+            char *name = strndup(at, length);
             if (grown) *names = grown;
             if (!grown || !name) {
                 free(name);
                 status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the discovered categories");
             } else {
-                memcpy(name, at, length);
-                name[length] = '\0';
                 (*names)[(*n_names)++] = name;
             }
         }
