@@ -154,6 +154,15 @@ dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, c
     return DMLLM_OK;
 }
 
+dmllm_status dmllm_check_versioned_out(const void *out, size_t full_size, const char *what) {
+    if (!out) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s is NULL", what);
+    uint32_t size;
+    memcpy(&size, out, sizeof size);
+    if (size <= sizeof size || size > full_size)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s.struct_size is %u, expected %zu", what, size, full_size);
+    return DMLLM_OK;
+}
+
 double dmllm_now_seconds(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

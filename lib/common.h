@@ -72,6 +72,9 @@ void dmllm_convert_to_f32(dmllm_dtype dtype, const void *src, float *dst, size_t
  * holds the defaults: only the caller's first struct_size bytes are read, so callers built against
  * an older, shorter struct keep working. Fails when struct_size is too small or larger than ours. */
 dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, const char *what);
+/* Checks a caller's versioned output struct before the library fills its first struct_size bytes:
+ * it may be older (shorter) than ours, never longer. */
+dmllm_status dmllm_check_versioned_out(const void *out, size_t full_size, const char *what);
 
 /* Monotonic clock in seconds, for the timings results report. */
 double dmllm_now_seconds(void);

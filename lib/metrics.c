@@ -316,19 +316,9 @@ dmllm_status dmllm_depth_metrics_add_f64(dmllm_depth_metrics *metrics, const dou
     return depth_add(metrics, &(depth_map){pred, 1, pred_w, pred_h}, &(depth_map){gt, 1, gt_w, gt_h});
 }
 
-/* Checks a caller-sized output struct: it may be older (shorter) than ours, never longer. */
-static dmllm_status check_out_size(const void *out, size_t full_size, const char *what) {
-    if (!out) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s is NULL", what);
-    uint32_t size;
-    memcpy(&size, out, sizeof size);
-    if (size <= sizeof size || size > full_size)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s.struct_size is %u, expected %zu", what, size, full_size);
-    return DMLLM_OK;
-}
-
 dmllm_status dmllm_depth_metrics_result(const dmllm_depth_metrics *metrics, dmllm_depth_scores *out) {
     if (!metrics) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_depth_metrics_result: metrics is NULL");
-    DMLLM_TRY(check_out_size(out, sizeof *out, "dmllm_depth_scores"));
+    DMLLM_TRY(dmllm_check_versioned_out(out, sizeof *out, "dmllm_depth_scores"));
     if (metrics->n_images == 0)
         return dmllm_fail(DMLLM_ERR_STATE, "dmllm_depth_metrics_result: no image with valid pixels (%lld empty)",
                           (long long)metrics->n_images_empty);
@@ -393,7 +383,7 @@ dmllm_status dmllm_mask_metrics_add(dmllm_mask_metrics *metrics, const uint8_t *
 
 dmllm_status dmllm_mask_metrics_result(const dmllm_mask_metrics *metrics, dmllm_mask_scores *out) {
     if (!metrics) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_mask_metrics_result: metrics is NULL");
-    DMLLM_TRY(check_out_size(out, sizeof *out, "dmllm_mask_scores"));
+    DMLLM_TRY(dmllm_check_versioned_out(out, sizeof *out, "dmllm_mask_scores"));
     if (metrics->n_samples == 0) return dmllm_fail(DMLLM_ERR_STATE, "dmllm_mask_metrics_result: no sample added");
     dmllm_mask_scores s = {
         .struct_size = out->struct_size,

@@ -96,10 +96,8 @@ dmllm_status dmllm_model_get_info(const dmllm_model *model, dmllm_model_info *in
     dmllm_model_info full;
     memset(&full, 0, sizeof full);
     /* The caller's struct may be older (shorter) than ours: fill ours, then copy its size back. */
-    uint32_t caller_size = info->struct_size;
-    if (caller_size <= sizeof caller_size || caller_size > sizeof full)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_model_info.struct_size is %u, expected %zu",
-                          caller_size, sizeof full);
+    DMLLM_TRY(dmllm_check_versioned_out(info, sizeof full, "dmllm_model_info"));
+    const uint32_t caller_size = info->struct_size;
     const dmllm_config *c = model->config;
     full.struct_size = caller_size;
     full.architecture = c->architecture;
