@@ -175,20 +175,26 @@ const char *cli_output_path(const cli_common *common, const char *stem, const ch
     return path;
 }
 
-/* Writes text to path through a temporary file and a rename, so a crash never leaves half a file. */
-static int write_atomically(const char *path, const char *text) {
+/* Writes through "<path>.tmp.<pid>" and a rename, so a crash never leaves half a file. */
+static int write_through_temporary(const char *path, const void *bytes, size_t size, int end_line) {
     char temporary[4200];
-    snprintf(temporary, sizeof temporary, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(temporary, "w");
-    if (!f) return -1;
-    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
+    snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(temporary, "wb");
+    int ok = f && fwrite(bytes, 1, size, f) == size && (!end_line || fputc('\n', f) != EOF);
+    if (f) ok = (fclose(f) == 0) && ok;
     if (!ok || rename(temporary, path) != 0) {
+        fprintf(stderr, "densemllm: cannot write %s: %s\n", path, strerror(errno));
         remove(temporary);
-        return -1;
+        return 1;
     }
     return 0;
 }
+
+int cli_write_file(const char *path, const void *bytes, size_t size) {
+    return write_through_temporary(path, bytes, size, 0);
+}
+
+int cli_write_text(const char *path, const char *text) { return write_through_temporary(path, text, strlen(text), 1); }
 
 static void stem_of(const char *path, char *stem, size_t size) {
     const char *base = strrchr(path, '/');
@@ -252,9 +258,7 @@ int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user) {
         } else {
             done++;
             if (json && common->json) printf("%s\n", json);
-            if (json && write_atomically(cli_output_path(common, stem, ".json"), json) != 0)
-                fprintf(stderr, "densemllm: cannot write %s: %s\n", cli_output_path(common, stem, ".json"),
-                        strerror(errno));
+            if (json) cli_write_text(cli_output_path(common, stem, ".json"), json);
         }
         free(json);
     }

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 typedef enum eval_task { TASK_SEMANTIC, TASK_DEPTH, TASK_REFSEG } eval_task;
 
@@ -79,21 +78,6 @@ static char *read_text(const char *path) {
     return text;
 }
 
-/* Writes bytes through "<path>.tmp.<pid>" and a rename. */
-static int write_atomically(const char *path, const void *bytes, size_t size) {
-    char temporary[4200];
-    snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(temporary, "wb");
-    int ok = f && fwrite(bytes, 1, size, f) == size;
-    if (f) ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(temporary, path) != 0) {
-        fprintf(stderr, "densemllm: cannot write %s: %s\n", path, strerror(errno));
-        remove(temporary);
-        return 1;
-    }
-    return 0;
-}
-
 /* float32 [h][w] as a NumPy .npy file (format 1.0, little-endian, C order). */
 static int write_npy(const char *path, const float *values, int width, int height) {
     char header[128];
@@ -114,7 +98,7 @@ static int write_npy(const char *path, const float *values, int width, int heigh
         memcpy(&bits, &values[i], 4);
         for (int b = 0; b < 4; b++) bytes[10 + padded + 4 * i + b] = (uint8_t)(bits >> (8 * b));
     }
-    const int failed = write_atomically(path, bytes, size);
+    const int failed = cli_write_file(path, bytes, size);
     free(bytes);
     return failed;
 }
@@ -588,7 +572,7 @@ static int report_metrics(const cli_common *common, const eval_job *job, int com
     cJSON_Delete(json);
     if (!text) return fprintf(stderr, "densemllm: out of memory\n"), 1;
     printf("%s\n", text);
-    const int failed = write_atomically(cli_output_path(common, "metrics", ".json"), text, strlen(text));
+    const int failed = cli_write_text(cli_output_path(common, "metrics", ".json"), text);
     free(text);
     return failed;
 }

@@ -21,20 +21,6 @@ typedef struct dense_job {
     int write_png;
 } dense_job;
 
-static int write_text(const cli_common *common, const char *stem, const char *suffix, const char *text) {
-    const char *path = cli_output_path(common, stem, suffix);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF || fclose(f) != 0) {
-        if (f) fclose(f);
-        remove(tmp);
-        fprintf(stderr, "densemllm: cannot write %s\n", path);
-        return 1;
-    }
-    return rename(tmp, path) == 0 ? 0 : (remove(tmp), fprintf(stderr, "densemllm: cannot write %s\n", path), 1);
-}
-
 /* Share of pixels per label, as a JSON object name -> fraction. */
 static cJSON *label_shares(const dmllm_dense_result *r, const dense_job *job) {
     const size_t n = (size_t)r->width * r->height;
@@ -65,7 +51,7 @@ static int outputs_segment(cli_context *c, const dmllm_image *image, const char 
     char *text = NULL;
     status = dmllm_mask_text_write(r->labels, r->width, r->height, job->label_names, r->n_labels, &text);
     if (status != DMLLM_OK) return cli_fail(status, "writing the mask text");
-    int failed = write_text(c->common, stem, ".mask.txt", text);
+    int failed = cli_write_text(cli_output_path(c->common, stem, ".mask.txt"), text);
     dmllm_text_free(text);
     cJSON_AddItemToObject(json, "label_shares", label_shares(r, job));
     return failed;
@@ -89,7 +75,7 @@ static int outputs_depth(cli_context *c, const char *stem, const dmllm_dense_res
     int failed = 1;
     if (tagged) {
         sprintf(tagged, "<depth>%s", text);
-        failed = write_text(c->common, stem, ".depth.txt", tagged);
+        failed = cli_write_text(cli_output_path(c->common, stem, ".depth.txt"), tagged);
     }
     free(tagged);
     dmllm_text_free(text);
