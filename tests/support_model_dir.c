@@ -1,6 +1,7 @@
 /*
  * support_model_dir.c: see support_model_dir.h.
  */
+#include "safetensors.h"
 #include "support_model_dir.h"
 #include "testutil.h"
 
@@ -55,4 +56,29 @@ dmllm_session *test_new_session(const dmllm_model *model, int max_num_patches, i
     dmllm_session *s = NULL;
     CHECK_OK(dmllm_session_create(model, &sp, &s));
     return s;
+}
+
+void test_golden_fixture_open(const char *name, test_golden_fixture *f) {
+    memset(f, 0, sizeof *f);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/one_window/golden.safetensors", test_source_path("tests/fixtures/golden"));
+    dmllm_safetensors *golden = NULL;
+    CHECK_OK(dmllm_safetensors_open(path, &golden));
+    const dmllm_tensor *rgb = golden ? dmllm_safetensors_find(golden, "image_rgb") : NULL;
+    const dmllm_tensor *patches = golden ? dmllm_safetensors_find(golden, "max_num_patches") : NULL;
+    const dmllm_tensor *mode = golden ? dmllm_safetensors_find(golden, "resize_mode") : NULL;
+    CHECK(rgb && patches && mode);
+    if (rgb && patches && mode) {
+        f->max_patches = *(const int32_t *)patches->data;
+        f->resize_mode = *(const int32_t *)mode->data;
+        CHECK_OK(dmllm_image_from_rgb(rgb->data, (int)rgb->shape[1], (int)rgb->shape[0], 0, &f->image));
+        const char *dir = test_model_dir(name, "one_window", test_source_path("tests/fixtures/tokenizer/tokenizer.json"));
+        if (dir) f->model = test_load_model(dir, DMLLM_COMPUTE_F32);
+    }
+    dmllm_safetensors_close(golden);
+}
+
+void test_golden_fixture_close(test_golden_fixture *f) {
+    dmllm_model_free(f->model);
+    dmllm_image_free(f->image);
 }

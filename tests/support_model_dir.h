@@ -20,4 +20,16 @@ dmllm_model *test_load_model(const char *dir, dmllm_compute_type compute);
  * threads, counting a failure as a CHECK; NULL on failure. */
 dmllm_session *test_new_session(const dmllm_model *model, int max_num_patches, int resize_mode);
 
+/* The one_window golden case behind the text-side tests: its image and preprocessing settings, and
+ * an f32 model over its checkpoint with the fixture tokenizer (model dir <temp>/<name>). */
+typedef struct test_golden_fixture {
+    dmllm_model *model;
+    dmllm_image *image;
+    int max_patches, resize_mode;
+} test_golden_fixture;
+
+/* Fills *f, counting failures as CHECKs; the caller proceeds when f->model and f->image are set. */
+void test_golden_fixture_open(const char *name, test_golden_fixture *f);
+void test_golden_fixture_close(test_golden_fixture *f);
+
 #endif

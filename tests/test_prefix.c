@@ -5,7 +5,6 @@
  * instruction before the image does not; dmllm_ask and the dense readout share one prefix.
  */
 #include "densemllm.h"
-#include "safetensors.h"
 #include "support_model_dir.h"
 #include "testutil.h"
 
@@ -18,11 +17,7 @@ static const char header[] = "<|begin_of_text|>system\nYou are a helpful assista
 static const int32_t label_ids[3] = {5, 17, 42};
 static const int label_offsets[4] = {0, 1, 2, 3};
 
-typedef struct fixture {
-    dmllm_model *model;
-    dmllm_image *image;
-    int max_patches, resize_mode;
-} fixture;
+typedef test_golden_fixture fixture;
 
 static dmllm_session *new_session(const fixture *f) {
     return test_new_session(f->model, f->max_patches, f->resize_mode);
@@ -118,29 +113,9 @@ static void test_layouts(const fixture *f) {
 }
 
 int main(void) {
-    fixture f = {0};
-    char path[1024];
-    snprintf(path, sizeof path, "%s/one_window/golden.safetensors", test_source_path("tests/fixtures/golden"));
-    dmllm_safetensors *golden = NULL;
-    CHECK_OK(dmllm_safetensors_open(path, &golden));
-    const dmllm_tensor *rgb = golden ? dmllm_safetensors_find(golden, "image_rgb") : NULL;
-    const dmllm_tensor *patches = golden ? dmllm_safetensors_find(golden, "max_num_patches") : NULL;
-    const dmllm_tensor *mode = golden ? dmllm_safetensors_find(golden, "resize_mode") : NULL;
-    CHECK(rgb && patches && mode);
-    if (rgb && patches && mode) {
-        f.max_patches = *(const int32_t *)patches->data;
-        f.resize_mode = *(const int32_t *)mode->data;
-        CHECK_OK(dmllm_image_from_rgb(rgb->data, (int)rgb->shape[1], (int)rgb->shape[0], 0, &f.image));
-        dmllm_model_params mp;
-        dmllm_model_params_init(&mp);
-        mp.compute = DMLLM_COMPUTE_F32;
-        CHECK_OK(dmllm_model_load(
-            test_model_dir("prefix", "one_window", test_source_path("tests/fixtures/tokenizer/tokenizer.json")), &mp,
-            &f.model));
-    }
+    fixture f;
+    test_golden_fixture_open("prefix", &f);
     if (f.model && f.image) test_layouts(&f);
-    dmllm_model_free(f.model);
-    dmllm_image_free(f.image);
-    dmllm_safetensors_close(golden);
+    test_golden_fixture_close(&f);
     return test_finish("test_prefix");
 }

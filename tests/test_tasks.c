@@ -9,7 +9,6 @@
  *    prompt strings, the image prefix is reused, streamed text adds up to the answer, errors.
  */
 #include "densemllm.h"
-#include "safetensors.h"
 #include "support_model_dir.h"
 #include "testutil.h"
 
@@ -165,12 +164,7 @@ static void test_truncations(void) {
 
 /* ---- the task helpers on a golden checkpoint ------------------------------------------------- */
 
-typedef struct fixture {
-    dmllm_model *model;
-    dmllm_image *image;
-    dmllm_safetensors *golden;
-    int max_patches, resize_mode;
-} fixture;
+typedef test_golden_fixture fixture;
 
 static dmllm_session *new_session(const fixture *f) {
     return test_new_session(f->model, f->max_patches, f->resize_mode);
@@ -378,33 +372,14 @@ int main(void) {
     test_malformed();
     test_truncations();
 
-    fixture f = {0};
-    char path[1024];
-    snprintf(path, sizeof path, "%s/one_window/golden.safetensors", test_source_path("tests/fixtures/golden"));
-    CHECK_OK(dmllm_safetensors_open(path, &f.golden));
-    const dmllm_tensor *rgb = f.golden ? dmllm_safetensors_find(f.golden, "image_rgb") : NULL;
-    const dmllm_tensor *patches = f.golden ? dmllm_safetensors_find(f.golden, "max_num_patches") : NULL;
-    const dmllm_tensor *mode = f.golden ? dmllm_safetensors_find(f.golden, "resize_mode") : NULL;
-    CHECK(rgb && patches && mode);
-    if (rgb && patches && mode) {
-        f.max_patches = *(const int32_t *)patches->data;
-        f.resize_mode = *(const int32_t *)mode->data;
-        CHECK_OK(dmllm_image_from_rgb(rgb->data, (int)rgb->shape[1], (int)rgb->shape[0], 0, &f.image));
-        dmllm_model_params mp;
-        dmllm_model_params_init(&mp);
-        mp.compute = DMLLM_COMPUTE_F32;
-        const char *dir =
-            test_model_dir("tasks", "one_window", test_source_path("tests/fixtures/tokenizer/tokenizer.json"));
-        CHECK_OK(dmllm_model_load(dir, &mp, &f.model));
-    }
+    fixture f;
+    test_golden_fixture_open("tasks", &f);
     if (f.model && f.image) {
         test_ask(&f);
         test_streaming(&f);
         test_ground_detect(&f);
         test_without_tokenizer(&f);
     }
-    dmllm_model_free(f.model);
-    dmllm_image_free(f.image);
-    dmllm_safetensors_close(f.golden);
+    test_golden_fixture_close(&f);
     return test_finish("test_tasks");
 }
