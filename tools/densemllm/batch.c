@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- progress bars --------------------------------------------------------------------------- */
@@ -30,6 +31,12 @@ static int progress_bar(const char *stage, int done, int total, void *user_data)
 static int progress_wanted(const cli_common *common) {
     const char *forced = getenv("DMLLM_PROGRESS");
     return !common->quiet && ((forced && *forced == '1') || isatty(STDERR_FILENO));
+}
+
+double cli_now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* ---- model and session ----------------------------------------------------------------------- */

@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { MAX_REPEAT = 1000 };
 
@@ -49,18 +48,12 @@ static dmllm_image *generated_image(int width, int height) {
     return image;
 }
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int query(dmllm_session *s, const dmllm_image *image, const dmllm_dense_params *p, query_time *t) {
     dmllm_dense_result *r = NULL;
-    const double t0 = now_seconds();
+    const double t0 = cli_now_seconds();
     const dmllm_status status = dmllm_predict_dense(s, image, p, &r);
     if (status != DMLLM_OK) return cli_fail_session(status, s, "dense query");
-    *t = (query_time){now_seconds() - t0, r->seconds_encode, r->seconds_prefill, r->seconds_readout, r->seconds_crf};
+    *t = (query_time){cli_now_seconds() - t0, r->seconds_encode, r->seconds_prefill, r->seconds_readout, r->seconds_crf};
     dmllm_dense_result_free(r);
     return 0;
 }

@@ -87,6 +87,9 @@ int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user);
 /* OUT/<stem><suffix>; returns a static buffer. */
 const char *cli_output_path(const cli_common *common, const char *stem, const char *suffix);
 
+/* Monotonic clock in seconds, for the timings commands print. */
+double cli_now_seconds(void);
+
 /* Write a file through "<path>.tmp.<pid>" and a rename (a crash never leaves half a file); print
  * what failed and return 1, else 0. cli_write_text ends the text with a newline. */
 int cli_write_file(const char *path, const void *bytes, size_t size);

@@ -7,7 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { MAX_LABELS = 4096 };
 
@@ -16,12 +15,6 @@ typedef struct readout_job {
     int n_labels;
     dmllm_alignment alignment;
 } readout_job;
-
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static int parse_labels(const char *text, readout_job *job) {
     char *end;
@@ -74,7 +67,7 @@ static int readout_one(cli_context *context, const char *path, const char *stem,
     int exit_code = 1;
     dmllm_status status = dmllm_image_load_file(path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
-    const double t0 = now_seconds();
+    const double t0 = cli_now_seconds();
     dmllm_image_grid grid;
     if ((status = dmllm_session_truncate(session, 0)) != DMLLM_OK ||
         (status = dmllm_session_encode_image(session, image)) != DMLLM_OK ||
@@ -82,7 +75,7 @@ static int readout_one(cli_context *context, const char *path, const char *stem,
         cli_fail_session(status, session, "encoding the image");
         goto done;
     }
-    const double t1 = now_seconds();
+    const double t1 = cli_now_seconds();
     const int n_tokens = grid.tokens_h * grid.tokens_w;
     ids = malloc((size_t)(n_tokens + 2) * sizeof *ids);
     logits = malloc((size_t)n_tokens * job->n_labels * sizeof *logits);
@@ -97,7 +90,7 @@ static int readout_one(cli_context *context, const char *path, const char *stem,
         cli_fail_session(status, session, "LLM");
         goto done;
     }
-    const double t2 = now_seconds();
+    const double t2 = cli_now_seconds();
     size_t rows, cols;
     status = dmllm_session_image_logits(session, job->alignment, job->labels, job->n_labels, logits,
                                         (size_t)n_tokens * job->n_labels, &rows, &cols);
@@ -105,7 +98,7 @@ static int readout_one(cli_context *context, const char *path, const char *stem,
         cli_fail_session(status, session, "readout");
         goto done;
     }
-    const double t3 = now_seconds();
+    const double t3 = cli_now_seconds();
     printf("model: %s (%s, %.1f M parameters)\n", info.model_dir, info.compute, info.n_params / 1e6);
     printf("image: %s %dx%d -> %dx%d, %d x %d patches, %d tokens\n", path, grid.original_w, grid.original_h,
            grid.resized_w, grid.resized_h, grid.grid_h, grid.grid_w, n_tokens);
