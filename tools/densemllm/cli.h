@@ -87,6 +87,11 @@ int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user);
 /* OUT/<stem><suffix>; returns a static buffer. */
 const char *cli_output_path(const cli_common *common, const char *stem, const char *suffix);
 
+/* OUT/<stem>.labels.png (palette label map) and OUT/<stem>.overlay.png (the image blended with the
+ * label colours, legend from names); prints what failed and returns 1, else 0. */
+int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *stem, const uint16_t *labels,
+                         int n_labels, const char *const *names);
+
 /* Monotonic clock in seconds, for the timings commands print. */
 double cli_now_seconds(void);
 

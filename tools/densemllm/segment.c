@@ -37,19 +37,22 @@ static cJSON *label_shares(const dmllm_dense_result *r, const dense_job *job) {
     return shares;
 }
 
+int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *stem, const uint16_t *labels,
+                         int n_labels, const char *const *names) {
+    dmllm_status status = dmllm_write_label_png(cli_output_path(common, stem, ".labels.png"), labels,
+                                                dmllm_image_width(image), dmllm_image_height(image), n_labels);
+    if (status == DMLLM_OK)
+        status = dmllm_write_overlay_png(cli_output_path(common, stem, ".overlay.png"), image, labels, n_labels, names,
+                                         0.5f);
+    return status == DMLLM_OK ? 0 : cli_fail(status, "writing the PNG outputs");
+}
+
 static int outputs_segment(cli_context *c, const dmllm_image *image, const char *stem, const dmllm_dense_result *r,
                            const dense_job *job, cJSON *json) {
-    dmllm_status status = DMLLM_OK;
-    if (job->write_png) {
-        status = dmllm_write_label_png(cli_output_path(c->common, stem, ".labels.png"), r->labels, r->width, r->height,
-                                       r->n_labels);
-        if (status == DMLLM_OK)
-            status = dmllm_write_overlay_png(cli_output_path(c->common, stem, ".overlay.png"), image, r->labels,
-                                             r->n_labels, job->label_names, 0.5f);
-        if (status != DMLLM_OK) return cli_fail(status, "writing the PNG outputs");
-    }
+    if (job->write_png && cli_write_label_pngs(c->common, image, stem, r->labels, r->n_labels, job->label_names) != 0)
+        return 1;
     char *text = NULL;
-    status = dmllm_mask_text_write(r->labels, r->width, r->height, job->label_names, r->n_labels, &text);
+    const dmllm_status status = dmllm_mask_text_write(r->labels, r->width, r->height, job->label_names, r->n_labels, &text);
     if (status != DMLLM_OK) return cli_fail(status, "writing the mask text");
     int failed = cli_write_text(cli_output_path(c->common, stem, ".mask.txt"), text);
     dmllm_text_free(text);

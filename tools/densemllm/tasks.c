@@ -24,6 +24,13 @@ static void generate_params(const task_job *job, dmllm_generate_params *p) {
     if (job->max_tokens > 0) p->max_new_tokens = job->max_tokens;
 }
 
+/* The box-prompted commands' settings: the profile's crop, the job's decoding for the answer. */
+static void crop_params(const task_job *job, dmllm_crop_params *p, dmllm_generate_params *g) {
+    dmllm_crop_params_init(p);
+    generate_params(job, g);
+    p->generate = g;
+}
+
 static cJSON *box_json(const int box[4]) {
     return cJSON_CreateIntArray(box, 4);
 }
@@ -122,22 +129,10 @@ static int detect_fn(cli_context *c, const dmllm_image *image, const char *stem,
     return regions_fn(c, image, stem, job, json, 0);
 }
 
-static int write_labels(cli_context *c, const dmllm_image *image, const char *stem, const uint16_t *labels,
-                        int n_labels, const char *const *names) {
-    dmllm_status status = dmllm_write_label_png(cli_output_path(c->common, stem, ".labels.png"), labels,
-                                                dmllm_image_width(image), dmllm_image_height(image), n_labels);
-    if (status == DMLLM_OK)
-        status = dmllm_write_overlay_png(cli_output_path(c->common, stem, ".overlay.png"), image, labels, n_labels,
-                                         names, 0.5f);
-    return status == DMLLM_OK ? 0 : cli_fail(status, "writing the PNG outputs");
-}
-
 static int refseg_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
     dmllm_crop_params p;
-    dmllm_crop_params_init(&p);
     dmllm_generate_params g;
-    generate_params(job, &g);
-    p.generate = &g;
+    crop_params(job, &p, &g);
     dmllm_refer_result *r = NULL;
     dmllm_status status = dmllm_refer_segment(c->session, image, job->text, &p, &r);
     if (status != DMLLM_OK) return cli_fail_session(status, c->session, "refseg");
@@ -147,7 +142,7 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *stem,
     for (size_t i = 0; labels && i < n; i++) fg += labels[i] = r->mask[i];
     int failed = labels ? 0 : (fprintf(stderr, "densemllm: out of memory\n"), 1);
     const char *names[2] = {"background", job->text};
-    if (!failed && !job->no_png) failed = write_labels(c, image, stem, labels, 2, names);
+    if (!failed && !job->no_png) failed = cli_write_label_pngs(c->common, image, stem, labels, 2, names);
     if (!c->common->json)
         printf("%s: %s\n", job->text, r->found ? "found" : r->message);
     cJSON_AddStringToObject(json, "phrase", job->text);
@@ -163,10 +158,8 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *stem,
 
 static int openseg_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
     dmllm_crop_params p;
-    dmllm_crop_params_init(&p);
     dmllm_generate_params g;
-    generate_params(job, &g);
-    p.generate = &g;
+    crop_params(job, &p, &g);
     dmllm_openset_result *r = NULL;
     dmllm_status status = dmllm_openset_segment(c->session, image, (const char *const *)job->classes, job->n_classes,
                                                 &p, &r);
@@ -177,7 +170,7 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *stem
         names[0] = "background";
         for (int k = 0; k < r->n_names; k++) names[k + 1] = r->names[k];
     }
-    if (!failed && !job->no_png) failed = write_labels(c, image, stem, r->labels, r->n_names + 1, names);
+    if (!failed && !job->no_png) failed = cli_write_label_pngs(c->common, image, stem, r->labels, r->n_names + 1, names);
     cJSON *classes = cJSON_CreateArray();
     for (int k = 0; k < r->n_names; k++) cJSON_AddItemToArray(classes, cJSON_CreateString(r->names[k]));
     cJSON_AddItemToObject(json, "classes", classes);
