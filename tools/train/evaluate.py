@@ -73,14 +73,11 @@ def greedy(W, cfg, vocab, image, prompt, max_new=40):
             if nxt == eos:
                 break
             ids.append(nxt)
-    return "".join(vocab.tok.id_to_piece[i] if i in vocab.tok.added.values() else
-                   bytes(INVERSE_BYTES[c] for c in vocab.tok.id_to_piece[i]).decode("utf-8", "replace")
-                   for i in ids[start:])
+    return vocab.tok.decode(ids[start:])
 
 
 SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"   # class index of a token's argmax, one character
 DEPTH_VALID = (1e-3, 25.0)                          # metres, strict bounds (metrics.md depth validity)
-INVERSE_BYTES = {v: k for k, v in tm.build_tokenizer.bytes_to_unicode().items()}
 BOX = re.compile(r"<box><x_(\d+)><y_(\d+)><x_(\d+)><y_(\d+)></box>")
 
 

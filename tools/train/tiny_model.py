@@ -85,6 +85,7 @@ class Tokenizer:
         for content, i in self.added.items():
             self.vocab[content] = i
         self.byte_map = build_tokenizer.bytes_to_unicode()
+        self.byte_of = {c: b for b, c in self.byte_map.items()}
         pattern = "|".join(re.escape(t) for t in sorted(self.added, key=len, reverse=True))
         self.added_re = re.compile("(%s)" % pattern)
         self.size = max(self.vocab.values()) + 1
@@ -115,6 +116,19 @@ class Tokenizer:
             for word in self.WORDS.findall(chunk):
                 ids += self._bpe("".join(self.byte_map[b] for b in word.encode("utf-8")))
         return ids
+
+    def decode(self, ids):
+        """Text of ids: added tokens as their content, the rest through the byte-level alphabet."""
+        added = set(self.added.values())
+        out, pending = [], bytearray()
+        for i in ids:
+            piece = self.id_to_piece[i]
+            if i in added:
+                out.append(pending.decode("utf-8", "replace") + piece)
+                pending.clear()
+            else:
+                pending += bytes(self.byte_of[c] for c in piece)
+        return "".join(out) + pending.decode("utf-8", "replace")
 
     def id(self, content):
         return self.vocab[content]
