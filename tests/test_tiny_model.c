@@ -42,17 +42,16 @@ static cJSON *read_json(const char *path) {
     return json;
 }
 
-/* Class values of a grayscale label PNG (decoded to RGB by the library: R = value). */
+/* The values of a grayscale label PNG (class indices, 0/1 masks); *w, *h its size. */
 static uint16_t *load_labels(const char *path, int *w, int *h) {
-    dmllm_image *img = NULL;
-    CHECK_OK(dmllm_image_load_file(path, &img));
-    if (!img) return NULL;
-    *w = dmllm_image_width(img);
-    *h = dmllm_image_height(img);
-    uint16_t *labels = malloc(sizeof *labels * (size_t)*w * *h);
-    const uint8_t *rgb = dmllm_image_pixels(img);
-    for (size_t i = 0; labels && i < (size_t)*w * *h; i++) labels[i] = rgb[3 * i];
-    dmllm_image_free(img);
+    dmllm_png_values *png = NULL;
+    CHECK_OK(dmllm_read_png_values(path, &png));
+    if (!png) return NULL;
+    uint16_t *labels = png->values;
+    *w = png->width;
+    *h = png->height;
+    png->values = NULL; /* kept by the caller */
+    dmllm_png_values_free(png);
     return labels;
 }
 
