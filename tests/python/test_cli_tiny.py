@@ -63,7 +63,7 @@ def test_depth_files(tmp_path, sample):
     out = json.loads(cli("depth", "--out", tmp_path, "--json", path).stdout)
     mm = np.asarray(Image.open(tmp_path / "sample.depth16.png")).astype(np.float64)
     assert mm.shape == (h, w)
-    assert 1000 <= mm.min() and mm.max() <= 20000       # the synthetic profile's 1-20 m
+    assert 1000 <= mm.min() and mm.max() <= 10000       # the synthetic profile's 1-10 m
     assert abs(mm.mean() / 1000 - out["depth_mean_m"]) < 0.01
     grid = expand_rle((tmp_path / "sample.depth.txt").read_text())
     assert grid.size == (w // 16) * (h // 16) == out["depth_grid_w"] * out["depth_grid_h"]

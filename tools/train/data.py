@@ -3,14 +3,25 @@ layout (model-spec §4.8, image before text), the NTP-M targets of the image tok
 §9.1) and the supervised answer tokens.
 
 Two kinds of sample:
-  scene  the whole synthetic scene; image tokens carry class-name sub-tokens and depth bins;
-         the answer is one of: segmentation reply, depth reply, grounding box, detection, VQA.
-  crop   the referred object's box padded 1.2x, cropped, the box drawn on it, resized so the short
-         side is CROP_SHORT_SIDE (the referring pipeline's second stage); image tokens carry
-         <FG>/<BG>; the answer is the FG/BG reply.
+  scene  the whole synthetic scene; image tokens carry class-name sub-tokens, depth bins, their
+         position and the box of each object they show; the answer is one of: segmentation reply,
+         depth reply, grounding box, detection, VQA.
+  crop   the referred object's box, jittered as a grounding answer would be, padded 1.2x, cropped,
+         drawn on, resized so the short side is CROP_SHORT_SIDE (the referring pipeline's second
+         stage); image tokens carry <FG>/<BG> and their position; the answer is the FG/BG reply.
 NTP-M per image token i: positives P_i = the ids above; valid ids M_i = the whole vocabulary minus
 the ids of tasks this sample has no annotation for (depth ids where the token has no valid depth,
-class ids in crops, <FG>/<BG> in scenes). Must not import the C library.
+class and depth ids in crops, <FG>/<BG> in scenes) and minus the coordinates within
+COORD_TOLERANCE_PX of a positive one (near misses are neither right nor wrong).
+
+Position and boxes go beyond the report's NTP-M targets (classes, depth bins, FG/BG). Grounding
+answers are absolute pixel coordinates, but nothing in the architecture is absolute: the ViT has
+relative 2-D RoPE and no position embedding, the LLM 1-D RoPE (model-spec §3, §4.2). A ViT can
+still work out where a patch is (from the image borders, through attention), and learns it within a
+few hundred steps when told, yet not from a few thousand grounding answers. So every image token
+also has as positives its own centre <x_>, <y_> and the corners <x_x0>, <y_y0>, <x_x1>, <y_y1> of
+every object covering MIN_COVERAGE of it: the dense form of the grounding and detection answers,
+which then only have to copy them. Must not import the C library.
 """
 import math
 
@@ -25,6 +36,8 @@ MIN_COVERAGE = 0.08           # a class / depth bin is a positive of a token cov
 CROP_SHORT_SIDE = 256
 CROP_PAD = 1.2
 CROP_BOX_PX = 2
+CROP_JITTER = 0.08            # std of each crop box edge's shift, in units of the box's size
+COORD_TOLERANCE_PX = 3
 
 
 def depth_bin(depth_m):
@@ -50,9 +63,19 @@ class Vocabulary:
         self.depth_ids = [tok.id("<custom_%d>" % k) for k in range(1, tm.DEPTH_BINS + 1)]
         self.fg, self.bg = tok.id("<FG>"), tok.id("<BG>")
         self.image_pad = tok.id("<|image_pad|>")
+        self.first_coordinate = tok.id("<x_0>")
+
+    def coord_id(self, axis, value):
+        """Id of <x_value> (axis 0) or <y_value> (axis 1): interleaved, model-spec §4.9."""
+        return self.first_coordinate + 2 * coordinate(value) + axis
 
     def coord(self, axis, value):
-        return "<%s_%d>" % (axis, int(min(max(round(value), 0), tm.COORDINATES - 1)))
+        return "<%s_%d>" % (axis, coordinate(value))
+
+
+def coordinate(value):
+    """A pixel coordinate as the model writes it: rounded, clamped to the coordinate tokens."""
+    return int(min(max(round(value), 0), tm.COORDINATES - 1))
 
 
 def chat_ids(vocab, n_image_tokens, prompt, answer=None):
@@ -86,29 +109,55 @@ def present(values, n, ignore=None):
     return sorted(keep)
 
 
+def coordinate_targets(vocab, points):
+    """(the coordinate ids of (axis, value) points, the ids within COORD_TOLERANCE_PX of them)."""
+    exact = [vocab.coord_id(axis, v) for axis, v in points]
+    near = {vocab.coord_id(axis, v + d) for axis, v in points for d in range(-COORD_TOLERANCE_PX, COORD_TOLERANCE_PX + 1)}
+    return exact, near
+
+
+def box_targets(vocab, box):
+    x0, y0, x1, y1 = box
+    return coordinate_targets(vocab, [(0, x0), (1, y0), (0, x1), (1, y1)])
+
+
+def own_position_targets(vocab, r, c):
+    """<x_>, <y_> of the centre of token (r, c)'s 32x32 area, in model-input pixels."""
+    return coordinate_targets(vocab, [(0, c * TOKEN_PX + TOKEN_PX // 2), (1, r * TOKEN_PX + TOKEN_PX // 2)])
+
+
 def scene_targets(vocab, scene):
     """Per image token: (positive ids, excluded ids) of a whole scene."""
     h, w = scene.labels.shape
     bins = depth_bin(scene.depth)
     excluded_always = {vocab.fg, vocab.bg}
+    owner = np.zeros((h, w), np.int64)                 # 0 = no object, else 1 + index in scene.objects
+    for i, o in enumerate(scene.objects):
+        owner[o["mask"]] = i + 1
+    boxes = [box_targets(vocab, o["box"]) for o in scene.objects]
     targets = []
-    for _, _, sy, sx in token_areas(h, w):
-        positives = set()
-        for c in present(scene.labels[sy, sx], len(scenes.CLASSES)):
-            positives.update(vocab.class_ids[c])
-        excluded = set(excluded_always)
+    for r, c, sy, sx in token_areas(h, w):
+        own, excluded = own_position_targets(vocab, r, c)
+        positives = set(own)
+        for k in present(scene.labels[sy, sx], len(scenes.CLASSES)):
+            positives.update(vocab.class_ids[k])
+        excluded |= excluded_always
+        for i in present(owner[sy, sx], len(scene.objects) + 1, ignore=0):
+            exact, near = boxes[i - 1]
+            positives.update(exact)
+            excluded.update(near)
         depth_present = present(bins[sy, sx], tm.DEPTH_BINS + 1, ignore=0)
         if depth_present:
             positives.update(vocab.depth_ids[k - 1] for k in depth_present)
         else:
             excluded.update(vocab.depth_ids)
-        targets.append((sorted(positives), sorted(excluded)))
+        targets.append((sorted(positives), sorted(excluded - positives)))
     return targets
 
 
 def scene_answer(rng, vocab, scene):
     """(prompt, answer) of one text task on a whole scene."""
-    kind = rng.choice(["segment", "depth", "ground", "ground", "ground", "detect", "detect", "vqa"])
+    kind = rng.choice(["segment", "depth", "vqa", "ground", "ground", "ground", "ground", "detect", "detect"])
     objs = scene.objects
     if kind == "ground" and scene.target >= 0:
         o = objs[scene.target]
@@ -162,25 +211,39 @@ def crop_size(h, w):
     return max(32, int(round(h * s / 32)) * 32), max(32, int(round(w * s / 32)) * 32)
 
 
+def jittered_box(rng, box, h, w):
+    """The box with each edge shifted by CROP_JITTER of its size (std), kept inside the image and
+    at least 8 px wide and high: the crop stage then learns to segment around imperfect boxes."""
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    dx0, dy0, dx1, dy1 = rng.normal(0.0, CROP_JITTER, 4) * (bw, bh, bw, bh)
+    x0, x1 = int(np.clip(round(x0 + dx0), 0, w - 8)), int(np.clip(round(x1 + dx1), 0, w))
+    y0, y1 = int(np.clip(round(y0 + dy0), 0, h - 8)), int(np.clip(round(y1 + dy1), 0, h))
+    return x0, y0, max(x1, x0 + 8), max(y1, y0 + 8)
+
+
 def crop_sample(rng, vocab, scene):
     o = scene.objects[scene.target]
     colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-    crop, rect = crop_for_target(scene.image, o["box"], colour)
+    box = jittered_box(rng, o["box"], *scene.image.shape[:2])
+    crop, rect = crop_for_target(scene.image, box, colour)
     ch, cw = crop_size(*crop.shape[:2])
     crop = np.asarray(Image.fromarray(crop).resize((cw, ch), Image.BILINEAR))
     fg = o["mask"][rect[1]:rect[3], rect[0]:rect[2]].astype(np.uint8)
     fg = np.asarray(Image.fromarray(fg).resize((cw, ch), Image.NEAREST))
-    excluded = sorted(set(vocab.all_class_ids) | set(vocab.depth_ids))
+    unannotated = set(vocab.all_class_ids) | set(vocab.depth_ids)
     targets = []
-    for _, _, sy, sx in token_areas(ch, cw):
-        positives = [vocab.fg if v else vocab.bg for v in present(fg[sy, sx], 2)]
-        targets.append((sorted(positives), excluded))
+    for r, c, sy, sx in token_areas(ch, cw):
+        own, near = own_position_targets(vocab, r, c)
+        positives = set(own) | {vocab.fg if v else vocab.bg for v in present(fg[sy, sx], 2)}
+        targets.append((sorted(positives), sorted((unannotated | near) - positives)))
     answer = "The results are 0 for <ref><BG></ref> and 1 for <ref><FG></ref>.<mask></mask>"
     return dict(image=crop, targets=targets, prompt=tm.PROMPT_FGBG, answer=answer, fg=fg)
 
 
-def make_sample(rng, vocab, crop_fraction=0.3):
-    scene = scenes.make_scene(rng)
+def make_sample(rng, vocab, size=None, crop_fraction=0.3):
+    """One training sample from a scene of `size` (height, width), or of a random one of scenes.SIZES."""
+    scene = scenes.make_scene(rng, size)
     if scene.target >= 0 and rng.random() < crop_fraction:
         sample = crop_sample(rng, vocab, scene)
     else:

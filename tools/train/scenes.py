@@ -5,12 +5,18 @@ pinhole camera over a flat ground plane, and one referred target object with a p
 Everything is drawn with numpy from a numpy Generator, so a seed reproduces a scene bit for bit.
 Must not import torch or anything from the C library.
 
-Depth model: camera at CAMERA_HEIGHT metres looking level, focal length FOCAL_PX pixels. A ground
-pixel at row y below the horizon row h lies at depth FOCAL_PX * CAMERA_HEIGHT / (y + 0.5 - h);
-an object stands on the ground at the row of its base, so its whole visible area has that depth;
-a wall stands where the ground ends, at MAX_DEPTH_M (a wall at a random distance would look the
-same at every distance: depth nobody could infer); sky has no valid depth (0). Depths are capped
-to MAX_DEPTH_M.
+Camera: level, CAMERA_HEIGHT metres above the ground, focal length FOCAL_PX pixels, principal
+point at the image centre column (the horizon row varies: the scenes are crops of a taller view).
+A ground pixel at row y below the horizon row h lies at depth Z = FOCAL_PX * CAMERA_HEIGHT /
+(y + 0.5 - h) and lateral offset X = (x + 0.5 - w/2) * Z / FOCAL_PX.
+
+Depth is what a depth sensor of range MAX_DEPTH_M reads (as NYUv2's is capped at 10 m): farther
+ground and the sky have no valid depth (0). A wall stands at exactly MAX_DEPTH_M (a wall at a random
+distance beyond the paving would look the same at every distance); an object stands on the ground at
+the row of its base, so its whole visible area has that depth.
+
+The ground is paved: joints every GRID_M metres along X and Z, drawn in perspective, whose spacing
+and slant tell depth and place as on real ground.
 """
 import numpy as np
 
@@ -26,9 +32,10 @@ COLOURS = {"red": (210, 40, 40), "blue": (40, 70, 220), "yellow": (235, 210, 40)
 OBJECT_COLOUR = dict(zip(OBJECTS, COLOURS))
 SIZES = [(256, 256), (256, 320), (320, 256)]                   # (height, width)
 
-CAMERA_HEIGHT = 1.5
+CAMERA_HEIGHT = 3.0    # metres: high enough that the ground within range is not all near the horizon
 FOCAL_PX = 256.0
-MIN_DEPTH_M, MAX_DEPTH_M = 1.0, 20.0
+MIN_DEPTH_M, MAX_DEPTH_M = 1.0, 10.0
+GRID_M, JOINT_M = 0.5, 0.05            # paving joints: spacing and width, metres
 
 # Base colour and noise amplitude of each background texture.
 TEXTURES = {"sky": ((120, 170, 235), 6), "wall": ((150, 120, 100), 14), "grass": ((60, 150, 50), 22),
@@ -58,10 +65,9 @@ def _texture(rng, name, h, w):
     return img
 
 
-def _pattern(name, h, w):
-    """Each object class has its own surface pattern (0/1 per pixel), so its class can be told from
-    a patch as well as from its outline: "textured shapes"."""
-    yy, xx = np.mgrid[0:h, 0:w]
+def _pattern(name, yy, xx):
+    """Each object class has its own surface pattern (0/1 per pixel at rows yy, columns xx), so its
+    class can be told from a patch as well as from its outline: "textured shapes"."""
     if name == "ball":
         return ((xx % 12 - 6) ** 2 + (yy % 12 - 6) ** 2) < 12
     if name == "box":
@@ -69,7 +75,7 @@ def _pattern(name, h, w):
     if name == "tent":
         return ((xx + yy) // 6) % 2 == 0
     if name == "star":
-        return np.ones((h, w), bool)
+        return np.ones(yy.shape, bool)
     if name == "ring":
         return (yy // 5) % 2 == 0
     if name == "cross":
@@ -81,9 +87,9 @@ def _pattern(name, h, w):
     raise ValueError(name)
 
 
-def _shape_mask(name, cx, base, size, h, w):
-    """Boolean mask of one shape whose base centre is (cx, base) and whose height is `size`."""
-    yy, xx = np.mgrid[0:h, 0:w]
+def _shape_mask(name, cx, base, size, yy, xx):
+    """Boolean mask (at rows yy, columns xx) of one shape whose base centre is (cx, base) and whose
+    height is `size`."""
     x, y = xx - cx, base - yy                                          # y up from the base
     s = float(size)
     if name == "ball":
@@ -111,30 +117,44 @@ def _shape_mask(name, cx, base, size, h, w):
     raise ValueError(name)
 
 
+def _paving(rng, h, w, horizon):
+    """[h, w] bool: the paving joints of the ground below `horizon`, in perspective, offset by a
+    random phase so that no joint sits at a fixed column."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    below = yy + 0.5 - horizon
+    z = FOCAL_PX * CAMERA_HEIGHT / np.maximum(below, 1e-6)
+    x = (xx + 0.5 - w / 2) * z / FOCAL_PX + rng.uniform(0.0, GRID_M)
+    z = z + rng.uniform(0.0, GRID_M)
+    joint = (np.mod(x, GRID_M) < JOINT_M) | (np.mod(z, GRID_M) < JOINT_M)
+    return joint & (below > 0)
+
+
 def make_scene(rng, size=None):
     h, w = size if size is not None else SIZES[rng.integers(len(SIZES))]
-    horizon = int(rng.integers(int(0.30 * h), int(0.50 * h)))
+    horizon = int(rng.integers(int(0.20 * h), int(0.40 * h)))
     top, ground = rng.choice(BACKGROUND_TOP), rng.choice(BACKGROUND_GROUND)
+    # A wall hides the ground beyond MAX_DEPTH_M; the sky meets it at the horizon.
+    wall_base = horizon + int(np.ceil(FOCAL_PX * CAMERA_HEIGHT / MAX_DEPTH_M - 0.5))
+    split = wall_base if top == "wall" else horizon
     image = np.empty((h, w, 3), np.float64)
-    image[:horizon] = _texture(rng, top, horizon, w)
-    image[horizon:] = _texture(rng, ground, h - horizon, w)
+    image[:split] = _texture(rng, top, split, w)
+    image[split:] = _texture(rng, ground, h - split, w)
+    image[_paving(rng, h, w, horizon) & (np.arange(h)[:, None] >= split)] *= 0.7
     labels = np.empty((h, w), np.uint8)
-    labels[:horizon] = CLASSES.index(top)
-    labels[horizon:] = CLASSES.index(ground)
+    labels[:split] = CLASSES.index(top)
+    labels[split:] = CLASSES.index(ground)
     rows = np.arange(h, dtype=np.float64)[:, None]
-    ground_depth = np.minimum(MAX_DEPTH_M, FOCAL_PX * CAMERA_HEIGHT / np.maximum(rows + 0.5 - horizon, 1e-6))
+    ground_depth = FOCAL_PX * CAMERA_HEIGHT / np.maximum(rows + 0.5 - horizon, 1e-6)
+    ground_depth[ground_depth > MAX_DEPTH_M] = 0.0                   # beyond the sensor's range
     depth = np.broadcast_to(ground_depth, (h, w)).astype(np.float32).copy()
-    if top == "sky":
-        depth[:horizon] = 0.0
-    else:
-        depth[:horizon] = MAX_DEPTH_M
+    depth[:split] = MAX_DEPTH_M if top == "wall" else 0.0
 
     n_objects = int(rng.integers(2, 5))
     placed = []
     for _ in range(n_objects):
         name = OBJECTS[rng.integers(len(OBJECTS))]
         colour = OBJECT_COLOUR[name]
-        base = int(rng.integers(horizon + 24, h - 4))
+        base = int(rng.integers(wall_base + 2, h - 4))                  # within the sensor's range
         # Nearer objects (lower base) are larger, as a perspective camera sees them.
         size = int(np.clip((base - horizon) * rng.uniform(0.6, 1.0), 56, 128))
         cx = int(rng.integers(size // 3, w - size // 3))
@@ -142,13 +162,19 @@ def make_scene(rng, size=None):
     placed.sort(key=lambda o: o["base"])                               # far to near: painter's order
     owner = np.full((h, w), -1, np.int32)
     for i, o in enumerate(placed):
-        mask = _shape_mask(o["name"], o["cx"], o["base"], o["size"], h, w)
+        # Every shape lies within `size` of its base centre: draw in that window only.
+        rows = slice(max(0, o["base"] - o["size"] - 1), min(h, o["base"] + 1))
+        cols = slice(max(0, o["cx"] - o["size"]), min(w, o["cx"] + o["size"] + 1))
+        yy, xx = np.mgrid[rows, cols]
+        inside = _shape_mask(o["name"], o["cx"], o["base"], o["size"], yy, xx)
         tint = np.array(COLOURS[o["colour"]], np.float64)
-        shade = 1.0 + 0.08 * rng.standard_normal((h, w, 1))
-        pattern = np.where(_pattern(o["name"], h, w), 1.0, 0.6)[..., None]
-        image[mask] = (tint * shade * pattern + (1.0 - pattern) * 40.0)[mask]
+        shade = 1.0 + 0.08 * rng.standard_normal(yy.shape + (1,))
+        pattern = np.where(_pattern(o["name"], yy, xx), 1.0, 0.6)[..., None]
+        image[rows, cols][inside] = (tint * shade * pattern + (1.0 - pattern) * 40.0)[inside]
+        mask = np.zeros((h, w), bool)
+        mask[rows, cols] = inside
         labels[mask] = CLASSES.index(o["name"])
-        depth[mask] = float(min(MAX_DEPTH_M, FOCAL_PX * CAMERA_HEIGHT / (o["base"] + 0.5 - horizon)))
+        depth[mask] = float(FOCAL_PX * CAMERA_HEIGHT / (o["base"] + 0.5 - horizon))
         owner[mask] = i
     objects = []
     for i, o in enumerate(placed):

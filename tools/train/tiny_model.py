@@ -141,8 +141,8 @@ def build_tokenizer_document():
 def dims_for(vocab_size, tokenizer):
     """Checkpoint dims (make_checkpoint preset keys) of the tiny model."""
     return dict(
-        hidden_size=96, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
-        q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
+        hidden_size=128, intermediate_size=320, num_hidden_layers=5, num_attention_heads=4,
+        q_lora_rank=64, kv_lora_rank=48, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
         vocab_size=vocab_size, rope_theta=500000.0,
         bos_token_id=tokenizer.id("<|begin_of_text|>"), eos_token_id=tokenizer.id("<|end_of_text|>"),
         vision_start_token_id=tokenizer.id("<|vision_start|>"), vision_end_token_id=tokenizer.id("<|vision_end|>"),

@@ -5,23 +5,30 @@ readout_profile.json, sample.png, training.json).
 
     /usr/bin/python3 tools/train/train.py OUT_DIR [--steps N] [--seed S]
 
-Reproducible bit for bit from the seed on the same machine class with 2 threads (every random
-draw comes from numpy Generators seeded from --seed; torch only runs deterministic CPU kernels).
+Reproducible bit for bit from the seed on the same machine class (every random draw comes from
+numpy Generators seeded from --seed and the sample's index; torch runs deterministic CPU kernels on
+one thread, the second core makes the samples).
 
 Loss of one sample, as implemented (model-spec §9.1, report Eq. 7-9):
   z_i = h_i . E            logits of image token i over the whole vocabulary (tied head E), h_i the
                            final-normed hidden state AT the token's own position ("own" alignment)
   P_i                      positives: sub-token ids of every class covering >= MIN_COVERAGE of the
-                           token's 32x32 area, its depth bins <custom_k>, or <FG>/<BG> in crops
+                           token's 32x32 area, its depth bins <custom_k>, the token's own centre
+                           <x_k>, <y_k> and the box corners of every object covering that much
+                           (our addition, see data.py), or <FG>/<BG> in crops
   M_i                      valid ids: the vocabulary minus the ids of tasks without annotation here
+                           and minus coordinates within data.COORD_TOLERANCE_PX of a positive one
   N_i                      the K_NEGATIVES ids of M_i \\ P_i with the largest sigmoid(z) ("relevant
                            negatives"); positives and negatives are averaged separately, never ranked
   L_NTP-M = mean_i [ -mean_{j in P_i} log sigmoid(z_ij) - mean_{j in N_i} log(1 - sigmoid(z_ij)) ]
-  L_text  = mean cross-entropy of the answer tokens (and the closing <|end_of_text|>); where the
-            answer token is a coordinate <x_k>/<y_k> the target is spread over the same axis's
-            coordinates as a Gaussian of COORD_SIGMA px (the coordinate embeddings start smooth in
-            k, see tiny_model.coordinate_embeddings)
-  L       = L_text + L_NTP-M ; AdamW, linear warm-up then cosine decay, BATCH samples per step.
+  L_text  = cross-entropy of the answer tokens (and the closing <|end_of_text|>), averaged with
+            weight COORD_WEIGHT on coordinates <x_k>/<y_k> and 1 elsewhere; a coordinate's target is
+            spread over the same axis's coordinates as a Gaussian of COORD_SIGMA px (the coordinate
+            embeddings start smooth in k, see tiny_model.coordinate_embeddings)
+  L       = L_text + L_NTP-M ; AdamW, linear warm-up then cosine decay, BATCH samples per step
+            (the mean of L over them; samples of one image size go through batched.py together).
+sample_loss below is that definition for one sample on the reference forward pass; training runs
+batched.loss, which check_batched.py holds equal to it.
 """
 import argparse
 import json
@@ -35,13 +42,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+import batched
 import data
 import scenes
 import tiny_model as tm
 
 K_NEGATIVES = 16
-COORD_SIGMA = 1.5
-BATCH = 4
+COORD_SIGMA = 3.0
+COORD_WEIGHT = 3.0          # a coordinate counts 3 times in L_text: 4 of a grounding answer's ~25 tokens
+BATCH = 8
+WORKERS = 1                 # data processes beside the training thread
 LR = 2e-3
 WARMUP = 100
 WEIGHT_DECAY = 0.01
@@ -79,6 +89,13 @@ def text_targets(ids, first_coordinate_id, vocab_size):
     return target
 
 
+def text_weights(ids, first_coordinate_id):
+    """[len(ids)] weight of each answer token in L_text: COORD_WEIGHT for coordinates, else 1."""
+    ids = torch.tensor(ids)
+    is_coordinate = (ids >= first_coordinate_id) & (ids < first_coordinate_id + 2 * tm.COORDINATES)
+    return torch.where(is_coordinate, COORD_WEIGHT, 1.0)
+
+
 def sample_loss(W, cfg, sample, first_coordinate_id):
     embeds, grid = tm.encode_image(W, cfg, sample["image"])
     hidden = tm.llm_hidden(W, cfg, sample["ids"], embeds)
@@ -91,28 +108,46 @@ def sample_loss(W, cfg, sample, first_coordinate_id):
     start, ids = sample["answer_start"], sample["ids"]
     text_logits = hidden[start - 1:len(ids) - 1] @ E.T
     target = text_targets(ids[start:], first_coordinate_id, text_logits.shape[1])
-    l_text = -(target * torch.log_softmax(text_logits, dim=1)).sum(1).mean()
+    weights = text_weights(ids[start:], first_coordinate_id)
+    l_text = (weights * -(target * torch.log_softmax(text_logits, dim=1)).sum(1)).sum() / weights.sum()
     return l_ntpm, l_text
 
 
 class SampleStream:
-    """Training samples made in order by one worker process (the second core) from the seed, so
-    the stream is the same whatever the timing."""
+    """Training samples made by WORKERS processes from the seed: sample k comes from the numpy
+    Generator seeded (seed, k), worker k mod WORKERS makes it and the stream reads the workers in
+    turn, so the stream is the same whatever the timing and the number of cores. The scenes of one
+    step (BATCH samples) share one size, drawn from (seed, step), so that they go through the
+    batched forward together; crops keep their own sizes."""
 
     def __init__(self, seed, vocab, count):
         ctx = multiprocessing.get_context("fork")
-        self.queue = ctx.Queue(maxsize=64)
-        self.worker = ctx.Process(target=SampleStream._produce, args=(seed, vocab, count, self.queue), daemon=True)
-        self.worker.start()
+        self.queues = [ctx.Queue(maxsize=32) for _ in range(WORKERS)]
+        self.workers = [ctx.Process(target=SampleStream._produce, args=(seed, vocab, range(j, count, WORKERS), q),
+                                    daemon=True) for j, q in enumerate(self.queues)]
+        for worker in self.workers:
+            worker.start()
+        self.next = 0
 
     @staticmethod
-    def _produce(seed, vocab, count, queue):
-        rng = np.random.default_rng(seed)
-        for _ in range(count):
-            queue.put(data.make_sample(rng, vocab))
+    def _produce(seed, vocab, indices, queue):
+        for k in indices:
+            step_rng = np.random.default_rng([seed, k // BATCH, 0])
+            size = scenes.SIZES[step_rng.integers(len(scenes.SIZES))]
+            queue.put(data.make_sample(np.random.default_rng([seed, k]), vocab, size))
 
     def get(self):
-        return self.queue.get()
+        sample = self.queues[self.next % WORKERS].get()
+        self.next += 1
+        return sample
+
+
+def same_size_groups(samples):
+    """The samples grouped by image size (the batched forward needs one size), in stream order."""
+    groups = {}
+    for sample in samples:
+        groups.setdefault(sample["image"].shape, []).append(sample)
+    return list(groups.values())
 
 
 def learning_rate(step, steps):
@@ -130,7 +165,7 @@ def write_profile(path):
         "depth_token_format": "<custom_%d>",
         "depth_first_bin": 1,
         "depth_bins": tm.DEPTH_BINS,
-        "depth_upsample": 2,
+        "depth_upsample": 8,
         "depth_profile": "synthetic",
         "depth_profiles": {"synthetic": {"kind": "log", "min": scenes.MIN_DEPTH_M, "max": scenes.MAX_DEPTH_M}},
         "crop_padding": data.CROP_PAD,
@@ -164,6 +199,14 @@ def write_training_record(out_dir, seed, steps, log):
         f.write("\n")
 
 
+def fresh_model(seed):
+    """(tokenizer.json document, data.Vocabulary, config, initial parameters) of a new tiny model."""
+    document = tm.build_tokenizer_document()
+    tok = tm.Tokenizer(document)
+    dims = tm.dims_for(tok.size, tok)
+    return document, data.Vocabulary(tok), tm.config_for(dims), tm.init_parameters(dims, seed, tok.id("<x_0>"))
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
@@ -174,14 +217,8 @@ def main(argv):
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("DMLLM_TRAIN_THREADS", "1")))
     torch.manual_seed(args.seed)
-
-    document = tm.build_tokenizer_document()
-    tok = tm.Tokenizer(document)
-    vocab = data.Vocabulary(tok)
-    dims = tm.dims_for(tok.size, tok)
-    cfg = tm.config_for(dims)
-    first_coordinate_id = tok.id("<x_0>")
-    W = tm.init_parameters(dims, args.seed, first_coordinate_id)
+    document, vocab, cfg, W = fresh_model(args.seed)
+    first_coordinate_id = vocab.first_coordinate
     trainable = [p for name, p in W.items() if not name.endswith("position_embedding.weight")]
     opt = torch.optim.AdamW(trainable, lr=LR, weight_decay=WEIGHT_DECAY)
     samples = SampleStream(args.seed, vocab, args.steps * BATCH)
@@ -192,10 +229,10 @@ def main(argv):
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, args.steps)
         opt.zero_grad()
-        for _ in range(BATCH):
-            l_ntpm, l_text = sample_loss(W, cfg, samples.get(), first_coordinate_id)
-            ((l_ntpm + l_text) / BATCH).backward()
-            running += (l_ntpm.item() / BATCH, l_text.item() / BATCH)
+        for group in same_size_groups([samples.get() for _ in range(BATCH)]):
+            l_ntpm, l_text = batched.loss(W, cfg, group, first_coordinate_id)
+            ((l_ntpm + l_text) * (len(group) / BATCH)).backward()
+            running += (l_ntpm.item() * len(group) / BATCH, l_text.item() * len(group) / BATCH)
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
