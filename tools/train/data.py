@@ -16,9 +16,9 @@ COORD_TOLERANCE_PX of a positive one (near misses are neither right nor wrong).
 
 Position and boxes go beyond the report's NTP-M targets (classes, depth bins, FG/BG). Grounding
 answers are absolute pixel coordinates, but nothing in the architecture is absolute: the ViT has
-relative 2-D RoPE and no position embedding, the LLM 1-D RoPE (model-spec §3, §4.2). A ViT can
-still work out where a patch is (from the image borders, through attention), and learns it within a
-few hundred steps when told, yet not from a few thousand grounding answers. So every image token
+relative 2-D RoPE and no position embedding, the LLM 1-D RoPE (model-spec §3, §4.2). The tiny ViT
+still learns where a patch is within a few hundred steps when told (what it goes by, borders or
+content, was not pinned down), yet not from a few thousand grounding answers. So every image token
 also has as positives its own centre <x_>, <y_> and the corners <x_x0>, <y_y0>, <x_x1>, <y_y1> of
 every object covering MIN_COVERAGE of it: the dense form of the grounding and detection answers,
 which then only have to copy them. Must not import the C library.
