@@ -51,7 +51,6 @@ K_NEGATIVES = 16
 COORD_SIGMA = 3.0
 COORD_WEIGHT = 3.0          # a coordinate counts 3 times in L_text: 4 of a grounding answer's ~25 tokens
 BATCH = 8
-WORKERS = 1                 # data processes beside the training thread
 LR = 2e-3
 WARMUP = 100
 WEIGHT_DECAY = 0.01
@@ -114,32 +113,26 @@ def sample_loss(W, cfg, sample, first_coordinate_id):
 
 
 class SampleStream:
-    """Training samples made by WORKERS processes from the seed: sample k comes from the numpy
-    Generator seeded (seed, k), worker k mod WORKERS makes it and the stream reads the workers in
-    turn, so the stream is the same whatever the timing and the number of cores. The scenes of one
-    step (BATCH samples) share one size, drawn from (seed, step), so that they go through the
+    """Training samples made in order by one worker process (the second core): sample k comes from
+    the numpy Generator seeded (seed, k), so the stream is the same whatever the timing. The scenes
+    of one step (BATCH samples) share one size, drawn from (seed, step), so that they go through the
     batched forward together; crops keep their own sizes."""
 
     def __init__(self, seed, vocab, count):
         ctx = multiprocessing.get_context("fork")
-        self.queues = [ctx.Queue(maxsize=32) for _ in range(WORKERS)]
-        self.workers = [ctx.Process(target=SampleStream._produce, args=(seed, vocab, range(j, count, WORKERS), q),
-                                    daemon=True) for j, q in enumerate(self.queues)]
-        for worker in self.workers:
-            worker.start()
-        self.next = 0
+        self.queue = ctx.Queue(maxsize=32)
+        self.worker = ctx.Process(target=SampleStream._produce, args=(seed, vocab, count, self.queue), daemon=True)
+        self.worker.start()
 
     @staticmethod
-    def _produce(seed, vocab, indices, queue):
-        for k in indices:
+    def _produce(seed, vocab, count, queue):
+        for k in range(count):
             step_rng = np.random.default_rng([seed, k // BATCH, 0])
             size = scenes.SIZES[step_rng.integers(len(scenes.SIZES))]
             queue.put(data.make_sample(np.random.default_rng([seed, k]), vocab, size))
 
     def get(self):
-        sample = self.queues[self.next % WORKERS].get()
-        self.next += 1
-        return sample
+        return self.queue.get()
 
 
 def same_size_groups(samples):
