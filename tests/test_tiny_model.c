@@ -4,11 +4,11 @@
  * training, written by the CTest fixture into $DMLLM_HELDOUT_DIR).
  *
  * On the default compute path, the issue's targets where the model meets them: token-level label
- * accuracy >= 0.95. Where it does not, the measured level is asserted as a regression floor and
- * named as such (models/tiny/README.md says why): pixel mIoU (target 0.75, the report's benchmark
- * protocol: softmax(z / 0.2) and the dense CRF; and the plain readout), depth delta1 (target 0.90),
- * referring cIoU and grounding box IoU (targets 0.70), and the box-prompted FG/BG stage given the
- * true box.
+ * accuracy >= 0.95 and pixel mIoU >= 0.75 (the report's benchmark protocol: softmax(z / 0.2) and the
+ * dense CRF). Where it does not, the measured level is asserted as a regression floor and named as
+ * such (models/tiny/README.md says why): depth delta1 (target 0.90), referring cIoU and grounding box
+ * IoU (targets 0.70); also the plain readout's mIoU and the box-prompted FG/BG stage given the true
+ * box.
  *
  * Parity with the PyTorch model on the f32 path: the numbers of models/tiny/eval_pytorch.json
  * (tools/train/evaluate.py on the same scenes, plain readout) within 0.01 (0.03 for the generated
@@ -300,16 +300,16 @@ int main(void) {
                "%-12s refseg cIoU %.4f  box IoU %.4f  FG/BG cIoU given the true box %.4f\n",
                info.compute, got.tokens, got.token_accuracy, got.miou, got.miou_evaluation, got.delta1, "",
                got.refseg_ciou, got.box_iou, got.true_box_ciou);
-        /* The target that the model meets. */
+        /* The targets that the model meets. */
         CHECK_MSG(got.token_accuracy >= 0.95, "token accuracy %.4f < 0.95", got.token_accuracy);
-        /* Regression floors just under the measured levels (targets not met: mIoU 0.75, delta1 0.90,
-         * cIoU and box IoU 0.70). */
-        CHECK_MSG(got.miou_evaluation >= 0.69, "mIoU (softmax + CRF) %.4f < 0.69", got.miou_evaluation);
-        CHECK_MSG(got.miou >= 0.65, "plain-readout mIoU %.4f < 0.65", got.miou);
-        CHECK_MSG(got.delta1 >= 0.86, "delta1 %.4f < 0.86", got.delta1);
+        CHECK_MSG(got.miou_evaluation >= 0.75, "mIoU (softmax + CRF) %.4f < 0.75", got.miou_evaluation);
+        /* Regression floors just under the measured levels (targets not met: delta1 0.90, cIoU and
+         * box IoU 0.70; the plain readout and the true-box FG/BG stage have no target). */
+        CHECK_MSG(got.miou >= 0.69, "plain-readout mIoU %.4f < 0.69", got.miou);
+        CHECK_MSG(got.delta1 >= 0.87, "delta1 %.4f < 0.87", got.delta1);
         CHECK_MSG(got.true_box_ciou >= 0.55, "FG/BG cIoU with the true box %.4f < 0.55", got.true_box_ciou);
-        CHECK_MSG(got.refseg_ciou >= 0.35, "referring cIoU %.4f < 0.35", got.refseg_ciou);
-        CHECK_MSG(got.box_iou >= 0.45, "grounding box IoU %.4f < 0.45", got.box_iou);
+        CHECK_MSG(got.refseg_ciou >= 0.32, "referring cIoU %.4f < 0.32", got.refseg_ciou);
+        CHECK_MSG(got.box_iou >= 0.44, "grounding box IoU %.4f < 0.44", got.box_iou);
         check_openset(model, heldout, index);
         dmllm_model_free(model);
     }

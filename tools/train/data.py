@@ -20,7 +20,7 @@ relative 2-D RoPE and no position embedding, the LLM 1-D RoPE (model-spec ยง3, ย
 still learns where a patch is within a few hundred steps when told (what it goes by, borders or
 content, was not pinned down), yet not from a few thousand grounding answers. So every image token
 also has as positives its own centre <x_>, <y_> and the corners <x_x0>, <y_y0>, <x_x1>, <y_y1> of
-every object covering MIN_COVERAGE of it: the dense form of the grounding and detection answers,
+the object covering at least half of it: the dense form of the grounding and detection answers,
 which then only have to copy them. Must not import the C library.
 """
 import math
@@ -126,6 +126,15 @@ def own_position_targets(vocab, r, c):
     return coordinate_targets(vocab, [(0, c * TOKEN_PX + TOKEN_PX // 2), (1, r * TOKEN_PX + TOKEN_PX // 2)])
 
 
+def owning_object(owner_area):
+    """1 + index of the object covering at least half of a token's area (owner values as in
+    scene_targets), or 0. Only that object's box is the token's: a token shared by two objects, or
+    mostly background, would otherwise have to name the corners of several boxes at once."""
+    counts = np.bincount(owner_area.ravel())
+    best = int(counts.argmax())
+    return best if best > 0 and 2 * counts[best] >= owner_area.size else 0
+
+
 def scene_targets(vocab, scene):
     """Per image token: (positive ids, excluded ids) of a whole scene."""
     h, w = scene.labels.shape
@@ -142,7 +151,8 @@ def scene_targets(vocab, scene):
         for k in present(scene.labels[sy, sx], len(scenes.CLASSES)):
             positives.update(vocab.class_ids[k])
         excluded |= excluded_always
-        for i in present(owner[sy, sx], len(scene.objects) + 1, ignore=0):
+        i = owning_object(owner[sy, sx])
+        if i:
             exact, near = boxes[i - 1]
             positives.update(exact)
             excluded.update(near)

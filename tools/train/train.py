@@ -14,8 +14,8 @@ Loss of one sample, as implemented (model-spec §9.1, report Eq. 7-9):
                            final-normed hidden state AT the token's own position ("own" alignment)
   P_i                      positives: sub-token ids of every class covering >= MIN_COVERAGE of the
                            token's 32x32 area, its depth bins <custom_k>, the token's own centre
-                           <x_k>, <y_k> and the box corners of every object covering that much
-                           (our addition, see data.py), or <FG>/<BG> in crops
+                           <x_k>, <y_k> and the box corners of the object covering at least half
+                           of it (our addition, see data.py), or <FG>/<BG> in crops
   M_i                      valid ids: the vocabulary minus the ids of tasks without annotation here
                            and minus coordinates within data.COORD_TOLERANCE_PX of a positive one
   N_i                      the K_NEGATIVES ids of M_i \\ P_i with the largest sigmoid(z) ("relevant
