@@ -4,8 +4,8 @@ layout (model-spec §4.8, image before text), the NTP-M targets of the image tok
 
 Two kinds of sample:
   scene  the whole synthetic scene; image tokens carry class-name sub-tokens, depth bins, their
-         position and the box of each object they show; the answer is one of: segmentation reply,
-         depth reply, grounding box, detection, VQA.
+         position and the box of the object covering at least half of them; the answer is one of:
+         segmentation reply, depth reply, grounding box, detection, VQA.
   crop   the referred object's box, jittered as a grounding answer would be, padded 1.2x, cropped,
          drawn on, resized so the short side is CROP_SHORT_SIDE (the referring pipeline's second
          stage); image tokens carry <FG>/<BG> and their position; the answer is the FG/BG reply.
