@@ -303,7 +303,8 @@ DMLLM_API dmllm_status dmllm_token_bytes(const dmllm_model *model, int32_t id, c
 /* ---- dense prediction ------------------------------------------------------------------------- */
 /* DenseMLLM's readout without a decoder (model-spec 6, 9.2-9.3): the image is encoded and
  * prefilled, then label scores are read from the LM head at the image tokens for only the label
- * token ids (class names, <FG>/<BG>, depth bins), upsampled bilinearly and argmax'ed. Every choice
+ * token ids (class names, <FG>/<BG>, depth bins), upsampled bilinearly (as logits, or as sigmoid
+ * probabilities where the profile's "interpolation" says so) and argmax'ed. Every choice
  * the report leaves open comes from the model's readout profile (readout_profile.json in the model
  * directory; defaults for youtu_vl), and the per-call fields below override it.
  *

@@ -253,6 +253,7 @@ static dmllm_status class_maps(const dmllm_model *model, const dmllm_image *imag
         .temperature = profile->softmax_temperature,
         .sigmoid_scale = profile->sigmoid_scale,
         .background_level = profile->background_level,
+        .probability_space = profile->interpolate_probabilities,
     };
     dmllm_crf_params crf;
     dmllm_crf_params_init(&crf);
@@ -283,7 +284,8 @@ static dmllm_status depth_maps(const dmllm_model *model, const dmllm_dense_param
     uint16_t *argmax = NULL;  /* [uh][uw] index into the bins */
     float *bins = NULL;       /* [uh][2][uw]: bin number and metres, interleaved per pixel */
     float *resized = NULL;    /* [max(n_grid, n_pixels)][2] */
-    const dmllm_score_transform plain = {.kind = DMLLM_SCORE_SOFTMAX, .temperature = 1.0f};
+    const dmllm_score_transform plain = {
+        .kind = DMLLM_SCORE_SOFTMAX, .temperature = 1.0f, .probability_space = profile->interpolate_probabilities};
     dmllm_status status = dmllm_alloc(&argmax, n_up, sizeof *argmax, "the depth argmax");
     if (status == DMLLM_OK) status = dmllm_alloc(&bins, n_up * 2, sizeof *bins, "the depth bins");
     if (status == DMLLM_OK)

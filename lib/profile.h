@@ -8,6 +8,8 @@
  *     "alignment": "previous" | "own",          which position's logits carry image token i
  *     "class_name_prefix": "" | " ",            prepended to a class name before tokenising it
  *     "class_score": "mean" | "first",          Eq. 6 mean of sub-token logits, or the first only
+ *     "interpolation": "logits" | "probabilities",   bilinear upsampling of the label scores (Eq. 6)
+ *                                               or of their sigmoids, read back as logits
  *     "softmax_temperature": 0.2,               evaluation mode (App. A.1.5)
  *     "sigmoid_scale": 0.25, "background_level": 0.5,   background mode (App. A.1.5)
  *     "fg_token": "<FG>", "bg_token": "<BG>",
@@ -48,6 +50,7 @@ typedef struct dmllm_readout_profile {
     dmllm_alignment alignment;
     char class_name_prefix[8];
     bool first_subtoken_only;
+    bool interpolate_probabilities;
     float softmax_temperature, sigmoid_scale, background_level;
     char fg_token[DMLLM_PROFILE_NAME], bg_token[DMLLM_PROFILE_NAME];
     char depth_token_format[DMLLM_PROFILE_NAME];

@@ -67,6 +67,14 @@ typedef struct pixel_sink {
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* The inverse of sigmoid, with p clamped to [2^-24, 1 - 2^-24] (|logit| <= 16.6) where float
+ * sigmoid has saturated: labels beyond that tie, and the argmax takes the first. */
+static inline float logit(float p) {
+    const float eps = 0x1p-24f;
+    p = fminf(fmaxf(p, eps), 1.0f - eps);
+    return logf(p) - log1pf(-p);
+}
+
 static void sink_argmax(const pixel_sink *sink, const float *z, int n, size_t pixel) {
     int best = 0;
     for (int k = 1; k < n; k++)
@@ -140,6 +148,7 @@ static dmllm_status upsample(const float *src, int src_h, int src_w, int n, int 
         return status;
     }
     const size_t row_len = (size_t)src_w * (size_t)n;
+    const bool in_probability_space = sink->transform && sink->transform->probability_space;
 #pragma omp parallel for schedule(static) num_threads(n_threads)
     for (int y = 0; y < dst_h; y++) {
         float *grid_row = scratch + per_thread * (size_t)omp_get_thread_num();
@@ -151,6 +160,8 @@ static dmllm_status upsample(const float *src, int src_h, int src_w, int n, int 
             const bilinear_tap tx = cols[x];
             const float *left = grid_row + (size_t)tx.lo * n, *right = grid_row + (size_t)tx.hi * n;
             for (int k = 0; k < n; k++) pixel[k] = left[k] + tx.frac * (right[k] - left[k]);
+            if (in_probability_space)
+                for (int k = 0; k < n; k++) pixel[k] = logit(pixel[k]);
             sink_pixel(sink, pixel, n, (size_t)y * dst_w + x);
         }
     }
@@ -158,6 +169,23 @@ static dmllm_status upsample(const float *src, int src_h, int src_w, int n, int 
     free(cols);
     free(scratch);
     return DMLLM_OK;
+}
+
+/* upsample() of the scores, or of their sigmoids when the transform interpolates in probability
+ * space (the sink then reads each pixel back as logits). Blending probabilities rather than logits
+ * puts a boundary where the two labels' probabilities cross: blended logits move it towards the
+ * label whose logits are less extreme, however sure the model is of both sides. */
+static dmllm_status upsample_scores(const float *scores, int grid_h, int grid_w, int n, int out_h, int out_w,
+                                    const pixel_sink *sink) {
+    if (!sink->transform->probability_space) return upsample(scores, grid_h, grid_w, n, out_h, out_w, sink);
+    DMLLM_TRY(check_sizes(scores, grid_h, grid_w, n, out_h, out_w));
+    const size_t count = (size_t)grid_h * grid_w * n;
+    float *probabilities = NULL; /* [grid_h][grid_w][n] sigmoid of the scores */
+    DMLLM_TRY(dmllm_alloc(&probabilities, count, sizeof *probabilities, "the score probabilities"));
+    for (size_t i = 0; i < count; i++) probabilities[i] = sigmoid(scores[i]);
+    const dmllm_status status = upsample(probabilities, grid_h, grid_w, n, out_h, out_w, sink);
+    free(probabilities);
+    return status;
 }
 
 static dmllm_status check_transform(const dmllm_score_transform *t) {
@@ -180,7 +208,7 @@ dmllm_status dmllm_readout_argmax(const float *scores, int grid_h, int grid_w, i
     if (dmllm_readout_channels(transform, n_labels) > 65535)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "readout: %d labels do not fit 16-bit label maps", n_labels);
     const pixel_sink sink = {.kind = SINK_ARGMAX, .transform = transform, .labels = labels, .confidence = confidence};
-    return upsample(scores, grid_h, grid_w, n_labels, out_h, out_w, &sink);
+    return upsample_scores(scores, grid_h, grid_w, n_labels, out_h, out_w, &sink);
 }
 
 dmllm_status dmllm_readout_probabilities(const float *scores, int grid_h, int grid_w, int n_labels,
@@ -189,7 +217,7 @@ dmllm_status dmllm_readout_probabilities(const float *scores, int grid_h, int gr
     DMLLM_TRY(check_transform(transform));
     if (!probabilities) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "readout: NULL probability volume");
     const pixel_sink sink = {.kind = SINK_PROBABILITIES, .transform = transform, .values = probabilities};
-    return upsample(scores, grid_h, grid_w, n_labels, out_h, out_w, &sink);
+    return upsample_scores(scores, grid_h, grid_w, n_labels, out_h, out_w, &sink);
 }
 
 dmllm_status dmllm_readout_resize(const float *src, int src_h, int src_w, int channels, int dst_h, int dst_w,

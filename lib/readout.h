@@ -27,14 +27,16 @@ typedef struct dmllm_score_transform {
     float temperature;       /* softmax temperature (> 0) */
     float sigmoid_scale;     /* report: 0.25 */
     float background_level;  /* report: 0.5 */
+    bool probability_space;  /* interpolate sigmoid(z) and read each pixel back as the logit of the
+                                blend, instead of blending z (Eq. 6); profile "interpolation" */
 } dmllm_score_transform;
 
 /* Channels the transform produces: n_labels, plus one for the background. */
 int dmllm_readout_channels(const dmllm_score_transform *transform, int n_labels);
 
 /* Upsamples scores [grid_h][grid_w][n_labels] bilinearly (align_corners = false, edge-clamped, as
- * torch's F.interpolate) to out_h x out_w and writes each pixel's argmax label and its probability
- * under the transform. Streams one output row at a time: memory is O(grid_w * n_labels), never
+ * torch's F.interpolate; in probability space if the transform says so) to out_h x out_w and writes
+ * each pixel's argmax label and its probability under the transform. Streams one output row at a time: memory is O(grid_w * n_labels), never
  * n_labels x out_h x out_w. confidence may be NULL. */
 dmllm_status dmllm_readout_argmax(const float *scores, int grid_h, int grid_w, int n_labels,
                                   const dmllm_score_transform *transform, int out_h, int out_w,

@@ -18,6 +18,7 @@ static void test_defaults(void) {
     dmllm_readout_profile p;
     dmllm_profile_defaults(&p);
     CHECK(p.alignment == DMLLM_ALIGN_PREVIOUS && !p.first_subtoken_only && p.depth_bins == 1000);
+    CHECK(!p.interpolate_probabilities);
     CHECK(p.softmax_temperature == 0.2f && p.sigmoid_scale == 0.25f && p.background_level == 0.5f);
     CHECK(strcmp(p.depth_token_format, "<custom_%d>") == 0 && strcmp(p.fg_token, "<FG>") == 0);
     const dmllm_depth_quantisation *nyu = dmllm_profile_depth(&p, "nyuv2"), *open = dmllm_profile_depth(&p, "open_world");
@@ -48,6 +49,10 @@ static void test_overrides(void) {
     const dmllm_depth_quantisation *room = dmllm_profile_depth(&p, "room");
     CHECK(room && p.n_depth_profiles == 5);
     if (room) CHECK(fabs(dmllm_depth_bin_metres(&p, room, 63) - 9.0) < 1e-12 && dmllm_depth_bin_metres(&p, room, 0) == 1.0);
+    CHECK_OK(parse("{\"interpolation\": \"probabilities\"}", &p));
+    CHECK(p.interpolate_probabilities);
+    CHECK_OK(parse("{\"interpolation\": \"logits\"}", &p));
+    CHECK(!p.interpolate_probabilities);
     CHECK_OK(parse("{\"prompts\": {\"openset\": \"\"}, \"crop_short_side\": 256, \"crop_box_px\": 2, \"crop_padding\": 1.5}", &p));
     CHECK(p.prompt_openset[0] == '\0' && p.crop_short_side == 256 && p.crop_box_px == 2 && p.crop_padding == 1.5f);
     /* Redefining a built-in replaces it instead of adding one. */
@@ -64,6 +69,7 @@ static void test_malformed(void) {
         {"{\"alignment\": \"left\"}", "\"alignment\""},
         {"{\"aligment\": \"own\"}", "\"aligment\""},
         {"{\"class_score\": 3}", "\"class_score\""},
+        {"{\"interpolation\": \"sigmoid\"}", "\"interpolation\""},
         {"{\"softmax_temperature\": 0}", "\"softmax_temperature\""},
         {"{\"background_level\": 1}", "\"background_level\""},
         {"{\"depth_bins\": 1}", "\"depth_bins\""},

@@ -62,7 +62,7 @@ static void test_against_torch(void) {
     CHECK_MSG(max_abs_diff(up, want_up, n_pixels * N_LABELS) < 1e-5f, "bilinear upsampling vs F.interpolate: %g",
               (double)max_abs_diff(up, want_up, n_pixels * N_LABELS));
 
-    const dmllm_score_transform softmax = {DMLLM_SCORE_SOFTMAX, 0.2f, 0.25f, 0.5f};
+    const dmllm_score_transform softmax = {DMLLM_SCORE_SOFTMAX, 0.2f, 0.25f, 0.5f, false};
     CHECK_OK(dmllm_readout_argmax(scores, GRID_H, GRID_W, N_LABELS, &softmax, OUT_H, OUT_W, labels, confidence));
     CHECK_MSG(count_label_mismatches(labels, want_softmax_labels, n_pixels) == 0, "softmax argmax: %zu of %zu differ",
               count_label_mismatches(labels, want_softmax_labels, n_pixels), n_pixels);
@@ -70,7 +70,7 @@ static void test_against_torch(void) {
     CHECK_OK(dmllm_readout_probabilities(scores, GRID_H, GRID_W, N_LABELS, &softmax, OUT_H, OUT_W, up));
     CHECK_MSG(max_abs_diff(up, want_softmax, n_pixels * N_LABELS) < 1e-4f, "softmax probabilities");
 
-    const dmllm_score_transform background = {DMLLM_SCORE_SIGMOID_BACKGROUND, 1.0f, 0.25f, 0.5f};
+    const dmllm_score_transform background = {DMLLM_SCORE_SIGMOID_BACKGROUND, 1.0f, 0.25f, 0.5f, false};
     CHECK(dmllm_readout_channels(&background, N_LABELS) == N_LABELS + 1);
     CHECK_OK(dmllm_readout_argmax(scores, GRID_H, GRID_W, N_LABELS, &background, OUT_H, OUT_W, labels, NULL));
     size_t n_background = 0;
@@ -98,12 +98,35 @@ static void test_hand_computed(void) {
     CHECK(half[0] == 2.0f && half[1] == 10.0f);
     /* Two labels, background mode: every score <= 0 is background (label 2). */
     const float scores[2 * 2] = {-1.0f, -3.0f, 2.0f, -1.0f};
-    const dmllm_score_transform background = {DMLLM_SCORE_SIGMOID_BACKGROUND, 1.0f, 0.25f, 0.5f};
+    const dmllm_score_transform background = {DMLLM_SCORE_SIGMOID_BACKGROUND, 1.0f, 0.25f, 0.5f, false};
     uint16_t labels[2];
     float confidence[2];
     CHECK_OK(dmllm_readout_argmax(scores, 1, 2, 2, &background, 1, 2, labels, confidence));
     CHECK(labels[0] == 2 && labels[1] == 0);
     CHECK(confidence[0] == 0.5f && fabsf(confidence[1] - 1.0f / (1.0f + expf(-0.5f))) < 1e-6f);
+    /* Probability space. Labels BG, FG; token 0 is FG at sigmoid 0.88, token 1 BG at 0.99995, 1x2 -> 1x8
+     * (pixels at source x 0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1). Blended logits favour FG only up to
+     * x = 1/6, blended sigmoids up to x = 0.432: near the middle. */
+    const float fg_bg[2 * 2] = {-2.0f, 2.0f, 10.0f, -10.0f};
+    dmllm_score_transform plain = {DMLLM_SCORE_SOFTMAX, 1.0f, 0.25f, 0.5f, false};
+    uint16_t boundary[8];
+    CHECK_OK(dmllm_readout_argmax(fg_bg, 1, 2, 2, &plain, 1, 8, boundary, NULL));
+    for (int i = 0; i < 8; i++) CHECK_MSG(boundary[i] == (i < 3), "logit space, pixel %d: label %d", i, boundary[i]);
+    plain.probability_space = true;
+    float fg_confidence[8];
+    CHECK_OK(dmllm_readout_argmax(fg_bg, 1, 2, 2, &plain, 1, 8, boundary, fg_confidence));
+    for (int i = 0; i < 8; i++) CHECK_MSG(boundary[i] == (i < 4), "probability space, pixel %d: label %d", i, boundary[i]);
+    /* Pixel 3 blends p = (0.119 + 0.881 * 0.375, 0.881 * 0.625): softmax of their logits. */
+    const float p_bg = 1.0f / (1.0f + expf(2.0f)), p_fg = 1.0f - p_bg;
+    const float bg3 = p_bg + 0.375f * (1.0f / (1.0f + expf(-10.0f)) - p_bg);
+    const float fg3 = p_fg + 0.375f * (1.0f / (1.0f + expf(10.0f)) - p_fg);
+    const float z_bg = logf(bg3 / (1.0f - bg3)), z_fg = logf(fg3 / (1.0f - fg3));
+    CHECK_MSG(fabsf(fg_confidence[3] - 1.0f / (1.0f + expf(z_bg - z_fg))) < 1e-5f, "probability-space confidence %g",
+              (double)fg_confidence[3]);
+    /* Saturated sigmoids tie (clamped at 1 - 2^-24) and the first label wins. */
+    const float saturated[2] = {30.0f, 40.0f};
+    CHECK_OK(dmllm_readout_argmax(saturated, 1, 1, 2, &plain, 1, 1, boundary, NULL));
+    CHECK(boundary[0] == 0);
     /* Mean of a 3-token name. */
     const float logits[4] = {1.0f, 2.0f, 6.0f, -5.0f};
     const int offsets[3] = {0, 3, 4};
@@ -116,9 +139,9 @@ static void test_errors(void) {
     const float grid[4] = {0};
     uint16_t labels[4];
     float out[4];
-    const dmllm_score_transform softmax = {DMLLM_SCORE_SOFTMAX, 0.2f, 0.25f, 0.5f};
-    const dmllm_score_transform cold = {DMLLM_SCORE_SOFTMAX, 0.0f, 0.25f, 0.5f};
-    const dmllm_score_transform bad_level = {DMLLM_SCORE_SIGMOID_BACKGROUND, 1.0f, 0.25f, 1.0f};
+    const dmllm_score_transform softmax = {DMLLM_SCORE_SOFTMAX, 0.2f, 0.25f, 0.5f, false};
+    const dmllm_score_transform cold = {DMLLM_SCORE_SOFTMAX, 0.0f, 0.25f, 0.5f, false};
+    const dmllm_score_transform bad_level = {DMLLM_SCORE_SIGMOID_BACKGROUND, 1.0f, 0.25f, 1.0f, false};
     CHECK_STATUS(dmllm_readout_argmax(grid, 2, 2, 1, &cold, 2, 2, labels, NULL), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_readout_argmax(grid, 2, 2, 1, &bad_level, 2, 2, labels, NULL), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_readout_argmax(grid, 2, 2, 1, NULL, 2, 2, labels, NULL), DMLLM_ERR_INVALID_ARGUMENT);

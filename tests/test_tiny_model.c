@@ -305,10 +305,10 @@ int main(void) {
         CHECK_MSG(got.miou_evaluation >= 0.75, "mIoU (softmax + CRF) %.4f < 0.75", got.miou_evaluation);
         /* Regression floors just under the measured levels (targets not met: delta1 0.90, cIoU and
          * box IoU 0.70; the plain readout and the true-box FG/BG stage have no target). */
-        CHECK_MSG(got.miou >= 0.69, "plain-readout mIoU %.4f < 0.69", got.miou);
+        CHECK_MSG(got.miou >= 0.70, "plain-readout mIoU %.4f < 0.70", got.miou);
         CHECK_MSG(got.delta1 >= 0.87, "delta1 %.4f < 0.87", got.delta1);
-        CHECK_MSG(got.true_box_ciou >= 0.55, "FG/BG cIoU with the true box %.4f < 0.55", got.true_box_ciou);
-        CHECK_MSG(got.refseg_ciou >= 0.32, "referring cIoU %.4f < 0.32", got.refseg_ciou);
+        CHECK_MSG(got.true_box_ciou >= 0.67, "FG/BG cIoU with the true box %.4f < 0.67", got.true_box_ciou);
+        CHECK_MSG(got.refseg_ciou >= 0.39, "referring cIoU %.4f < 0.39", got.refseg_ciou);
         CHECK_MSG(got.box_iou >= 0.44, "grounding box IoU %.4f < 0.44", got.box_iou);
         check_openset(model, heldout, index);
         dmllm_model_free(model);

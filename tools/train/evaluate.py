@@ -8,8 +8,9 @@ apply to. Writes MODEL_DIR/eval_pytorch.json.
 Metrics as metrics.md: mIoU over dataset-summed areas (mmseg), delta1 the mean of per-image values
 over valid ground truth, cIoU = summed intersection / summed union, box IoU averaged per scene.
 Readout as the C library's defaults for this model's readout profile (alignment "own", Eq. 6 mean
-of sub-token logits, bilinear align_corners=False upsampling, argmax; depth: scores upsampled x2,
-argmax, bins to metres, metres resized bilinearly to full size). Referring segmentation is the
+of sub-token logits, bilinear align_corners=False upsampling of the scores or, with "interpolation":
+"probabilities", of their sigmoids, argmax; depth: scores upsampled depth_upsample times, argmax,
+bins to metres, metres resized bilinearly to full size). Referring segmentation is the
 two-stage pipeline: greedy grounding answer -> box -> 1.2x crop with the box drawn -> <FG>/<BG>
 readout -> mask pasted back (nearest).
 """
@@ -52,8 +53,13 @@ def image_token_logits(W, cfg, vocab, image, prompt, ids_of_labels):
     return scores.view(hm, wm, -1)
 
 
-def upsample(scores, h, w):
-    return F.interpolate(scores.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+def upsample(scores, h, w, probability_space=False):
+    """[K, h, w] bilinear upsampling of scores [hm, wm, K] for an argmax; in probability space (profile
+    "interpolation": "probabilities") of their sigmoids, clamped as the C library's logit() clamps."""
+    if probability_space:
+        scores = torch.sigmoid(scores)
+    up = F.interpolate(scores.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    return up.clamp(2.0 ** -24, 1.0 - 2.0 ** -24) if probability_space else up
 
 
 REPETITION_PENALTY = 1.05    # the official decoding (model-spec 4.9), also the C library's default
@@ -89,7 +95,7 @@ def box_iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def refer(W, cfg, vocab, image, phrase):
+def refer(W, cfg, vocab, image, phrase, probability_space):
     """(predicted box or None, predicted mask [H,W] bool)."""
     h, w = image.shape[:2]
     text = greedy(W, cfg, vocab, image, tm.PROMPT_GROUND.format(phrase=phrase))
@@ -105,7 +111,7 @@ def refer(W, cfg, vocab, image, phrase):
     ch, cw = data.crop_size(*crop.shape[:2])
     resized = np.asarray(Image.fromarray(crop).resize((cw, ch), Image.BILINEAR))
     scores = image_token_logits(W, cfg, vocab, resized, tm.PROMPT_FGBG, [[vocab.bg], [vocab.fg]])
-    fg = upsample(scores, ch, cw).argmax(0).numpy().astype(np.uint8)
+    fg = upsample(scores, ch, cw, probability_space).argmax(0).numpy().astype(np.uint8)
     back = np.asarray(Image.fromarray(fg).resize((rect[2] - rect[0], rect[3] - rect[1]), Image.NEAREST))
     mask[rect[1]:rect[3], rect[0]:rect[2]] = back.astype(bool)
     return (x0, y0, x1, y1), mask
@@ -115,7 +121,9 @@ def evaluate(model_dir, heldout_dir):
     cfg, W, tok = load_model(model_dir)
     vocab = data.Vocabulary(tok)
     with open(os.path.join(model_dir, "readout_profile.json")) as f:
-        depth_upsample = json.load(f)["depth_upsample"]
+        profile = json.load(f)
+    depth_upsample = profile["depth_upsample"]
+    probability_space = profile.get("interpolation", "logits") == "probabilities"
     with open(os.path.join(heldout_dir, "index.json")) as f:
         index = json.load(f)
     n_cls = len(scenes.CLASSES)
@@ -139,20 +147,20 @@ def evaluate(model_dir, heldout_dir):
         for r, c, sy, sx in data.token_areas(h, w):
             token_hits += int(token_pred[r, c] in data.present(labels[sy, sx], n_cls))
             token_total += 1
-        pred = upsample(scores, h, w).argmax(0).numpy()
+        pred = upsample(scores, h, w, probability_space).argmax(0).numpy()
         for k in range(n_cls):
             inter[k] += np.sum((pred == k) & (labels == k))
             union[k] += np.sum((pred == k) | (labels == k))
 
         dscores = image_token_logits(W, cfg, vocab, image, tm.PROMPT_DEPTH, [[i] for i in vocab.depth_ids])
-        bins = upsample(dscores, depth_upsample * hm, depth_upsample * wm).argmax(0) + 1
+        bins = upsample(dscores, depth_upsample * hm, depth_upsample * wm, probability_space).argmax(0) + 1
         metres = torch.tensor(data.bin_depth(bins.numpy()), dtype=torch.float64)
         full = F.interpolate(metres[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
         valid = (depth > DEPTH_VALID[0]) & (depth < DEPTH_VALID[1])
         ratio = np.maximum(full[valid] / depth[valid], depth[valid] / full[valid])
         delta1.append(float(np.mean(ratio < 1.25)))
 
-        box, mask = refer(W, cfg, vocab, image, entry["phrase"])
+        box, mask = refer(W, cfg, vocab, image, entry["phrase"], probability_space)
         per_scene.append(dict(name=entry["name"], token_argmax="".join(SYMBOLS[k] for k in token_pred.ravel()),
                               box=list(box) if box else None))
         box_ious.append(box_iou(box, entry["box"]) if box else 0.0)

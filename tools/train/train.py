@@ -155,6 +155,11 @@ def write_profile(path):
         "alignment": "own",
         "class_name_prefix": "",
         "class_score": "mean",
+        # Each label's sigmoid is a probability under NTP-M, and how sure the model is differs by
+        # label: a token of background far from an object is surer of <BG> than one inside it is of
+        # <FG>. Blended logits move every boundary towards the less sure side; blended
+        # probabilities do not (FG/BG given the true box: cIoU 0.56 -> 0.69, models/tiny/README.md).
+        "interpolation": "probabilities",
         "depth_token_format": "<custom_%d>",
         "depth_first_bin": 1,
         "depth_bins": tm.DEPTH_BINS,
