@@ -67,12 +67,16 @@ typedef struct pixel_sink {
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* The inverse of sigmoid, with p clamped to [2^-24, 1 - 2^-24] (|logit| <= 16.6) where float
- * sigmoid has saturated: labels beyond that tie, and the argmax takes the first. */
-static inline float logit(float p) {
-    const float eps = 0x1p-24f;
-    p = fminf(fmaxf(p, eps), 1.0f - eps);
-    return logf(p) - log1pf(-p);
+/* Blended probabilities are clamped to [2^-24, 1 - 2^-24] (|logit| <= 16.6), where float sigmoid
+ * has saturated: labels beyond that tie, and the argmax takes the first. */
+static inline float clamp_probability(float p) { return fminf(fmaxf(p, 0x1p-24f), 1.0f - 0x1p-24f); }
+
+static inline float logit(float p) { return logf(p) - log1pf(-p); }
+
+/* A plain argmax of the clamped probabilities is that of their logits: only the confidence, the
+ * probabilities and the background threshold need the logarithms. */
+static bool sink_needs_logits(const pixel_sink *sink) {
+    return sink->kind != SINK_ARGMAX || sink->confidence || sink->transform->kind != DMLLM_SCORE_SOFTMAX;
 }
 
 static void sink_argmax(const pixel_sink *sink, const float *z, int n, size_t pixel) {
@@ -149,6 +153,7 @@ static dmllm_status upsample(const float *src, int src_h, int src_w, int n, int 
     }
     const size_t row_len = (size_t)src_w * (size_t)n;
     const bool in_probability_space = sink->transform && sink->transform->probability_space;
+    const bool to_logits = in_probability_space && sink_needs_logits(sink);
 #pragma omp parallel for schedule(static) num_threads(n_threads)
     for (int y = 0; y < dst_h; y++) {
         float *grid_row = scratch + per_thread * (size_t)omp_get_thread_num();
@@ -161,6 +166,8 @@ static dmllm_status upsample(const float *src, int src_h, int src_w, int n, int 
             const float *left = grid_row + (size_t)tx.lo * n, *right = grid_row + (size_t)tx.hi * n;
             for (int k = 0; k < n; k++) pixel[k] = left[k] + tx.frac * (right[k] - left[k]);
             if (in_probability_space)
+                for (int k = 0; k < n; k++) pixel[k] = clamp_probability(pixel[k]);
+            if (to_logits)
                 for (int k = 0; k < n; k++) pixel[k] = logit(pixel[k]);
             sink_pixel(sink, pixel, n, (size_t)y * dst_w + x);
         }

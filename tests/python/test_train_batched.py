@@ -34,9 +34,10 @@ def fresh_model():
 def test_forward_loss_and_gradients_equal_the_reference(fresh_model):
     cfg, W, vocab, fc = fresh_model
     rng = np.random.default_rng(4)
-    # Two scenes of one size (one batched group, answers of different lengths) and a crop.
+    # Two scenes of one size (one batched group, conversations of 3 and 2 answers) and a crop.
     samples = [data.make_sample(rng, vocab, (256, 320), crop_fraction) for crop_fraction in (0.0, 0.0, 1.0)]
-    assert [s["prompt"] == tm.PROMPT_FGBG for s in samples] == [False, False, True]
+    assert [s["turns"][0][0] == tm.PROMPT_FGBG for s in samples] == [False, False, True]
+    assert [len(s["answer_spans"]) for s in samples] == [3, 2, 1]
     assert check_batched.check_forward(W, cfg, samples) <= 1e-5
     e_loss, e_grad, name = check_batched.check_loss_and_grads(W, cfg, samples, fc)
     assert e_loss <= 1e-5

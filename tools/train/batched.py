@@ -229,14 +229,13 @@ def loss(W, cfg, batch, first_coordinate_id):
     l_ntpm = terms.view(b, n).mean(1).mean()
 
     # Answer tokens are predicted from the previous position, as in sample_loss.
-    spans = [(s["answer_start"] - 1, len(s["ids"]) - 1) for s in batch]
-    sample_of = torch.cat([torch.full((end - start,), i) for i, (start, end) in enumerate(spans)])
-    position = torch.cat([torch.arange(start, end) for start, end in spans])
-    logits = hidden[sample_of, position] @ E.T
-    answers = [s["ids"][s["answer_start"]:] for s in batch]
+    positions = [[p for start, end in s["answer_spans"] for p in range(start - 1, end - 1)] for s in batch]
+    sample_of = torch.cat([torch.full((len(p),), i) for i, p in enumerate(positions)])
+    logits = hidden[sample_of, torch.tensor([p for ps in positions for p in ps])] @ E.T
+    answers = [[s["ids"][p + 1] for p in ps] for s, ps in zip(batch, positions)]
     target = torch.cat([train.text_targets(a, first_coordinate_id, vocab) for a in answers])
     weights = torch.cat([train.text_weights(a, first_coordinate_id) for a in answers])
     ce = weights * -(target * torch.log_softmax(logits, dim=1)).sum(1)
-    lengths = [end - start for start, end in spans]
+    lengths = [len(p) for p in positions]
     l_text = torch.stack([c.sum() / w.sum() for c, w in zip(ce.split(lengths), weights.split(lengths))]).mean()
     return l_ntpm, l_text

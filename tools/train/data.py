@@ -3,9 +3,11 @@ layout (model-spec §4.8, image before text), the NTP-M targets of the image tok
 §9.1) and the supervised answer tokens.
 
 Two kinds of sample:
-  scene  the whole synthetic scene; image tokens carry class-name sub-tokens, depth bins, their
-         position and the box of the object covering at least half of them; the answer is one of:
-         segmentation reply, depth reply, grounding box, detection, VQA.
+  scene  the whole synthetic scene; image tokens carry class-name sub-tokens, depth bins (an
+         object's own where it covers at least half of the token), their position and the box of
+         the object covering at least half of them; the first answer is one of: segmentation reply,
+         depth reply, grounding box, detection, VQA; then up to EXTRA_GROUNDING_TURNS more turns
+         ground objects whose box no earlier answer gave (the image is encoded once for all).
   crop   the referred object's box, jittered as a grounding answer would be, padded 1.2x, cropped,
          drawn on, resized so the short side is CROP_SHORT_SIDE (the referring pipeline's second
          stage); image tokens carry <FG>/<BG> and their position; the answer is the FG/BG reply.
@@ -38,6 +40,7 @@ CROP_PAD = 1.2
 CROP_BOX_PX = 2
 CROP_JITTER = 0.08            # std of each crop box edge's shift, in units of the box's size
 COORD_TOLERANCE_PX = 3
+EXTRA_GROUNDING_TURNS = 2     # grounding questions on other objects after a scene's first turn
 
 
 def depth_bin(depth_m):
@@ -78,16 +81,23 @@ def coordinate(value):
     return int(min(max(round(value), 0), tm.COORDINATES - 1))
 
 
-def chat_ids(vocab, n_image_tokens, prompt, answer=None):
-    """(ids, first image pad index, answer start index) in the chat layout of model-spec §4.8."""
+def chat_ids(vocab, n_image_tokens, turns):
+    """(ids, first image pad index, answer spans) of a conversation in the chat layout of model-spec
+    §4.8: turns = [(prompt, answer), ...], the image in the first user turn. ids[start:end] for
+    (start, end) in answer spans are an answer and its <|end_of_text|>; a last answer of None leaves
+    the ids open at the assistant's turn (for generation)."""
     tok = vocab.tok
     head = tok.encode("<|begin_of_text|>system\n%s<|end_of_text|>\n<|begin_of_text|>user\n<|vision_start|>" % tm.SYSTEM)
-    tail = tok.encode("<|vision_end|>%s<|end_of_text|>\n<|begin_of_text|>assistant\n" % prompt)
-    ids = head + [vocab.image_pad] * n_image_tokens + tail
-    start = len(ids)
-    if answer is not None:
-        ids += tok.encode(answer + "<|end_of_text|>")
-    return ids, len(head), start
+    ids = head + [vocab.image_pad] * n_image_tokens + tok.encode("<|vision_end|>")
+    spans = []
+    for i, (prompt, answer) in enumerate(turns):
+        opening = "" if i == 0 else "\n<|begin_of_text|>user\n"     # the image opened the first
+        ids += tok.encode("%s%s<|end_of_text|>\n<|begin_of_text|>assistant\n" % (opening, prompt))
+        if answer is not None:
+            start = len(ids)
+            ids += tok.encode(answer + "<|end_of_text|>")
+            spans.append((start, len(ids)))
+    return ids, len(head), spans
 
 
 def token_areas(h, w):
@@ -156,7 +166,10 @@ def scene_targets(vocab, scene):
             exact, near = boxes[i - 1]
             positives.update(exact)
             excluded.update(near)
-        depth_present = present(bins[sy, sx], tm.DEPTH_BINS + 1, ignore=0)
+        # A token owned by an object has that object's depth only: the ground behind it would be a
+        # second, farther depth that the readout's argmax could pick for the object.
+        depth_area = bins[sy, sx][owner[sy, sx] == i] if i else bins[sy, sx]
+        depth_present = present(depth_area, tm.DEPTH_BINS + 1, ignore=0)
         if depth_present:
             positives.update(vocab.depth_ids[k - 1] for k in depth_present)
         else:
@@ -165,34 +178,49 @@ def scene_targets(vocab, scene):
     return targets
 
 
+def box_text(vocab, box):
+    x0, y0, x1, y1 = box
+    return "<box>%s%s%s%s</box>" % (vocab.coord("x", x0), vocab.coord("y", y0), vocab.coord("x", x1), vocab.coord("y", y1))
+
+
+def grounding_turn(vocab, phrase, box):
+    return tm.PROMPT_GROUND.format(phrase=phrase), "<ref>%s</ref>%s" % (phrase, box_text(vocab, box))
+
+
+def extra_grounding_turns(rng, vocab, scene, revealed):
+    """Up to EXTRA_GROUNDING_TURNS grounding questions, in random order, on objects that a phrase
+    singles out and whose box no earlier answer gave (revealed: their indices), so that an answer
+    has to come from the image."""
+    turns = []
+    for t in rng.permutation(len(scene.objects)).tolist():
+        phrase = scenes.referring_phrase(scene.objects, t)
+        if t not in revealed and phrase is not None and len(turns) < EXTRA_GROUNDING_TURNS:
+            turns.append(grounding_turn(vocab, phrase, scene.objects[t]["box"]))
+    return turns
+
+
 def scene_answer(rng, vocab, scene):
-    """(prompt, answer) of one text task on a whole scene."""
+    """(prompt, answer) of one text task on a whole scene, and the indices of the objects whose box
+    the answer gives."""
     kind = rng.choice(["segment", "depth", "vqa", "ground", "ground", "ground", "ground", "detect", "detect"])
     objs = scene.objects
     if kind == "ground" and scene.target >= 0:
-        o = objs[scene.target]
-        x0, y0, x1, y1 = o["box"]
-        box = "<box>%s%s%s%s</box>" % (vocab.coord("x", x0), vocab.coord("y", y0), vocab.coord("x", x1),
-                                       vocab.coord("y", y1))
-        return tm.PROMPT_GROUND.format(phrase=scene.phrase), "<ref>%s</ref>%s" % (scene.phrase, box)
+        return grounding_turn(vocab, scene.phrase, objs[scene.target]["box"]), {scene.target}
     if kind == "detect":
-        parts = []
-        for o in sorted(objs, key=lambda o: (o["box"][0], o["box"][1])):
-            x0, y0, x1, y1 = o["box"]
-            parts.append("<ref>%s</ref><box>%s%s%s%s</box>" % (o["name"], vocab.coord("x", x0), vocab.coord("y", y0),
-                                                              vocab.coord("x", x1), vocab.coord("y", y1)))
-        return tm.PROMPT_DETECT, "".join(parts)
+        parts = ["<ref>%s</ref>%s" % (o["name"], box_text(vocab, o["box"]))
+                 for o in sorted(objs, key=lambda o: (o["box"][0], o["box"][1]))]
+        return (tm.PROMPT_DETECT, "".join(parts)), set(range(len(objs)))
     if kind == "depth":
-        return tm.PROMPT_DEPTH, "This is the <depth>.<mask></mask>"
+        return (tm.PROMPT_DEPTH, "This is the <depth>.<mask></mask>"), set()
     if kind == "vqa":
-        return "How many objects are there?", "There are %d." % len(objs)
+        return ("How many objects are there?", "There are %d." % len(objs)), set()
     present_classes = sorted(set(np.unique(scene.labels).tolist()))
     asked = set(present_classes) | set(rng.choice(len(scenes.CLASSES), 3, replace=False).tolist())
     order = rng.permutation(sorted(asked)).tolist()
     prompt = tm.PROMPT_SEMANTIC.format(classes=", ".join(scenes.CLASSES[c] for c in order))
     refs = "".join("<ref>%s</ref>" % scenes.CLASSES[c] for c in order if c in present_classes)
-    return prompt, ("The target categories include %s, numbered sequentially starting from 0, without the "
-                    "background class.<mask></mask>" % refs)
+    return (prompt, ("The target categories include %s, numbered sequentially starting from 0, without the "
+                     "background class.<mask></mask>" % refs)), set()
 
 
 def crop_for_target(image, box, colour=(255, 0, 0)):
@@ -248,7 +276,7 @@ def crop_sample(rng, vocab, scene):
         positives = set(own) | {vocab.fg if v else vocab.bg for v in present(fg[sy, sx], 2)}
         targets.append((sorted(positives), sorted((unannotated | near) - positives)))
     answer = "The results are 0 for <ref><BG></ref> and 1 for <ref><FG></ref>.<mask></mask>"
-    return dict(image=crop, targets=targets, prompt=tm.PROMPT_FGBG, answer=answer, fg=fg)
+    return dict(image=crop, targets=targets, turns=[(tm.PROMPT_FGBG, answer)], fg=fg)
 
 
 def make_sample(rng, vocab, size=None, crop_fraction=0.3):
@@ -257,9 +285,10 @@ def make_sample(rng, vocab, size=None, crop_fraction=0.3):
     if scene.target >= 0 and rng.random() < crop_fraction:
         sample = crop_sample(rng, vocab, scene)
     else:
-        prompt, answer = scene_answer(rng, vocab, scene)
-        sample = dict(image=scene.image, targets=scene_targets(vocab, scene), prompt=prompt, answer=answer)
+        first, revealed = scene_answer(rng, vocab, scene)
+        turns = [first] + extra_grounding_turns(rng, vocab, scene, revealed)
+        sample = dict(image=scene.image, targets=scene_targets(vocab, scene), turns=turns)
     h, w = sample["image"].shape[:2]
-    ids, pad0, start = chat_ids(vocab, (h // TOKEN_PX) * (w // TOKEN_PX), sample["prompt"], sample["answer"])
-    sample.update(ids=ids, pad0=pad0, answer_start=start)
+    ids, pad0, spans = chat_ids(vocab, (h // TOKEN_PX) * (w // TOKEN_PX), sample["turns"])
+    sample.update(ids=ids, pad0=pad0, answer_spans=spans)
     return sample

@@ -46,7 +46,7 @@ def image_token_logits(W, cfg, vocab, image, prompt, ids_of_labels):
     with torch.no_grad():
         embeds, grid = tm.encode_image(W, cfg, image)
         hm, wm = tm.merged_grid(grid)
-        ids, pad0, _ = data.chat_ids(vocab, hm * wm, prompt)
+        ids, pad0, _ = data.chat_ids(vocab, hm * wm, [(prompt, None)])
         hidden = tm.llm_hidden(W, cfg, ids, embeds)[pad0:pad0 + hm * wm]
         E = W["model.embed_tokens.weight"]
         scores = torch.stack([(hidden @ E[ids_k].T).mean(1) for ids_k in ids_of_labels], dim=1)
@@ -71,7 +71,8 @@ def greedy(W, cfg, vocab, image, prompt, max_new=40):
     with torch.no_grad():
         embeds, grid = tm.encode_image(W, cfg, image)
         hm, wm = tm.merged_grid(grid)
-        ids, _, start = data.chat_ids(vocab, hm * wm, prompt)
+        ids, _, _ = data.chat_ids(vocab, hm * wm, [(prompt, None)])
+        start = len(ids)
         E = W["model.embed_tokens.weight"]
         for _ in range(max_new):
             logits = tm.llm_hidden(W, cfg, ids, embeds)[-1] @ E.T

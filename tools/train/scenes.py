@@ -192,17 +192,25 @@ def make_scene(rng, size=None):
     return scene
 
 
+def referring_phrase(objects, t):
+    """The phrase that singles out objects[t]: colour and name, plus "on the left" / "on the right"
+    when one other object has the same colour and name; None when more than one has."""
+    o = objects[t]
+    phrase = "the %s %s" % (o["colour"], o["name"])
+    twins = [p for p in objects if p["name"] == o["name"] and p["colour"] == o["colour"]]
+    if len(twins) == 1:
+        return phrase
+    if len(twins) == 2:
+        other = twins[0] if twins[1] is o else twins[1]
+        left = o["box"][0] + o["box"][2] < other["box"][0] + other["box"][2]
+        return phrase + (" on the left" if left else " on the right")
+    return None
+
+
 def choose_target(rng, objects):
-    """A random object that a phrase can single out, and that phrase: colour and name, plus
-    "on the left" / "on the right" when one other object has the same colour and name."""
+    """A random object that a phrase can single out, and that phrase; (-1, "") if none can be."""
     for t in rng.permutation(len(objects)):
-        o = objects[t]
-        phrase = "the %s %s" % (o["colour"], o["name"])
-        twins = [p for p in objects if p["name"] == o["name"] and p["colour"] == o["colour"]]
-        if len(twins) == 1:
+        phrase = referring_phrase(objects, t)
+        if phrase is not None:
             return int(t), phrase
-        if len(twins) == 2:
-            other = twins[0] if twins[1] is o else twins[1]
-            left = o["box"][0] + o["box"][2] < other["box"][0] + other["box"][2]
-            return int(t), phrase + (" on the left" if left else " on the right")
     return -1, ""
