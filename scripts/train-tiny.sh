@@ -2,7 +2,7 @@
 # Reproduces the embedded tiny DenseMLLM (models/tiny) from its seed: trains it with NTP-M
 # (tools/train/train.py), evaluates it in PyTorch on the held-out scenes (tools/train/evaluate.py)
 # and compares the weights with the committed ones. One training thread and one data process;
-# 25 min 28 s on this 2-core machine (the training loop 25.4 min), the same bits as committed.
+# 27 min 4 s on this 2-core machine (the training loop 26.9 min), the same bits as committed.
 #   bash scripts/train-tiny.sh [OUT_DIR]        default OUT_DIR: build/tiny-retrained
 set -euo pipefail
 cd "$(dirname "$0")/.."

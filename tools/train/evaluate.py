@@ -55,7 +55,8 @@ def image_token_logits(W, cfg, vocab, image, prompt, ids_of_labels):
 
 def upsample(scores, h, w, probability_space=False):
     """[K, h, w] bilinear upsampling of scores [hm, wm, K] for an argmax; in probability space (profile
-    "interpolation": "probabilities") of their sigmoids, clamped as the C library's logit() clamps."""
+    "interpolation": "probabilities") of their sigmoids, clamped to [2^-24, 1 - 2^-24] as the C
+    library clamps them."""
     if probability_space:
         scores = torch.sigmoid(scores)
     up = F.interpolate(scores.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False)[0]
