@@ -36,8 +36,9 @@ int dmllm_readout_channels(const dmllm_score_transform *transform, int n_labels)
 
 /* Upsamples scores [grid_h][grid_w][n_labels] bilinearly (align_corners = false, edge-clamped, as
  * torch's F.interpolate; in probability space if the transform says so) to out_h x out_w and writes
- * each pixel's argmax label and its probability under the transform. Streams one output row at a time: memory is O(grid_w * n_labels), never
- * n_labels x out_h x out_w. confidence may be NULL. */
+ * each pixel's argmax label and its probability under the transform. Streams one output row at a
+ * time: memory is O(grid_w * n_labels) (plus one sigmoid copy of the score grid in probability
+ * space), never n_labels x out_h x out_w. confidence may be NULL. */
 dmllm_status dmllm_readout_argmax(const float *scores, int grid_h, int grid_w, int n_labels,
                                   const dmllm_score_transform *transform, int out_h, int out_w,
                                   uint16_t *labels /* [out_h][out_w] */, float *confidence /* [out_h][out_w] */);

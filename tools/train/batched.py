@@ -18,6 +18,7 @@ import functools
 import numpy as np
 import torch
 
+import data
 import tiny_model as tm
 import train
 
@@ -229,10 +230,9 @@ def loss(W, cfg, batch, first_coordinate_id):
     l_ntpm = terms.view(b, n).mean(1).mean()
 
     # Answer tokens are predicted from the previous position, as in sample_loss.
-    positions = [[p for start, end in s["answer_spans"] for p in range(start - 1, end - 1)] for s in batch]
+    positions, answers = zip(*(data.answer_positions(s) for s in batch))
     sample_of = torch.cat([torch.full((len(p),), i) for i, p in enumerate(positions)])
     logits = hidden[sample_of, torch.tensor([p for ps in positions for p in ps])] @ E.T
-    answers = [[s["ids"][p + 1] for p in ps] for s, ps in zip(batch, positions)]
     target = torch.cat([train.text_targets(a, first_coordinate_id, vocab) for a in answers])
     weights = torch.cat([train.text_weights(a, first_coordinate_id) for a in answers])
     ce = weights * -(target * torch.log_softmax(logits, dim=1)).sum(1)

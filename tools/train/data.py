@@ -100,6 +100,13 @@ def chat_ids(vocab, n_image_tokens, turns):
     return ids, len(head), spans
 
 
+def answer_positions(sample):
+    """(positions, ids): every answer token of sample["answer_spans"] and the position predicting it
+    (the one before it)."""
+    positions = [p for start, end in sample["answer_spans"] for p in range(start - 1, end - 1)]
+    return positions, [sample["ids"][p + 1] for p in positions]
+
+
 def token_areas(h, w):
     """For the merged grid (h/32, w/32): yields (r, c, slice_y, slice_x) in raster order."""
     for r in range(h // TOKEN_PX):

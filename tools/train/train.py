@@ -106,9 +106,7 @@ def sample_loss(W, cfg, sample, first_coordinate_id):
     positives = [t[0] for t in sample["targets"]]
     excluded = [t[1] for t in sample["targets"]]
     l_ntpm = ntpm_loss(z, positives, excluded)
-    ids = sample["ids"]
-    positions = [p for start, end in sample["answer_spans"] for p in range(start - 1, end - 1)]
-    answer = [ids[p + 1] for p in positions]
+    positions, answer = data.answer_positions(sample)
     text_logits = hidden[positions] @ E.T
     target = text_targets(answer, first_coordinate_id, text_logits.shape[1])
     weights = text_weights(answer, first_coordinate_id)
