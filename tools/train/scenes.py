@@ -192,9 +192,13 @@ def make_scene(rng, size=None):
     return scene
 
 
+TWIN_SEPARATION = 0.25   # "on the left" needs centres this fraction of the narrower box's width apart
+
+
 def referring_phrase(objects, t):
     """The phrase that singles out objects[t]: colour and name, plus "on the left" / "on the right"
-    when one other object has the same colour and name; None when more than one has."""
+    when one other object has the same colour and name and their centres are clearly apart
+    sideways; None when no phrase singles it out (two twins one behind the other, or three)."""
     o = objects[t]
     phrase = "the %s %s" % (o["colour"], o["name"])
     twins = [p for p in objects if p["name"] == o["name"] and p["colour"] == o["colour"]]
@@ -202,8 +206,11 @@ def referring_phrase(objects, t):
         return phrase
     if len(twins) == 2:
         other = twins[0] if twins[1] is o else twins[1]
-        left = o["box"][0] + o["box"][2] < other["box"][0] + other["box"][2]
-        return phrase + (" on the left" if left else " on the right")
+        offset = (other["box"][0] + other["box"][2] - o["box"][0] - o["box"][2]) / 2
+        narrower = min(o["box"][2] - o["box"][0], other["box"][2] - other["box"][0])
+        if abs(offset) < TWIN_SEPARATION * narrower:
+            return None
+        return phrase + (" on the left" if offset > 0 else " on the right")
     return None
 
 
