@@ -2,11 +2,22 @@
 # Reproduces the embedded tiny DenseMLLM (models/tiny) from its seed: trains it with NTP-M
 # (tools/train/train.py), evaluates it in PyTorch on the held-out scenes (tools/train/evaluate.py)
 # and compares the weights with the committed ones. One training thread and one data process;
-# 27-31 min on this 2-core machine (0.46-0.52 s per training step), the same bits as committed.
+# 27-31 min on a 2-core machine (0.46-0.52 s per training step), the same bits as committed.
 #   bash scripts/train-tiny.sh [OUT_DIR]        default OUT_DIR: build/tiny-retrained
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${DMLLM_SKIP_DEPS:-0}" != 1 ]; then bash scripts/install-deps.sh --torch; fi
+# PyTorch's float32 matmuls go to OpenBLAS, whose kernels and thread split decide the last bits of
+# every product. OpenBLAS picks its kernels by CPU (on a Xeon with AMX: SapphireRapids) and its
+# threads by core count; the committed model's bits are those of the SkylakeX kernels on 2 threads
+# (its logged losses come back with them, not with the Xeon's own), so those are pinned here.
+# Without AVX-512 the SkylakeX kernels cannot run: training still works, to other weights.
+export OPENBLAS_NUM_THREADS=2
+if grep -qw avx512f /proc/cpuinfo; then
+    export OPENBLAS_CORETYPE=SkylakeX
+else
+    echo "train-tiny.sh: no AVX-512 on this CPU: OpenBLAS uses other kernels, the weights will differ" >&2
+fi
 out="${1:-build/tiny-retrained}"
 settings=$(/usr/bin/python3 -c 'import json; l = json.load(open("models/tiny/training.json")); print(l["seed"], l["steps"])')
 read -r seed steps <<<"$settings"
