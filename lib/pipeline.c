@@ -51,14 +51,22 @@ static dmllm_status resolve(const dmllm_session *s, const dmllm_crop_params *giv
     return DMLLM_OK;
 }
 
+/* An edge within 1e-4 px of a whole pixel, as that pixel. The padding arrives as a float (1.2f is
+ * 1.2000000477), and a 30 px box padded by it would reach 0.0000007 px past pixel 53 and take in a
+ * column more on each side than the same box padded by 1.2 in double precision, as in training. */
+static double snap_edge(double x) {
+    const double whole = nearbyint(x);
+    return fabs(x - whole) < 1e-4 ? whole : x;
+}
+
 /* The box (x0, y0, x1, y1; far edges exclusive) scaled by `padding` about its centre, clamped. */
 static void crop_rect(const int box[4], float padding, int width, int height, int rect[4]) {
     const double cx = (box[0] + box[2]) / 2.0, cy = (box[1] + box[3]) / 2.0;
     const double hw = (box[2] - box[0]) * (double)padding / 2.0, hh = (box[3] - box[1]) * (double)padding / 2.0;
-    rect[0] = (int)fmax(0.0, floor(cx - hw));
-    rect[1] = (int)fmax(0.0, floor(cy - hh));
-    rect[2] = (int)fmin((double)width, ceil(cx + hw));
-    rect[3] = (int)fmin((double)height, ceil(cy + hh));
+    rect[0] = (int)fmax(0.0, floor(snap_edge(cx - hw)));
+    rect[1] = (int)fmax(0.0, floor(snap_edge(cy - hh)));
+    rect[2] = (int)fmin((double)width, ceil(snap_edge(cx + hw)));
+    rect[3] = (int)fmin((double)height, ceil(snap_edge(cy + hh)));
 }
 
 /* The crop with the box outline drawn inside its edges (box_px wide). */
