@@ -18,6 +18,45 @@
 #define DEFAULT_BOS_TOKEN_ID 128000
 #define DEFAULT_EOS_TOKEN_ID 128001
 
+/*
+ * Allowed ranges (inclusive) of the config.json integers, checked as each key is read, before any
+ * arithmetic uses it. The bounds are far above every published model (hidden sizes up to ~20k,
+ * MLPs up to ~74k, up to ~130 layers, a few hundred heads of at most 256, vocabularies up to
+ * ~300k, contexts up to 10M) yet small enough that every product of them the loader forms fits an
+ * int (asserted below) and that the tensor schema of checkpoint.c (12 to 16 entries a layer) is
+ * built in milliseconds.
+ */
+#define MAX_HIDDEN (1 << 16)        /* hidden_size, out_hidden_size, q/kv_lora_rank */
+#define MAX_INTERMEDIATE (1 << 18)
+#define MAX_LAYERS 4096
+#define MAX_HEADS 1024              /* num_attention_heads, num_key_value_heads */
+#define MAX_HEAD_DIM 4096           /* qk_nope_head_dim, qk_rope_head_dim, v_head_dim */
+#define MAX_VOCAB (1 << 24)
+#define MAX_POSITIONS (1 << 24)     /* max_position_embeddings */
+#define MAX_PATCH 1024              /* vision patch side in pixels */
+#define MAX_WINDOW (1 << 16)        /* vision window side in pixels */
+/* The image preprocessing (preprocess.c, session.c) builds RGB patches in 2x2 merge blocks, so
+ * other values would make it read or write past the pixel and embedding buffers. */
+#define RGB_CHANNELS 3
+#define MERGE_SIZE 2
+/* The epsilons are used as floats and must not round to 0 there (below ~1e-45; a zero row would
+ * then normalise to NaN); published ones are 1e-12 .. 1e-5, and above 1 an epsilon would swamp
+ * the statistics it guards. */
+#define MIN_EPS 1e-30
+#define MAX_EPS 1.0
+/* RoPE frequencies theta^(-2i/d) must not grow with i, hence theta >= 1; published bases are
+ * 1e4 .. 1e8. */
+#define MIN_ROPE_THETA 1.0
+#define MAX_ROPE_THETA 1e12
+
+/* Products of config values the loader and the stages keep in int: merged vision rows, patch
+ * features, the window unit, attention widths such as heads * (kv_lora_rank + qk_rope_head_dim). */
+_Static_assert((int64_t)MAX_HIDDEN * MERGE_SIZE * MERGE_SIZE <= INT32_MAX, "merged vision rows");
+_Static_assert((int64_t)RGB_CHANNELS * MAX_PATCH * MAX_PATCH <= INT32_MAX, "patch features");
+_Static_assert((int64_t)MAX_PATCH * MERGE_SIZE <= INT32_MAX, "window unit");
+_Static_assert((int64_t)MAX_HEADS * (MAX_HIDDEN + MAX_HEAD_DIM) <= INT32_MAX, "attention widths");
+_Static_assert((int64_t)MAX_HEADS * 2 * MAX_HEAD_DIM <= INT32_MAX, "q and kv_b rows");
+
 /* A JSON object plus the dotted prefix used to name its keys in messages ("vision_config."). */
 typedef struct json_scope {
     const cJSON *object;
@@ -47,22 +86,36 @@ static dmllm_status read_int_range(const json_scope *scope, const char *key, lon
     return DMLLM_OK;
 }
 
-static dmllm_status read_positive_int(const json_scope *scope, const char *key, int *out) {
-    return read_int_range(scope, key, 1, INT32_MAX, false, 0, out);
+/* A required size in [1, max_value]. */
+static dmllm_status read_size(const json_scope *scope, const char *key, int max_value, int *out) {
+    return read_int_range(scope, key, 1, max_value, false, 0, out);
 }
 
-/* Reads a positive finite number; absent -> default_value when has_default. */
-static dmllm_status read_positive_number(const json_scope *scope, const char *key, bool has_default,
-                                         double default_value, double *out) {
+/* Reads a number in [min_value, max_value] (NaN and infinities fail); absent -> default_value when
+ * has_default. */
+static dmllm_status read_number_range(const json_scope *scope, const char *key, double min_value,
+                                      double max_value, bool has_default, double default_value,
+                                      double *out) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(scope->object, key);
     if (!item || cJSON_IsNull(item)) {
         if (!has_default) return missing_key(scope, key);
         *out = default_value;
         return DMLLM_OK;
     }
-    if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) || item->valuedouble <= 0)
-        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s must be a positive number", scope->prefix, key);
+    if (!cJSON_IsNumber(item))
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s must be a number", scope->prefix,
+                          key);
+    if (!(item->valuedouble >= min_value && item->valuedouble <= max_value))
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s = %g is out of range [%g, %g]",
+                          scope->prefix, key, item->valuedouble, min_value, max_value);
     *out = item->valuedouble;
+    return DMLLM_OK;
+}
+
+static dmllm_status read_eps(const json_scope *scope, const char *key, float *out) {
+    double eps = 0; /* set on success; initialised for the compiler's flow analysis */
+    DMLLM_TRY(read_number_range(scope, key, MIN_EPS, MAX_EPS, true, 1e-6, &eps));
+    *out = (float)eps;
     return DMLLM_OK;
 }
 
@@ -130,27 +183,28 @@ static dmllm_status check_architecture(const cJSON *root, dmllm_config *config) 
 
 static dmllm_status parse_text(const cJSON *root, dmllm_text_config *text) {
     const json_scope scope = {root, ""};
-    DMLLM_TRY(read_positive_int(&scope, "hidden_size", &text->hidden_size));
-    DMLLM_TRY(read_positive_int(&scope, "intermediate_size", &text->intermediate_size));
-    DMLLM_TRY(read_positive_int(&scope, "num_hidden_layers", &text->num_layers));
-    DMLLM_TRY(read_positive_int(&scope, "num_attention_heads", &text->num_heads));
-    DMLLM_TRY(read_positive_int(&scope, "q_lora_rank", &text->q_lora_rank));
-    DMLLM_TRY(read_positive_int(&scope, "kv_lora_rank", &text->kv_lora_rank));
-    DMLLM_TRY(read_positive_int(&scope, "qk_nope_head_dim", &text->qk_nope_head_dim));
-    DMLLM_TRY(read_positive_int(&scope, "qk_rope_head_dim", &text->qk_rope_head_dim));
-    DMLLM_TRY(read_positive_int(&scope, "v_head_dim", &text->v_head_dim));
-    DMLLM_TRY(read_positive_int(&scope, "vocab_size", &text->vocab_size));
-    DMLLM_TRY(read_positive_int(&scope, "max_position_embeddings", &text->max_position_embeddings));
-    double eps;
-    DMLLM_TRY(read_positive_number(&scope, "rms_norm_eps", true, 1e-6, &eps));
-    text->rms_norm_eps = (float)eps;
+    DMLLM_TRY(read_size(&scope, "hidden_size", MAX_HIDDEN, &text->hidden_size));
+    DMLLM_TRY(read_size(&scope, "intermediate_size", MAX_INTERMEDIATE, &text->intermediate_size));
+    DMLLM_TRY(read_size(&scope, "num_hidden_layers", MAX_LAYERS, &text->num_layers));
+    DMLLM_TRY(read_size(&scope, "num_attention_heads", MAX_HEADS, &text->num_heads));
+    DMLLM_TRY(read_size(&scope, "q_lora_rank", MAX_HIDDEN, &text->q_lora_rank));
+    DMLLM_TRY(read_size(&scope, "kv_lora_rank", MAX_HIDDEN, &text->kv_lora_rank));
+    DMLLM_TRY(read_size(&scope, "qk_nope_head_dim", MAX_HEAD_DIM, &text->qk_nope_head_dim));
+    DMLLM_TRY(read_size(&scope, "qk_rope_head_dim", MAX_HEAD_DIM, &text->qk_rope_head_dim));
+    DMLLM_TRY(read_size(&scope, "v_head_dim", MAX_HEAD_DIM, &text->v_head_dim));
+    DMLLM_TRY(read_size(&scope, "vocab_size", MAX_VOCAB, &text->vocab_size));
+    DMLLM_TRY(read_size(&scope, "max_position_embeddings", MAX_POSITIONS,
+                        &text->max_position_embeddings));
+    DMLLM_TRY(read_eps(&scope, "rms_norm_eps", &text->rms_norm_eps));
     if (!cJSON_GetObjectItemCaseSensitive(root, "rope_theta"))
         dmllm_log(DMLLM_LOG_WARN, "config.json has no rope_theta; assuming %.0f", DEFAULT_ROPE_THETA);
-    DMLLM_TRY(read_positive_number(&scope, "rope_theta", true, DEFAULT_ROPE_THETA, &text->rope_theta));
+    DMLLM_TRY(read_number_range(&scope, "rope_theta", MIN_ROPE_THETA, MAX_ROPE_THETA, true,
+                                DEFAULT_ROPE_THETA, &text->rope_theta));
     DMLLM_TRY(read_bool(&scope, "tie_word_embeddings", true, &text->tie_word_embeddings));
 
     int kv_heads;
-    DMLLM_TRY(read_int_range(&scope, "num_key_value_heads", 1, INT32_MAX, true, text->num_heads, &kv_heads));
+    DMLLM_TRY(read_int_range(&scope, "num_key_value_heads", 1, MAX_HEADS, true, text->num_heads,
+                             &kv_heads));
     if (kv_heads != text->num_heads)
         return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "config.json: num_key_value_heads = %d differs from num_attention_heads = %d "
                           "(MLA uses one key/value head per query head)", kv_heads, text->num_heads);
@@ -170,18 +224,18 @@ static dmllm_status parse_vision(const cJSON *root, dmllm_vision_config *vision)
     if (!object) return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config missing");
     if (!cJSON_IsObject(object)) return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config must be an object");
     const json_scope scope = {object, "vision_config."};
-    DMLLM_TRY(read_positive_int(&scope, "hidden_size", &vision->hidden_size));
-    DMLLM_TRY(read_positive_int(&scope, "intermediate_size", &vision->intermediate_size));
-    DMLLM_TRY(read_positive_int(&scope, "num_hidden_layers", &vision->num_layers));
-    DMLLM_TRY(read_positive_int(&scope, "num_attention_heads", &vision->num_heads));
-    DMLLM_TRY(read_int_range(&scope, "num_channels", 1, INT32_MAX, true, 3, &vision->num_channels));
-    DMLLM_TRY(read_positive_int(&scope, "patch_size", &vision->patch_size));
-    DMLLM_TRY(read_positive_int(&scope, "spatial_merge_size", &vision->spatial_merge_size));
-    DMLLM_TRY(read_positive_int(&scope, "window_size", &vision->window_size));
-    DMLLM_TRY(read_positive_int(&scope, "out_hidden_size", &vision->out_hidden_size));
-    double eps;
-    DMLLM_TRY(read_positive_number(&scope, "layer_norm_eps", true, 1e-6, &eps));
-    vision->layer_norm_eps = (float)eps;
+    DMLLM_TRY(read_size(&scope, "hidden_size", MAX_HIDDEN, &vision->hidden_size));
+    DMLLM_TRY(read_size(&scope, "intermediate_size", MAX_INTERMEDIATE, &vision->intermediate_size));
+    DMLLM_TRY(read_size(&scope, "num_hidden_layers", MAX_LAYERS, &vision->num_layers));
+    DMLLM_TRY(read_size(&scope, "num_attention_heads", MAX_HEADS, &vision->num_heads));
+    DMLLM_TRY(read_int_range(&scope, "num_channels", RGB_CHANNELS, RGB_CHANNELS, true, RGB_CHANNELS,
+                             &vision->num_channels));
+    DMLLM_TRY(read_size(&scope, "patch_size", MAX_PATCH, &vision->patch_size));
+    DMLLM_TRY(read_int_range(&scope, "spatial_merge_size", MERGE_SIZE, MERGE_SIZE, false, 0,
+                             &vision->spatial_merge_size));
+    DMLLM_TRY(read_size(&scope, "window_size", MAX_WINDOW, &vision->window_size));
+    DMLLM_TRY(read_size(&scope, "out_hidden_size", MAX_HIDDEN, &vision->out_hidden_size));
+    DMLLM_TRY(read_eps(&scope, "layer_norm_eps", &vision->layer_norm_eps));
 
     const cJSON *indexes = cJSON_GetObjectItemCaseSensitive(object, "fullatt_block_indexes");
     if (!indexes) return missing_key(&scope, "fullatt_block_indexes");
@@ -237,24 +291,17 @@ static dmllm_status check_consistency(const dmllm_config *config) {
     if (vision_head_dim % 4 != 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision head_dim %d (vision_config.hidden_size / num_attention_heads) "
                           "is not divisible by 4 as 2-D RoPE needs", vision_head_dim);
-    int window_unit = vision->patch_size * vision->spatial_merge_size;
+    int64_t window_unit = (int64_t)vision->patch_size * vision->spatial_merge_size;
     if (vision->window_size % window_unit != 0)
-        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config.window_size %d is not divisible by patch_size * spatial_merge_size = %d",
-                          vision->window_size, window_unit);
+        return dmllm_fail(DMLLM_ERR_FORMAT,
+                          "config.json: vision_config.window_size %d is not divisible by "
+                          "patch_size * spatial_merge_size = %lld",
+                          vision->window_size, (long long)window_unit);
     if (vision->out_hidden_size != text->hidden_size)
         return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: vision_config.out_hidden_size %d differs from hidden_size %d",
                           vision->out_hidden_size, text->hidden_size);
     if (text->qk_rope_head_dim % 2 != 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: qk_rope_head_dim %d is odd; RoPE rotates pairs", text->qk_rope_head_dim);
-    /* Products that size the weights must fit an int, or every later shape computation overflows. */
-    int64_t q_head = (int64_t)text->qk_nope_head_dim + text->qk_rope_head_dim;
-    int64_t kv_head = (int64_t)text->qk_nope_head_dim + text->v_head_dim;
-    int64_t merged = (int64_t)vision->hidden_size * vision->spatial_merge_size * vision->spatial_merge_size;
-    int64_t patch = (int64_t)vision->num_channels * vision->patch_size * vision->patch_size;
-    if (q_head * text->num_heads > INT32_MAX || kv_head * text->num_heads > INT32_MAX ||
-        (int64_t)text->v_head_dim * text->num_heads > INT32_MAX || merged > INT32_MAX || patch > INT32_MAX ||
-        (int64_t)text->kv_lora_rank + text->qk_rope_head_dim > INT32_MAX)
-        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: head or patch dimensions are too large");
     return DMLLM_OK;
 }
 

@@ -312,6 +312,57 @@ static void test_broken_directories(void) {
     expect_open_failure("corrupt shard", dir, DMLLM_ERR_FORMAT, "model-00002-of-00002.safetensors", "header length 16");
 }
 
+/* Issue 20: a config.json with absurd sizes fails at once, naming the key, whichever way the
+ * checkpoint is opened. patch_size = spatial_merge_size = 65536 used to kill the process with
+ * SIGFPE inside dmllm_model_load(check_only); num_hidden_layers = 10^9 used to build a
+ * 12-billion-entry tensor schema (3.4 GB after 8 s) before failing. */
+static void test_config_ranges(void) {
+    const stw_checkpoint_options f32 = {.dtype = DMLLM_DTYPE_F32};
+    const char *dir = write_checkpoint("window_unit_wraps", &f32);
+    edit_config(dir, "vision_config.patch_size", "65536");
+    edit_config(dir, "vision_config.spatial_merge_size", "65536");
+    dmllm_model_params params;
+    dmllm_model_params_init(&params);
+    params.check_only = 1;
+    dmllm_model *model = (dmllm_model *)1;
+    malformed_cases++;
+    CHECK_STATUS(dmllm_model_load(dir, &params, &model), DMLLM_ERR_FORMAT);
+    CHECK(model == NULL);
+    CHECK_MSG(strstr(dmllm_last_error(), "vision_config.patch_size = 65536 is out of range"), "%s",
+              dmllm_last_error());
+
+    static const struct {
+        const char *key, *value, *message;
+    } cases[] = {
+        {"num_hidden_layers", "1000000000",
+         "num_hidden_layers = 1000000000 is out of range [1, 4096]"},
+        {"vision_config.num_hidden_layers", "1000000000",
+         "vision_config.num_hidden_layers = 1000000000"},
+        {"vision_config.patch_size", "2147483647", "vision_config.patch_size = 2147483647"},
+        {"intermediate_size", "1e15", "intermediate_size = 1000000000000000 is out of range"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "huge_%zu", i);
+        dir = write_checkpoint(name, &f32);
+        edit_config(dir, cases[i].key, cases[i].value);
+        const double start = dmllm_now_seconds();
+        expect_open_failure(name, dir, DMLLM_ERR_FORMAT, cases[i].message, "config.json");
+        const double seconds = dmllm_now_seconds() - start;
+        CHECK_MSG(seconds < 0.25, "%s = %s: failed after %.2f s", cases[i].key, cases[i].value,
+                  seconds);
+    }
+
+    /* At the bound the config is valid and the tensor schema (about 50,000 entries) is still
+     * built in a blink before the missing layers are reported. */
+    dir = write_checkpoint("layers_at_bound", &f32);
+    edit_config(dir, "num_hidden_layers", "4096");
+    const double start = dmllm_now_seconds();
+    expect_open_failure("4096 layers", dir, DMLLM_ERR_SHAPE, "missing tensor model.layers.", NULL);
+    const double seconds = dmllm_now_seconds() - start;
+    CHECK_MSG(seconds < 1.0, "4096 layers: failed after %.2f s", seconds);
+}
+
 /* A download cut short at any point fails cleanly, naming the file. */
 static void test_truncated_files(void) {
     const stw_checkpoint_options options = {.dtype = DMLLM_DTYPE_BF16};
@@ -342,6 +393,7 @@ int main(void) {
     test_layouts();
     test_unknown_tensor_warns_once();
     test_broken_directories();
+    test_config_ranges();
     test_truncated_files();
     printf("test_checkpoint: %d malformed cases\n", malformed_cases);
     CHECK(malformed_cases >= 25);

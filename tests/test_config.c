@@ -95,6 +95,23 @@ static void expect_edit_failure(const char *key, const char *value_json, dmllm_s
               value_json ? value_json : "(deleted)", fragment, message);
 }
 
+/* Parses youtu_vl_config with its one occurrence of from replaced by to, expecting a format error
+ * whose message contains fragment. */
+static void expect_text_failure(const char *from, const char *to, const char *fragment) {
+    malformed_cases++;
+    const char *at = strstr(youtu_vl_config, from);
+    CHECK_MSG(at != NULL, "%s not in the config", from);
+    if (!at) return;
+    char text[4096];
+    int length = snprintf(text, sizeof text, "%.*s%s%s", (int)(at - youtu_vl_config),
+                          youtu_vl_config, to, at + strlen(from));
+    CHECK(length > 0 && (size_t)length < sizeof text);
+    dmllm_config config;
+    CHECK_STATUS(dmllm_config_parse(text, (size_t)length, &config), DMLLM_ERR_FORMAT);
+    CHECK_MSG(strstr(dmllm_last_error(), fragment) != NULL, "%s: message lacks \"%s\": %s", to,
+              fragment, dmllm_last_error());
+}
+
 static int warnings;
 static char last_warning[512];
 
@@ -177,7 +194,8 @@ static void test_malformed(void) {
     expect_edit_failure("vocab_size", "0", DMLLM_ERR_FORMAT, "vocab_size = 0 is out of range");
     expect_edit_failure("vision_config.patch_size", "-16", DMLLM_ERR_FORMAT, "vision_config.patch_size = -16");
     expect_edit_failure("q_lora_rank", "1e12", DMLLM_ERR_FORMAT, "q_lora_rank");
-    expect_edit_failure("rms_norm_eps", "-1", DMLLM_ERR_FORMAT, "rms_norm_eps must be a positive number");
+    expect_edit_failure("rms_norm_eps", "-1", DMLLM_ERR_FORMAT,
+                        "rms_norm_eps = -1 is out of range");
     expect_edit_failure("tie_word_embeddings", "1", DMLLM_ERR_FORMAT, "tie_word_embeddings must be true or false");
     expect_edit_failure("image_token_id", NULL, DMLLM_ERR_FORMAT, "image_token_id missing");
     expect_edit_failure("vision_config.fullatt_block_indexes", NULL, DMLLM_ERR_FORMAT, "fullatt_block_indexes missing");
@@ -196,11 +214,80 @@ static void test_malformed(void) {
     expect_edit_failure("vision_start_token_id", "-1", DMLLM_ERR_FORMAT, "vision_start_token_id");
 }
 
+/* Issue 20: every integer and float of config.json has an allowed range, checked before any
+ * arithmetic; the message names the key, its value and the range. patch_size * spatial_merge_size
+ * = 65536 * 65536 used to wrap to 0 and divide by it (SIGFPE), 2147483647 overflowed an int. */
+static void test_ranges(void) {
+    static const struct {
+        const char *key, *value, *message;
+    } cases[] = {
+        {"vision_config.patch_size", "65536",
+         "vision_config.patch_size = 65536 is out of range [1, 1024]"},
+        {"vision_config.patch_size", "2147483647",
+         "vision_config.patch_size = 2147483647 is out of range [1, 1024]"},
+        {"vision_config.spatial_merge_size", "65536",
+         "vision_config.spatial_merge_size = 65536 is out of range [2, 2]"},
+        /* The image preprocessing builds RGB patches in 2x2 merge blocks. */
+        {"vision_config.spatial_merge_size", "1",
+         "vision_config.spatial_merge_size = 1 is out of range [2, 2]"},
+        {"vision_config.num_channels", "1",
+         "vision_config.num_channels = 1 is out of range [3, 3]"},
+        {"num_hidden_layers", "1000000000",
+         "num_hidden_layers = 1000000000 is out of range [1, 4096]"},
+        {"vision_config.num_hidden_layers", "4097",
+         "vision_config.num_hidden_layers = 4097 is out of range [1, 4096]"},
+        {"hidden_size", "65537", "hidden_size = 65537 is out of range [1, 65536]"},
+        {"vision_config.hidden_size", "1e9",
+         "vision_config.hidden_size = 1000000000 is out of range [1, 65536]"},
+        {"intermediate_size", "262145", "intermediate_size = 262145 is out of range [1, 262144]"},
+        {"num_attention_heads", "1025", "num_attention_heads = 1025 is out of range [1, 1024]"},
+        {"num_key_value_heads", "0", "num_key_value_heads = 0 is out of range [1, 1024]"},
+        {"kv_lora_rank", "65537", "kv_lora_rank = 65537 is out of range [1, 65536]"},
+        {"qk_rope_head_dim", "2147483647",
+         "qk_rope_head_dim = 2147483647 is out of range [1, 4096]"},
+        {"v_head_dim", "4097", "v_head_dim = 4097 is out of range [1, 4096]"},
+        {"vocab_size", "16777217", "vocab_size = 16777217 is out of range [1, 16777216]"},
+        {"max_position_embeddings", "2147483647",
+         "max_position_embeddings = 2147483647 is out of range [1, 16777216]"},
+        {"vision_config.window_size", "131072",
+         "vision_config.window_size = 131072 is out of range [1, 65536]"},
+        {"vision_config.out_hidden_size", "-2560",
+         "vision_config.out_hidden_size = -2560 is out of range"},
+        /* Floats: 1e-50 rounds to a zero float epsilon, 1e400 parses as infinity. */
+        {"rms_norm_eps", "1e-50", "rms_norm_eps = 1e-50 is out of range [1e-30, 1]"},
+        {"vision_config.layer_norm_eps", "2",
+         "vision_config.layer_norm_eps = 2 is out of range [1e-30, 1]"},
+        {"rms_norm_eps", "\"small\"", "rms_norm_eps must be a number"},
+        {"rope_theta", "0.5", "rope_theta = 0.5 is out of range [1, 1e+12]"},
+        {"rope_theta", "-500000", "rope_theta = -500000 is out of range [1, 1e+12]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_edit_failure(cases[i].key, cases[i].value, DMLLM_ERR_FORMAT, cases[i].message);
+    /* 1e400 parses as infinity; cJSON would print it back as null, so it is edited in as text. */
+    expect_text_failure("\"rms_norm_eps\": 1e-06", "\"rms_norm_eps\": 1e400",
+                        "rms_norm_eps = inf is out of range [1e-30, 1]");
+    expect_text_failure("\"rope_theta\": 500000.0", "\"rope_theta\": -1e400",
+                        "rope_theta = -inf is out of range [1, 1e+12]");
+    expect_text_failure("\"num_hidden_layers\": 40", "\"num_hidden_layers\": 1e400",
+                        "num_hidden_layers = inf is out of range [1, 4096]");
+
+    /* The bounds themselves are allowed. */
+    dmllm_config config;
+    CHECK_OK(parse_edited("num_hidden_layers", "4096", &config));
+    CHECK(config.text.num_layers == 4096);
+    CHECK_OK(parse_edited("vocab_size", "16777216", &config));
+    CHECK_OK(parse_edited("rope_theta", "1e12", &config));
+    CHECK_OK(parse_edited("rms_norm_eps", "1", &config));
+    CHECK_OK(parse_edited("vision_config.layer_norm_eps", "1e-30", &config));
+    CHECK(config.vision.layer_norm_eps > 0);
+}
+
 int main(void) {
     test_released_config();
     test_defaults();
     test_tiny_config_round_trip();
     test_malformed();
+    test_ranges();
     printf("test_config: %d malformed cases\n", malformed_cases);
     CHECK(malformed_cases >= 25);
     return test_finish("test_config");
