@@ -33,7 +33,7 @@ typedef struct schema_entry {
 } schema_entry;
 
 typedef struct schema {
-    int count, capacity;
+    size_t count, capacity;
     schema_entry *entries; /* [capacity], sorted by name once built */
 } schema;
 
@@ -214,9 +214,15 @@ static dmllm_status schema_add(schema *s, int ndim, int64_t d0, int64_t d1, cons
 
 static dmllm_status schema_add(schema *s, int ndim, int64_t d0, int64_t d1, const char *fmt, ...) {
     if (s->count == s->capacity) {
-        int capacity = s->capacity ? 2 * s->capacity : 256;
-        schema_entry *entries = realloc(s->entries, (size_t)capacity * sizeof *entries);
-        if (!entries) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the tensor schema");
+        /* config.c bounds the layers, so the schema stays near 10^5 entries; the byte count is
+         * checked anyway, which also keeps the doubling below SIZE_MAX. */
+        size_t capacity = s->capacity ? 2 * s->capacity : 256;
+        schema_entry *entries = capacity <= SIZE_MAX / sizeof *entries
+                                    ? realloc(s->entries, capacity * sizeof *entries)
+                                    : NULL;
+        if (!entries)
+            return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY,
+                              "out of memory for a tensor schema of %zu entries", capacity);
         s->entries = entries;
         s->capacity = capacity;
     }
@@ -321,7 +327,7 @@ static bool is_float_dtype(dmllm_dtype dtype) {
 /* Checks the schema tensors, the optional ones, and reports the rest once. */
 static dmllm_status validate_tensors(dmllm_checkpoint *checkpoint, const schema *s) {
     checkpoint->n_params = 0;
-    for (int i = 0; i < s->count; i++) {
+    for (size_t i = 0; i < s->count; i++) {
         const schema_entry *entry = &s->entries[i];
         const dmllm_tensor *tensor = dmllm_checkpoint_tensor(checkpoint, entry->name);
         if (!tensor) return dmllm_fail(DMLLM_ERR_SHAPE, "missing tensor %s", entry->name);
