@@ -47,11 +47,11 @@ def test_segment_files_and_text(tmp_path, sample, classes):
     assert (out["width"], out["height"]) == (w, h)
     assert abs(sum(out["label_shares"].values()) - 1.0) < 1e-9
     assert set(out["label_shares"]) <= set(classes)
-    labels = np.asarray(Image.open(tmp_path / "sample.labels.png"))
+    labels = np.asarray(Image.open(tmp_path / "sample.segment.labels.png"))
     assert labels.shape == (h, w)
-    with Image.open(tmp_path / "sample.overlay.png") as overlay:
+    with Image.open(tmp_path / "sample.segment.overlay.png") as overlay:
         assert overlay.size == (w, h)
-    text = (tmp_path / "sample.mask.txt").read_text()
+    text = (tmp_path / "sample.segment.mask.txt").read_text()
     assert np.array_equal(expand_rle(text).reshape(h, w), labels)
     names = re.findall(r"<ref>(.*?)</ref>", text)
     for k, share in out["label_shares"].items():
@@ -61,7 +61,7 @@ def test_segment_files_and_text(tmp_path, sample, classes):
 def test_depth_files(tmp_path, sample):
     path, (w, h) = sample
     out = json.loads(cli("depth", "--out", tmp_path, "--json", path).stdout)
-    mm = np.asarray(Image.open(tmp_path / "sample.depth16.png")).astype(np.float64)
+    mm = np.asarray(Image.open(tmp_path / "sample.depth.mm.png")).astype(np.float64)
     assert mm.shape == (h, w)
     assert 1000 <= mm.min() and mm.max() <= 10000       # the synthetic profile's 1-10 m
     assert abs(mm.mean() / 1000 - out["depth_mean_m"]) < 0.01
@@ -74,12 +74,13 @@ def test_refseg_openseg_text_tasks(tmp_path, sample):
     path, (w, h) = sample
     ref = json.loads(cli("refseg", "--phrase", "the red ball", "--out", tmp_path, "--json", path).stdout)
     assert set(ref) >= {"found", "box", "foreground_share", "answer"}
-    labels = np.asarray(Image.open(tmp_path / "sample.labels.png"))
+    labels = np.asarray(Image.open(tmp_path / "sample.refseg.labels.png"))
     assert labels.shape == (h, w) and set(np.unique(labels)) <= {0, 1}
     assert abs(np.mean(labels) - ref["foreground_share"]) < 1e-9
     opn = json.loads(cli("openseg", "--out", tmp_path / "open", "--json", path).stdout)
     assert len(opn["classes"]) >= 1
-    assert np.asarray(Image.open(tmp_path / "open/sample.labels.png")).max() <= len(opn["classes"])
+    opn_labels = np.asarray(Image.open(tmp_path / "open/sample.openseg.labels.png"))
+    assert opn_labels.max() <= len(opn["classes"])
     det = json.loads(cli("detect", "--json", "--out", tmp_path / "det", path).stdout)
     assert all(len(r["box"]) == 4 for r in det["regions"])
     ans = json.loads(cli("ask", "--question", "How many objects are there?", "--json", "--out", tmp_path / "ask",
@@ -97,9 +98,10 @@ def test_batch_resume_and_shards(tmp_path, sample):
     for k in range(3):
         os.symlink(path, folder / ("img%d.png" % k))
     first = cli("depth", "--out", tmp_path / "o", "--shard", "1/2", "--no-png", folder)
-    assert sorted(p.name for p in (tmp_path / "o").glob("*.json")) == ["img1.json"]
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.json")) == ["img1.depth.json"]
     cli("depth", "--out", tmp_path / "o", "--shard", "0/2", "--no-png", folder)
-    assert sorted(p.name for p in (tmp_path / "o").glob("*.json")) == ["img0.json", "img1.json", "img2.json"]
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.json")) == [
+        "img0.depth.json", "img1.depth.json", "img2.depth.json"]
     again = cli("depth", "--out", tmp_path / "o", "--resume", "--no-png", folder)
     assert "3 skipped" in again.stderr, again.stderr + first.stderr
 

@@ -1,12 +1,16 @@
 /*
  * batch.c: model and session set-up from the common options (with progress bars), and the batch
- * runner: input expansion, --shard, --resume, one JSON result per input written atomically.
+ * runner: input expansion, output names unique per input and task, --shard, --resume over each
+ * input's complete outputs, files written atomically, temporary files removed on SIGINT/SIGTERM/
+ * SIGHUP and after interrupted runs, one JSON result per input.
  */
 #include "cli.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -150,20 +154,35 @@ static int add_list_file(path_list *list, const char *file) {
 
 static int compare_paths(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* The sorted inputs, each path once; a folder or list without images is an error. */
 static int expand_inputs(const cli_common *common, path_list *list) {
     for (int i = 0; i < common->n_inputs; i++) {
         const char *input = common->inputs[i];
+        const int before = list->count;
         struct stat st;
-        int status;
+        int status, is_folder = 0;
+        errno = 0;
         if (input[0] == '@') status = add_list_file(list, input + 1);
-        else if (stat(input, &st) == 0 && S_ISDIR(st.st_mode)) status = add_directory(list, input);
+        else if (stat(input, &st) == 0 && (is_folder = S_ISDIR(st.st_mode)))
+            status = add_directory(list, input);
         else status = add_path(list, input);
         if (status != 0) {
             fprintf(stderr, "densemllm: %s: %s\n", input, strerror(errno ? errno : ENOMEM));
             return -1;
         }
+        if (list->count == before) {
+            fprintf(stderr, "densemllm: %s: %s\n", input,
+                    is_folder ? "no images (.jpg, .jpeg, .png) in this folder"
+                              : "the list names no images");
+            return -1;
+        }
     }
     qsort(list->paths, (size_t)list->count, sizeof *list->paths, compare_paths);
+    int unique = 0;
+    for (int k = 0; k < list->count; k++)
+        if (unique > 0 && !strcmp(list->paths[k], list->paths[unique - 1])) free(list->paths[k]);
+        else list->paths[unique++] = list->paths[k];
+    list->count = unique;
     return 0;
 }
 
@@ -176,24 +195,78 @@ static int parse_shard(const char *text, int *index, int *count) {
     return 0;
 }
 
-const char *cli_output_path(const cli_common *common, const char *stem, const char *suffix) {
+const char *cli_output_path(const cli_common *common, const char *name, const char *suffix) {
     static char path[4096];
-    snprintf(path, sizeof path, "%s/%s%s", common->out_dir, stem, suffix);
+    snprintf(path, sizeof path, "%s/%s%s", common->out_dir, name, suffix);
     return path;
 }
 
+/* ---- temporary files ------------------------------------------------------------------------- */
+
+/* The temporary files that may be being written, "<output>.tmp.<pid>" (the names of
+ * write_through_temporary and of the library's PNG writers): a signal that ends the process
+ * removes them. The handler, in whichever thread takes the signal, reads slots [0, n_in_flight);
+ * a slot is written only while it lies outside that range, and never once a handler started. */
+enum { MAX_IN_FLIGHT = 16 };
+static char in_flight[MAX_IN_FLIGHT][4200]; /* [slot] "<output>.tmp.<pid>" */
+static atomic_int n_in_flight, dying;
+
+static void remove_in_flight_and_end(int sig) {
+    atomic_store(&dying, 1);
+    const int n = atomic_load(&n_in_flight);
+    for (int i = 0; i < n; i++) unlink(in_flight[i]);
+    raise(sig); /* SA_RESETHAND restored the default action: the process ends by the signal */
+}
+
+/* Signals ignored when the run started (nohup, a shell's background job) stay ignored. */
+static void remove_in_flight_on_signals(void) {
+    struct sigaction action, before;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = remove_in_flight_and_end;
+    action.sa_flags = SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+        if (sigaction(signals[i], NULL, &before) == 0 && before.sa_handler != SIG_IGN)
+            sigaction(signals[i], &action, NULL);
+}
+
+/* Adds "<path>.tmp.<pid>" to the files a signal removes and returns it; NULL if it does not fit. */
+static const char *hold_temporary(const char *path) {
+    static int handling;
+    if (!handling) remove_in_flight_on_signals();
+    handling = 1;
+    const int n = atomic_load(&n_in_flight);
+    if (n == MAX_IN_FLIGHT) return NULL;
+    while (atomic_load(&dying)) pause(); /* a handler may be reading the slot: the run is ending */
+    const int length =
+        snprintf(in_flight[n], sizeof in_flight[n], "%s.tmp.%ld", path, (long)getpid());
+    if (length < 0 || length >= (int)sizeof in_flight[n]) return NULL;
+    atomic_store(&n_in_flight, n + 1);
+    return in_flight[n];
+}
+
+/* Forgets the temporary files held since n_in_flight was n. */
+static void release_temporaries(int n) { atomic_store(&n_in_flight, n); }
+
 /* Writes through "<path>.tmp.<pid>" and a rename, so a crash never leaves half a file. */
 static int write_through_temporary(const char *path, const void *bytes, size_t size, int end_line) {
-    char temporary[4200];
-    snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, (long)getpid());
+    const int held = atomic_load(&n_in_flight);
+    const char *temporary = hold_temporary(path);
+    if (!temporary) {
+        fprintf(stderr, "densemllm: cannot write %s: %s\n", path, strerror(ENAMETOOLONG));
+        return 1;
+    }
     FILE *f = fopen(temporary, "wb");
     int ok = f && fwrite(bytes, 1, size, f) == size && (!end_line || fputc('\n', f) != EOF);
     if (f) ok = (fclose(f) == 0) && ok;
     if (!ok || rename(temporary, path) != 0) {
         fprintf(stderr, "densemllm: cannot write %s: %s\n", path, strerror(errno));
         remove(temporary);
+        release_temporaries(held);
         return 1;
     }
+    release_temporaries(held);
     return 0;
 }
 
@@ -203,13 +276,112 @@ int cli_write_file(const char *path, const void *bytes, size_t size) {
 
 int cli_write_text(const char *path, const char *text) { return write_through_temporary(path, text, strlen(text), 1); }
 
-static void stem_of(const char *path, char *stem, size_t size) {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    snprintf(stem, size, "%s", base);
-    char *dot = strrchr(stem, '.');
-    if (dot && dot != stem) *dot = '\0';
+/* Removes OUT/<name><output>.tmp.<pid> of the given names (sorted) whose process is gone: what an
+ * interrupted or killed run left. Files of a process still running (another shard) stay. */
+static void remove_stale_temporaries(const cli_common *common, char **names, int n_names,
+                                     const char *const *outputs) {
+    DIR *d = opendir(common->out_dir);
+    if (!d) return;
+    int removed = 0;
+    struct dirent *entry;
+    while ((entry = readdir(d))) {
+        const char *mark = NULL; /* the last ".tmp." of the file name */
+        for (const char *p = strstr(entry->d_name, ".tmp."); p; p = strstr(p + 1, ".tmp.")) mark = p;
+        char *end;
+        const long pid = mark ? strtol(mark + 5, &end, 10) : 0;
+        if (pid <= 0 || *end || !isdigit((unsigned char)mark[5])) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno == EPERM) continue;
+        const size_t length = (size_t)(mark - entry->d_name); /* of the output's file name */
+        for (const char *const *suffix = outputs; *suffix; suffix++) {
+            const size_t n = strlen(*suffix);
+            char name[1024];
+            if (length <= n || length - n >= sizeof name || memcmp(mark - n, *suffix, n)) continue;
+            memcpy(name, entry->d_name, length - n);
+            name[length - n] = '\0';
+            const char *key = name;
+            if (!bsearch(&key, names, (size_t)n_names, sizeof *names, compare_paths)) continue;
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", common->out_dir, entry->d_name);
+            removed += unlink(path) == 0;
+            break;
+        }
+    }
+    closedir(d);
+    if (removed)
+        fprintf(stderr, "densemllm: removed %d temporary file%s that an interrupted run left in %s\n",
+                removed, removed == 1 ? "" : "s", common->out_dir);
 }
+
+/* ---- output names ---------------------------------------------------------------------------- */
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static char *stem_of(const char *path) {
+    char *stem = strdup(base_name(path));
+    char *dot = stem ? strrchr(stem, '.') : NULL;
+    if (dot && dot != stem) *dot = '\0';
+    return stem;
+}
+
+typedef struct keyed_index {
+    const char *key;
+    int index;
+} keyed_index;
+
+static int compare_keyed(const void *a, const void *b) {
+    const keyed_index *x = a, *y = b;
+    const int order = strcmp(x->key, y->key);
+    return order ? order : (x->index > y->index) - (x->index < y->index);
+}
+
+/* keys[k] of the n inputs sorted (ties by index) into order[n]. */
+static void sort_keys(char *const *keys, int n, keyed_index *order) {
+    for (int k = 0; k < n; k++) order[k] = (keyed_index){keys[k], k};
+    qsort(order, (size_t)n, sizeof *order, compare_keyed);
+}
+
+/* ids[k] and names[k] of the sorted inputs (see cli_item), malloc'ed. Returns 0, 1 out of memory,
+ * or 2 after naming two inputs that would write the same files. */
+static int name_inputs(const path_list *list, const cli_common *common, const char *task,
+                       char **ids, char **names) {
+    const int n = list->count;
+    keyed_index *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    int status = order ? 0 : 1;
+    for (int k = 0; !status && k < n; k++) status = (ids[k] = stem_of(list->paths[k])) ? 0 : 1;
+    if (!status) sort_keys(ids, n, order);
+    for (int i = 0; !status && i < n; i++) {
+        const int k = order[i].index;
+        const int shared = (i > 0 && !strcmp(order[i - 1].key, ids[k])) ||
+                           (i + 1 < n && !strcmp(order[i + 1].key, ids[k]));
+        const char *first = shared ? base_name(list->paths[k]) : ids[k];
+        const size_t size = strlen(first) + (task ? strlen(task) + 1 : 0) + 1;
+        if (!(names[k] = malloc(size))) status = 1;
+        else snprintf(names[k], size, "%s%s%s", first, task ? "." : "", task ? task : "");
+    }
+    if (status) fprintf(stderr, "densemllm: out of memory\n");
+    if (!status) sort_keys(names, n, order);
+    for (int i = 1; !status && i < n; i++)
+        if (!strcmp(order[i - 1].key, order[i].key)) {
+            fprintf(stderr,
+                    "densemllm: %s and %s would both write %s/%s.*: rename one or give them "
+                    "different --out folders\n",
+                    list->paths[order[i - 1].index], list->paths[order[i].index], common->out_dir,
+                    order[i].key);
+            status = 2;
+        }
+    free(order);
+    return status;
+}
+
+static void free_names(char **names, int n) {
+    for (int k = 0; names && k < n; k++) free(names[k]);
+    free(names);
+}
+
+/* ---- the batch ------------------------------------------------------------------------------- */
 
 /* mkdir -p: every missing directory of the path. */
 static int make_directories(const char *path) {
@@ -226,7 +398,35 @@ static int make_directories(const char *path) {
     }
 }
 
-int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user) {
+/* Whether every output of the input is a complete file (temporary files are named apart). */
+static int outputs_complete(const cli_common *common, const char *name,
+                            const char *const *outputs) {
+    for (const char *const *suffix = outputs; *suffix; suffix++) {
+        struct stat st;
+        if (stat(cli_output_path(common, name, *suffix), &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    }
+    return 1;
+}
+
+/* Runs one input with its outputs' temporary files held for the signal handler; 0 when done. */
+static int run_item(cli_context *context, const cli_batch *batch, const cli_item *item) {
+    const cli_common *common = context->common;
+    const int held = atomic_load(&n_in_flight);
+    for (const char *const *suffix = batch->outputs; suffix && *suffix; suffix++)
+        hold_temporary(cli_output_path(common, item->name, *suffix));
+    char *json = NULL;
+    int failed = batch->fn(context, item, batch->user, &json);
+    if (!failed && batch->outputs) {
+        if (!json) fprintf(stderr, "densemllm: %s: out of memory for the JSON summary\n", item->path);
+        failed = json ? cli_write_text(cli_output_path(common, item->name, ".json"), json) : 1;
+    }
+    if (!failed && json && common->json) printf("%s\n", json);
+    free(json);
+    release_temporaries(held);
+    return failed;
+}
+
+int cli_for_each_input(cli_context *context, const cli_batch *batch) {
     const cli_common *common = context->common;
     int shard, n_shards;
     if (parse_shard(common->shard, &shard, &n_shards) != 0) {
@@ -237,41 +437,45 @@ int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user) {
         fprintf(stderr, "densemllm: no input images given\n");
         return 2;
     }
-    if (make_directories(common->out_dir) != 0) {
-        fprintf(stderr, "densemllm: --out %s: %s\n", common->out_dir, strerror(errno));
-        return 1;
-    }
     path_list list = {0};
     if (expand_inputs(common, &list) != 0) {
         free_paths(&list);
         return 1;
     }
-    int mine = 0, done = 0, failed = 0, skipped = 0;
-    for (int k = shard; k < list.count; k += n_shards) mine++;
-    const int show = progress_wanted(common) && mine > 1;
-    for (int k = shard; k < list.count; k += n_shards) {
-        char stem[1024];
-        stem_of(list.paths[k], stem, sizeof stem);
-        const char *marker = cli_output_path(common, stem, ".json");
-        struct stat st;
-        if (common->resume && stat(marker, &st) == 0) {
+    const int n = list.count;
+    char **ids = calloc((size_t)n, sizeof *ids), **names = calloc((size_t)n, sizeof *names);
+    char **mine = calloc((size_t)n, sizeof *mine); /* the names of this shard's inputs, sorted */
+    int exit_code = ids && names && mine ? name_inputs(&list, common, batch->task, ids, names)
+                                         : (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    if (exit_code == 0 && batch->outputs && make_directories(common->out_dir) != 0) {
+        fprintf(stderr, "densemllm: --out %s: %s\n", common->out_dir, strerror(errno));
+        exit_code = 1;
+    }
+    int n_mine = 0, done = 0, failed = 0, skipped = 0;
+    for (int k = shard; exit_code == 0 && k < n; k += n_shards) mine[n_mine++] = names[k];
+    if (exit_code == 0 && batch->outputs) {
+        qsort(mine, (size_t)n_mine, sizeof *mine, compare_paths);
+        remove_stale_temporaries(common, mine, n_mine, batch->outputs);
+    }
+    const int show = progress_wanted(common) && n_mine > 1;
+    for (int k = shard; exit_code == 0 && k < n; k += n_shards) {
+        if (common->resume && batch->outputs &&
+            outputs_complete(common, names[k], batch->outputs)) {
             skipped++;
             continue;
         }
-        if (show) fprintf(stderr, "[%d/%d] %s\n", done + failed + skipped + 1, mine, list.paths[k]);
-        char *json = NULL;
-        if (fn(context, list.paths[k], stem, user, &json) != 0) {
-            failed++;
-        } else {
-            done++;
-            if (json && common->json) printf("%s\n", json);
-            if (json) cli_write_text(cli_output_path(common, stem, ".json"), json);
-        }
-        free(json);
+        if (show) fprintf(stderr, "[%d/%d] %s\n", done + failed + skipped + 1, n_mine, list.paths[k]);
+        const cli_item item = {list.paths[k], ids[k], names[k]};
+        if (run_item(context, batch, &item) != 0) failed++;
+        else done++;
     }
-    if (mine > 1 || skipped || failed)
-        fprintf(stderr, "densemllm: %d done, %d skipped (already done), %d failed, shard %d/%d of %d inputs\n", done,
-                skipped, failed, shard, n_shards, list.count);
+    if (exit_code == 0 && (n_mine != 1 || skipped || failed))
+        fprintf(stderr, "densemllm: %d done, %d skipped (already done), %d failed, shard %d/%d of %d "
+                        "inputs\n", done, skipped, failed, shard, n_shards, n);
+    if (exit_code == 0 && failed) exit_code = 1;
+    free(mine);
+    free_names(ids, n);
+    free_names(names, n);
     free_paths(&list);
-    return failed ? 1 : 0;
+    return exit_code;
 }

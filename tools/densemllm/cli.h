@@ -15,6 +15,7 @@ typedef struct cli_command {
     const char *summary;
     const char *synopsis;               /* "densemllm NAME ..." line of the usage */
     int (*run)(int argc, char **argv);  /* argv[0] is the command name; returns the exit code */
+    const char *outputs;                /* --help: the files one input writes, or NULL */
 } cli_command;
 
 extern const cli_command cli_info_command, cli_readout_command, cli_segment_command, cli_depth_command,
@@ -42,7 +43,7 @@ typedef struct cli_common {
     const char *resize;     /* --resize hf|pillow */
     const char *out_dir;    /* --out; default "." */
     const char *shard;      /* --shard i/n */
-    int resume;             /* --resume: skip inputs whose OUT/<stem>.json exists */
+    int resume;             /* --resume: skip inputs whose outputs all exist */
     int json;               /* --json: one JSON object per input on stdout */
     int quiet;              /* --quiet: no progress bars */
     int n_inputs;           /* positional arguments */
@@ -74,29 +75,50 @@ typedef struct cli_context {
 int cli_open(const cli_common *common, cli_context *context);
 void cli_close(cli_context *context);
 
-/* One input of a batch. Returns 0 on success; the text it writes to *json_out (a JSON object,
- * malloc'ed, may be NULL) is printed with --json and kept as OUT/<stem>.json, which marks the
- * input done so that a rerun skips it. */
-typedef int (*cli_item_fn)(cli_context *context, const char *path, const char *stem, void *user, char **json_out);
+/* One input of a batch. */
+typedef struct cli_item {
+    const char *path; /* the image (eval refseg: the sample id) */
+    const char *id;   /* its file name without the extension: "photo" for "in/photo.jpg" */
+    const char *name; /* the start of its output names, OUT/<name><suffix>: "<id>.<task>", or
+                         "<file name>.<task>" ("photo.jpg.segment") when another input of the
+                         batch has the same id */
+} cli_item;
+
+/* Runs one input. Returns 0 on success; the text it writes to *json_out (a JSON object,
+ * malloc'ed) is printed with --json and kept as OUT/<name>.json. */
+typedef int (*cli_item_fn)(cli_context *context, const cli_item *item, void *user, char **json_out);
+
+typedef struct cli_batch {
+    const char *task;           /* part of every output name; NULL: the names are the ids (eval) */
+    const char *const *outputs; /* suffixes of every file fn writes for one input, ".json"
+                                   included, NULL-ended; NULL: the batch writes no files */
+    cli_item_fn fn;
+    void *user;
+} cli_batch;
 
 /* Expands the inputs (image files, folders of images, @list files with one path per line) into a
- * sorted list, keeps the inputs of this shard (index k belongs to shard k mod n), with --resume
- * skips those already done, and runs fn on each with a progress counter. Returns the exit code. */
-int cli_for_each_input(cli_context *context, cli_item_fn fn, void *user);
+ * sorted list, names their outputs (refusing, exit code 2, when two inputs would write the same
+ * files), keeps the inputs of this shard (index k belongs to shard k mod n), removes the temporary
+ * files that interrupted runs left of their outputs, with --resume skips the inputs whose outputs
+ * all exist, and runs fn on each with a progress counter. An input fails when fn fails or its
+ * JSON cannot be written. SIGINT, SIGTERM and SIGHUP remove the temporary files being written
+ * before the process ends. Returns the exit code: 0 all done, 1 an input failed, 2 usage. */
+int cli_for_each_input(cli_context *context, const cli_batch *batch);
 
-/* OUT/<stem><suffix>; returns a static buffer. */
-const char *cli_output_path(const cli_common *common, const char *stem, const char *suffix);
+/* OUT/<name><suffix>; returns a static buffer. */
+const char *cli_output_path(const cli_common *common, const char *name, const char *suffix);
 
-/* OUT/<stem>.labels.png (palette label map) and OUT/<stem>.overlay.png (the image blended with the
+/* OUT/<name>.labels.png (palette label map) and OUT/<name>.overlay.png (the image blended with the
  * label colours, legend from names); prints what failed and returns 1, else 0. */
-int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *stem, const uint16_t *labels,
-                         int n_labels, const char *const *names);
+int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *name,
+                         const uint16_t *labels, int n_labels, const char *const *names);
 
 /* Monotonic clock in seconds, for the timings commands print. */
 double cli_now_seconds(void);
 
-/* Write a file through "<path>.tmp.<pid>" and a rename (a crash never leaves half a file); print
- * what failed and return 1, else 0. cli_write_text ends the text with a newline. */
+/* Write a file through "<path>.tmp.<pid>" and a rename (a crash never leaves half a file, a signal
+ * removes the temporary file); print what failed and return 1, else 0. cli_write_text ends the
+ * text with a newline. */
 int cli_write_file(const char *path, const void *bytes, size_t size);
 int cli_write_text(const char *path, const char *text);
 

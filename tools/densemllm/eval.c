@@ -11,6 +11,8 @@
  *   refseg    a JSON array or JSON-lines file of {"image", "phrase", "mask"} (paths relative to the
  *             file; mask PNG nonzero = the object), or a folder holding refs.jsonl / refs.json;
  *             sample k runs under the id sample-<k>; predictions OUT/<id>.mask.png
+ * Files are named by the sample's id, without the task (one evaluation per --out); two images
+ * of one stem keep their extensions (OUT/<stem>.jpg.labels.png) and share the ground truth.
  * Semantic and FG/BG readouts run as the report evaluates them: softmax, dense CRF, argmax.
  */
 #include "cli.h"
@@ -318,7 +320,9 @@ static void add_timings(cJSON *json, const dmllm_dense_result *r) {
     cJSON_AddNumberToObject(json, "seconds_crf", r->seconds_crf);
 }
 
-static int predict_semantic(cli_context *c, const eval_job *job, const char *path, const char *stem, cJSON *json) {
+static int predict_semantic(cli_context *c, const eval_job *job, const cli_item *item,
+                            cJSON *json) {
+    const char *path = item->path;
     dmllm_image *image = NULL, *input = NULL;
     if (load_input(c, job, path, &image, &input) != 0) return 1;
     const int w = dmllm_image_width(image), h = dmllm_image_height(image);
@@ -340,11 +344,13 @@ static int predict_semantic(cli_context *c, const eval_job *job, const char *pat
             labels[(size_t)y * w + x] = r->labels[(size_t)sy * r->width + sx];
         }
     if (!failed) {
-        status = dmllm_write_label_png(cli_output_path(c->common, stem, ".labels.png"), labels, w, h, r->n_labels);
+        status = dmllm_write_label_png(cli_output_path(c->common, item->name, ".labels.png"),
+                                       labels, w, h, r->n_labels);
         if (status != DMLLM_OK) failed = cli_fail(status, "writing the label map");
     }
     if (!failed) {
-        cJSON_AddStringToObject(json, "prediction", cli_output_path(c->common, stem, ".labels.png"));
+        cJSON_AddStringToObject(json, "prediction",
+                                cli_output_path(c->common, item->name, ".labels.png"));
         add_timings(json, r);
     }
     free(labels);
@@ -354,7 +360,8 @@ static int predict_semantic(cli_context *c, const eval_job *job, const char *pat
     return failed;
 }
 
-static int predict_depth(cli_context *c, const eval_job *job, const char *path, const char *stem, cJSON *json) {
+static int predict_depth(cli_context *c, const eval_job *job, const cli_item *item, cJSON *json) {
+    const char *path = item->path, *npy = cli_output_path(c->common, item->name, ".depth.npy");
     dmllm_image *image = NULL, *input = NULL;
     if (load_input(c, job, path, &image, &input) != 0) return 1;
     dmllm_dense_params p;
@@ -365,9 +372,9 @@ static int predict_depth(cli_context *c, const eval_job *job, const char *path, 
     dmllm_dense_result *r = NULL;
     dmllm_status status = dmllm_predict_dense(c->session, input ? input : image, &p, &r);
     int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, path) : 0;
-    if (!failed) failed = write_npy(cli_output_path(c->common, stem, ".depth.npy"), r->depth_m, r->width, r->height);
+    if (!failed) failed = write_npy(npy, r->depth_m, r->width, r->height);
     if (!failed) {
-        cJSON_AddStringToObject(json, "prediction", cli_output_path(c->common, stem, ".depth.npy"));
+        cJSON_AddStringToObject(json, "prediction", npy);
         add_timings(json, r);
     }
     dmllm_dense_result_free(r);
@@ -376,9 +383,9 @@ static int predict_depth(cli_context *c, const eval_job *job, const char *path, 
     return failed;
 }
 
-static int predict_refseg(cli_context *c, const eval_job *job, const char *stem, cJSON *json) {
-    const ref_sample *s = sample_of(job, stem);
-    if (!s) return fprintf(stderr, "densemllm eval: %s is not a sample of the list\n", stem), 1;
+static int predict_refseg(cli_context *c, const eval_job *job, const cli_item *item, cJSON *json) {
+    const ref_sample *s = sample_of(job, item->id);
+    if (!s) return fprintf(stderr, "densemllm eval: %s is not a sample of the list\n", item->id), 1;
     dmllm_image *image = NULL;
     dmllm_status status = dmllm_image_load_file(s->image, &image);
     if (status != DMLLM_OK) return cli_fail(status, s->image);
@@ -395,13 +402,15 @@ static int predict_refseg(cli_context *c, const eval_job *job, const char *stem,
     if (!failed && !labels) failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
     for (size_t i = 0; !failed && i < n; i++) labels[i] = r->mask[i];
     if (!failed) {
-        status = dmllm_write_label_png(cli_output_path(c->common, stem, ".mask.png"), labels, r->width, r->height, 2);
+        status = dmllm_write_label_png(cli_output_path(c->common, item->name, ".mask.png"), labels,
+                                       r->width, r->height, 2);
         if (status != DMLLM_OK) failed = cli_fail(status, "writing the mask");
     }
     if (!failed) {
         cJSON_AddStringToObject(json, "image", s->image);
         cJSON_AddStringToObject(json, "phrase", s->phrase);
-        cJSON_AddStringToObject(json, "prediction", cli_output_path(c->common, stem, ".mask.png"));
+        cJSON_AddStringToObject(json, "prediction",
+                                cli_output_path(c->common, item->name, ".mask.png"));
         cJSON_AddBoolToObject(json, "found", r->found);
         cJSON_AddItemToObject(json, "box", cJSON_CreateIntArray(r->box, 4));
         cJSON_AddStringToObject(json, "answer", r->answer ? r->answer : "");
@@ -412,14 +421,14 @@ static int predict_refseg(cli_context *c, const eval_job *job, const char *stem,
     return failed;
 }
 
-static int predict_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
+static int predict_one(cli_context *c, const cli_item *item, void *user, char **json_out) {
     const eval_job *job = user;
     cJSON *json = cJSON_CreateObject();
     if (!json) return fprintf(stderr, "densemllm: out of memory\n"), 1;
-    cJSON_AddStringToObject(json, "id", stem);
-    const int failed = job->task == TASK_SEMANTIC ? predict_semantic(c, job, path, stem, json)
-                       : job->task == TASK_DEPTH  ? predict_depth(c, job, path, stem, json)
-                                                  : predict_refseg(c, job, stem, json);
+    cJSON_AddStringToObject(json, "id", item->id);
+    const int failed = job->task == TASK_SEMANTIC ? predict_semantic(c, job, item, json)
+                       : job->task == TASK_DEPTH  ? predict_depth(c, job, item, json)
+                                                  : predict_refseg(c, job, item, json);
     *json_out = failed ? NULL : cJSON_PrintUnformatted(json);
     cJSON_Delete(json);
     return failed;
@@ -433,10 +442,10 @@ static int same_size(const char *a, int aw, int ah, const char *b, int bw, int b
     return 0;
 }
 
-static int score_semantic(cli_context *c, eval_job *job, const char *stem) {
-    char *truth = truth_path(job, "annotations", stem);
+static int score_semantic(cli_context *c, eval_job *job, const cli_item *item) {
+    char *truth = truth_path(job, "annotations", item->id);
     dmllm_png_values *pred = NULL, *gt = NULL;
-    const char *pred_path = cli_output_path(c->common, stem, ".labels.png");
+    const char *pred_path = cli_output_path(c->common, item->name, ".labels.png");
     int failed = !truth || read_values(pred_path, &pred) || read_values(truth, &gt) ||
                  !same_size(pred_path, pred->width, pred->height, truth, gt->width, gt->height);
     if (!failed) {
@@ -450,13 +459,14 @@ static int score_semantic(cli_context *c, eval_job *job, const char *stem) {
     return failed;
 }
 
-static int score_depth(cli_context *c, eval_job *job, const char *stem) {
-    char *truth = truth_path(job, "depth", stem);
+static int score_depth(cli_context *c, eval_job *job, const cli_item *item) {
+    char *truth = truth_path(job, "depth", item->id);
     dmllm_png_values *gt = NULL;
     float *pred = NULL, *metres = NULL; /* [pred h][pred w], [gt h][gt w] */
     int pw = 0, ph = 0;
-    int failed =
-        !truth || read_npy(cli_output_path(c->common, stem, ".depth.npy"), &pred, &pw, &ph) || read_values(truth, &gt);
+    int failed = !truth ||
+                 read_npy(cli_output_path(c->common, item->name, ".depth.npy"), &pred, &pw, &ph) ||
+                 read_values(truth, &gt);
     const size_t n = failed ? 0 : (size_t)gt->width * gt->height;
     if (!failed && !(metres = malloc(sizeof *metres * n))) failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
     for (size_t i = 0; !failed && i < n; i++) metres[i] = (float)(gt->values[i] / (double)job->depth_scale);
@@ -471,11 +481,11 @@ static int score_depth(cli_context *c, eval_job *job, const char *stem) {
     return failed;
 }
 
-static int score_refseg(cli_context *c, eval_job *job, const char *stem) {
-    const ref_sample *s = sample_of(job, stem);
-    if (!s) return fprintf(stderr, "densemllm eval: %s is not a sample of the list\n", stem), 1;
+static int score_refseg(cli_context *c, eval_job *job, const cli_item *item) {
+    const ref_sample *s = sample_of(job, item->id);
+    if (!s) return fprintf(stderr, "densemllm eval: %s is not a sample of the list\n", item->id), 1;
     dmllm_png_values *pred = NULL, *gt = NULL;
-    const char *pred_path = cli_output_path(c->common, stem, ".mask.png");
+    const char *pred_path = cli_output_path(c->common, item->name, ".mask.png");
     int failed = read_values(pred_path, &pred) || read_values(s->mask, &gt) ||
                  !same_size(pred_path, pred->width, pred->height, s->mask, gt->width, gt->height);
     const size_t n = failed ? 0 : (size_t)gt->width * gt->height;
@@ -496,13 +506,12 @@ static int score_refseg(cli_context *c, eval_job *job, const char *stem) {
     return failed;
 }
 
-static int score_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
-    (void)path;
+static int score_one(cli_context *c, const cli_item *item, void *user, char **json_out) {
     eval_job *job = user;
     *json_out = NULL;
-    return job->task == TASK_SEMANTIC ? score_semantic(c, job, stem)
-           : job->task == TASK_DEPTH  ? score_depth(c, job, stem)
-                                      : score_refseg(c, job, stem);
+    return job->task == TASK_SEMANTIC ? score_semantic(c, job, item)
+           : job->task == TASK_DEPTH  ? score_depth(c, job, item)
+                                      : score_refseg(c, job, item);
 }
 
 static cJSON *number_or_null(double value) { return isfinite(value) ? cJSON_CreateNumber(value) : cJSON_CreateNull(); }
@@ -681,10 +690,15 @@ static int run_eval(int argc, char **argv) {
         common.inputs = &images;
         common.n_inputs = 1;
     }
+    /* A sample's files: its JSON and prediction, named by its id (no task: one eval per --out). */
+    static const char *const outputs[][3] = {{".json", ".labels.png", NULL},
+                                             {".json", ".depth.npy", NULL},
+                                             {".json", ".mask.png", NULL}};
     cli_context context = {.common = &common};
     if (!exit_code && !metrics_only) {
+        const cli_batch predictions = {NULL, outputs[job.task], predict_one, &job};
         exit_code = cli_open(&common, &context);
-        if (!exit_code) exit_code = cli_for_each_input(&context, predict_one, &job);
+        if (!exit_code) exit_code = cli_for_each_input(&context, &predictions);
         cli_close(&context);
     }
     if (exit_code <= 1) {
@@ -694,7 +708,8 @@ static int run_eval(int argc, char **argv) {
         scoring.quiet = 1;
         scoring.json = 0;
         context.common = &scoring;
-        const int scoring_failed = cli_for_each_input(&context, score_one, &job);
+        const cli_batch scores = {NULL, NULL, score_one, &job};
+        const int scoring_failed = cli_for_each_input(&context, &scores);
         const int reported = scoring_failed == 2 ? 2 : report_metrics(&common, &job, scoring_failed == 0);
         exit_code = reported ? reported : exit_code | scoring_failed;
     }

@@ -32,7 +32,7 @@ static void common_table(cli_common *c, cli_option table[12]) {
         {"--compute", CLI_STRING, &c->compute, "KIND", "auto|bf16|f32|openblas (default auto)"},
         {"--resize", CLI_STRING, &c->resize, "MODE", "hf|pillow resize filter (default hf)"},
         {"--shard", CLI_STRING, &c->shard, "I/N", "process only inputs k with k mod N = I"},
-        {"--resume", CLI_FLAG, &c->resume, NULL, "skip inputs whose OUT/<name>.json exists"},
+        {"--resume", CLI_FLAG, &c->resume, NULL, "skip inputs whose output files all exist"},
         {"--json", CLI_FLAG, &c->json, NULL, "print one JSON object per input on stdout"},
         {"--quiet", CLI_FLAG, &c->quiet, NULL, "no progress bars"},
     };
@@ -58,6 +58,17 @@ static void print_usage(FILE *out, const cli_command *command, const cli_option 
         fprintf(out, "\ncommon options:\n");
         print_options(out, common);
     }
+    if (command->outputs)
+        fprintf(out,
+                "\nfiles per input, in --out:\n  %s\n"
+                "  <name> is the image's file name without its extension, or with it when two\n"
+                "  inputs share that stem (photo.jpg.%s.json, photo.png.%s.json); inputs that\n"
+                "  would still write the same files (one file name in two folders) stop the run\n"
+                "  before it starts. --resume skips an input when all its files exist; a run\n"
+                "  removes the *.tmp.<pid> files that an interrupted run left.\n",
+                command->outputs, command->name, command->name);
+    fprintf(out, "\nexit status: 0 every input done (or skipped), 1 an input or one of its files\n"
+                 "failed, 2 bad usage; a signal ends the run and removes the files being written\n");
 }
 
 static const cli_option *find_option(const cli_option *options, const char *name) {

@@ -54,10 +54,10 @@ static void print_argmax(const float *logits, size_t rows, const readout_job *jo
     free(map);
 }
 
-static int readout_one(cli_context *context, const char *path, const char *stem, void *user, char **json_out) {
-    (void)stem;
+static int readout_one(cli_context *context, const cli_item *item, void *user, char **json_out) {
     (void)json_out;
     const readout_job *job = user;
+    const char *path = item->path;
     dmllm_session *session = context->session;
     dmllm_model_info info = {.struct_size = sizeof info};
     dmllm_model_get_info(context->model, &info);
@@ -133,9 +133,10 @@ static int run_readout(int argc, char **argv) {
         return 2;
     }
     job.alignment = strcmp(alignment, "own") ? DMLLM_ALIGN_PREVIOUS : DMLLM_ALIGN_OWN;
+    const cli_batch batch = {cli_readout_command.name, NULL, readout_one, &job}; /* only prints */
     cli_context context;
     int exit_code = cli_open(&common, &context);
-    if (exit_code == 0) exit_code = cli_for_each_input(&context, readout_one, &job);
+    if (exit_code == 0) exit_code = cli_for_each_input(&context, &batch);
     cli_close(&context);
     return exit_code;
 }

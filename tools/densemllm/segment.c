@@ -1,10 +1,10 @@
 /*
  * segment.c: "densemllm segment" and "densemllm depth": dense prediction of images through
- * dmllm_predict_dense, written as files next to a JSON summary per input:
- *   segment  OUT/<stem>.labels.png (palette), OUT/<stem>.overlay.png (blend + legend),
- *            OUT/<stem>.mask.txt (the official <ref>..</ref><mask>(v,n)..</mask> text)
- *   depth    OUT/<stem>.depth16.png (millimetres), OUT/<stem>.depth.png (colour map),
- *            OUT/<stem>.depth.txt ("<depth><mask>..</mask>" over the (H//16) x (W//16) bin grid)
+ * dmllm_predict_dense, written as files next to a JSON summary per input (<name> as in cli_item):
+ *   segment  OUT/<name>.labels.png (palette), OUT/<name>.overlay.png (blend + legend),
+ *            OUT/<name>.mask.txt (the official <ref>..</ref><mask>(v,n)..</mask> text)
+ *   depth    OUT/<name>.mm.png (16-bit millimetres), OUT/<name>.png (colour map),
+ *            OUT/<name>.txt ("<depth><mask>..</mask>" over the (H//16) x (W//16) bin grid)
  * Several images in one run share the session, so each is encoded once per task.
  */
 #include "cli.h"
@@ -37,38 +37,40 @@ static cJSON *label_shares(const dmllm_dense_result *r, const dense_job *job) {
     return shares;
 }
 
-int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *stem, const uint16_t *labels,
-                         int n_labels, const char *const *names) {
-    dmllm_status status = dmllm_write_label_png(cli_output_path(common, stem, ".labels.png"), labels,
-                                                dmllm_image_width(image), dmllm_image_height(image), n_labels);
+int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *name,
+                         const uint16_t *labels, int n_labels, const char *const *names) {
+    dmllm_status status =
+        dmllm_write_label_png(cli_output_path(common, name, ".labels.png"), labels,
+                              dmllm_image_width(image), dmllm_image_height(image), n_labels);
     if (status == DMLLM_OK)
-        status = dmllm_write_overlay_png(cli_output_path(common, stem, ".overlay.png"), image, labels, n_labels, names,
-                                         0.5f);
+        status = dmllm_write_overlay_png(cli_output_path(common, name, ".overlay.png"), image,
+                                         labels, n_labels, names, 0.5f);
     return status == DMLLM_OK ? 0 : cli_fail(status, "writing the PNG outputs");
 }
 
-static int outputs_segment(cli_context *c, const dmllm_image *image, const char *stem, const dmllm_dense_result *r,
-                           const dense_job *job, cJSON *json) {
-    if (job->write_png && cli_write_label_pngs(c->common, image, stem, r->labels, r->n_labels, job->label_names) != 0)
+static int outputs_segment(cli_context *c, const dmllm_image *image, const char *name,
+                           const dmllm_dense_result *r, const dense_job *job, cJSON *json) {
+    if (job->write_png &&
+        cli_write_label_pngs(c->common, image, name, r->labels, r->n_labels, job->label_names) != 0)
         return 1;
     char *text = NULL;
     const dmllm_status status = dmllm_mask_text_write(r->labels, r->width, r->height, job->label_names, r->n_labels, &text);
     if (status != DMLLM_OK) return cli_fail(status, "writing the mask text");
-    int failed = cli_write_text(cli_output_path(c->common, stem, ".mask.txt"), text);
+    int failed = cli_write_text(cli_output_path(c->common, name, ".mask.txt"), text);
     dmllm_text_free(text);
     cJSON_AddItemToObject(json, "label_shares", label_shares(r, job));
     return failed;
 }
 
-static int outputs_depth(cli_context *c, const char *stem, const dmllm_dense_result *r, const dense_job *job,
-                         cJSON *json) {
+static int outputs_depth(cli_context *c, const char *name, const dmllm_dense_result *r,
+                         const dense_job *job, cJSON *json) {
     dmllm_status status = DMLLM_OK;
     if (job->write_png) {
-        status = dmllm_write_depth_png16(cli_output_path(c->common, stem, ".depth16.png"), r->depth_m, r->width,
-                                         r->height, DMLLM_DEPTH_PNG_SCALE);
+        status = dmllm_write_depth_png16(cli_output_path(c->common, name, ".mm.png"), r->depth_m,
+                                         r->width, r->height, DMLLM_DEPTH_PNG_SCALE);
         if (status == DMLLM_OK)
-            status = dmllm_write_depth_color_png(cli_output_path(c->common, stem, ".depth.png"), r->depth_m, r->width,
-                                                 r->height, 0.0f, 0.0f);
+            status = dmllm_write_depth_color_png(cli_output_path(c->common, name, ".png"),
+                                                 r->depth_m, r->width, r->height, 0.0f, 0.0f);
         if (status != DMLLM_OK) return cli_fail(status, "writing the depth PNGs");
     }
     char *text = NULL;
@@ -78,7 +80,7 @@ static int outputs_depth(cli_context *c, const char *stem, const dmllm_dense_res
     int failed = 1;
     if (tagged) {
         sprintf(tagged, "<depth>%s", text);
-        failed = cli_write_text(cli_output_path(c->common, stem, ".depth.txt"), tagged);
+        failed = cli_write_text(cli_output_path(c->common, name, ".txt"), tagged);
     }
     free(tagged);
     dmllm_text_free(text);
@@ -98,8 +100,9 @@ static int outputs_depth(cli_context *c, const char *stem, const dmllm_dense_res
     return failed;
 }
 
-static int dense_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
+static int dense_one(cli_context *c, const cli_item *item, void *user, char **json_out) {
     const dense_job *job = user;
+    const char *path = item->path;
     dmllm_image *image = NULL;
     dmllm_status status = dmllm_image_load_file(path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
@@ -119,8 +122,9 @@ static int dense_one(cli_context *c, const char *path, const char *stem, void *u
     cJSON_AddNumberToObject(json, "seconds_encode", r->seconds_encode);
     cJSON_AddNumberToObject(json, "seconds_prefill", r->seconds_prefill);
     cJSON_AddNumberToObject(json, "seconds_readout", r->seconds_readout);
-    const int failed = job->params.task == DMLLM_TASK_DEPTH ? outputs_depth(c, stem, r, job, json)
-                                                            : outputs_segment(c, image, stem, r, job, json);
+    const int failed = job->params.task == DMLLM_TASK_DEPTH
+                           ? outputs_depth(c, item->name, r, job, json)
+                           : outputs_segment(c, image, item->name, r, job, json);
     *json_out = failed ? NULL : cJSON_PrintUnformatted(json);
     cJSON_Delete(json);
     dmllm_dense_result_free(r);
@@ -128,10 +132,14 @@ static int dense_one(cli_context *c, const char *path, const char *stem, void *u
     return failed;
 }
 
-static int run_parsed(cli_common *common, dense_job *job) {
+/* outputs: the suffixes of the files one input writes, PNGs last (left out with --no-png). */
+static int run_parsed(const cli_command *command, cli_common *common, dense_job *job,
+                      const char **outputs, int first_png) {
+    if (!job->write_png) outputs[first_png] = NULL;
+    const cli_batch batch = {command->name, outputs, dense_one, job};
     cli_context context;
     int exit_code = cli_open(common, &context);
-    if (exit_code == 0) exit_code = cli_for_each_input(&context, dense_one, job);
+    if (exit_code == 0) exit_code = cli_for_each_input(&context, &batch);
     cli_close(&context);
     return exit_code;
 }
@@ -172,7 +180,8 @@ static int run_segment(int argc, char **argv) {
         job.label_names = names;
         job.n_label_names = n_classes + 1;
         job.write_png = !no_png;
-        exit_code = run_parsed(&common, &job);
+        const char *outputs[] = {".json", ".mask.txt", ".labels.png", ".overlay.png", NULL};
+        exit_code = run_parsed(&cli_segment_command, &common, &job, outputs, 2);
     } else {
         fprintf(stderr, "densemllm: out of memory\n");
     }
@@ -202,7 +211,8 @@ static int run_depth(int argc, char **argv) {
     if (n < 0) return cli_parse_exit(n);
     job.params.layout = prompt_first ? DMLLM_LAYOUT_PROMPT_FIRST : DMLLM_LAYOUT_IMAGE_FIRST;
     job.write_png = !no_png;
-    return run_parsed(&common, &job);
+    const char *outputs[] = {".json", ".txt", ".mm.png", ".png", NULL};
+    return run_parsed(&cli_depth_command, &common, &job, outputs, 2);
 }
 
 const cli_command cli_segment_command = {
@@ -210,6 +220,9 @@ const cli_command cli_segment_command = {
     .summary = "semantic segmentation for a list of class names: label/overlay PNGs, mask text",
     .synopsis = "densemllm segment --classes A,B,... [options] IMAGE...",
     .run = run_segment,
+    .outputs =
+        "<name>.segment.json (summary), .labels.png (palette label map), .overlay.png (image\n"
+        "  and label colours, legend), .mask.txt (<ref>class</ref><mask>..</mask> text)",
 };
 
 const cli_command cli_depth_command = {
@@ -217,4 +230,6 @@ const cli_command cli_depth_command = {
     .summary = "depth from the bin tokens: 16-bit and colour PNGs, the (H//16)x(W//16) bin text",
     .synopsis = "densemllm depth [options] IMAGE...",
     .run = run_depth,
+    .outputs = "<name>.depth.json (summary), .mm.png (16-bit millimetres), .png (colour map),\n"
+               "  .txt (<depth><mask>..</mask> over the (H//16)x(W//16) bin grid)",
 };

@@ -2,7 +2,7 @@
  * tasks.c: the text and box-prompted commands of "densemllm": ask (VQA), ground (a phrase's box),
  * detect (boxes with classes), refseg (referring segmentation), openseg (open-set segmentation by
  * detection) and features (PCA picture of the image-token hidden states, the paper's Figure 4).
- * Each writes a JSON summary per input; the segmentation commands also write PNGs and mask text.
+ * Each writes a JSON summary per input; the segmentation commands and features also write PNGs.
  */
 #include "cli.h"
 
@@ -58,29 +58,32 @@ static int print_piece(int32_t token_id, const char *text, size_t length, void *
 }
 
 /* Loads the input, runs fn, and hands back the JSON text. */
-typedef int (*task_fn)(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json);
+typedef int (*task_fn)(cli_context *c, const dmllm_image *image, const char *name,
+                       const task_job *job, cJSON *json);
 
 typedef struct task_run {
     task_fn fn;
     const task_job *job;
 } task_run;
 
-static int task_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
+static int task_one(cli_context *c, const cli_item *item, void *user, char **json_out) {
     const task_run *run = user;
+    const char *path = item->path;
     dmllm_image *image = NULL;
     dmllm_status status = dmllm_image_load_file(path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
     cJSON *json = cJSON_CreateObject();
     cJSON_AddStringToObject(json, "input", path);
-    const int failed = run->fn(c, image, stem, run->job, json);
+    const int failed = run->fn(c, image, item->name, run->job, json);
     *json_out = failed ? NULL : cJSON_PrintUnformatted(json);
     cJSON_Delete(json);
     dmllm_image_free(image);
     return failed;
 }
 
-static int ask_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
-    (void)stem;
+static int ask_fn(cli_context *c, const dmllm_image *image, const char *name, const task_job *job,
+                  cJSON *json) {
+    (void)name;
     dmllm_generate_params p;
     generate_params(job, &p);
     if (job->stream) p.on_token = print_piece;
@@ -98,9 +101,9 @@ static int ask_fn(cli_context *c, const dmllm_image *image, const char *stem, co
     return 0;
 }
 
-static int regions_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json,
-                      int grounding) {
-    (void)stem;
+static int regions_fn(cli_context *c, const dmllm_image *image, const char *name,
+                      const task_job *job, cJSON *json, int grounding) {
+    (void)name;
     dmllm_generate_params p;
     generate_params(job, &p);
     dmllm_regions *r = NULL;
@@ -121,15 +124,18 @@ static int regions_fn(cli_context *c, const dmllm_image *image, const char *stem
     return 0;
 }
 
-static int ground_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
-    return regions_fn(c, image, stem, job, json, 1);
+static int ground_fn(cli_context *c, const dmllm_image *image, const char *name,
+                     const task_job *job, cJSON *json) {
+    return regions_fn(c, image, name, job, json, 1);
 }
 
-static int detect_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
-    return regions_fn(c, image, stem, job, json, 0);
+static int detect_fn(cli_context *c, const dmllm_image *image, const char *name,
+                     const task_job *job, cJSON *json) {
+    return regions_fn(c, image, name, job, json, 0);
 }
 
-static int refseg_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+static int refseg_fn(cli_context *c, const dmllm_image *image, const char *name,
+                     const task_job *job, cJSON *json) {
     dmllm_crop_params p;
     dmllm_generate_params g;
     crop_params(job, &p, &g);
@@ -142,7 +148,8 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *stem,
     for (size_t i = 0; labels && i < n; i++) fg += labels[i] = r->mask[i];
     int failed = labels ? 0 : (fprintf(stderr, "densemllm: out of memory\n"), 1);
     const char *names[2] = {"background", job->text};
-    if (!failed && !job->no_png) failed = cli_write_label_pngs(c->common, image, stem, labels, 2, names);
+    if (!failed && !job->no_png)
+        failed = cli_write_label_pngs(c->common, image, name, labels, 2, names);
     if (!c->common->json)
         printf("%s: %s\n", job->text, r->found ? "found" : r->message);
     cJSON_AddStringToObject(json, "phrase", job->text);
@@ -156,7 +163,8 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *stem,
     return failed;
 }
 
-static int openseg_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+static int openseg_fn(cli_context *c, const dmllm_image *image, const char *name,
+                      const task_job *job, cJSON *json) {
     dmllm_crop_params p;
     dmllm_generate_params g;
     crop_params(job, &p, &g);
@@ -170,7 +178,8 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *stem
         names[0] = "background";
         for (int k = 0; k < r->n_names; k++) names[k + 1] = r->names[k];
     }
-    if (!failed && !job->no_png) failed = cli_write_label_pngs(c->common, image, stem, r->labels, r->n_names + 1, names);
+    if (!failed && !job->no_png)
+        failed = cli_write_label_pngs(c->common, image, name, r->labels, r->n_names + 1, names);
     cJSON *classes = cJSON_CreateArray();
     for (int k = 0; k < r->n_names; k++) cJSON_AddItemToArray(classes, cJSON_CreateString(r->names[k]));
     cJSON_AddItemToObject(json, "classes", classes);
@@ -183,7 +192,8 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *stem
 }
 
 /* Hidden states at the image tokens after the image prefix (any dense query evaluates it). */
-static int features_fn(cli_context *c, const dmllm_image *image, const char *stem, const task_job *job, cJSON *json) {
+static int features_fn(cli_context *c, const dmllm_image *image, const char *name,
+                       const task_job *job, cJSON *json) {
     (void)job;
     dmllm_dense_params dp;
     dmllm_dense_params_init(&dp);
@@ -199,8 +209,9 @@ static int features_fn(cli_context *c, const dmllm_image *image, const char *ste
                         : DMLLM_ERR_OUT_OF_MEMORY;
     }
     if (status == DMLLM_OK)
-        status = dmllm_write_pca_png(cli_output_path(c->common, stem, ".features.png"), hidden, (int)rows, (int)cols,
-                                     r->tokens_w, r->tokens_h, dmllm_image_width(image), dmllm_image_height(image));
+        status = dmllm_write_pca_png(cli_output_path(c->common, name, ".png"), hidden, (int)rows,
+                                     (int)cols, r->tokens_w, r->tokens_h, dmllm_image_width(image),
+                                     dmllm_image_height(image));
     int failed = status == DMLLM_OK ? 0 : cli_fail_session(status, c->session, "features");
     if (!failed) {
         cJSON_AddNumberToObject(json, "tokens_w", r->tokens_w);
@@ -214,8 +225,10 @@ static int features_fn(cli_context *c, const dmllm_image *image, const char *ste
 
 /* ---- command entry points ---------------------------------------------------------------------- */
 
-static int run_task(const cli_command *command, task_fn fn, task_job *job, const cli_option *own, int argc,
-                    char **argv, const char *required_name, const char *const *list) {
+/* outputs: the suffixes of the files one input writes, PNGs last (left out with --no-png). */
+static int run_task(const cli_command *command, task_fn fn, task_job *job, const cli_option *own,
+                    int argc, char **argv, const char *required_name, const char *const *list,
+                    const char **outputs) {
     cli_common common;
     const int n = cli_parse(command, argc, argv, own, &common);
     if (n < 0) return cli_parse_exit(n);
@@ -231,9 +244,11 @@ static int run_task(const cli_command *command, task_fn fn, task_job *job, const
         return 2;
     }
     task_run run = {fn, job};
+    if (job->no_png) outputs[1] = NULL;
+    const cli_batch batch = {command->name, outputs, task_one, &run};
     cli_context context;
     int exit_code = cli_open(&common, &context);
-    if (exit_code == 0) exit_code = cli_for_each_input(&context, task_one, &run);
+    if (exit_code == 0) exit_code = cli_for_each_input(&context, &batch);
     cli_close(&context);
     free(job->classes);
     free(storage);
@@ -248,7 +263,9 @@ static int run_ask(int argc, char **argv) {
         {"--stream", CLI_FLAG, &job.stream, NULL, "print the answer while it is generated"},
         {0},
     };
-    return run_task(&cli_ask_command, ask_fn, &job, options, argc, argv, "--question", NULL);
+    const char *outputs[] = {".json", NULL};
+    return run_task(&cli_ask_command, ask_fn, &job, options, argc, argv, "--question", NULL,
+                    outputs);
 }
 
 static int run_ground(int argc, char **argv) {
@@ -258,7 +275,9 @@ static int run_ground(int argc, char **argv) {
         {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N generated tokens (default 4096)"},
         {0},
     };
-    return run_task(&cli_ground_command, ground_fn, &job, options, argc, argv, "--phrase", NULL);
+    const char *outputs[] = {".json", NULL};
+    return run_task(&cli_ground_command, ground_fn, &job, options, argc, argv, "--phrase", NULL,
+                    outputs);
 }
 
 static int run_detect(int argc, char **argv) {
@@ -269,7 +288,9 @@ static int run_detect(int argc, char **argv) {
         {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N generated tokens (default 4096)"},
         {0},
     };
-    return run_task(&cli_detect_command, detect_fn, &job, options, argc, argv, NULL, &classes);
+    const char *outputs[] = {".json", NULL};
+    return run_task(&cli_detect_command, detect_fn, &job, options, argc, argv, NULL, &classes,
+                    outputs);
 }
 
 static int run_refseg(int argc, char **argv) {
@@ -280,7 +301,9 @@ static int run_refseg(int argc, char **argv) {
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
         {0},
     };
-    return run_task(&cli_refseg_command, refseg_fn, &job, options, argc, argv, "--phrase", NULL);
+    const char *outputs[] = {".json", ".labels.png", ".overlay.png", NULL};
+    return run_task(&cli_refseg_command, refseg_fn, &job, options, argc, argv, "--phrase", NULL,
+                    outputs);
 }
 
 static int run_openseg(int argc, char **argv) {
@@ -292,24 +315,39 @@ static int run_openseg(int argc, char **argv) {
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
         {0},
     };
-    return run_task(&cli_openseg_command, openseg_fn, &job, options, argc, argv, NULL, &classes);
+    const char *outputs[] = {".json", ".labels.png", ".overlay.png", NULL};
+    return run_task(&cli_openseg_command, openseg_fn, &job, options, argc, argv, NULL, &classes,
+                    outputs);
 }
 
 static int run_features(int argc, char **argv) {
     task_job job = {0};
     const cli_option options[] = {{0}};
-    return run_task(&cli_features_command, features_fn, &job, options, argc, argv, NULL, NULL);
+    const char *outputs[] = {".json", ".png", NULL};
+    return run_task(&cli_features_command, features_fn, &job, options, argc, argv, NULL, NULL,
+                    outputs);
 }
 
 const cli_command cli_ask_command = {"ask", "answer a question about an image",
-                                     "densemllm ask --question TEXT [options] IMAGE...", run_ask};
+                                     "densemllm ask --question TEXT [options] IMAGE...", run_ask,
+                                     "<name>.ask.json (question, answer, timings)"};
 const cli_command cli_ground_command = {"ground", "the box of the region a phrase describes",
-                                        "densemllm ground --phrase TEXT [options] IMAGE...", run_ground};
-const cli_command cli_detect_command = {"detect", "boxes and classes of the objects in an image",
-                                        "densemllm detect [--classes A,B,...] [options] IMAGE...", run_detect};
-const cli_command cli_refseg_command = {"refseg", "referring segmentation: grounding box, then FG/BG inside it",
-                                        "densemllm refseg --phrase TEXT [options] IMAGE...", run_refseg};
-const cli_command cli_openseg_command = {"openseg", "open-set segmentation: detection, then FG/BG per box",
-                                         "densemllm openseg [--classes A,B,...] [options] IMAGE...", run_openseg};
-const cli_command cli_features_command = {"features", "PCA picture of the image-token hidden states (Figure 4)",
-                                          "densemllm features [options] IMAGE...", run_features};
+                                        "densemllm ground --phrase TEXT [options] IMAGE...",
+                                        run_ground,
+                                        "<name>.ground.json (answer, regions with boxes)"};
+const cli_command cli_detect_command = {
+    "detect", "boxes and classes of the objects in an image",
+    "densemllm detect [--classes A,B,...] [options] IMAGE...", run_detect,
+    "<name>.detect.json (answer, regions with labels and boxes)"};
+const cli_command cli_refseg_command = {
+    "refseg", "referring segmentation: grounding box, then FG/BG inside it",
+    "densemllm refseg --phrase TEXT [options] IMAGE...", run_refseg,
+    "<name>.refseg.json (box, answer), .labels.png (mask), .overlay.png"};
+const cli_command cli_openseg_command = {
+    "openseg", "open-set segmentation: detection, then FG/BG per box",
+    "densemllm openseg [--classes A,B,...] [options] IMAGE...", run_openseg,
+    "<name>.openseg.json (classes, regions), .labels.png, .overlay.png"};
+const cli_command cli_features_command = {"features",
+                                          "PCA picture of the image-token hidden states (Figure 4)",
+                                          "densemllm features [options] IMAGE...", run_features,
+                                          "<name>.features.json (token grid), .png (PCA picture)"};
