@@ -9,7 +9,8 @@ numpy imports, shaped memoryviews otherwise).
 The library is found through the environment variable DMLLM_LIB, then next to this package, then
 the system search. Every failing call raises a DenseMLLMError subclass carrying the status code
 and the library's message. Models, sessions, images and metric accumulators are context managers
-whose close() frees the C object (the garbage collector does it otherwise).
+whose close() frees the C object, or later if a call (on any thread) still uses it: see
+README.md, "Lifetimes and threads" (the garbage collector frees them otherwise).
 """
 from ._capi import library_path
 from .errors import (AbortedError, BackendError, BufferTooSmallError, ContextFullError, DenseMLLMError, FormatError,

@@ -1,10 +1,12 @@
 """Images (dmllm_image: immutable 8-bit RGB) and the preprocessing helpers."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import os
-from typing import Any, Tuple, Union
+import threading
+from typing import Any, Optional, Tuple, Union
 
 from . import _arrays, _capi
 from .errors import StateError, check
@@ -19,30 +21,74 @@ class ResizeMode(enum.IntEnum):
 
 
 class _Handle:
-    """Owns one library pointer, freed by close(), by leaving a with block, or by the collector."""
+    """Owns one library pointer. close(), leaving a with block or the collector closes the object:
+    from then on its calls raise StateError. The C object itself is freed once nothing uses it:
+    at once when idle, otherwise when the last call running on it (on any thread) returns, and
+    for a model when its last session is freed, for an image when its last pixels view is
+    collected. So close() never blocks, never raises and never frees memory a call still reads."""
 
     _free = None  # the dmllm_*_free function, set by subclasses
     _kind = "object"
 
-    def __init__(self, handle: int):
-        self._handle = handle
+    def __init__(self, handle: Optional[int]):
+        self._lock = threading.RLock()  # reentrant: the collector may run an unpinning __del__
+        self._handle = handle  # the C pointer; None before creation and once freed
+        self._closed = False
+        self._users = 0  # pins: calls in progress, a model's sessions, an image's pixels views
 
     @property
     def handle(self) -> int:
-        """The C pointer; StateError once closed."""
-        if not self._handle:
+        """The C pointer, for raw calls through densemllm._capi; StateError once closed. It is
+        not pinned: keep the object open for as long as you use the pointer."""
+        if self.closed:
             raise StateError(f"the {self._kind} is closed")
         return self._handle
 
     @property
     def closed(self) -> bool:
-        return not self._handle
+        return self._closed or not self._handle
+
+    def _pin(self) -> int:
+        """Counts one more user (a call, a session, a view) and returns the pointer, which stays
+        valid until the matching _unpin() even if close() is called meanwhile; StateError if the
+        object is already closed."""
+        with self._lock:
+            handle = self.handle
+            self._users += 1
+            return handle
+
+    def _unpin(self) -> None:
+        with self._lock:
+            self._users -= 1
+        self._free_if_unused()
+
+    @contextlib.contextmanager
+    def _pinned(self):
+        """_pin() for the duration of a with block."""
+        handle = self._pin()
+        try:
+            yield handle
+        finally:
+            self._unpin()
+
+    def _free_if_unused(self) -> None:
+        with self._lock:
+            handle = self._handle if self._closed and not self._users else None
+            if handle:
+                self._handle = None
+        if handle:  # outside the lock: freeing a session unpins its model
+            self._release(handle)
+
+    def _release(self, handle: int) -> None:
+        """Frees the C object (once, when it is closed and unused)."""
+        type(self)._free(handle)
 
     def close(self) -> None:
-        """Frees the C object now (idempotent)."""
-        handle, self._handle = self._handle, None
-        if handle:
-            type(self)._free(handle)
+        """Closes the object now (idempotent); the C object is freed once no call, session or
+        view uses it."""
+        with self._lock:
+            self._closed = True
+        self._free_if_unused()
 
     def __enter__(self):
         return self
@@ -53,6 +99,24 @@ class _Handle:
     def __del__(self):
         if getattr(self, "_handle", None):
             self.close()
+
+
+def pinned_call(fn, *args):
+    """fn(*args) with every _Handle argument replaced by its pointer and pinned until fn returns
+    (StateError if one is closed); None and other arguments are passed as they are."""
+    with contextlib.ExitStack() as pins:
+        return fn(*(pins.enter_context(a._pinned()) if isinstance(a, _Handle) else a for a in args))
+
+
+class _ViewPin:
+    """Owns one pin of an object (taken by the caller) for as long as a zero-copy view of its
+    memory, which keeps this alive, lives."""
+
+    def __init__(self, obj: _Handle):
+        self.obj = obj
+
+    def __del__(self):
+        self.obj._unpin()
 
 
 class Image(_Handle):
@@ -111,11 +175,11 @@ class Image(_Handle):
 
     @property
     def width(self) -> int:
-        return _lib.dmllm_image_width(self.handle)
+        return pinned_call(_lib.dmllm_image_width, self)
 
     @property
     def height(self) -> int:
-        return _lib.dmllm_image_height(self.handle)
+        return pinned_call(_lib.dmllm_image_height, self)
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -124,17 +188,23 @@ class Image(_Handle):
 
     @property
     def pixels(self):
-        """A read-only zero-copy (height, width, 3) view of the pixels; it keeps the image alive."""
-        return _arrays.view(_lib.dmllm_image_pixels(self.handle), "B", (self.height, self.width, 3), self)
+        """A read-only zero-copy (height, width, 3) view of the pixels. The view pins the image:
+        after close() its memory stays valid until the last view is collected."""
+        handle = self._pin()
+        pin = _ViewPin(self)  # unpins when the view is collected, or now if this raises
+        return _arrays.view(_lib.dmllm_image_pixels(handle), "B", (self.height, self.width, 3), pin)
 
     def to_array(self):
         """A writable copy of the pixels, shape (height, width, 3)."""
-        return _arrays.copy_from(_lib.dmllm_image_pixels(self.handle), "B", (self.height, self.width, 3))
+        with self._pinned() as handle:
+            shape = (self.height, self.width, 3)
+            return _arrays.copy_from(_lib.dmllm_image_pixels(handle), "B", shape)
 
     def resize(self, width: int, height: int, mode: ResizeMode = ResizeMode.HF) -> "Image":
         """Antialiased bilinear resize (dmllm_image_resize)."""
         out = ctypes.c_void_p()
-        check(_lib.dmllm_image_resize(self.handle, width, height, int(mode), ctypes.byref(out)))
+        check(pinned_call(_lib.dmllm_image_resize, self, width, height, int(mode),
+                          ctypes.byref(out)))
         return Image(out.value)
 
     def __repr__(self) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import _arrays, _capi
-from .image import _Handle
+from .image import _Handle, pinned_call
 from .errors import check
 
 _lib = _capi.lib
@@ -98,11 +98,11 @@ class SegMetrics(_Handle):
     def add(self, pred: Any, gt: Any) -> None:
         """One image: label maps (uint16) of the same size."""
         p, g = _pair(pred, gt, "H")
-        check(_lib.dmllm_seg_metrics_add(self.handle, p.address, g.address, p.size))
+        check(pinned_call(_lib.dmllm_seg_metrics_add, self, p.address, g.address, p.size))
 
     def result(self) -> SegResult:
         out = ctypes.POINTER(_capi.SegResult)()
-        check(_lib.dmllm_seg_metrics_result(self.handle, byref(out)))
+        check(pinned_call(_lib.dmllm_seg_metrics_result, self, byref(out)))
         try:
             r = out.contents
             n = (r.n_classes,)
@@ -142,11 +142,11 @@ class DepthMetrics(_Handle):
         p, g = _arrays.Input(pred, code, "pred"), _arrays.Input(gt, code, "gt")
         (ph, pw), (gh, gw) = p.shape2d(), g.shape2d()
         add = _lib.dmllm_depth_metrics_add_f64 if code == "d" else _lib.dmllm_depth_metrics_add
-        check(add(self.handle, p.address, pw, ph, g.address, gw, gh))
+        check(pinned_call(add, self, p.address, pw, ph, g.address, gw, gh))
 
     def result(self) -> DepthScores:
         raw = _capi.DepthScores(struct_size=ctypes.sizeof(_capi.DepthScores))
-        check(_lib.dmllm_depth_metrics_result(self.handle, byref(raw)))
+        check(pinned_call(_lib.dmllm_depth_metrics_result, self, byref(raw)))
         return _scores(DepthScores, raw)
 
 
@@ -164,11 +164,11 @@ class MaskMetrics(_Handle):
 
     def add(self, pred: Any, gt: Any) -> None:
         p, g = _pair(pred, gt, "B")
-        check(_lib.dmllm_mask_metrics_add(self.handle, p.address, g.address, p.size))
+        check(pinned_call(_lib.dmllm_mask_metrics_add, self, p.address, g.address, p.size))
 
     def result(self) -> MaskScores:
         raw = _capi.MaskScores(struct_size=ctypes.sizeof(_capi.MaskScores))
-        check(_lib.dmllm_mask_metrics_result(self.handle, byref(raw)))
+        check(pinned_call(_lib.dmllm_mask_metrics_result, self, byref(raw)))
         return _scores(MaskScores, raw)
 
 

@@ -13,8 +13,8 @@ from ctypes import byref, c_int, c_size_t, c_void_p
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from . import _arrays, _capi
-from .errors import BufferTooSmallError, check
-from .image import Image, ResizeMode, _Handle, as_image
+from .errors import BufferTooSmallError, StateError, check
+from .image import Image, ResizeMode, _Handle, as_image, pinned_call
 from .results import DenseResult, DenseTask, GenerateResult, OpensetResult, ReferResult, Regions
 
 _lib = _capi.lib
@@ -154,7 +154,9 @@ def _sized_ids(call) -> Any:
 
 class Model(_Handle):
     """A loaded model directory (config.json, safetensors weights, optional tokenizer.json and
-    readout_profile.json). Immutable: any number of threads and sessions may share it.
+    readout_profile.json). Immutable: any number of threads and sessions may share it. Each
+    session holds its model: close() closes the sessions too, and the model is freed after the
+    last of them (see close()).
 
     >>> with densemllm.Model("models/tiny") as model, model.session() as s:
     ...     print(s.ask("cat.jpg", "What is this?").text)
@@ -180,17 +182,22 @@ class Model(_Handle):
         self._info: Optional[ModelInfo] = None
 
     def close(self) -> None:
-        """Frees the model, closing its sessions first (a session must not outlive its model)."""
-        for session in list(getattr(self, "_sessions", ())):
+        """Closes the model and its sessions (idempotent, never blocks): their calls raise
+        StateError from now on. Calls already running, on any thread, finish normally on the
+        model they started with; each session is freed when its last call returns, and the model
+        after its last session."""
+        with self._lock:  # one step with the marking, so a session being created is not missed
+            sessions = list(getattr(self, "_sessions", ()))
+            super().close()
+        for session in sessions:
             session.close()
-        super().close()
 
     @property
     def info(self) -> ModelInfo:
         """Architecture, sizes and special ids (dmllm_model_get_info)."""
         if self._info is None:
             raw = _capi.ModelInfo(struct_size=ctypes.sizeof(_capi.ModelInfo))
-            check(_lib.dmllm_model_get_info(self.handle, byref(raw)))
+            check(pinned_call(_lib.dmllm_model_get_info, self, byref(raw)))
             values = {}
             for name, _ in _capi.ModelInfo._fields_[1:]:
                 v = getattr(raw, name)
@@ -206,41 +213,44 @@ class Model(_Handle):
     def tokenize(self, text: str, parse_special: bool = True):
         """Token ids (int32 array) of text; no BOS/EOS is added (dmllm_tokenize)."""
         data = _encode(text)
-        return _sized_ids(lambda ids, cap, n: _lib.dmllm_tokenize(self.handle, data, int(parse_special), ids, cap, n))
+        return _sized_ids(lambda ids, cap, n: pinned_call(
+            _lib.dmllm_tokenize, self, data, int(parse_special), ids, cap, n))
 
     def detokenize(self, ids: Any, skip_special: bool = False) -> str:
         """Text of ids, invalid UTF-8 replaced by U+FFFD (dmllm_detokenize)."""
         buf = _ids_input(ids)
         length = c_size_t()
-        status = _lib.dmllm_detokenize(self.handle, buf.address, buf.size, int(skip_special), None, 0, byref(length))
+        status = pinned_call(_lib.dmllm_detokenize, self, buf.address, buf.size,
+                             int(skip_special), None, 0, byref(length))
         if status != BufferTooSmallError.status:
             check(status)
         text = ctypes.create_string_buffer(length.value + 1)
-        check(_lib.dmllm_detokenize(self.handle, buf.address, buf.size, int(skip_special), text, len(text),
-                                    byref(length)))
+        check(pinned_call(_lib.dmllm_detokenize, self, buf.address, buf.size,
+                          int(skip_special), text, len(text), byref(length)))
         return text.raw[:length.value].decode("utf-8")
 
     def token_id(self, content: str) -> Optional[int]:
         """Id of the token with exactly this content, or None (dmllm_token_id)."""
-        token = _lib.dmllm_token_id(self.handle, _encode(content))
+        token = pinned_call(_lib.dmllm_token_id, self, _encode(content))
         return None if token < 0 else token
 
     def token_bytes(self, token_id: int) -> bytes:
         """Raw bytes one id decodes to, maybe part of a UTF-8 character (dmllm_token_bytes)."""
         length = c_size_t()
-        status = _lib.dmllm_token_bytes(self.handle, token_id, None, 0, byref(length))
+        status = pinned_call(_lib.dmllm_token_bytes, self, token_id, None, 0, byref(length))
         if status != BufferTooSmallError.status:
             check(status)
         buf = ctypes.create_string_buffer(max(length.value, 1))
-        check(_lib.dmllm_token_bytes(self.handle, token_id, buf, len(buf), byref(length)))
+        check(pinned_call(_lib.dmllm_token_bytes, self, token_id, buf, len(buf), byref(length)))
         return buf.raw[:length.value]
 
     def chat_tokenize(self, messages: Sequence[Union[ChatMessage, Dict[str, Any]]],
                       add_generation_prompt: bool = True, n_image_tokens: int = 1):
         """The chat prompt as token ids (dmllm_chat_tokenize)."""
         arr, n_messages = _messages(messages)
-        return _sized_ids(lambda ids, cap, n: _lib.dmllm_chat_tokenize(
-            self.handle, arr, n_messages, int(add_generation_prompt), n_image_tokens, ids, cap, n))
+        return _sized_ids(lambda ids, cap, n: pinned_call(
+            _lib.dmllm_chat_tokenize, self, arr, n_messages, int(add_generation_prompt),
+            n_image_tokens, ids, cap, n))
 
     def __repr__(self) -> str:
         return "<densemllm.Model closed>" if self.closed else f"<densemllm.Model {self.info.model_dir}>"
@@ -284,13 +294,17 @@ def crf_refine(image: ImageLike, probabilities: Any, **settings: Any) -> Any:
         raise ValueError(f"probabilities: expected ({img.height}, {img.width}, labels), got {buf.shape}")
     params = crf_params(**settings)
     out, address = _arrays.empty("f", buf.shape)
-    check(_lib.dmllm_crf_refine(img.handle, buf.address, buf.shape[2], byref(params), address))
+    check(pinned_call(_lib.dmllm_crf_refine, img, buf.address, buf.shape[2], byref(params),
+                      address))
     return out
 
 
 class Session(_Handle):
     """Mutable inference state on a model: KV cache, encoded image, last error. Use it from one
-    thread at a time. Failed calls raise DenseMLLMError subclasses with the session's message."""
+    thread at a time. Failed calls raise DenseMLLMError subclasses with the session's message.
+    The session holds its model (.model) until it is freed; a call pins the session and the
+    images it is given, so closing any of them from another thread (or from a callback) lets
+    the call finish before the C object is freed."""
 
     _free = staticmethod(_lib.dmllm_session_free)
     _kind = "session"
@@ -306,28 +320,49 @@ class Session(_Handle):
             n_threads, max_num_patches, int(resize_mode), n_ctx)
         self._progress = params.progress = self._callbacks.progress(progress)  # called during session calls
         out = c_void_p()
-        status = _lib.dmllm_session_create(model.handle, byref(params), byref(out))
-        self._callbacks.reraise()
-        check(status)
-        self._handle = out.value
-        self.model = model  # keeps the model alive at least as long as the session
-        model._sessions.add(self)
+        model_handle = model._pin()  # the session's pin on its model, ended when it is freed
+        try:
+            status = _lib.dmllm_session_create(model_handle, byref(params), byref(out))
+            self._callbacks.reraise()
+            check(status)
+        except BaseException:
+            model._unpin()
+            raise
+        self.model = model
+        with model._lock:  # one step against Model.close(), which closes the sessions it lists
+            self._handle = out.value
+            model._sessions.add(self)
+            model_closed = model._closed
+        if model_closed:
+            self.close()
+            raise StateError("the model is closed")
 
-    def _call(self, fn, *args) -> int:
-        status = fn(self.handle, *args)
-        self._callbacks.reraise()
-        return check(status, self._handle)
+    def _release(self, handle: int) -> None:
+        _lib.dmllm_session_free(handle)
+        self.model._unpin()
+
+    def _call(self, fn, *args, size_query: bool = False) -> int:
+        """fn(session, *args) with the session and the Images among args pinned (pinned_call);
+        raises a callback's exception, else a failure with the session's message. size_query:
+        BUFFER_TOO_SMALL is the expected answer, not a failure."""
+        def checked(handle, *c_args):
+            status = fn(handle, *c_args)
+            self._callbacks.reraise()
+            if size_query and status == BufferTooSmallError.status:
+                return status
+            return check(status, handle)
+        return pinned_call(checked, self, *args)
 
     @property
     def errmsg(self) -> str:
         """Message of the last failed call on this session ("" if none)."""
-        return (_lib.dmllm_session_errmsg(self.handle) or b"").decode("utf-8", "replace")
+        return (pinned_call(_lib.dmllm_session_errmsg, self) or b"").decode("utf-8", "replace")
 
     # -- encoding and evaluation --
     def encode_image(self, image: ImageLike) -> ImageGrid:
         """Preprocesses the image and runs the vision tower and merger; returns the token grid."""
         img = as_image(image)  # held in a variable: a temporary Image would be freed before the call
-        self._call(_lib.dmllm_session_encode_image, img.handle)
+        self._call(_lib.dmllm_session_encode_image, img)
         return self.image_grid()
 
     def encode_pixels(self, pixel_values: Any, grid_h: int, grid_w: int) -> ImageGrid:
@@ -353,7 +388,7 @@ class Session(_Handle):
     @property
     def n_past(self) -> int:
         """Tokens in the context."""
-        return _lib.dmllm_session_n_past(self.handle)
+        return pinned_call(_lib.dmllm_session_n_past, self)
 
     def truncate(self, n_keep: int) -> None:
         """Drops every token at position >= n_keep."""
@@ -369,10 +404,7 @@ class Session(_Handle):
     def _matrix(self, fn, *before):
         """A (rows, cols) float32 readout with the size-query convention: the library writes into it."""
         rows, cols = c_size_t(), c_size_t()
-        status = fn(self.handle, *before, None, 0, byref(rows), byref(cols))
-        if status != BufferTooSmallError.status:
-            self._callbacks.reraise()
-            check(status, self._handle)
+        self._call(fn, *before, None, 0, byref(rows), byref(cols), size_query=True)
         out, address = _arrays.empty("f", (rows.value, cols.value))
         self._call(fn, *before, address, rows.value * cols.value, byref(rows), byref(cols))
         return out
@@ -432,7 +464,7 @@ class Session(_Handle):
             p.n_classes = len(label_token_ids)
         img = as_image(image)
         out = ctypes.POINTER(_capi.DenseResult)()
-        self._call(_lib.dmllm_predict_dense, img.handle, byref(p), byref(out))
+        self._call(_lib.dmllm_predict_dense, img, byref(p), byref(out))
         try:
             return DenseResult._from_c(out.contents)
         finally:
@@ -492,7 +524,7 @@ class Session(_Handle):
     def ask(self, image: Optional[ImageLike], question: str, **options) -> GenerateResult:
         """Answers a question about an image (None: text only) in the official chat layout."""
         img = as_image(image) if image is not None else None
-        return self._generated(_lib.dmllm_ask, img and img.handle, _encode(question), options=options)
+        return self._generated(_lib.dmllm_ask, img, _encode(question), options=options)
 
     def _regions(self, fn, *args, options) -> Regions:
         params = self._generate_params(**options)
@@ -506,12 +538,12 @@ class Session(_Handle):
     def ground(self, image: ImageLike, phrase: str, **options) -> Regions:
         """The box of the region a phrase describes (demo grounding prompt)."""
         img = as_image(image)
-        return self._regions(_lib.dmllm_ground, img.handle, _encode(phrase), options=options)
+        return self._regions(_lib.dmllm_ground, img, _encode(phrase), options=options)
 
     def detect(self, image: ImageLike, classes: Optional[Sequence[str]] = None, **options) -> Regions:
         """Every object (classes None) or every object of the given categories, with boxes."""
         img, names = as_image(image), _string_array(classes or [])
-        return self._regions(_lib.dmllm_detect, img.handle, names, len(classes or []), options=options)
+        return self._regions(_lib.dmllm_detect, img, names, len(classes or []), options=options)
 
     # -- box-prompted pipelines --
     def _crop_params(self, padding: Optional[float], short_side: Optional[int], box_px: Optional[int],
@@ -544,7 +576,7 @@ class Session(_Handle):
         img = as_image(image)
         params = self._crop_params(padding, short_side, box_px, box_rgb, None, None, evaluation, crf)
         mask, address = _arrays.empty("B", (img.height, img.width))
-        self._call(_lib.dmllm_segment_box, img.handle, (c_int * 4)(*box), byref(params), address,
+        self._call(_lib.dmllm_segment_box, img, (c_int * 4)(*box), byref(params), address,
                    img.width * img.height)
         return mask
 
@@ -560,7 +592,7 @@ class Session(_Handle):
         params = self._crop_params(padding, short_side, box_px, box_rgb, None, generate, evaluation, crf)
         out = ctypes.POINTER(_capi.ReferResult)()
         try:
-            self._call(_lib.dmllm_refer_segment, img.handle, _encode(phrase), byref(params), byref(out))
+            self._call(_lib.dmllm_refer_segment, img, _encode(phrase), byref(params), byref(out))
             return ReferResult._from_c(out.contents)
         finally:
             _lib.dmllm_refer_result_free(out)
@@ -575,7 +607,7 @@ class Session(_Handle):
         img, names = as_image(image), _string_array(classes or [])
         out = ctypes.POINTER(_capi.OpensetResult)()
         try:
-            self._call(_lib.dmllm_openset_segment, img.handle, names, len(classes or []), byref(params),
+            self._call(_lib.dmllm_openset_segment, img, names, len(classes or []), byref(params),
                        byref(out))
             return OpensetResult._from_c(out.contents)
         finally:

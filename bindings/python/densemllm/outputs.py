@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 from . import _arrays, _capi
 from .errors import check
-from .image import Image
+from .image import Image, pinned_call
 from .model import _string_array
 from .results import MaskText
 
@@ -50,9 +50,9 @@ def write_overlay_png(path: PathLike, image: Image, labels: Any, n_labels: int,
     name_arr = _string_array(names) if names is not None else None
     if names is not None and len(names) < n_labels:
         raise ValueError(f"names: {len(names)} names for {n_labels} labels")
-    check(_lib.dmllm_write_overlay_png(os.fsencode(path), image.handle, buf.address, n_labels,
-                                       ctypes.cast(name_arr, ctypes.POINTER(ctypes.c_char_p)) if name_arr else None,
-                                       alpha))
+    names_c = ctypes.cast(name_arr, ctypes.POINTER(ctypes.c_char_p)) if name_arr else None
+    check(pinned_call(_lib.dmllm_write_overlay_png, os.fsencode(path), image, buf.address,
+                      n_labels, names_c, alpha))
 
 
 def write_depth_png16(path: PathLike, depth_m: Any, scale: float = 0.0, *, width: Optional[int] = None,

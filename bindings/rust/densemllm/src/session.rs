@@ -94,7 +94,74 @@ impl Matrix {
 }
 
 /// The mutable state of inference on a model. Used by one thread at a time (`Send`, not `Sync`);
-/// borrows the model, which therefore outlives it.
+/// borrows the model, which therefore outlives it. What the Python binding checks at run time
+/// (closing a model or image while another thread's call uses it) the borrow checker refuses
+/// here. Sessions on a model shared by scoped threads, each using an image they share:
+///
+/// ```no_run
+/// use densemllm::{Image, Model, SessionParams};
+/// let model = Model::load("models/tiny")?;
+/// let image = Image::load("cat.jpg")?;
+/// std::thread::scope(|scope| {
+///     for _ in 0..2 {
+///         scope.spawn(|| model.session(&SessionParams::default())?.encode_image(&image));
+///     }
+/// });
+/// drop((model, image)); // after every thread has finished
+/// # Ok::<(), densemllm::Error>(())
+/// ```
+///
+/// Freeing the model while a session on it lives does not compile:
+///
+/// ```compile_fail,E0505
+/// use densemllm::{Model, SessionParams};
+/// let model = Model::load("models/tiny")?;
+/// let mut session = model.session(&SessionParams::default())?;
+/// drop(model); // cannot move out of `model` because it is borrowed
+/// session.eval(&[1, 2])?;
+/// # Ok::<(), densemllm::Error>(())
+/// ```
+///
+/// nor does freeing the model or an image while another thread may still be inside a call that
+/// uses them:
+///
+/// ```compile_fail,E0505
+/// use densemllm::{Image, Model, SessionParams};
+/// let model = Model::load("models/tiny")?;
+/// let image = Image::load("cat.jpg")?;
+/// std::thread::scope(|scope| {
+///     scope.spawn(|| model.session(&SessionParams::default())?.encode_image(&image));
+///     drop(image); // cannot move out of `image` because it is borrowed
+/// });
+/// # Ok::<(), densemllm::Error>(())
+/// ```
+///
+/// ```compile_fail,E0505
+/// use densemllm::{Image, Model, SessionParams};
+/// let model = Model::load("models/tiny")?;
+/// let image = Image::load("cat.jpg")?;
+/// std::thread::scope(|scope| {
+///     scope.spawn(|| model.session(&SessionParams::default())?.encode_image(&image));
+///     drop(model); // cannot move out of `model` because it is borrowed
+/// });
+/// # Ok::<(), densemllm::Error>(())
+/// ```
+///
+/// A thread that is not scoped cannot take a session at all (it borrows a local model), and two
+/// threads cannot share one, so no two calls on a session overlap:
+///
+/// ```compile_fail,E0597
+/// use densemllm::{Model, SessionParams};
+/// let model = Model::load("models/tiny")?;
+/// let mut session = model.session(&SessionParams::default())?;
+/// std::thread::spawn(move || session.eval(&[1, 2])); // `model` does not live long enough
+/// # Ok::<(), densemllm::Error>(())
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn shared_by_threads<T: Sync>() {}
+/// shared_by_threads::<densemllm::Session<'static>>(); // `NonNull<..>` cannot be shared
+/// ```
 pub struct Session<'m> {
     ptr: NonNull<sys::dmllm_session>,
     patch_size: i32,
