@@ -325,6 +325,20 @@ typedef enum dmllm_prompt_layout {
 
 #define DMLLM_FROM_PROFILE (-1)
 
+/* Which classes a semantic readout argmaxes over. NAMED is the report's two steps (Eq. 6, App.
+ * A.1.5): the model first names the categories it sees (greedy generation of the reply, "The
+ * target categories include <ref>c0</ref><ref>c1</ref>...", stopped at <mask>, the end of the
+ * <ref> list, the end of text, or after 64 + 2 per class + the bytes of the class names tokens),
+ * then only those names are read out, in the order printed. A printed name is matched to the prompt's
+ * classes exactly after trimming blanks, else ignoring ASCII case; one that matches none is kept
+ * (open vocabulary) and read out as printed. Repeats and <OTHERS> are dropped. A reply that names
+ * nothing falls back to every prompt class. The reply is generated after the encoded image and
+ * dropped again, so the image prefix stays reusable. */
+typedef enum dmllm_semantic_readout {
+    DMLLM_READOUT_ALL = 0,    /* every class of the prompt, in the prompt's order */
+    DMLLM_READOUT_NAMED = 1   /* the classes the model names first (report 9.2) */
+} dmllm_semantic_readout;
+
 typedef struct dmllm_dense_params {
     uint32_t struct_size;           /* set by dmllm_dense_params_init() */
     dmllm_dense_task task;          /* default DMLLM_TASK_SEMANTIC */
@@ -351,6 +365,8 @@ typedef struct dmllm_dense_params {
                                        report's benchmarks (section "dense CRF"); NULL: its defaults;
                                        iterations = 0 leaves it out. Needs about 3 x n_labels x
                                        width x height floats at once. */
+    int readout;                    /* SEMANTIC with class_names: a dmllm_semantic_readout, or
+                                       DMLLM_FROM_PROFILE (default; youtu_vl: NAMED, report 9.2) */
 } dmllm_dense_params;
 
 DMLLM_API void dmllm_dense_params_init(dmllm_dense_params *params);
@@ -375,6 +391,18 @@ typedef struct dmllm_dense_result {
     double seconds_prefill;         /* LLM over the prefix (0 when reused) */
     double seconds_readout;         /* label logits, upsampling, argmax */
     double seconds_crf;             /* the dense CRF (included in seconds_readout), else 0 */
+    /* SEMANTIC: what the label values stand for. */
+    dmllm_semantic_readout readout; /* the readout that ran (ALL when the classes came as ids) */
+    int n_classes;                  /* label values 0 .. n_classes-1 are class_names[] (then the
+                                       background label, value n_classes, in background mode) */
+    char **class_names;             /* [n_classes] NAMED: as the model printed them, trimmed, in
+                                       its order; ALL or a fallback: the prompt's; NULL with ids */
+    int *prompt_index;              /* [n_classes] the class's index in dmllm_dense_params
+                                       .class_names, or -1 for a printed name not in the prompt */
+    int named_fallback;             /* NAMED: the reply named no class, so every prompt class was
+                                       read out (class_names = the prompt's) */
+    char *reply;                    /* NAMED: the generated category text the names came from */
+    double seconds_generate;        /* NAMED: generating the reply */
 } dmllm_dense_result;
 
 DMLLM_API dmllm_status dmllm_predict_dense(dmllm_session *session, const dmllm_image *image,

@@ -5,9 +5,11 @@
  * and turns them into maps with readout.c (in evaluation through the dense CRF, crf.c). Writes only
  * the session, through its API, and the result it returns.
  */
+#include "masktext.h"
 #include "prefix.h"
 #include "readout.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@ void dmllm_dense_params_init(dmllm_dense_params *params) {
     params->task = DMLLM_TASK_SEMANTIC;
     params->layout = DMLLM_LAYOUT_IMAGE_FIRST;
     params->alignment = DMLLM_FROM_PROFILE;
+    params->readout = DMLLM_FROM_PROFILE;
 }
 
 size_t dmllm_dense_params_sizeof(void) { return sizeof(dmllm_dense_params); }
@@ -31,6 +34,9 @@ void dmllm_dense_result_free(dmllm_dense_result *result) {
     free(result->depth_m);
     free(result->depth_grid_bins);
     free(result->token_scores);
+    dmllm_reply_names_free(result->class_names, result->class_names ? result->n_classes : 0);
+    free(result->prompt_index);
+    free(result->reply);
     free(result);
 }
 
@@ -66,23 +72,19 @@ static dmllm_status find_token(const dmllm_model *model, const char *content, in
     return DMLLM_OK;
 }
 
-/* Class names through the tokenizer: label k = the sub-tokens of profile prefix + name (Eq. 6),
+/* Class names through the tokenizer: label k = the sub-tokens of profile prefix + names[k] (Eq. 6),
  * or only the first of them when the profile says so. */
-static dmllm_status labels_from_names(const dmllm_model *model, const dmllm_dense_params *p, label_set *set) {
+static dmllm_status labels_from_names(const dmllm_model *model, char *const *names, int n_classes, label_set *set) {
     const dmllm_readout_profile *profile = &model->profile;
     DMLLM_TRY(require_tokenizer(model, "reading class names"));
     int32_t **pieces = NULL; /* [n_classes] token ids of each name */
     size_t *counts = NULL;   /* [n_classes] */
-    dmllm_status status = dmllm_alloc(&pieces, (size_t)p->n_classes, sizeof *pieces, "the class tokens");
-    if (status == DMLLM_OK) status = dmllm_alloc(&counts, (size_t)p->n_classes, sizeof *counts, "the class tokens");
+    dmllm_status status = dmllm_alloc(&pieces, (size_t)n_classes, sizeof *pieces, "the class tokens");
+    if (status == DMLLM_OK) status = dmllm_alloc(&counts, (size_t)n_classes, sizeof *counts, "the class tokens");
     size_t total = 0;
-    for (int k = 0; status == DMLLM_OK && k < p->n_classes; k++) {
+    for (int k = 0; status == DMLLM_OK && k < n_classes; k++) {
         pieces[k] = NULL;
-        const char *name = p->class_names[k];
-        if (!name || !*name) {
-            status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "class %d has an empty name", k);
-            break;
-        }
+        const char *name = names[k];
         char *text = NULL;
         const size_t length = strlen(profile->class_name_prefix) + strlen(name);
         status = dmllm_alloc(&text, length + 1, 1, "a class name");
@@ -95,15 +97,15 @@ static dmllm_status labels_from_names(const dmllm_model *model, const dmllm_dens
         if (status == DMLLM_OK && profile->first_subtoken_only) counts[k] = 1;
         total += status == DMLLM_OK ? counts[k] : 0;
     }
-    if (status == DMLLM_OK) status = label_set_alloc(set, p->n_classes, total);
+    if (status == DMLLM_OK) status = label_set_alloc(set, n_classes, total);
     if (status == DMLLM_OK) {
         set->offsets[0] = 0;
-        for (int k = 0; k < p->n_classes; k++) {
+        for (int k = 0; k < n_classes; k++) {
             memcpy(set->ids + set->offsets[k], pieces[k], counts[k] * sizeof *set->ids);
             set->offsets[k + 1] = set->offsets[k] + (int)counts[k];
         }
     }
-    for (int k = 0; pieces && k < p->n_classes; k++) free(pieces[k]);
+    for (int k = 0; pieces && k < n_classes; k++) free(pieces[k]);
     free(pieces);
     free(counts);
     return status;
@@ -151,11 +153,13 @@ static dmllm_status depth_labels(const dmllm_model *model, label_set *set) {
     return DMLLM_OK;
 }
 
-static dmllm_status resolve_labels(const dmllm_model *model, const dmllm_dense_params *p, label_set *set) {
+/* The labels of a query; a semantic one reads the classes the result lists (query_classes()). */
+static dmllm_status resolve_labels(const dmllm_model *model, const dmllm_dense_params *p,
+                                   const dmllm_dense_result *r, label_set *set) {
     switch (p->task) {
     case DMLLM_TASK_SEMANTIC:
         if (p->label_token_ids) return labels_from_ids(model, p, set);
-        return labels_from_names(model, p, set);
+        return labels_from_names(model, r->class_names, r->n_classes, set);
     case DMLLM_TASK_FGBG: {
         DMLLM_TRY(require_tokenizer(model, "foreground/background segmentation"));
         const char *const tokens[2] = {model->profile.bg_token, model->profile.fg_token};
@@ -209,6 +213,117 @@ static dmllm_status model_input(const dmllm_session *s, const dmllm_image *image
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "focal_length_px = %g scales the image to %.0fx%.0f",
                           (double)p->focal_length_px, w, h);
     return dmllm_image_resize(image, (int)w, (int)h, dmllm_session_get_params(s)->resize_mode, owned);
+}
+
+/* ---- the classes of a semantic query (report 9.2) -------------------------------------------- */
+
+enum { REPLY_MARGIN_TOKENS = 64 }; /* the reply's words around its <ref> list */
+
+/* Collects the streamed reply and stops generation once its <ref> list is over: after a "</ref>",
+ * text other than blanks, commas or the start of another "<ref>". */
+typedef struct reply_watch {
+    char *text; /* [capacity] the reply so far, NUL-terminated */
+    size_t length, capacity;
+    bool out_of_memory;
+} reply_watch;
+
+static int watch_reply(int32_t id, const char *piece, size_t length, void *user_data) {
+    (void)id;
+    reply_watch *w = user_data;
+    if (w->length + length + 1 > w->capacity) {
+        const size_t capacity = 2 * (w->length + length + 1);
+        char *grown = realloc(w->text, capacity);
+        if (!grown) return w->out_of_memory = true;
+        w->text = grown;
+        w->capacity = capacity;
+    }
+    memcpy(w->text + w->length, piece, length);
+    w->length += length;
+    w->text[w->length] = '\0';
+    const char *after = NULL;
+    for (const char *close = strstr(w->text, "</ref>"); close; close = strstr(close + 1, "</ref>"))
+        after = close + strlen("</ref>");
+    if (!after) return 0;
+    after += strspn(after, " \t\r\n,");
+    const size_t rest = strlen(after);
+    return rest > 0 && strncmp(after, "<ref>", rest < 5 ? rest : 5) != 0;
+}
+
+/* Step one: the reply to the instruction, generated after the image prefix with the official
+ * decoding (greedy, repetition penalty 1.05) until the category list is over, at <mask> or at the
+ * end of text, and at most REPLY_MARGIN_TOKENS + 2 per class + the bytes of the class names (every
+ * token holds at least one byte): each class named once fits. The caller cuts the context back. */
+static dmllm_status generate_reply(dmllm_session *s, const dmllm_dense_params *p, const char *instruction,
+                                   dmllm_dense_result *r) {
+    const dmllm_model *model = dmllm_session_model(s);
+    int32_t *ids = NULL; /* [n_ids] the rest of the user turn and the assistant's header */
+    size_t n_ids = 0;
+    DMLLM_TRY(dmllm_prefix_reply_ids(model, instruction, true, p->layout, &ids, &n_ids));
+    dmllm_generate_params g;
+    dmllm_generate_params_init(&g);
+    const int32_t stops[2] = {model->config->eos_token_id, dmllm_tokenizer_find(model->tokenizer, "<mask>")};
+    g.stop_ids = stops;
+    g.n_stop_ids = stops[1] >= 0 ? 2 : 1;
+    size_t cap = REPLY_MARGIN_TOKENS;
+    for (int k = 0; k < p->n_classes; k++) cap += strlen(p->class_names[k]) + 2;
+    g.max_new_tokens = cap < (size_t)INT32_MAX ? (int)cap : INT32_MAX;
+    reply_watch watch = {0};
+    g.on_token = watch_reply;
+    g.user_data = &watch;
+    dmllm_generate_result *reply = NULL;
+    const double t0 = dmllm_now_seconds();
+    dmllm_status status = dmllm_generate(s, ids, (int)n_ids, &g, &reply);
+    r->seconds_generate = dmllm_now_seconds() - t0;
+    if (status == DMLLM_OK && watch.out_of_memory)
+        status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the category reply");
+    if (status == DMLLM_OK) {
+        r->reply = reply->text;
+        reply->text = NULL;
+    }
+    dmllm_generate_result_free(reply);
+    free(watch.text);
+    free(ids);
+    return status;
+}
+
+static bool equal_ignoring_ascii_case(const char *a, const char *b) {
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b) || ((*a | *b) & 0x80 && *a != *b)) return false;
+    return *a == *b;
+}
+
+/* The prompt class a printed name stands for: the same text, else the same up to ASCII case; -1. */
+static int prompt_class(const dmllm_dense_params *p, const char *name) {
+    for (int k = 0; k < p->n_classes; k++)
+        if (!strcmp(p->class_names[k], name)) return k;
+    for (int k = 0; k < p->n_classes; k++)
+        if (equal_ignoring_ascii_case(p->class_names[k], name)) return k;
+    return -1;
+}
+
+/* Step two's classes into the result: the names of the reply (NAMED), or the prompt's (ALL, or a
+ * reply that names none), with each one's prompt index. */
+static dmllm_status query_classes(const dmllm_dense_params *p, dmllm_semantic_readout readout, dmllm_dense_result *r) {
+    r->readout = readout;
+    if (readout == DMLLM_READOUT_NAMED) {
+        DMLLM_TRY(dmllm_reply_names(r->reply, "<OTHERS>", &r->class_names, &r->n_classes));
+        r->named_fallback = r->n_classes == 0;
+        if (r->n_classes > 65534)
+            return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "the reply names %d classes, more than 65534", r->n_classes);
+    }
+    const bool named = r->n_classes > 0;
+    if (!named && p->class_names) {
+        r->class_names = dmllm_calloc((size_t)p->n_classes, sizeof *r->class_names);
+        if (!r->class_names) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the class names");
+        r->n_classes = p->n_classes;
+        for (int k = 0; k < p->n_classes; k++)
+            if (!(r->class_names[k] = strdup(p->class_names[k])))
+                return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the class names");
+    }
+    r->n_classes = named ? r->n_classes : p->n_classes;
+    DMLLM_TRY(dmllm_alloc(&r->prompt_index, (size_t)r->n_classes, sizeof *r->prompt_index, "the class indices"));
+    for (int k = 0; k < r->n_classes; k++) r->prompt_index[k] = named ? prompt_class(p, r->class_names[k]) : k;
+    return DMLLM_OK;
 }
 
 /* ---- maps ------------------------------------------------------------------------------------ */
@@ -328,11 +443,20 @@ static dmllm_status check_params(const dmllm_dense_params *p) {
                           (int)p->layout);
     if (p->alignment != DMLLM_FROM_PROFILE && p->alignment != DMLLM_ALIGN_OWN && p->alignment != DMLLM_ALIGN_PREVIOUS)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_dense_params.alignment = %d", p->alignment);
+    if (p->readout != DMLLM_FROM_PROFILE && p->readout != DMLLM_READOUT_ALL && p->readout != DMLLM_READOUT_NAMED)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_dense_params.readout = %d is not a dmllm_semantic_readout",
+                          p->readout);
+    if (p->task == DMLLM_TASK_SEMANTIC && p->readout == DMLLM_READOUT_NAMED && p->label_token_ids)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "the named readout reads the names the model prints; it needs "
+                                                      "class_names, not label_token_ids");
     if (p->task == DMLLM_TASK_SEMANTIC) {
         if (p->n_classes <= 0 || p->n_classes > 65534)
             return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "semantic segmentation needs 1..65534 classes, got %d", p->n_classes);
         if (!p->class_names && !p->label_token_ids)
             return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "semantic segmentation needs class_names or label_token_ids");
+        for (int k = 0; p->class_names && k < p->n_classes; k++)
+            if (!p->class_names[k] || !p->class_names[k][0])
+                return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "class %d has an empty name", k);
     }
     return DMLLM_OK;
 }
@@ -348,21 +472,33 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
     r->width = dmllm_image_width(image);
     r->height = dmllm_image_height(image);
 
+    const bool semantic = p.task == DMLLM_TASK_SEMANTIC, prompt_first = p.layout == DMLLM_LAYOUT_PROMPT_FIRST;
+    const dmllm_semantic_readout readout = !semantic || p.label_token_ids ? DMLLM_READOUT_ALL
+                                           : p.readout == DMLLM_FROM_PROFILE ? model->profile.semantic_readout
+                                                                             : (dmllm_semantic_readout)p.readout;
+    const bool named = semantic && readout == DMLLM_READOUT_NAMED;
     label_set labels = {0};
     char *instruction = NULL;
     dmllm_image *resized = NULL;
     float *logits = NULL; /* [n_tokens][labels.offsets[n_labels]] */
     float *scores = NULL; /* [n_tokens][n_labels] */
-    dmllm_status status = resolve_labels(model, &p, &labels);
-    if (status == DMLLM_OK && p.layout == DMLLM_LAYOUT_PROMPT_FIRST) status = instruction_text(model, &p, &instruction);
+    dmllm_status status = DMLLM_OK;
+    if (prompt_first || named) status = instruction_text(model, &p, &instruction);
     if (status == DMLLM_OK) status = model_input(s, image, &p, &resized);
     dmllm_prefix_info prefix;
-    if (status == DMLLM_OK) status = dmllm_prefix_ensure(s, resized ? resized : image, instruction, &prefix);
+    if (status == DMLLM_OK)
+        status = dmllm_prefix_ensure(s, resized ? resized : image, prompt_first ? instruction : NULL, &prefix);
     if (status == DMLLM_OK) {
         r->reused_prefix = prefix.reused;
         r->seconds_encode = prefix.seconds_encode;
         r->seconds_prefill = prefix.seconds_prefill;
     }
+    /* The image states do not depend on the reply (causal LLM), so the reply is dropped again and
+     * the prefix stays reusable. */
+    if (status == DMLLM_OK && named) status = generate_reply(s, &p, instruction, r);
+    if (status == DMLLM_OK && named) status = dmllm_session_truncate(s, prefix.length);
+    if (status == DMLLM_OK && semantic) status = query_classes(&p, readout, r);
+    if (status == DMLLM_OK) status = resolve_labels(model, &p, r, &labels);
 
     const double t0 = dmllm_now_seconds();
     const dmllm_image_grid *grid = status == DMLLM_OK ? dmllm_session_evaluated_grid(s) : NULL;

@@ -169,17 +169,54 @@ void dmllm_mask_text_result_free(dmllm_mask_text_result *result) {
     free(result);
 }
 
-/* Appends a copy of name[length] to the result's names. */
-static dmllm_status add_name(dmllm_mask_text_result *result, const char *name, size_t length) {
-    char **grown = realloc(result->names, ((size_t)result->n_names + 1) * sizeof *grown);
+/* Appends a copy of name[length] to names[*n_names]. */
+static dmllm_status append_name(char ***names, int *n_names, const char *name, size_t length) {
+    char **grown = realloc(*names, ((size_t)*n_names + 1) * sizeof *grown);
     if (!grown) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "dense text: out of memory for the names");
-    result->names = grown;
+    *names = grown;
     char *copy = malloc(length + 1);
     if (!copy) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "dense text: out of memory for the names");
     memcpy(copy, name, length);
     copy[length] = '\0';
-    result->names[result->n_names++] = copy;
+    (*names)[(*n_names)++] = copy;
     return DMLLM_OK;
+}
+
+static dmllm_status add_name(dmllm_mask_text_result *result, const char *name, size_t length) {
+    return append_name(&result->names, &result->n_names, name, length);
+}
+
+/* ---- the names of a reply -------------------------------------------------------------------- */
+
+void dmllm_reply_names_free(char **names, int n_names) {
+    for (int i = 0; i < n_names; i++) free(names[i]);
+    free(names);
+}
+
+dmllm_status dmllm_reply_names(const char *text, const char *skip, char ***names, int *n_names) {
+    *names = NULL;
+    *n_names = 0;
+    const char *mask = text ? strstr(text, "<mask>") : NULL;
+    const char *end = text ? (mask ? mask : text + strlen(text)) : NULL;
+    dmllm_status status = DMLLM_OK;
+    for (const char *at = text; status == DMLLM_OK && at && (at = strstr(at, "<ref>")) && at < end;) {
+        const char *name = at + strlen("<ref>"), *close = strstr(name, "</ref>");
+        if (!close || close > end) break; /* cut off by the length cap */
+        at = close + strlen("</ref>");
+        while (name < close && is_space(*name)) name++;
+        while (close > name && is_space(close[-1])) close--;
+        const size_t length = (size_t)(close - name);
+        bool seen = length == 0 || (skip && strlen(skip) == length && !strncmp(skip, name, length));
+        for (int k = 0; !seen && k < *n_names; k++)
+            seen = strlen((*names)[k]) == length && !strncmp((*names)[k], name, length);
+        if (!seen) status = append_name(names, n_names, name, length);
+    }
+    if (status != DMLLM_OK) {
+        dmllm_reply_names_free(*names, *n_names);
+        *names = NULL;
+        *n_names = 0;
+    }
+    return status;
 }
 
 /* The whole text: tags and whitespace only, one mask. */

@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "image.h"
+#include "masktext.h"
 #include "model.h"
 #include "session.h"
 
@@ -250,7 +251,7 @@ static dmllm_status class_label(dmllm_openset_result *r, const char *name, uint1
 /* The demo's first open-set step: the profile's openset prompt ("Segment all objects in this
  * image." for youtu_vl) names the categories as <ref>name</ref> before its <mask>; generation
  * stops at <mask> (the mask itself is not needed).
- * The names, without <OTHERS> and repeats, go to *names (a malloc'ed array of malloc'ed strings). */
+ * The names, without <OTHERS> and repeats, go to *names (dmllm_reply_names). */
 static dmllm_status discover_categories(dmllm_session *s, const dmllm_image *image, const dmllm_crop_params *p,
                                         char ***names, int *n_names) {
     *names = NULL;
@@ -265,35 +266,9 @@ static dmllm_status discover_categories(dmllm_session *s, const dmllm_image *ima
     if (g.max_new_tokens > DISCOVERY_MAX_TOKENS) g.max_new_tokens = DISCOVERY_MAX_TOKENS;
     dmllm_generate_result *answer = NULL;
     DMLLM_TRY(dmllm_ask(s, image, model->profile.prompt_openset, &g, &answer));
-    dmllm_status status = DMLLM_OK;
-    for (const char *at = answer->text ? strstr(answer->text, "<ref>") : NULL; at && status == DMLLM_OK;
-         at = strstr(at, "<ref>")) {
-        at += 5;
-        const char *end = strstr(at, "</ref>");
-        if (!end) break;
-        const size_t length = (size_t)(end - at);
-        int seen = length == 0 || (length == 8 && !strncmp(at, "<OTHERS>", 8));
-        for (int k = 0; !seen && k < *n_names; k++) seen = strlen((*names)[k]) == length && !strncmp((*names)[k], at, length);
-        if (!seen) {
-            char **grown = realloc(*names, sizeof *grown * (size_t)(*n_names + 1));
-            char *name = strndup(at, length);
-            if (grown) *names = grown;
-            if (!grown || !name) {
-                free(name);
-                status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for the discovered categories");
-            } else {
-                (*names)[(*n_names)++] = name;
-            }
-        }
-        at = end;
-    }
+    const dmllm_status status = dmllm_reply_names(answer->text, "<OTHERS>", names, n_names);
     dmllm_generate_result_free(answer);
     return status;
-}
-
-static void free_names(char **names, int n) {
-    for (int k = 0; k < n; k++) free(names[k]);
-    free(names);
 }
 
 dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *image, const char *const *classes,
@@ -326,7 +301,7 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
         status = dmllm_detect(session, image, (const char *const *)discovered, n_discovered, p.generate, &r->regions);
     else if (status == DMLLM_OK)
         status = dmllm_detect(session, image, classes, n_classes, p.generate, &r->regions);
-    free_names(discovered, n_discovered);
+    dmllm_reply_names_free(discovered, n_discovered);
     if (status == DMLLM_OK) status = dmllm_alloc(&order, (size_t)r->regions->n_regions + 1, sizeof *order, "the boxes");
     if (status == DMLLM_OK) {
         memset(r->labels, 0, n_pixels * sizeof *r->labels);

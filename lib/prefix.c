@@ -57,6 +57,19 @@ static dmllm_status prefix_ids(const dmllm_model *model, const char *instruction
     return status;
 }
 
+dmllm_status dmllm_prefix_reply_ids(const dmllm_model *model, const char *instruction, bool has_image,
+                                    dmllm_prompt_layout layout, int32_t **ids, size_t *n_ids) {
+    const dmllm_chat_message user = {.role = "user", .text = instruction, .has_image = has_image, .layout = layout};
+    char *text = NULL;
+    size_t length = 0, span[2];
+    DMLLM_TRY(dmllm_chat_render(&user, 1, true, 1, &text, &length, span));
+    dmllm_status status = dmllm_tokenizer_encode(model->tokenizer, text + span[1], length - span[1], true, ids, n_ids);
+    free(text);
+    if (status == DMLLM_OK && *n_ids > (size_t)INT32_MAX)
+        status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "the instruction has %zu ids", *n_ids);
+    return status;
+}
+
 dmllm_status dmllm_prefix_ensure(dmllm_session *s, const dmllm_image *image, const char *instruction_first,
                                  dmllm_prefix_info *info) {
     const dmllm_model *model = dmllm_session_model(s);

@@ -22,4 +22,10 @@ typedef struct dmllm_prefix_info {
 dmllm_status dmllm_prefix_ensure(dmllm_session *session, const dmllm_image *image, const char *instruction_first,
                                  dmllm_prefix_info *info);
 
+/* Ids of what follows the prefix of that turn up to the assistant's reply: the instruction (image
+ * first; nothing when it precedes the image), the end of the turn, the assistant's header. Without
+ * an image the whole conversation, system turn included. *ids is malloc'ed. */
+dmllm_status dmllm_prefix_reply_ids(const dmllm_model *model, const char *instruction, bool has_image,
+                                    dmllm_prompt_layout layout, int32_t **ids, size_t *n_ids);
+
 #endif

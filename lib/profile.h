@@ -10,6 +10,8 @@
  *     "class_score": "mean" | "first",          Eq. 6 mean of sub-token logits, or the first only
  *     "interpolation": "logits" | "probabilities",   bilinear upsampling of the label scores (Eq. 6)
  *                                               or of their sigmoids, read back as logits
+ *     "semantic_readout": "named" | "all",      the classes the model names first (report 9.2),
+ *                                               or every class of the prompt
  *     "softmax_temperature": 0.2,               evaluation mode (App. A.1.5)
  *     "sigmoid_scale": 0.25, "background_level": 0.5,   background mode (App. A.1.5)
  *     "fg_token": "<FG>", "bg_token": "<BG>",
@@ -51,6 +53,7 @@ typedef struct dmllm_readout_profile {
     char class_name_prefix[8];
     bool first_subtoken_only;
     bool interpolate_probabilities;
+    dmllm_semantic_readout semantic_readout;
     float softmax_temperature, sigmoid_scale, background_level;
     char fg_token[DMLLM_PROFILE_NAME], bg_token[DMLLM_PROFILE_NAME];
     char depth_token_format[DMLLM_PROFILE_NAME];

@@ -4,7 +4,6 @@
  * (prefix.c), generates (generate.c) and, for boxes, parses the answer (regions.c). Works on the
  * session through its API only.
  */
-#include "chat.h"
 #include "prefix.h"
 
 #include <stdio.h>
@@ -27,15 +26,7 @@ static dmllm_status question_ids(dmllm_session *s, const dmllm_image *image, con
     dmllm_prefix_info prefix;
     if (image) DMLLM_TRY(dmllm_prefix_ensure(s, image, NULL, &prefix));
     else DMLLM_TRY(dmllm_session_truncate(s, 0));
-    const dmllm_chat_message user = {.role = "user", .text = question, .has_image = image != NULL};
-    char *text = NULL;
-    size_t length = 0, span[2];
-    DMLLM_TRY(dmllm_chat_render(&user, 1, true, 1, &text, &length, span));
-    dmllm_status status = dmllm_tokenizer_encode(model->tokenizer, text + span[1], length - span[1], true, ids, n_ids);
-    free(text);
-    if (status == DMLLM_OK && *n_ids > (size_t)INT32_MAX)
-        status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "the question has %zu ids", *n_ids);
-    return status;
+    return dmllm_prefix_reply_ids(model, question, image != NULL, DMLLM_LAYOUT_IMAGE_FIRST, ids, n_ids);
 }
 
 static dmllm_status answer(dmllm_session *s, const dmllm_image *image, const char *question,

@@ -253,7 +253,36 @@ static void test_sweeps(void) {
     dmllm_text_free(text);
 }
 
+/* The <ref> names of a generated reply (dense.c's named readout, pipeline.c's open set). */
+static void test_reply_names(void) {
+    static const struct {
+        const char *text, *skip;
+        int n;
+        const char *names[4];
+    } cases[] = {
+        {"The target categories include <ref>sky</ref><ref> road </ref><ref>sky</ref>, numbered", NULL, 2,
+         {"sky", "road"}},
+        {"<ref>ball</ref><ref><OTHERS></ref><ref></ref><ref>  </ref><mask><ref>tent</ref></mask>", "<OTHERS>", 1,
+         {"ball"}},
+        {"<ref>box</ref><ref>traffic co", NULL, 1, {"box"}},           /* cut off by the length cap */
+        {"<ref>box</ref><mask></ref>", NULL, 1, {"box"}},              /* only before <mask> */
+        {"<ref>Sky</ref>\n<ref>sky</ref>", NULL, 2, {"Sky", "sky"}},  /* matching is the caller's */
+        {"This is the <depth>.", NULL, 0, {NULL}},
+        {NULL, NULL, 0, {NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char **names = NULL;
+        int n = -1;
+        CHECK_OK(dmllm_reply_names(cases[i].text, cases[i].skip, &names, &n));
+        CHECK_MSG(n == cases[i].n, "case %zu: %d names, expected %d", i, n, cases[i].n);
+        for (int k = 0; k < n && k < cases[i].n; k++)
+            CHECK_MSG(!strcmp(names[k], cases[i].names[k]), "case %zu name %d: \"%s\"", i, k, names[k]);
+        dmllm_reply_names_free(names, n);
+    }
+}
+
 int main(void) {
+    test_reply_names();
     test_hand_example();
     test_round_trips();
     test_accepted_spellings();

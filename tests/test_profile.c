@@ -18,7 +18,7 @@ static void test_defaults(void) {
     dmllm_readout_profile p;
     dmllm_profile_defaults(&p);
     CHECK(p.alignment == DMLLM_ALIGN_PREVIOUS && !p.first_subtoken_only && p.depth_bins == 1000);
-    CHECK(!p.interpolate_probabilities);
+    CHECK(!p.interpolate_probabilities && p.semantic_readout == DMLLM_READOUT_NAMED);
     CHECK(p.softmax_temperature == 0.2f && p.sigmoid_scale == 0.25f && p.background_level == 0.5f);
     CHECK(strcmp(p.depth_token_format, "<custom_%d>") == 0 && strcmp(p.fg_token, "<FG>") == 0);
     const dmllm_depth_quantisation *nyu = dmllm_profile_depth(&p, "nyuv2"), *open = dmllm_profile_depth(&p, "open_world");
@@ -39,8 +39,10 @@ static void test_overrides(void) {
     CHECK_OK(parse("{\"alignment\": \"own\", \"class_name_prefix\": \" \", \"class_score\": \"first\","
                    " \"depth_bins\": 64, \"depth_first_bin\": 0, \"depth_token_format\": \"<d%d>\","
                    " \"depth_profiles\": {\"room\": {\"kind\": \"linear\", \"min\": 1, \"max\": 9}},"
-                   " \"depth_profile\": \"room\", \"prompts\": {\"depth\": \"How far?\"}, \"_comment\": 1}",
+                   " \"depth_profile\": \"room\", \"prompts\": {\"depth\": \"How far?\"}, \"_comment\": 1,"
+                   " \"semantic_readout\": \"all\"}",
                    &p));
+    CHECK(p.semantic_readout == DMLLM_READOUT_ALL);
     CHECK(p.alignment == DMLLM_ALIGN_OWN && p.first_subtoken_only && strcmp(p.class_name_prefix, " ") == 0);
     CHECK(p.depth_bins == 64 && p.depth_first_bin == 0 && strcmp(p.depth_token_format, "<d%d>") == 0);
     CHECK(strcmp(p.prompt_depth, "How far?") == 0 && strcmp(p.prompt_fgbg, "Segment the core target.") == 0);
@@ -70,6 +72,7 @@ static void test_malformed(void) {
         {"{\"aligment\": \"own\"}", "\"aligment\""},
         {"{\"class_score\": 3}", "\"class_score\""},
         {"{\"interpolation\": \"sigmoid\"}", "\"interpolation\""},
+        {"{\"semantic_readout\": \"prompt\"}", "\"semantic_readout\""},
         {"{\"softmax_temperature\": 0}", "\"softmax_temperature\""},
         {"{\"background_level\": 1}", "\"background_level\""},
         {"{\"depth_bins\": 1}", "\"depth_bins\""},

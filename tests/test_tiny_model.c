@@ -123,6 +123,7 @@ static dmllm_dense_result *predict(dmllm_session *s, const dmllm_image *img, dml
     p.class_names = classes;
     p.n_classes = n_classes;
     p.keep_token_scores = 1;
+    p.readout = DMLLM_READOUT_ALL; /* scores and labels over every class, as tools/train/evaluate.py */
     dmllm_dense_result *r = NULL;
     CHECK_OK(dmllm_predict_dense(s, img, &p, &r));
     return r;

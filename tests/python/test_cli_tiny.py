@@ -41,6 +41,33 @@ def expand_rle(text):
     return np.array([int(v) for v, n in re.findall(r"\((\d+),(\d+)\)", runs) for _ in range(int(n))])
 
 
+def test_segment_named_readout(tmp_path, sample, classes, dm):
+    """--readout named: label values and the mask text follow the model's <ref> reply, which the JSON
+    gives with each name's class index; the Python binding reports the same."""
+    path, (w, h) = sample
+    out = json.loads(cli("segment", "--classes", ", ".join(classes), "--readout", "named", "--out", tmp_path, "--json",
+                         path).stdout)
+    assert out["readout"] == "named" and not out["named_fallback"]
+    printed = re.findall(r"<ref>(.*?)</ref>", out["reply"])
+    assert [c["name"] for c in out["classes"]] == printed
+    assert [c["prompt_index"] for c in out["classes"]] == [classes.index(n) for n in printed]
+    text = (tmp_path / "sample.segment.mask.txt").read_text()
+    assert re.findall(r"<ref>(.*?)</ref>", text) == printed
+    labels = np.asarray(Image.open(tmp_path / "sample.segment.labels.png"))
+    assert labels.max() < len(printed)
+    assert cli("segment", "--classes", "sky", "--readout", "some", path, expect=2).stderr.find("all or named") > 0
+    default = json.loads(cli("segment", "--classes", ", ".join(classes), "--out", tmp_path, "--json", path).stdout)
+    assert default["readout"] == "all" and len(default["classes"]) == len(classes)  # the tiny profile's choice
+
+    with dm.Model(os.path.join(SOURCE, "models/tiny")) as model, model.session() as s:
+        r = s.segment(path, classes[:6], readout=dm.SemanticReadout.NAMED,
+                      prompt="Segment: %s, without the background class." % ", ".join(classes))
+        assert r.readout == dm.SemanticReadout.NAMED and r.class_names == re.findall(r"<ref>(.*?)</ref>", r.reply)
+        assert r.open_vocabulary == [n for n in r.class_names if n not in classes[:6]] and r.open_vocabulary
+        assert r.prompt_index == [classes[:6].index(n) if n in classes[:6] else -1 for n in r.class_names]
+        assert s.segment(path, classes, readout=dm.SemanticReadout.ALL).class_names == classes
+
+
 def test_segment_files_and_text(tmp_path, sample, classes):
     path, (w, h) = sample
     out = json.loads(cli("segment", "--classes", ", ".join(classes), "--out", tmp_path, "--json", path).stdout)

@@ -113,6 +113,14 @@ const char *cli_output_path(const cli_common *common, const char *name, const ch
 int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *name,
                          const uint16_t *labels, int n_labels, const char *const *names);
 
+/* --readout all|named of segment and eval into dmllm_dense_params.readout (a NULL text leaves it);
+ * prints what is wrong and returns 2, else 0. */
+int cli_parse_readout(const char *command, const char *text, int *readout);
+/* What a semantic result's label values stand for, as JSON fields: "readout", "classes" (name and
+ * prompt_index, -1 for a name outside the prompt, per label value), "named_fallback", "reply". */
+struct cJSON;
+void cli_add_semantic_classes(struct cJSON *json, const dmllm_dense_result *r);
+
 /* Monotonic clock in seconds, for the timings commands print. */
 double cli_now_seconds(void);
 

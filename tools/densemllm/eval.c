@@ -13,7 +13,8 @@
  *             sample k runs under the id sample-<k>; predictions OUT/<id>.mask.png
  * Files are named by the sample's id, without the task (one evaluation per --out); two images
  * of one stem keep their extensions (OUT/<stem>.jpg.labels.png) and share the ground truth.
- * Semantic and FG/BG readouts run as the report evaluates them: softmax, dense CRF, argmax.
+ * Semantic and FG/BG readouts run as the report evaluates them: softmax, dense CRF, argmax; the
+ * semantic one over the classes the model names first (--readout named, report 9.2).
  */
 #include "cli.h"
 
@@ -39,6 +40,7 @@ typedef struct eval_job {
     char **class_names; /* [n_classes] into class_storage */
     int n_classes;
     char *class_storage;
+    int readout;       /* dmllm_semantic_readout; default NAMED, the report's protocol */
     dmllm_seg_metrics_params seg_params;
     dmllm_crf_params crf;
     dmllm_seg_metrics *seg;
@@ -332,25 +334,30 @@ static int predict_semantic(cli_context *c, const eval_job *job, const cli_item 
     p.n_classes = job->n_classes;
     p.evaluation = 1;
     p.crf = &job->crf;
+    p.readout = job->readout;
     dmllm_dense_result *r = NULL;
     dmllm_status status = dmllm_predict_dense(c->session, input ? input : image, &p, &r);
     int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, path) : 0;
     uint16_t *labels = NULL; /* [h][w]: the prediction at the image's size (nearest neighbour) */
     if (!failed && !(labels = malloc(sizeof *labels * (size_t)w * h)))
         failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    /* Label values index the classes the model named; the map holds class-file indices, and
+     * n_classes for a named class outside the file (wrong wherever it is). */
     for (int y = 0; !failed && y < h; y++)
         for (int x = 0; x < w; x++) {
             const int sy = (int)((y + 0.5) * r->height / h), sx = (int)((x + 0.5) * r->width / w);
-            labels[(size_t)y * w + x] = r->labels[(size_t)sy * r->width + sx];
+            const int index = r->prompt_index[r->labels[(size_t)sy * r->width + sx]];
+            labels[(size_t)y * w + x] = (uint16_t)(index < 0 ? job->n_classes : index);
         }
     if (!failed) {
         status = dmllm_write_label_png(cli_output_path(c->common, item->name, ".labels.png"),
-                                       labels, w, h, r->n_labels);
+                                       labels, w, h, job->n_classes + 1);
         if (status != DMLLM_OK) failed = cli_fail(status, "writing the label map");
     }
     if (!failed) {
         cJSON_AddStringToObject(json, "prediction",
                                 cli_output_path(c->common, item->name, ".labels.png"));
+        cli_add_semantic_classes(json, r);
         add_timings(json, r);
     }
     free(labels);
@@ -522,6 +529,8 @@ static cJSON *semantic_summary(const eval_job *job) {
     if (status != DMLLM_OK) return cli_fail(status, "semantic metrics"), NULL;
     cJSON *json = cJSON_CreateObject();
     cJSON_AddNumberToObject(json, "n_images", (double)r->n_images);
+    cJSON_AddStringToObject(json, "readout", job->readout == DMLLM_READOUT_NAMED ? "named" : "all");
+    cJSON_AddBoolToObject(json, "crf", job->crf.iterations > 0);
     cJSON_AddItemToObject(json, "mIoU", number_or_null(r->miou));
     cJSON_AddItemToObject(json, "mAcc", number_or_null(r->macc));
     cJSON_AddItemToObject(json, "aAcc", number_or_null(r->aacc));
@@ -642,12 +651,12 @@ static int prepare(eval_job *job, const char *task, const char *classes_file, co
 }
 
 static int run_eval(int argc, char **argv) {
-    eval_job job = {.scale = 1.0f, .depth_scale = 1000.0f};
+    eval_job job = {.scale = 1.0f, .depth_scale = 1000.0f, .readout = DMLLM_READOUT_NAMED};
     dmllm_seg_metrics_params_init(&job.seg_params);
     dmllm_depth_metrics_params_init(&job.depth_params);
     dmllm_crf_params_init(&job.crf);
     dmllm_generate_params_init(&job.generate);
-    const char *task = NULL, *classes_file = NULL, *crop = "none";
+    const char *task = NULL, *classes_file = NULL, *crop = "none", *readout = NULL;
     int no_crf = 0, metrics_only = 0;
     float min_depth = (float)job.depth_params.min_depth, max_depth = (float)job.depth_params.max_depth;
     const cli_option options[] = {
@@ -658,6 +667,8 @@ static int run_eval(int argc, char **argv) {
         {"--reduce-zero-label", CLI_FLAG, &job.seg_params.reduce_zero_label, NULL,
          "semantic: GT 0 is ignored and v means class v-1 (raw ADE20K)"},
         {"--ignore-index", CLI_INT, &job.seg_params.ignore_index, "N", "semantic: GT value to ignore (default 255)"},
+        {"--readout", CLI_STRING, &readout, "all|named",
+         "semantic: argmax over the classes the model names first (default, the report's) or all"},
         {"--no-crf", CLI_FLAG, &no_crf, NULL, "semantic, refseg: argmax without the dense CRF"},
         {"--crf-iterations", CLI_INT, &job.crf.iterations, "N", "semantic, refseg: mean-field iterations (default 5)"},
         {"--depth-profile", CLI_STRING, &job.depth_profile, "NAME", "depth: bin quantisation (default: the profile's)"},
@@ -680,7 +691,8 @@ static int run_eval(int argc, char **argv) {
     job.dataset = common.inputs[0];
     job.depth_params.min_depth = min_depth;
     job.depth_params.max_depth = max_depth;
-    int exit_code = prepare(&job, task, classes_file, crop, no_crf);
+    int exit_code = cli_parse_readout("eval", readout, &job.readout);
+    if (!exit_code) exit_code = prepare(&job, task, classes_file, crop, no_crf);
     /* The runner's inputs: the image folder, or the refseg sample ids. */
     char *images = exit_code ? NULL : join_path(job.dataset, "images");
     if (!exit_code && job.task == TASK_REFSEG) {

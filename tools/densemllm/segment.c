@@ -16,13 +16,35 @@
 typedef struct dense_job {
     dmllm_dense_params params;
     char **class_names;         /* semantic: the --classes list */
-    const char **label_names;   /* names of the label values, for the legend and the text */
-    int n_label_names;
     int write_png;
 } dense_job;
 
+int cli_parse_readout(const char *command, const char *text, int *readout) {
+    if (!text) return 0;
+    if (!strcmp(text, "all") || !strcmp(text, "named")) {
+        *readout = !strcmp(text, "all") ? DMLLM_READOUT_ALL : DMLLM_READOUT_NAMED;
+        return 0;
+    }
+    fprintf(stderr, "densemllm %s: --readout must be all or named, not \"%s\"\n", command, text);
+    return 2;
+}
+
+void cli_add_semantic_classes(cJSON *json, const dmllm_dense_result *r) {
+    cJSON_AddStringToObject(json, "readout", r->readout == DMLLM_READOUT_NAMED ? "named" : "all");
+    cJSON *classes = cJSON_AddArrayToObject(json, "classes");
+    for (int k = 0; k < r->n_classes; k++) {
+        cJSON *item = cJSON_CreateObject();
+        if (r->class_names) cJSON_AddStringToObject(item, "name", r->class_names[k]);
+        cJSON_AddNumberToObject(item, "prompt_index", r->prompt_index[k]);
+        cJSON_AddItemToArray(classes, item);
+    }
+    cJSON_AddBoolToObject(json, "named_fallback", r->named_fallback);
+    if (r->reply) cJSON_AddStringToObject(json, "reply", r->reply);
+    cJSON_AddNumberToObject(json, "seconds_generate", r->seconds_generate);
+}
+
 /* Share of pixels per label, as a JSON object name -> fraction. */
-static cJSON *label_shares(const dmllm_dense_result *r, const dense_job *job) {
+static cJSON *label_shares(const dmllm_dense_result *r, const char *const *names) {
     const size_t n = (size_t)r->width * r->height;
     size_t *counts = calloc((size_t)r->n_labels, sizeof *counts);
     cJSON *shares = cJSON_CreateObject();
@@ -32,7 +54,7 @@ static cJSON *label_shares(const dmllm_dense_result *r, const dense_job *job) {
     }
     for (size_t i = 0; i < n; i++) counts[r->labels[i]]++;
     for (int k = 0; k < r->n_labels; k++)
-        if (counts[k]) cJSON_AddNumberToObject(shares, k < job->n_label_names ? job->label_names[k] : "?", (double)counts[k] / n);
+        if (counts[k]) cJSON_AddNumberToObject(shares, names[k], (double)counts[k] / n);
     free(counts);
     return shares;
 }
@@ -50,15 +72,25 @@ int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, con
 
 static int outputs_segment(cli_context *c, const dmllm_image *image, const char *name,
                            const dmllm_dense_result *r, const dense_job *job, cJSON *json) {
+    /* Label values: the classes the result lists, then "background" in background mode. */
+    const char **names = calloc((size_t)r->n_classes + 1, sizeof *names);
+    if (!names) return fprintf(stderr, "densemllm: out of memory\n"), 1;
+    for (int k = 0; k < r->n_classes; k++) names[k] = r->class_names[k];
+    names[r->n_classes] = "background";
     if (job->write_png &&
-        cli_write_label_pngs(c->common, image, name, r->labels, r->n_labels, job->label_names) != 0)
+        cli_write_label_pngs(c->common, image, name, r->labels, r->n_labels, names) != 0) {
+        free(names);
         return 1;
+    }
     char *text = NULL;
-    const dmllm_status status = dmllm_mask_text_write(r->labels, r->width, r->height, job->label_names, r->n_labels, &text);
-    if (status != DMLLM_OK) return cli_fail(status, "writing the mask text");
-    int failed = cli_write_text(cli_output_path(c->common, name, ".mask.txt"), text);
+    const dmllm_status status =
+        dmllm_mask_text_write(r->labels, r->width, r->height, names, r->n_labels, &text);
+    int failed = status != DMLLM_OK ? cli_fail(status, "writing the mask text") : 0;
+    if (!failed) failed = cli_write_text(cli_output_path(c->common, name, ".mask.txt"), text);
     dmllm_text_free(text);
-    cJSON_AddItemToObject(json, "label_shares", label_shares(r, job));
+    cli_add_semantic_classes(json, r);
+    cJSON_AddItemToObject(json, "label_shares", label_shares(r, names));
+    free(names);
     return failed;
 }
 
@@ -147,10 +179,12 @@ static int run_parsed(const cli_command *command, cli_common *common, dense_job 
 static int run_segment(int argc, char **argv) {
     dense_job job = {0};
     dmllm_dense_params_init(&job.params);
-    const char *classes = NULL;
+    const char *classes = NULL, *readout = NULL;
     int no_png = 0;
     const cli_option options[] = {
         {"--classes", CLI_STRING, &classes, "A,B,...", "class names to segment (required)"},
+        {"--readout", CLI_STRING, &readout, "all|named",
+         "argmax over every class, or over those the model names first (default: the profile's)"},
         {"--background", CLI_FLAG, &job.params.background, NULL, "add a background label where no class is likely"},
         {"--evaluation", CLI_FLAG, &job.params.evaluation, NULL, "softmax, dense CRF and confidence as the report's benchmarks"},
         {"--prompt", CLI_STRING, &job.params.prompt, "TEXT", "instruction instead of the profile's"},
@@ -160,6 +194,7 @@ static int run_segment(int argc, char **argv) {
     cli_common common;
     const int n = cli_parse(&cli_segment_command, argc, argv, options, &common);
     if (n < 0) return cli_parse_exit(n);
+    if (cli_parse_readout("segment", readout, &job.params.readout)) return 2;
     char *storage = NULL;
     int n_classes = 0;
     if (!classes || cli_split_list(classes, &job.class_names, &n_classes, &storage) != 0) {
@@ -168,24 +203,12 @@ static int run_segment(int argc, char **argv) {
         free(storage);
         return 2;
     }
-    /* Label values: the classes in order, then "background" when --background adds it. */
-    const char **names = calloc((size_t)n_classes + 1, sizeof *names);
-    int exit_code = 1;
-    if (names) {
-        for (int k = 0; k < n_classes; k++) names[k] = job.class_names[k];
-        names[n_classes] = "background";
-        job.params.task = DMLLM_TASK_SEMANTIC;
-        job.params.class_names = (const char *const *)job.class_names;
-        job.params.n_classes = n_classes;
-        job.label_names = names;
-        job.n_label_names = n_classes + 1;
-        job.write_png = !no_png;
-        const char *outputs[] = {".json", ".mask.txt", ".labels.png", ".overlay.png", NULL};
-        exit_code = run_parsed(&cli_segment_command, &common, &job, outputs, 2);
-    } else {
-        fprintf(stderr, "densemllm: out of memory\n");
-    }
-    free(names);
+    job.params.task = DMLLM_TASK_SEMANTIC;
+    job.params.class_names = (const char *const *)job.class_names;
+    job.params.n_classes = n_classes;
+    job.write_png = !no_png;
+    const char *outputs[] = {".json", ".mask.txt", ".labels.png", ".overlay.png", NULL};
+    const int exit_code = run_parsed(&cli_segment_command, &common, &job, outputs, 2);
     free(job.class_names);
     free(storage);
     return exit_code;

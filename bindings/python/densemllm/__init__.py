@@ -25,7 +25,7 @@ from .model import (DEFAULT_MAX_NUM_PATCHES, DEFAULT_SYSTEM_PROMPT, FROM_PROFILE
 from .outputs import (DEPTH_PNG_SCALE, label_color, mask_text_parse, mask_text_write, read_png_values,
                       write_depth_color_png, write_depth_png16, write_label_png, write_overlay_png, write_pca_png)
 from .results import (DenseResult, DenseTask, GenerateResult, MaskText, OpensetResult, ReferResult, Region, Regions,
-                      StopReason)
+                      SemanticReadout, StopReason)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
     "InvalidArgumentError", "IOFailureError", "label_color", "last_error", "Layout", "log_set", "LogLevel",
     "mask_text_parse", "mask_text_write", "MaskMetrics", "MaskScores", "MaskText", "Model", "ModelInfo",
     "OpensetResult", "OutOfMemoryError", "parse_regions", "read_png_values", "ReferResult", "Region", "Regions", "ResizeMode",
-    "SegMetrics", "SegResult", "Session", "ShapeError", "StateError", "status_str", "StopReason", "target_size",
+    "SegMetrics", "SegResult", "SemanticReadout", "Session", "ShapeError", "StateError", "status_str", "StopReason", "target_size",
     "UnsupportedError", "version", "version_number", "write_depth_color_png", "write_depth_png16", "write_label_png",
     "write_overlay_png", "write_pca_png",
 ]

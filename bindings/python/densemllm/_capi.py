@@ -65,7 +65,7 @@ class DenseParams(ctypes.Structure):
                 ("label_token_ids", POINTER(c_int32)), ("label_offsets", POINTER(c_int)), ("background", c_int),
                 ("evaluation", c_int), ("layout", c_int), ("prompt", c_char_p), ("alignment", c_int),
                 ("depth_profile", c_char_p), ("focal_length_px", c_float), ("keep_token_scores", c_int),
-                ("crf", POINTER(CrfParams))]
+                ("crf", POINTER(CrfParams)), ("readout", c_int)]
 
 
 class DenseResult(ctypes.Structure):
@@ -74,7 +74,9 @@ class DenseResult(ctypes.Structure):
                 ("depth_grid_w", c_int), ("depth_grid_h", c_int), ("depth_grid_bins", POINTER(c_uint16)),
                 ("tokens_w", c_int), ("tokens_h", c_int), ("n_scores", c_int), ("token_scores", POINTER(c_float)),
                 ("reused_prefix", c_int), ("seconds_encode", c_double), ("seconds_prefill", c_double),
-                ("seconds_readout", c_double), ("seconds_crf", c_double)]
+                ("seconds_readout", c_double), ("seconds_crf", c_double), ("readout", c_int), ("n_classes", c_int),
+                ("class_names", POINTER(c_char_p)), ("prompt_index", POINTER(c_int)), ("named_fallback", c_int),
+                ("reply", c_char_p), ("seconds_generate", c_double)]
 
 
 class SegMetricsParams(ctypes.Structure):

@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 from . import _arrays, _capi
 from .errors import BufferTooSmallError, StateError, check
 from .image import Image, ResizeMode, _Handle, as_image, pinned_call
-from .results import DenseResult, DenseTask, GenerateResult, OpensetResult, ReferResult, Regions
+from .results import (DenseResult, DenseTask, GenerateResult, OpensetResult, ReferResult, Regions,
+                      SemanticReadout)
 
 _lib = _capi.lib
 FROM_PROFILE = -1  # DMLLM_FROM_PROFILE: take the value from the model's readout profile
@@ -433,16 +434,19 @@ class Session(_Handle):
                       evaluation: bool = False, layout: Layout = Layout.IMAGE_FIRST, prompt: Optional[str] = None,
                       alignment: Optional[Alignment] = None, depth_profile: Optional[str] = None,
                       focal_length_px: float = 0.0, keep_token_scores: bool = False,
-                      crf: Optional[Dict[str, Any]] = None) -> DenseResult:
+                      crf: Optional[Dict[str, Any]] = None,
+                      readout: Optional[SemanticReadout] = None) -> DenseResult:
         """DenseMLLM's readout (dmllm_predict_dense). SEMANTIC takes class names, or per class a list
         of token ids whose logits are averaged; FGBG and DEPTH need neither. Settings left as None
         come from the model's readout profile. evaluation runs the dense CRF, tuned by crf (keys as
-        crf_refine's; iterations=0 leaves it out)."""
+        crf_refine's; iterations=0 leaves it out). readout NAMED argmaxes over the classes the model
+        names first (report 9.2; the result's class_names), ALL over every class given."""
         p = _capi.DenseParams()
         _lib.dmllm_dense_params_init(byref(p))
         p.task, p.background, p.evaluation, p.layout = int(task), int(background), int(evaluation), int(layout)
         p.keep_token_scores, p.focal_length_px = int(keep_token_scores), focal_length_px
         p.alignment = FROM_PROFILE if alignment is None else int(alignment)
+        p.readout = FROM_PROFILE if readout is None else int(readout)
         keep = [_encode(prompt), _encode(depth_profile)]  # the C strings live as long as this list
         p.prompt, p.depth_profile = keep[0], keep[1]
         if crf is not None:

@@ -16,6 +16,12 @@ class DenseTask(enum.IntEnum):
     DEPTH = 2
 
 
+class SemanticReadout(enum.IntEnum):
+    """dmllm_semantic_readout: the classes a semantic readout argmaxes over."""
+    ALL = 0     # every class of the prompt
+    NAMED = 1   # the classes the model names first (report 9.2)
+
+
 class StopReason(enum.IntEnum):
     """dmllm_stop_reason: why generation ended."""
     TOKEN = 0
@@ -48,6 +54,18 @@ class DenseResult:
     seconds_prefill: float
     seconds_readout: float
     seconds_crf: float               # the dense CRF (evaluation), included in seconds_readout
+    # SEMANTIC: label value k is class_names[k] (then the background label in background mode)
+    readout: SemanticReadout = SemanticReadout.ALL   # the readout that ran
+    class_names: Optional[List[str]] = None          # NAMED: as printed, in the reply's order
+    prompt_index: List[int] = field(default_factory=list)  # index into the prompt classes, -1: not in it
+    named_fallback: bool = False     # NAMED: the reply named no class, so all prompt classes were read
+    reply: Optional[str] = None      # NAMED: the generated category text
+    seconds_generate: float = 0.0    # NAMED: generating the reply
+
+    @property
+    def open_vocabulary(self) -> List[str]:
+        """Names the model printed that are not among the prompt's classes."""
+        return [n for n, i in zip(self.class_names or [], self.prompt_index) if i < 0]
 
     @classmethod
     def _from_c(cls, r: _capi.DenseResult) -> "DenseResult":
@@ -63,7 +81,11 @@ class DenseResult:
             tokens_w=r.tokens_w, tokens_h=r.tokens_h, n_scores=r.n_scores,
             token_scores=_arrays.copy_from(r.token_scores, "f", scores) if r.token_scores else None,
             reused_prefix=bool(r.reused_prefix), seconds_encode=r.seconds_encode,
-            seconds_prefill=r.seconds_prefill, seconds_readout=r.seconds_readout, seconds_crf=r.seconds_crf)
+            seconds_prefill=r.seconds_prefill, seconds_readout=r.seconds_readout, seconds_crf=r.seconds_crf,
+            readout=SemanticReadout(r.readout),
+            class_names=[_text(r.class_names[k]) for k in range(r.n_classes)] if r.class_names else None,
+            prompt_index=[r.prompt_index[k] for k in range(r.n_classes)] if r.prompt_index else [],
+            named_fallback=bool(r.named_fallback), reply=_text(r.reply), seconds_generate=r.seconds_generate)
 
 
 @dataclass

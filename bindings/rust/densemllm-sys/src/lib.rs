@@ -163,6 +163,10 @@ pub const DMLLM_LAYOUT_PROMPT_FIRST: dmllm_prompt_layout = 1;
 
 pub const DMLLM_FROM_PROFILE: c_int = -1;
 
+pub type dmllm_semantic_readout = c_int;
+pub const DMLLM_READOUT_ALL: dmllm_semantic_readout = 0;
+pub const DMLLM_READOUT_NAMED: dmllm_semantic_readout = 1;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct dmllm_dense_params {
@@ -181,6 +185,7 @@ pub struct dmllm_dense_params {
     pub focal_length_px: c_float,
     pub keep_token_scores: c_int,
     pub crf: *const dmllm_crf_params,
+    pub readout: c_int,
 }
 
 #[repr(C)]
@@ -205,6 +210,13 @@ pub struct dmllm_dense_result {
     pub seconds_prefill: c_double,
     pub seconds_readout: c_double,
     pub seconds_crf: c_double,
+    pub readout: dmllm_semantic_readout,
+    pub n_classes: c_int,
+    pub class_names: *mut *mut c_char,
+    pub prompt_index: *mut c_int,
+    pub named_fallback: c_int,
+    pub reply: *mut c_char,
+    pub seconds_generate: c_double,
 }
 
 // ---- evaluation metrics ----

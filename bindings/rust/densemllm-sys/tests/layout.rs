@@ -40,7 +40,7 @@ fn params_defaults_are_the_documented_ones() {
     let d = init(dmllm_dense_params_init);
     assert_eq!(d.struct_size as usize, size_of::<dmllm_dense_params>());
     assert_eq!((d.task, d.layout, d.alignment), (DMLLM_TASK_SEMANTIC, DMLLM_LAYOUT_IMAGE_FIRST, DMLLM_FROM_PROFILE));
-    assert_eq!((d.focal_length_px, d.keep_token_scores), (0.0, 0));
+    assert_eq!((d.focal_length_px, d.keep_token_scores, d.readout), (0.0, 0, DMLLM_FROM_PROFILE));
 
     let seg = init(dmllm_seg_metrics_params_init);
     assert_eq!((seg.n_classes, seg.ignore_index, seg.reduce_zero_label), (0, 255, 0));

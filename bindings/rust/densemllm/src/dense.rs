@@ -3,7 +3,7 @@
 use crate::error::{Error, Result, Status};
 use crate::image::Image;
 use crate::session::{Alignment, Session};
-use crate::util::{CStrings, cstring, to_c_int, vec_from};
+use crate::util::{CStrings, cstring, string_from, to_c_int, vec_from};
 use densemllm_sys as sys;
 use std::ffi::{CString, c_int};
 
@@ -52,6 +52,33 @@ impl PromptLayout {
             PromptLayout::PromptFirst => sys::DMLLM_LAYOUT_PROMPT_FIRST,
         }
     }
+}
+
+/// Which classes a semantic readout argmaxes over (`dmllm_semantic_readout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SemanticReadout {
+    /// Every class of the prompt, in its order.
+    All,
+    /// The classes the model names first, in the order printed (report 9.2).
+    Named,
+}
+
+impl SemanticReadout {
+    fn raw(self) -> sys::dmllm_semantic_readout {
+        match self {
+            SemanticReadout::All => sys::DMLLM_READOUT_ALL,
+            SemanticReadout::Named => sys::DMLLM_READOUT_NAMED,
+        }
+    }
+}
+
+/// One class a semantic result's label value stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadoutClass {
+    /// As printed by the model (named readout), else as given.
+    pub name: String,
+    /// Index among the given classes; None for a printed name that is not one of them.
+    pub prompt_index: Option<usize>,
 }
 
 /// Options of [`Session::predict_dense`]; unset fields keep `dmllm_dense_params_init()`'s values
@@ -163,6 +190,12 @@ impl DenseParams {
         self.raw.keep_token_scores = on as c_int;
         self
     }
+
+    /// SEMANTIC: the readout instead of the profile's.
+    pub fn readout(mut self, readout: SemanticReadout) -> Self {
+        self.raw.readout = readout.raw();
+        self
+    }
 }
 
 /// Depth bins on the official demo's (W//16) x (H//16) grid.
@@ -200,6 +233,14 @@ pub struct DenseResult {
     pub seconds_encode: f64,
     pub seconds_prefill: f64,
     pub seconds_readout: f64,
+    /// SEMANTIC: the readout that ran (All when the classes came as token ids).
+    pub readout: SemanticReadout,
+    /// SEMANTIC: label value k stands for classes[k] (empty when the classes came as token ids).
+    pub classes: Vec<ReadoutClass>,
+    /// Named readout: the reply named no class, so every given class was read out.
+    pub named_fallback: bool,
+    /// Named readout: the generated category text.
+    pub reply: Option<String>,
 }
 
 impl DenseResult {
@@ -232,6 +273,15 @@ impl DenseResult {
             seconds_encode: r.seconds_encode,
             seconds_prefill: r.seconds_prefill,
             seconds_readout: r.seconds_readout,
+            readout: if r.readout == sys::DMLLM_READOUT_NAMED { SemanticReadout::Named } else { SemanticReadout::All },
+            classes: (0..if r.class_names.is_null() { 0 } else { r.n_classes.max(0) as usize })
+                .map(|k| ReadoutClass {
+                    name: unsafe { string_from(*r.class_names.add(k)) }.unwrap_or_default(),
+                    prompt_index: usize::try_from(unsafe { *r.prompt_index.add(k) }).ok(),
+                })
+                .collect(),
+            named_fallback: r.named_fallback != 0,
+            reply: unsafe { string_from(r.reply) },
         }
     }
 }

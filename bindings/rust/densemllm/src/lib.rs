@@ -31,7 +31,7 @@ mod session;
 mod text;
 mod util;
 
-pub use dense::{DenseParams, DenseResult, DenseTask, DepthGrid, PromptLayout};
+pub use dense::{DenseParams, DenseResult, DenseTask, DepthGrid, PromptLayout, ReadoutClass, SemanticReadout};
 pub use error::{Error, Result, Status};
 pub use image::{Image, ResizeMode, target_size};
 pub use log::{LogLevel, LogSink, set_log};
