@@ -233,7 +233,9 @@ typedef struct dmllm_session_params {
     int n_threads;                     /* OpenMP threads per call; <= 0: all cores */
     int max_num_patches;               /* patch cap of the resize rule; default DMLLM_DEFAULT_MAX_NUM_PATCHES */
     dmllm_resize_mode resize_mode;     /* default DMLLM_RESIZE_HF */
-    int n_ctx;                         /* KV-cache capacity in tokens; <= 0: max_num_patches/4 + 4096 */
+    int n_ctx;                         /* KV-cache capacity in tokens; <= 0: max_num_patches/4 + 4096,
+                                          capped at the model's max_position_embeddings; an explicit
+                                          value above that fails with DMLLM_ERR_INVALID_ARGUMENT */
     dmllm_progress_callback progress;  /* optional; stages "vision", "llm" */
     void *progress_user_data;
 } dmllm_session_params;
@@ -249,7 +251,9 @@ DMLLM_API const char *dmllm_session_errmsg(const dmllm_session *session);
 
 /* Preprocesses the image and runs the vision tower and merger. The embeddings replace those of any
  * previous image and fill the <|image_pad|> slots of the next dmllm_session_eval() calls, in order.
- * The resized size and token grid are available from dmllm_session_image_grid(). */
+ * The resized size and token grid are available from dmllm_session_image_grid(). An image whose
+ * tokens plus <|vision_start|> and <|vision_end|> exceed n_ctx fails with DMLLM_ERR_CONTEXT_FULL
+ * before any vision work, the message naming the largest max_num_patches that fits. */
 DMLLM_API dmllm_status dmllm_session_encode_image(dmllm_session *session, const dmllm_image *image);
 
 /* Same, from caller-made pixel values: [grid_h*grid_w, 3*patch*patch] floats in 2x2-merge-block

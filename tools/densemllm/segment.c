@@ -101,7 +101,7 @@ static int outputs_depth(cli_context *c, const char *stem, const dmllm_dense_res
 static int dense_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
     const dense_job *job = user;
     dmllm_image *image = NULL;
-    dmllm_status status = dmllm_image_load_file(path, &image);
+    dmllm_status status = cli_load_image(c->common, path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
     dmllm_dense_result *r = NULL;
     status = dmllm_predict_dense(c->session, image, &job->params, &r);

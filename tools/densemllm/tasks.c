@@ -68,7 +68,7 @@ typedef struct task_run {
 static int task_one(cli_context *c, const char *path, const char *stem, void *user, char **json_out) {
     const task_run *run = user;
     dmllm_image *image = NULL;
-    dmllm_status status = dmllm_image_load_file(path, &image);
+    dmllm_status status = cli_load_image(c->common, path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
     cJSON *json = cJSON_CreateObject();
     cJSON_AddStringToObject(json, "input", path);
