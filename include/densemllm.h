@@ -168,8 +168,36 @@ DMLLM_API dmllm_status dmllm_model_get_info(const dmllm_model *model, dmllm_mode
 /* ---- images ------------------------------------------------------------------------------------ */
 typedef struct dmllm_image dmllm_image; /* 8-bit RGB, row-major, 3 bytes per pixel, no padding */
 
+#define DMLLM_DEFAULT_MAX_IMAGE_PIXELS 178956970              /* PIL's Image.MAX_IMAGE_PIXELS */
+#define DMLLM_DEFAULT_MAX_IMAGE_BYTES ((int64_t)256 << 20)     /* 256 MiB of encoded data */
+
+/* Limits of decoding, checked before the memory they guard is allocated. A decompression bomb (a
+ * small file whose header claims a huge size) and a file that never ends (/dev/zero) fail at once
+ * with DMLLM_ERR_UNSUPPORTED naming the limit; a decode whose memory exceeds memory_limit_bytes
+ * fails with DMLLM_ERR_OUT_OF_MEMORY naming what it needs. */
+typedef struct dmllm_image_params {
+    uint32_t struct_size;          /* set by dmllm_image_params_init() */
+    int64_t max_pixels;            /* width * height read from the JPEG frame header or PNG IHDR;
+                                      default DMLLM_DEFAULT_MAX_IMAGE_PIXELS; 0: only the library's
+                                      hard limit of 2^28 pixels */
+    int64_t max_encoded_bytes;     /* size of the file or memory block; a file is read no further
+                                      than this (pipes and devices included); default
+                                      DMLLM_DEFAULT_MAX_IMAGE_BYTES; 0: none */
+    int64_t memory_limit_bytes;    /* peak bytes of the decode (encoded data read from a file, RGB
+                                      pixels, decoder buffers, EXIF rotation); default 0: none */
+} dmllm_image_params;
+
+DMLLM_API void dmllm_image_params_init(dmllm_image_params *params);
+DMLLM_API size_t dmllm_image_params_sizeof(void);
+
 /* JPEG (EXIF orientation applied) or PNG (8/16-bit, gray, palette, alpha: converted to RGB as
- * PIL's convert("RGB") does; eXIf/XMP orientation applied). Over 2^28 pixels: DMLLM_ERR_UNSUPPORTED. */
+ * PIL's convert("RGB") does; eXIf/XMP orientation applied), within the limits of params (NULL:
+ * dmllm_image_params_init()'s defaults). A directory fails with DMLLM_ERR_IO. */
+DMLLM_API dmllm_status dmllm_image_load_file_ex(const char *path, const dmllm_image_params *params,
+                                                dmllm_image **out_image);
+DMLLM_API dmllm_status dmllm_image_load_memory_ex(const void *data, size_t size, const dmllm_image_params *params,
+                                                  dmllm_image **out_image);
+/* The same with the default limits. */
 DMLLM_API dmllm_status dmllm_image_load_file(const char *path, dmllm_image **out_image);
 DMLLM_API dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image **out_image);
 /* Copies a caller buffer of height rows of width*3 RGB bytes; stride_bytes >= width*3 (0 = packed). */
@@ -205,7 +233,9 @@ typedef struct dmllm_session_params {
     int n_threads;                     /* OpenMP threads per call; <= 0: all cores */
     int max_num_patches;               /* patch cap of the resize rule; default DMLLM_DEFAULT_MAX_NUM_PATCHES */
     dmllm_resize_mode resize_mode;     /* default DMLLM_RESIZE_HF */
-    int n_ctx;                         /* KV-cache capacity in tokens; <= 0: max_num_patches/4 + 4096 */
+    int n_ctx;                         /* KV-cache capacity in tokens; <= 0: max_num_patches/4 + 4096,
+                                          capped at the model's max_position_embeddings; an explicit
+                                          value above that fails with DMLLM_ERR_INVALID_ARGUMENT */
     dmllm_progress_callback progress;  /* optional; stages "vision", "llm" */
     void *progress_user_data;
 } dmllm_session_params;
@@ -221,7 +251,9 @@ DMLLM_API const char *dmllm_session_errmsg(const dmllm_session *session);
 
 /* Preprocesses the image and runs the vision tower and merger. The embeddings replace those of any
  * previous image and fill the <|image_pad|> slots of the next dmllm_session_eval() calls, in order.
- * The resized size and token grid are available from dmllm_session_image_grid(). */
+ * The resized size and token grid are available from dmllm_session_image_grid(). An image whose
+ * tokens plus <|vision_start|> and <|vision_end|> exceed n_ctx fails with DMLLM_ERR_CONTEXT_FULL
+ * before any vision work, the message naming the largest max_num_patches that fits. */
 DMLLM_API dmllm_status dmllm_session_encode_image(dmllm_session *session, const dmllm_image *image);
 
 /* Same, from caller-made pixel values: [grid_h*grid_w, 3*patch*patch] floats in 2x2-merge-block

@@ -163,6 +163,8 @@ dmllm_status dmllm_check_versioned_out(const void *out, size_t full_size, const 
     return DMLLM_OK;
 }
 
+double dmllm_mib(int64_t bytes) { return (double)bytes / (1 << 20); }
+
 double dmllm_now_seconds(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

@@ -76,6 +76,9 @@ dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, c
  * it may be older (shorter) than ours, never longer. */
 dmllm_status dmllm_check_versioned_out(const void *out, size_t full_size, const char *what);
 
+/* bytes / 2^20, for messages about memory. */
+double dmllm_mib(int64_t bytes);
+
 /* Monotonic clock in seconds, for the timings results report. */
 double dmllm_now_seconds(void);
 

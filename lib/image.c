@@ -8,16 +8,22 @@
  *  - PNG through libpng: every colour type and depth, interlaced or not, converted as PIL does
  *    (alpha and tRNS dropped, not composited; 16-bit samples keep their high byte except 16-bit
  *    gray, which PIL opens as mode "I" and clips to 255; palette indices past PLTE map to gray i).
- * Decoding only; never resizes. Images above DMLLM_IMAGE_MAX_PIXELS are refused before allocating.
+ * Decoding only; never resizes. The limits of dmllm_image_params (pixels from the frame header or
+ * IHDR, encoded bytes, decode memory) are checked before the memory they guard is allocated, and a
+ * file is never read past its byte limit.
  */
 #include "image.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <turbojpeg.h>
+#include <unistd.h>
 
 /* ---- the handle ------------------------------------------------------------------------------- */
 
@@ -67,6 +73,63 @@ dmllm_status dmllm_image_from_rgb(const uint8_t *rgb, int width, int height, siz
     DMLLM_TRY(dmllm_image_alloc(width, height, &image));
     for (int y = 0; y < height; y++) memcpy(image->pixels + y * row_bytes, rgb + y * stride_bytes, row_bytes);
     *out_image = image;
+    return DMLLM_OK;
+}
+
+/* ---- limits ----------------------------------------------------------------------------------- */
+
+void dmllm_image_params_init(dmllm_image_params *params) {
+    if (!params) return;
+    memset(params, 0, sizeof *params);
+    params->struct_size = sizeof *params;
+    params->max_pixels = DMLLM_DEFAULT_MAX_IMAGE_PIXELS;
+    params->max_encoded_bytes = DMLLM_DEFAULT_MAX_IMAGE_BYTES;
+}
+
+size_t dmllm_image_params_sizeof(void) { return sizeof(dmllm_image_params); }
+
+static dmllm_status resolve_image_params(const dmllm_image_params *given, dmllm_image_params *p) {
+    dmllm_image_params_init(p);
+    if (given) DMLLM_TRY(dmllm_copy_versioned(p, sizeof *p, given, "dmllm_image_params"));
+    if (p->max_pixels < 0 || p->max_encoded_bytes < 0 || p->memory_limit_bytes < 0)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "dmllm_image_params: max_pixels %lld, max_encoded_bytes %lld, memory_limit_bytes %lld; "
+                          "each must be >= 0 (0: no limit)", (long long)p->max_pixels,
+                          (long long)p->max_encoded_bytes, (long long)p->memory_limit_bytes);
+    return DMLLM_OK;
+}
+
+/* What a decoder checks a header against: the resolved params and the encoded bytes the decode
+ * holds (the file read by dmllm_image_load_file_ex; 0 for the caller's memory). */
+typedef struct decode_limits {
+    const dmllm_image_params *params;
+    size_t held_bytes;
+} decode_limits;
+
+/* Decoder memory per pixel besides the 3 RGB bytes, an upper bound of the peak:
+ * JPEG: a progressive or multi-scan file's coefficients (2 bytes x 64 per block and component,
+ * at most 4 full-resolution components: 8 bytes) plus the CMYK samples (4), or the rotated copy
+ * (3) after both are freed; PNG: libpng's rows after our transforms (at most 4: RGBA, 16-bit gray
+ * is 2) and a row pointer per row, or the rotated copy. */
+enum { JPEG_EXTRA_BYTES_PER_PIXEL = 12, PNG_EXTRA_BYTES_PER_PIXEL = 4 };
+/* libjpeg's and libpng's own tables and per-row buffers, zlib's window. */
+#define DECODER_FIXED_BYTES ((int64_t)4 << 20)
+
+/* Checks a size read from a header before any pixel memory exists. */
+static dmllm_status check_decode_size(const char *format, int64_t width, int64_t height, int extra_per_pixel,
+                                      const decode_limits *limits) {
+    const int64_t pixels = width * height, asked = limits->params->max_pixels;
+    const int64_t cap = asked > 0 && asked < DMLLM_IMAGE_MAX_PIXELS ? asked : DMLLM_IMAGE_MAX_PIXELS;
+    if (pixels > cap)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s size %lldx%lld (%lld pixels) exceeds the limit of %lld pixels "
+                          "(%s)", format, (long long)width, (long long)height, (long long)pixels, (long long)cap,
+                          cap == asked ? "dmllm_image_params.max_pixels" : "the library's hard limit");
+    const int64_t limit = limits->params->memory_limit_bytes;
+    const int64_t need = (int64_t)limits->held_bytes + pixels * (3 + extra_per_pixel) + height * 8 +
+                         DECODER_FIXED_BYTES;
+    if (limit > 0 && need > limit)
+        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "decoding the %lldx%lld %s needs %.1f MiB, memory limit %.1f MiB",
+                          (long long)width, (long long)height, format, dmllm_mib(need), dmllm_mib(limit));
     return DMLLM_OK;
 }
 
@@ -197,7 +260,8 @@ static void cmyk_to_rgb(const uint8_t *cmyk, size_t n_pixels, uint8_t *rgb) {
     }
 }
 
-static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, dmllm_image **out) {
+static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, const decode_limits *limits,
+                                       dmllm_image **out) {
     int width = 0, height = 0, subsampling = -1, colorspace = -1;
     if (tjDecompressHeader3(tj, data, (unsigned long)size, &width, &height, &subsampling, &colorspace) != 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "malformed JPEG header: %s", tjGetErrorStr2(tj));
@@ -205,9 +269,7 @@ static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t 
      * tables) before a frame header. */
     if (width <= 0 || height <= 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "JPEG data without a frame header (truncated?): %s", tjGetErrorStr2(tj));
-    if ((int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
-        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "JPEG size %dx%d exceeds the limit of %lld pixels", width, height,
-                          (long long)DMLLM_IMAGE_MAX_PIXELS);
+    DMLLM_TRY(check_decode_size("JPEG", width, height, JPEG_EXTRA_BYTES_PER_PIXEL, limits));
     const bool is_cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
     dmllm_image *image;
     DMLLM_TRY(dmllm_image_alloc(width, height, &image));
@@ -237,7 +299,7 @@ static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t 
     return DMLLM_OK;
 }
 
-static dmllm_status decode_jpeg(const uint8_t *data, size_t size, dmllm_image **out) {
+static dmllm_status decode_jpeg(const uint8_t *data, size_t size, const decode_limits *limits, dmllm_image **out) {
     const jpeg_markers markers = jpeg_scan_markers(data, size);
     const int frame_type = markers.frame_marker - 0xC0;
     if (markers.frame_marker && (frame_type & 3) == 3)
@@ -247,7 +309,7 @@ static dmllm_status decode_jpeg(const uint8_t *data, size_t size, dmllm_image **
     tjhandle tj = tjInitDecompress();
     if (!tj) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create a TurboJPEG decompressor: %s", tjGetErrorStr2(NULL));
     dmllm_image *image = NULL;
-    dmllm_status status = decode_jpeg_pixels(tj, data, size, &image);
+    dmllm_status status = decode_jpeg_pixels(tj, data, size, limits, &image);
     tjDestroy(tj);
     if (status == DMLLM_OK) status = apply_orientation(&image, markers.orientation);
     if (status != DMLLM_OK) {
@@ -266,6 +328,7 @@ static dmllm_status decode_jpeg(const uint8_t *data, size_t size, dmllm_image **
 typedef struct png_decode {
     const uint8_t *data;
     size_t size, pos;
+    const decode_limits *limits;
     png_structp png;
     png_infop info;
     uint8_t *rows;         /* [height][row_bytes] libpng output after our transforms */
@@ -324,10 +387,9 @@ static void read_png(png_decode *d) {
     png_uint_32 width, height;
     int bit_depth, color_type, interlace;
     png_get_IHDR(d->png, d->info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
-    if ((uint64_t)width * height > DMLLM_IMAGE_MAX_PIXELS) {
-        d->status = DMLLM_ERR_UNSUPPORTED;
-        snprintf(d->message, sizeof d->message, "PNG size %ux%u exceeds the limit of %lld pixels", (unsigned)width,
-                 (unsigned)height, (long long)DMLLM_IMAGE_MAX_PIXELS);
+    d->status = check_decode_size("PNG", width, height, PNG_EXTRA_BYTES_PER_PIXEL, d->limits);
+    if (d->status != DMLLM_OK) {
+        snprintf(d->message, sizeof d->message, "%s", dmllm_last_error());
         return;
     }
     /* PIL's palette: gray ramp i -> (i, i, i), overwritten by the PLTE entries. */
@@ -412,8 +474,8 @@ static int png_orientation(png_structp png, png_infop info) {
     return orientation >= 1 && orientation <= 8 ? orientation : 1;
 }
 
-static dmllm_status decode_png(const uint8_t *data, size_t size, dmllm_image **out) {
-    png_decode d = {.data = data, .size = size};
+static dmllm_status decode_png(const uint8_t *data, size_t size, const decode_limits *limits, dmllm_image **out) {
+    png_decode d = {.data = data, .size = size, .limits = limits};
     d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, d.message, dmllm_png_on_error, dmllm_png_on_warning);
     if (d.png) d.info = png_create_info_struct(d.png);
     if (!d.png || !d.info) {
@@ -460,14 +522,17 @@ static const char *other_format_name(const uint8_t *data, size_t size) {
     return NULL;
 }
 
-dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image **out_image) {
-    if (!data || !out_image) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_load_memory: data or out_image is NULL");
-    *out_image = NULL;
-    const uint8_t *bytes = data;
+static dmllm_status decode_any(const uint8_t *bytes, size_t size, const decode_limits *limits,
+                               dmllm_image **out_image) {
     static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     if (size == 0) return dmllm_fail(DMLLM_ERR_FORMAT, "empty image data (0 bytes)");
-    if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return decode_jpeg(bytes, size, out_image);
-    if (size >= 8 && memcmp(bytes, png_signature, 8) == 0) return decode_png(bytes, size, out_image);
+    const int64_t max_bytes = limits->params->max_encoded_bytes;
+    if (max_bytes > 0 && size > (uint64_t)max_bytes)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%zu bytes of image data exceed the limit of %lld "
+                          "(dmllm_image_params.max_encoded_bytes)", size, (long long)max_bytes);
+    if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+        return decode_jpeg(bytes, size, limits, out_image);
+    if (size >= 8 && memcmp(bytes, png_signature, 8) == 0) return decode_png(bytes, size, limits, out_image);
     const char *name = other_format_name(bytes, size);
     if (name) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unsupported image format %s (only JPEG and PNG are decoded)", name);
     char head[3 * 8] = ""; /* "xx xx ... xx" of up to 8 bytes */
@@ -477,33 +542,88 @@ dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image 
     return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unknown image format (first bytes %s; only JPEG and PNG are decoded)", head);
 }
 
-dmllm_status dmllm_image_load_file(const char *path, dmllm_image **out_image) {
-    if (!path || !out_image) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_load_file: path or out_image is NULL");
+dmllm_status dmllm_image_load_memory_ex(const void *data, size_t size, const dmllm_image_params *params,
+                                        dmllm_image **out_image) {
+    if (!data || !out_image)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_load_memory: data or out_image is NULL");
     *out_image = NULL;
-    FILE *file = fopen(path, "rb");
-    if (!file) return dmllm_fail(DMLLM_ERR_IO, "%s: cannot open image file", path);
-    uint8_t *data = NULL; /* [size] whole file */
+    dmllm_image_params p;
+    DMLLM_TRY(resolve_image_params(params, &p));
+    const decode_limits limits = {&p, 0};
+    return decode_any(data, size, &limits, out_image);
+}
+
+dmllm_status dmllm_image_load_memory(const void *data, size_t size, dmllm_image **out_image) {
+    return dmllm_image_load_memory_ex(data, size, NULL, out_image);
+}
+
+/* Reads the open file fd into *out (malloc'ed, [*out_size] bytes), never more than max_bytes (0: no
+ * limit) plus the one byte that shows the file is longer: a regular file's size is known up front,
+ * anything else (a pipe, /dev/zero) is read in doubling steps. */
+static dmllm_status read_bounded(int fd, const char *path, int64_t max_bytes, uint8_t **out, size_t *out_size) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return dmllm_fail(DMLLM_ERR_IO, "%s: cannot stat the file: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return dmllm_fail(DMLLM_ERR_IO, "%s: is a directory, not an image file", path);
+    const bool regular = S_ISREG(st.st_mode);
+    if (regular && max_bytes > 0 && st.st_size > max_bytes)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s: the file holds %lld bytes, more than the limit of %lld "
+                          "(dmllm_image_params.max_encoded_bytes)", path, (long long)st.st_size, (long long)max_bytes);
+    const size_t ceiling = max_bytes > 0 ? (size_t)max_bytes + 1 : SIZE_MAX;
+    uint8_t *data = NULL; /* [capacity] the bytes read so far */
     size_t size = 0, capacity = 0;
-    dmllm_status status = DMLLM_OK;
     for (;;) {
         if (size == capacity) {
-            capacity = capacity ? capacity * 2 : 1 << 16;
-            uint8_t *grown = realloc(data, capacity);
-            if (!grown) { status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "%s: out of memory reading the file", path); break; }
+            if (capacity == ceiling) break;
+            size_t grown_capacity = regular && capacity == 0 ? (size_t)st.st_size + 1 : capacity ? 2 * capacity : 1 << 16;
+            if (grown_capacity > ceiling || grown_capacity < capacity) grown_capacity = ceiling;
+            uint8_t *grown = realloc(data, grown_capacity);
+            if (!grown) {
+                free(data);
+                return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "%s: out of memory reading %zu bytes", path, grown_capacity);
+            }
             data = grown;
+            capacity = grown_capacity;
         }
-        const size_t n = fread(data + size, 1, capacity - size, file);
-        size += n;
-        if (n == 0) {
-            if (ferror(file)) status = dmllm_fail(DMLLM_ERR_IO, "%s: read error", path);
-            break;
+        const ssize_t n = read(fd, data + size, capacity - size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            free(data);
+            return dmllm_fail(DMLLM_ERR_IO, "%s: read error: %s", path, strerror(errno));
         }
+        if (n == 0) break;
+        size += (size_t)n;
     }
-    fclose(file);
+    if (max_bytes > 0 && size > (size_t)max_bytes) {
+        free(data);
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s: more than %lld bytes (dmllm_image_params.max_encoded_bytes); "
+                          "stopped reading", path, (long long)max_bytes);
+    }
+    *out = data;
+    *out_size = size;
+    return DMLLM_OK;
+}
+
+dmllm_status dmllm_image_load_file_ex(const char *path, const dmllm_image_params *params, dmllm_image **out_image) {
+    if (!path || !out_image)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_load_file: path or out_image is NULL");
+    *out_image = NULL;
+    dmllm_image_params p;
+    DMLLM_TRY(resolve_image_params(params, &p));
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return dmllm_fail(DMLLM_ERR_IO, "%s: cannot open image file: %s", path, strerror(errno));
+    uint8_t *data = NULL; /* [size] the whole file */
+    size_t size = 0;
+    dmllm_status status = read_bounded(fd, path, p.max_encoded_bytes, &data, &size);
+    close(fd);
     if (status == DMLLM_OK) {
-        status = dmllm_image_load_memory(data ? (const void *)data : "", size, out_image);
+        const decode_limits limits = {&p, size};
+        status = decode_any(data, size, &limits, out_image);
         if (status != DMLLM_OK) dmllm_fail_context(status, "%s", path);
     }
     free(data);
     return status;
+}
+
+dmllm_status dmllm_image_load_file(const char *path, dmllm_image **out_image) {
+    return dmllm_image_load_file_ex(path, NULL, out_image);
 }

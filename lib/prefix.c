@@ -25,10 +25,9 @@ static uint64_t prefix_tag(const dmllm_image *image, const char *instruction_fir
     return hash ? hash : 1;
 }
 
-/* Token ids of the chat text through the image block (model-spec 4.8): the text before the block
- * through the tokenizer, the block itself from config.json's ids, which the evaluation keys on. */
-static dmllm_status prefix_ids(const dmllm_model *model, const char *instruction_first, int n_image_tokens,
-                               int32_t **out_ids, size_t *out_count) {
+/* Token ids of the chat text before the image block (model-spec 4.8), through the tokenizer. */
+static dmllm_status prefix_text_ids(const dmllm_model *model, const char *instruction_first, int32_t **out_ids,
+                                    size_t *out_count) {
     const dmllm_chat_message user = {
         .role = "user",
         .text = instruction_first,
@@ -38,22 +37,8 @@ static dmllm_status prefix_ids(const dmllm_model *model, const char *instruction
     char *text = NULL;
     size_t span[2];
     DMLLM_TRY(dmllm_chat_render(&user, 1, false, 1, &text, NULL, span));
-    int32_t *text_ids = NULL;
-    size_t n_text = 0;
-    dmllm_status status = dmllm_tokenizer_encode(model->tokenizer, text, span[0], true, &text_ids, &n_text);
+    dmllm_status status = dmllm_tokenizer_encode(model->tokenizer, text, span[0], true, out_ids, out_count);
     free(text);
-    const size_t total = n_text + (size_t)n_image_tokens + 2;
-    if (status == DMLLM_OK) status = dmllm_alloc(out_ids, total, sizeof **out_ids, "the prompt ids");
-    if (status == DMLLM_OK) {
-        int32_t *w = *out_ids;
-        memcpy(w, text_ids, n_text * sizeof *w);
-        w += n_text;
-        *w++ = model->config->vision_start_token_id;
-        for (int i = 0; i < n_image_tokens; i++) *w++ = model->config->image_token_id;
-        *w = model->config->vision_end_token_id;
-        *out_count = total;
-    }
-    free(text_ids);
     return status;
 }
 
@@ -70,6 +55,22 @@ dmllm_status dmllm_prefix_reply_ids(const dmllm_model *model, const char *instru
     return status;
 }
 
+/* The text ids followed by the image block, built from config.json's ids, which the evaluation
+ * keys on. */
+static dmllm_status prefix_ids(const dmllm_model *model, const int32_t *text_ids, size_t n_text, int n_image_tokens,
+                               int32_t **out_ids, size_t *out_count) {
+    const size_t total = n_text + (size_t)n_image_tokens + 2;
+    DMLLM_TRY(dmllm_alloc(out_ids, total, sizeof **out_ids, "the prompt ids"));
+    int32_t *w = *out_ids;
+    memcpy(w, text_ids, n_text * sizeof *w);
+    w += n_text;
+    *w++ = model->config->vision_start_token_id;
+    for (int i = 0; i < n_image_tokens; i++) *w++ = model->config->image_token_id;
+    *w = model->config->vision_end_token_id;
+    *out_count = total;
+    return DMLLM_OK;
+}
+
 dmllm_status dmllm_prefix_ensure(dmllm_session *s, const dmllm_image *image, const char *instruction_first,
                                  dmllm_prefix_info *info) {
     const dmllm_model *model = dmllm_session_model(s);
@@ -84,16 +85,21 @@ dmllm_status dmllm_prefix_ensure(dmllm_session *s, const dmllm_image *image, con
         return dmllm_fail(DMLLM_ERR_STATE, "building the image prompt needs the model's tokenizer.json, and the model "
                                            "directory has none");
     double t0 = dmllm_now_seconds();
-    DMLLM_TRY(dmllm_session_truncate(s, 0));
-    DMLLM_TRY(dmllm_session_encode_image(s, image));
+    int32_t *text_ids = NULL;
+    size_t n_text = 0;
+    DMLLM_TRY(prefix_text_ids(model, instruction_first, &text_ids, &n_text));
+    dmllm_status status = dmllm_session_truncate(s, 0);
+    /* The text ids and the two image markers: an image that cannot fit is refused before encoding. */
+    if (status == DMLLM_OK) status = dmllm_session_encode_for_prompt(s, image, (int)n_text + 2);
     dmllm_image_grid grid;
-    DMLLM_TRY(dmllm_session_image_grid(s, &grid));
+    if (status == DMLLM_OK) status = dmllm_session_image_grid(s, &grid);
     info->seconds_encode = dmllm_now_seconds() - t0;
     t0 = dmllm_now_seconds();
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    DMLLM_TRY(prefix_ids(model, instruction_first, grid.tokens_h * grid.tokens_w, &ids, &n_ids));
-    dmllm_status status = dmllm_session_eval(s, ids, (int)n_ids);
+    if (status == DMLLM_OK) status = prefix_ids(model, text_ids, n_text, grid.tokens_h * grid.tokens_w, &ids, &n_ids);
+    free(text_ids);
+    if (status == DMLLM_OK) status = dmllm_session_eval(s, ids, (int)n_ids);
     free(ids);
     if (status == DMLLM_OK) {
         dmllm_session_set_prefix_tag(s, tag, (int)n_ids);

@@ -126,7 +126,10 @@ void dmllm_session_free(dmllm_session *session) {
     free(session);
 }
 
-static dmllm_status resolve_params(const dmllm_session_params *given, dmllm_session_params *p) {
+/* max_positions: the model's max_position_embeddings (<= 0: not given). A derived n_ctx is capped
+ * by it (no position past it can be evaluated, so no cache row past it is ever needed); an
+ * explicit one beyond it is refused. */
+static dmllm_status resolve_params(const dmllm_session_params *given, int max_positions, dmllm_session_params *p) {
     dmllm_session_params_init(p);
     if (given) DMLLM_TRY(dmllm_copy_versioned(p, sizeof *p, given, "dmllm_session_params"));
     if (p->max_num_patches < 4)
@@ -136,7 +139,14 @@ static dmllm_status resolve_params(const dmllm_session_params *given, dmllm_sess
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_session_params.resize_mode = %d is not a dmllm_resize_mode",
                           (int)p->resize_mode);
     p->n_threads = dmllm_resolve_threads(p->n_threads);
-    if (p->n_ctx <= 0) p->n_ctx = p->max_num_patches / 4 + 4096;
+    if (max_positions > 0 && p->n_ctx > max_positions)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "dmllm_session_params.n_ctx = %d exceeds the model's max_position_embeddings %d",
+                          p->n_ctx, max_positions);
+    if (p->n_ctx <= 0) {
+        p->n_ctx = p->max_num_patches / 4 + 4096;
+        if (max_positions > 0 && p->n_ctx > max_positions) p->n_ctx = max_positions;
+    }
     return DMLLM_OK;
 }
 
@@ -148,10 +158,7 @@ dmllm_status dmllm_session_create(const dmllm_model *model, const dmllm_session_
     if (!model->llm)
         return dmllm_fail(DMLLM_ERR_STATE, "dmllm_session_create: the model was loaded with check_only");
     dmllm_session_params p;
-    DMLLM_TRY(resolve_params(params, &p));
-    int max_ctx = model->config->text.max_position_embeddings;
-    if (max_ctx > 0 && p.n_ctx > max_ctx)
-        dmllm_log(DMLLM_LOG_WARN, "n_ctx %d exceeds the model's max_position_embeddings %d", p.n_ctx, max_ctx);
+    DMLLM_TRY(resolve_params(params, model->config->text.max_position_embeddings, &p));
 
     dmllm_session *s = calloc(1, sizeof *s);
     if (!s) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating a session");
@@ -219,7 +226,27 @@ static dmllm_status check_grid(const dmllm_session *s, int grid_h, int grid_w) {
     return DMLLM_OK;
 }
 
-static dmllm_status encode_image(dmllm_session *s, const dmllm_image *image) {
+/* Refuses, before any vision work, an image whose tokens and the n_text prompt tokens around them
+ * cannot fit the context: n_ctx, which never exceeds max_position_embeddings. */
+static dmllm_status check_image_fits(const dmllm_session *s, const dmllm_image_grid *grid, int n_text) {
+    const int n_image = grid->tokens_h * grid->tokens_w, n_ctx = s->params.n_ctx;
+    if ((int64_t)n_image + n_text <= n_ctx) return DMLLM_OK;
+    const int max_positions = s->model->config->text.max_position_embeddings;
+    const int room = n_ctx - n_text;
+    char limit[96];
+    if (n_ctx == max_positions) snprintf(limit, sizeof limit, "the model's max_position_embeddings %d", n_ctx);
+    else snprintf(limit, sizeof limit, "the session's n_ctx %d (max_position_embeddings %d)", n_ctx, max_positions);
+    if (room < 1)
+        return dmllm_fail(DMLLM_ERR_CONTEXT_FULL, "%d prompt tokens leave no room for an image within %s", n_text,
+                          limit);
+    return dmllm_fail(DMLLM_ERR_CONTEXT_FULL,
+                      "the image needs %d tokens (%d x %d patches, max_num_patches %d) and the prompt %d: %lld "
+                      "positions, more than %s; set max_num_patches to %lld or less", n_image, grid->grid_h,
+                      grid->grid_w, s->params.max_num_patches, n_text, (long long)n_image + n_text, limit,
+                      4LL * room);
+}
+
+static dmllm_status encode_image(dmllm_session *s, const dmllm_image *image, int n_text) {
     const int patch = s->model->config->vision.patch_size;
     dmllm_image_grid grid = {0};
     grid.original_w = dmllm_image_width(image);
@@ -231,6 +258,7 @@ static dmllm_status encode_image(dmllm_session *s, const dmllm_image *image) {
     grid.tokens_h = grid.grid_h / 2;
     grid.tokens_w = grid.grid_w / 2;
     DMLLM_TRY(check_grid(s, grid.grid_h, grid.grid_w));
+    DMLLM_TRY(check_image_fits(s, &grid, n_text));
 
     dmllm_image *resized = NULL;
     DMLLM_TRY(dmllm_image_resize(image, grid.resized_w, grid.resized_h, s->params.resize_mode, &resized));
@@ -246,12 +274,19 @@ static dmllm_status encode_image(dmllm_session *s, const dmllm_image *image) {
     return encode_owned_pixels(s, pixel_values, &grid);
 }
 
-dmllm_status dmllm_session_encode_image(dmllm_session *session, const dmllm_image *image) {
+/* <|vision_start|> and <|vision_end|>: the least text an image comes with. */
+enum { IMAGE_MARKER_TOKENS = 2 };
+
+dmllm_status dmllm_session_encode_for_prompt(dmllm_session *session, const dmllm_image *image, int n_text) {
     REQUIRE_SESSION(session, "dmllm_session_encode_image");
     int saved = call_begin(session);
-    dmllm_status status = image ? encode_image(session, image)
+    dmllm_status status = image ? encode_image(session, image, n_text)
                                 : dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_session_encode_image: image is NULL");
     return call_end(session, saved, status);
+}
+
+dmllm_status dmllm_session_encode_image(dmllm_session *session, const dmllm_image *image) {
+    return dmllm_session_encode_for_prompt(session, image, IMAGE_MARKER_TOKENS);
 }
 
 static dmllm_status encode_pixels(dmllm_session *s, const float *pixel_values, int grid_h, int grid_w) {
@@ -263,6 +298,7 @@ static dmllm_status encode_pixels(dmllm_session *s, const float *pixel_values, i
         .resized_w = grid_w * patch, .resized_h = grid_h * patch,
         .original_w = grid_w * patch, .original_h = grid_h * patch,
     };
+    DMLLM_TRY(check_image_fits(s, &grid, IMAGE_MARKER_TOKENS));
     const size_t count = (size_t)grid_h * grid_w * s->patch_dim;
     float *copy = NULL; /* [grid_h * grid_w, patch_dim] */
     DMLLM_TRY(dmllm_alloc(&copy, count, sizeof(float), "the pixel values"));

@@ -16,6 +16,10 @@ const dmllm_session_params *dmllm_session_get_params(const dmllm_session *sessio
 /* Grid of the most recently evaluated image (the one dmllm_session_image_logits reads), or NULL. */
 const dmllm_image_grid *dmllm_session_evaluated_grid(const dmllm_session *session);
 
+/* dmllm_session_encode_image for a prompt of n_text tokens besides the image's: fails with
+ * DMLLM_ERR_CONTEXT_FULL before any vision work when image and text cannot fit the context. */
+dmllm_status dmllm_session_encode_for_prompt(dmllm_session *session, const dmllm_image *image, int n_text);
+
 /* Brackets a public call made of several steps: sets the session's thread count (restored by
  * leave) and keeps a failure's message in the session. */
 int dmllm_session_enter(dmllm_session *session);

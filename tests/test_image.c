@@ -4,7 +4,8 @@
  * PNG orientation from eXIf (before or after the pixels) or XMP, as PIL's getexif() finds it;
  * JPEG 4:2:0/4:2:2/4:4:4, progressive, gray, CMYK, EXIF orientations 1-8 in both byte orders;
  * the shared photos), the refusal of corrupt, truncated, empty, zero-size, huge and foreign files,
- * truncation and bit-flip sweeps (no crash, no leak under ASan, clean errors), and the handle API.
+ * truncation and bit-flip sweeps (no crash, no leak under ASan, clean errors), the decode limits
+ * (decompression bombs, endless devices, memory) and the handle API.
  */
 #include "image.h"
 #include "support_images.h"
@@ -12,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static dmllm_status status_from_name(const char *name) {
     if (strcmp(name, "FORMAT") == 0) return DMLLM_ERR_FORMAT;
@@ -157,7 +159,130 @@ static void test_handle(void) {
     dmllm_image_free(NULL);
 }
 
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void put_u16_be(uint8_t *p, unsigned v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put_u32_be(uint8_t *p, uint32_t v) { put_u16_be(p, v >> 16); put_u16_be(p + 2, v & 0xFFFF); }
+
+/* PNG's CRC-32 (ISO 3309, bitwise). */
+static uint32_t png_crc(const uint8_t *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = c >> 1 ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+/* A decode that must fail fast (well under the seconds a real decode of its header's size takes)
+ * with the expected status and a message holding `needle`. */
+static void check_refused(const char *what, dmllm_status got, double seconds, dmllm_status expected,
+                          const char *needle) {
+    CHECK_STATUS(got, expected);
+    CHECK_MSG(strstr(dmllm_last_error(), needle) != NULL, "%s: message lacks \"%s\": %s", what, needle,
+              dmllm_last_error());
+    CHECK_MSG(seconds < 2.0, "%s: took %.2f s to fail", what, seconds);
+    printf("  %-34s %.3f s -> %s\n", what, seconds, dmllm_last_error());
+}
+
+/* Decompression bombs (issue 20, item 7): tiny valid files whose headers claim 16000 x 16000
+ * (256 M pixels, under the 2^28 hard limit but over PIL's 178,956,970), a device that never ends,
+ * and the memory limit of a decode. */
+static void test_limits(void) {
+    dmllm_image *image = NULL;
+    size_t size = 0;
+    uint8_t *jpeg = test_read_file(image_fixture_path("fixtures/rgb_420.jpg"), &size);
+    CHECK(jpeg != NULL);
+    size_t sof = 2;
+    while (jpeg && sof + 9 < size && !(jpeg[sof] == 0xFF && jpeg[sof + 1] == 0xC0)) sof++;
+    CHECK_MSG(jpeg && sof + 9 < size, "no SOF0 marker in rgb_420.jpg");
+    if (jpeg && sof + 9 < size) {
+        put_u16_be(jpeg + sof + 5, 16000); /* height */
+        put_u16_be(jpeg + sof + 7, 16000); /* width */
+        const double t0 = seconds_now();
+        const dmllm_status status = dmllm_image_load_memory(jpeg, size, &image);
+        check_refused("JPEG with a 16000x16000 SOF", status, seconds_now() - t0, DMLLM_ERR_UNSUPPORTED,
+                      "16000x16000 (256000000 pixels) exceeds the limit of 178956970 pixels");
+        CHECK(image == NULL);
+        /* Allowed through a larger cap, the same header reaches the memory limit instead. */
+        dmllm_image_params ip;
+        dmllm_image_params_init(&ip);
+        ip.max_pixels = 300000000;
+        ip.memory_limit_bytes = (int64_t)1 << 30;
+        const double t1 = seconds_now();
+        const dmllm_status oom = dmllm_image_load_memory_ex(jpeg, size, &ip, &image);
+        check_refused("the same under a 1 GiB memory limit", oom, seconds_now() - t1, DMLLM_ERR_OUT_OF_MEMORY,
+                      "MiB, memory limit 1024.0 MiB");
+    }
+    free(jpeg);
+
+    /* Signature, IHDR 16000 x 16000 RGB 8-bit, an empty IDAT, IEND (each with its CRC): the size
+     * alone must refuse it. */
+    uint8_t png[8 + 25 + 12 + 12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    put_u32_be(png + 8, 13);
+    memcpy(png + 12, "IHDR", 4);
+    put_u32_be(png + 16, 16000);
+    put_u32_be(png + 20, 16000);
+    png[24] = 8;  /* bit depth */
+    png[25] = 2;  /* RGB */
+    put_u32_be(png + 29, png_crc(png + 12, 17));
+    for (int chunk = 0; chunk < 2; chunk++) {
+        uint8_t *at = png + 33 + 12 * chunk; /* length 0 (already), type, CRC */
+        memcpy(at + 4, chunk ? "IEND" : "IDAT", 4);
+        put_u32_be(at + 8, png_crc(at + 4, 4));
+    }
+    const double t2 = seconds_now();
+    const dmllm_status png_status = dmllm_image_load_memory(png, sizeof png, &image);
+    check_refused("PNG with a 16000x16000 IHDR", png_status, seconds_now() - t2, DMLLM_ERR_UNSUPPORTED,
+                  "PNG size 16000x16000 (256000000 pixels) exceeds the limit of 178956970 pixels");
+
+    /* A device is read no further than the byte limit. */
+    dmllm_image_params small;
+    dmllm_image_params_init(&small);
+    small.max_encoded_bytes = 1 << 20;
+    const double t3 = seconds_now();
+    const dmllm_status zero = dmllm_image_load_file_ex("/dev/zero", &small, &image);
+    check_refused("/dev/zero, 1 MiB limit", zero, seconds_now() - t3, DMLLM_ERR_UNSUPPORTED,
+                  "/dev/zero: more than 1048576 bytes");
+    const double t4 = seconds_now();
+    const dmllm_status zero_default = dmllm_image_load_file("/dev/zero", &image);
+    check_refused("/dev/zero, default limit", zero_default, seconds_now() - t4, DMLLM_ERR_UNSUPPORTED,
+                  "more than 268435456 bytes (dmllm_image_params.max_encoded_bytes)");
+    /* A regular file over the limit is refused by its size, unread. */
+    small.max_encoded_bytes = 1000;
+    const char *photo = image_fixture_path("fixtures/rgb_420.jpg");
+    CHECK_STATUS(dmllm_image_load_file_ex(photo, &small, &image), DMLLM_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(dmllm_last_error(), "more than the limit of 1000") != NULL, "%s", dmllm_last_error());
+    CHECK_STATUS(dmllm_image_load_file(test_source_path("tests/fixtures/images"), &image), DMLLM_ERR_IO);
+    CHECK_MSG(strstr(dmllm_last_error(), "is a directory") != NULL, "%s", dmllm_last_error());
+    CHECK(image == NULL);
+
+    /* Under generous limits the same file decodes; 0 switches a limit off; negatives are refused. */
+    dmllm_image_params off;
+    dmllm_image_params_init(&off);
+    CHECK(off.max_pixels == DMLLM_DEFAULT_MAX_IMAGE_PIXELS && off.max_encoded_bytes == (int64_t)256 << 20 &&
+          off.memory_limit_bytes == 0 && dmllm_image_params_sizeof() == sizeof off);
+    off.max_pixels = off.max_encoded_bytes = 0;
+    off.memory_limit_bytes = 64 << 20;
+    CHECK_OK(dmllm_image_load_file_ex(photo, &off, &image));
+    CHECK(image != NULL);
+    dmllm_image_free(image);
+    image = NULL;
+    off.memory_limit_bytes = 1;
+    CHECK_STATUS(dmllm_image_load_file_ex(photo, &off, &image), DMLLM_ERR_OUT_OF_MEMORY);
+    off.memory_limit_bytes = -1;
+    CHECK_STATUS(dmllm_image_load_file_ex(photo, &off, &image), DMLLM_ERR_INVALID_ARGUMENT);
+    off.struct_size = 2;
+    CHECK_STATUS(dmllm_image_load_memory_ex("x", 1, &off, &image), DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK(image == NULL);
+}
+
 int main(void) {
+    test_limits();
     test_expected_decodes();
     test_error_messages();
     test_damage();

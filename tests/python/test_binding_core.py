@@ -57,6 +57,26 @@ def test_image_pixels_equal_pil(dm, image):
         assert np.array_equal(dm.Image.from_bytes(f.read()).pixels, want)
 
 
+def test_image_limits(dm, tmp_path):
+    """dmllm_image_params through Image.open / from_bytes: a header over max_pixels and a device over
+    max_encoded_bytes are refused before decoding; a generous limit decodes."""
+    with open(IMAGE, "rb") as f:
+        data = f.read()
+    width, height = PILImage.open(IMAGE).size
+    with pytest.raises(dm.UnsupportedError) as info:
+        dm.Image.from_bytes(data, max_pixels=width * height - 1)
+    assert f"{width}x{height}" in info.value.message and "max_pixels" in info.value.message
+    with pytest.raises(dm.UnsupportedError) as info:
+        dm.Image.open("/dev/zero", max_encoded_bytes=1 << 16)
+    assert "more than 65536 bytes" in info.value.message
+    with pytest.raises(dm.OutOfMemoryError) as info:
+        dm.Image.open(IMAGE, memory_limit_bytes=1 << 20)
+    assert "memory limit 1.0 MiB" in info.value.message
+    assert dm.Image.open(IMAGE, max_pixels=width * height, memory_limit_bytes=1 << 30).size == (width, height)
+    with pytest.raises(dm.InvalidArgumentError):
+        dm.Image.open(IMAGE, max_pixels=-1)
+
+
 def test_image_view_keeps_image_alive(dm):
     view = dm.Image.open(IMAGE).pixels  # the Image object is dropped at once
     gc.collect()

@@ -202,7 +202,7 @@ static int run_bench(int argc, char **argv) {
     }
     dmllm_image *image = NULL;
     if (!exit_code && image_path) {
-        const dmllm_status status = dmllm_image_load_file(image_path, &image);
+        const dmllm_status status = cli_load_image(&common, image_path, &image);
         if (status != DMLLM_OK) exit_code = cli_fail(status, image_path);
     } else if (!exit_code && !(image = generated_image(width, height))) {
         exit_code = cli_fail(DMLLM_ERR_OUT_OF_MEMORY, "generating the image");

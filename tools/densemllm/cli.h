@@ -24,12 +24,12 @@ extern const cli_command cli_info_command, cli_readout_command, cli_segment_comm
 extern const cli_command cli_eval_command, cli_bench_command;
 
 /* ---- options --------------------------------------------------------------------------------- */
-typedef enum cli_option_kind { CLI_STRING, CLI_INT, CLI_FLOAT, CLI_FLAG } cli_option_kind;
+typedef enum cli_option_kind { CLI_STRING, CLI_INT, CLI_FLOAT, CLI_FLAG, CLI_INT64 } cli_option_kind;
 
 typedef struct cli_option {
     const char *name;       /* "--classes" */
     cli_option_kind kind;
-    void *target;           /* const char **, int *, float *, int * (flag) */
+    void *target;           /* const char **, int *, float *, int * (flag), int64_t * */
     const char *metavar;    /* "LIST"; NULL for flags */
     const char *help;
 } cli_option;
@@ -39,6 +39,7 @@ typedef struct cli_common {
     const char *model_dir;  /* --model; default: the embedded model (DMLLM_DEFAULT_MODEL_DIR) */
     int n_threads;          /* --threads; 0 = all cores */
     int max_num_patches;    /* --max-patches */
+    int64_t max_image_pixels; /* --max-image-pixels: dmllm_image_params.max_pixels */
     const char *compute;    /* --compute auto|bf16|f32|openblas */
     const char *resize;     /* --resize hf|pillow */
     const char *out_dir;    /* --out; default "." */
@@ -59,6 +60,9 @@ enum { CLI_HELP_SHOWN = -1, CLI_USAGE_ERROR = -2 };
 int cli_parse(const cli_command *command, int argc, char **argv, const cli_option *own, cli_common *common);
 
 static inline int cli_parse_exit(int parsed) { return parsed == CLI_HELP_SHOWN ? 0 : 2; }
+
+/* Decodes an input image within --max-image-pixels (and the other default dmllm_image_params). */
+dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_image **out);
 
 /* Prints "densemllm: <what>: <status text>: <library message>" to stderr; returns exit code 1. */
 int cli_fail(dmllm_status status, const char *what);

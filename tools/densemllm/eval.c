@@ -305,7 +305,7 @@ static const ref_sample *sample_of(const eval_job *job, const char *stem) {
 static int load_input(const cli_context *c, const eval_job *job, const char *path, dmllm_image **image,
                       dmllm_image **input) {
     *input = NULL;
-    dmllm_status status = dmllm_image_load_file(path, image);
+    dmllm_status status = cli_load_image(c->common, path, image);
     if (status != DMLLM_OK) return cli_fail(status, path);
     if (job->scale == 1.0f) return 0;
     const int w = (int)lrint(dmllm_image_width(*image) * (double)job->scale),
@@ -394,7 +394,7 @@ static int predict_refseg(cli_context *c, const eval_job *job, const cli_item *i
     const ref_sample *s = sample_of(job, item->id);
     if (!s) return fprintf(stderr, "densemllm eval: %s is not a sample of the list\n", item->id), 1;
     dmllm_image *image = NULL;
-    dmllm_status status = dmllm_image_load_file(s->image, &image);
+    dmllm_status status = cli_load_image(c->common, s->image, &image);
     if (status != DMLLM_OK) return cli_fail(status, s->image);
     dmllm_crop_params crop;
     dmllm_crop_params_init(&crop);

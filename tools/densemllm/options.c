@@ -23,12 +23,21 @@ int cli_fail_session(dmllm_status status, const dmllm_session *session, const ch
     return 1;
 }
 
+dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_image **out) {
+    dmllm_image_params params;
+    dmllm_image_params_init(&params);
+    params.max_pixels = common->max_image_pixels;
+    return dmllm_image_load_file_ex(path, &params, out);
+}
+
 static void common_table(cli_common *c, cli_option table[12]) {
     const cli_option options[] = {
         {"--model", CLI_STRING, &c->model_dir, "DIR", "model directory (default: $DMLLM_MODEL or the embedded tiny model)"},
         {"--out", CLI_STRING, &c->out_dir, "DIR", "output directory (default: .)"},
         {"--threads", CLI_INT, &c->n_threads, "N", "threads (default: all cores)"},
         {"--max-patches", CLI_INT, &c->max_num_patches, "N", "patch cap of the resize rule (default 8192)"},
+        {"--max-image-pixels", CLI_INT64, &c->max_image_pixels, "N",
+         "refuse images with more pixels, from their header (default 178956970, as PIL; 0: 2^28)"},
         {"--compute", CLI_STRING, &c->compute, "KIND", "auto|bf16|f32|openblas (default auto)"},
         {"--resize", CLI_STRING, &c->resize, "MODE", "hf|pillow resize filter (default hf)"},
         {"--shard", CLI_STRING, &c->shard, "I/N", "process only inputs k with k mod N = I"},
@@ -89,6 +98,12 @@ static int set_value(const cli_option *o, const char *value) {
         *(int *)o->target = (int)v;
         return 0;
     }
+    case CLI_INT64: {
+        long long v = strtoll(value, &end, 10);
+        if (end == value || *end || errno || v < 0) return -1;
+        *(int64_t *)o->target = v;
+        return 0;
+    }
     case CLI_FLOAT: {
         float v = strtof(value, &end);
         if (end == value || *end || errno || !isfinite(v)) return -1;
@@ -107,6 +122,7 @@ int cli_parse(const cli_command *command, int argc, char **argv, const cli_optio
         common->model_dir = from_env && *from_env ? from_env : DMLLM_DEFAULT_MODEL_DIR;
         common->out_dir = ".";
         common->max_num_patches = DMLLM_DEFAULT_MAX_NUM_PATCHES;
+        common->max_image_pixels = DMLLM_DEFAULT_MAX_IMAGE_PIXELS;
         common->compute = "auto";
         common->resize = "hf";
         common_table(common, common_options);

@@ -65,7 +65,7 @@ static int readout_one(cli_context *context, const cli_item *item, void *user, c
     int32_t *ids = NULL;
     float *logits = NULL;
     int exit_code = 1;
-    dmllm_status status = dmllm_image_load_file(path, &image);
+    dmllm_status status = cli_load_image(context->common, path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
     const double t0 = cli_now_seconds();
     dmllm_image_grid grid;

@@ -136,7 +136,7 @@ static int dense_one(cli_context *c, const cli_item *item, void *user, char **js
     const dense_job *job = user;
     const char *path = item->path;
     dmllm_image *image = NULL;
-    dmllm_status status = dmllm_image_load_file(path, &image);
+    dmllm_status status = cli_load_image(c->common, path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
     dmllm_dense_result *r = NULL;
     status = dmllm_predict_dense(c->session, image, &job->params, &r);

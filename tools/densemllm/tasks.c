@@ -70,7 +70,7 @@ static int task_one(cli_context *c, const cli_item *item, void *user, char **jso
     const task_run *run = user;
     const char *path = item->path;
     dmllm_image *image = NULL;
-    dmllm_status status = dmllm_image_load_file(path, &image);
+    dmllm_status status = cli_load_image(c->common, path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
     cJSON *json = cJSON_CreateObject();
     cJSON_AddStringToObject(json, "input", path);

@@ -49,6 +49,11 @@ class SessionParams(ctypes.Structure):
                 ("n_ctx", c_int), ("progress", PROGRESS_CALLBACK), ("progress_user_data", c_void_p)]
 
 
+class ImageParams(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("max_pixels", c_int64), ("max_encoded_bytes", c_int64),
+                ("memory_limit_bytes", c_int64)]
+
+
 class ImageGrid(ctypes.Structure):
     _fields_ = [(name, c_int) for name in ("grid_h", "grid_w", "tokens_h", "tokens_w", "resized_w", "resized_h",
                                            "original_w", "original_h")]
@@ -180,6 +185,10 @@ PROTOTYPES = {
     # images and preprocessing
     "dmllm_image_load_file": (_status, [c_char_p, _P(_handle)]),
     "dmllm_image_load_memory": (_status, [c_void_p, c_size_t, _P(_handle)]),
+    "dmllm_image_params_init": (None, [_P(ImageParams)]),
+    "dmllm_image_params_sizeof": (c_size_t, []),
+    "dmllm_image_load_file_ex": (_status, [c_char_p, _P(ImageParams), _P(_handle)]),
+    "dmllm_image_load_memory_ex": (_status, [c_void_p, c_size_t, _P(ImageParams), _P(_handle)]),
     "dmllm_image_from_rgb": (_status, [c_void_p, c_int, c_int, c_size_t, _P(_handle)]),
     "dmllm_image_width": (c_int, [_handle]),
     "dmllm_image_height": (c_int, [_handle]),
@@ -277,6 +286,7 @@ PROTOTYPES = {
 
 # params struct -> its sizeof function: a mismatch means this binding and the library disagree.
 _SIZE_CHECKS = {ModelParams: "dmllm_model_params_sizeof", SessionParams: "dmllm_session_params_sizeof",
+                ImageParams: "dmllm_image_params_sizeof",
                 DenseParams: "dmllm_dense_params_sizeof", SegMetricsParams: "dmllm_seg_metrics_params_sizeof",
                 DepthMetricsParams: "dmllm_depth_metrics_params_sizeof",
                 GenerateParams: "dmllm_generate_params_sizeof", CropParams: "dmllm_crop_params_sizeof",

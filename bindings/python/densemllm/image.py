@@ -119,6 +119,17 @@ class _ViewPin:
         self.obj._unpin()
 
 
+def _image_params(max_pixels: Optional[int], max_encoded_bytes: Optional[int],
+                  memory_limit_bytes: Optional[int]) -> _capi.ImageParams:
+    params = _capi.ImageParams()
+    _lib.dmllm_image_params_init(ctypes.byref(params))
+    for name, value in (("max_pixels", max_pixels), ("max_encoded_bytes", max_encoded_bytes),
+                        ("memory_limit_bytes", memory_limit_bytes)):
+        if value is not None:
+            setattr(params, name, value)
+    return params
+
+
 class Image(_Handle):
     """An 8-bit RGB image owned by the library. Immutable; may be shared across threads.
 
@@ -129,18 +140,25 @@ class Image(_Handle):
     _kind = "image"
 
     @classmethod
-    def open(cls, path: Union[str, os.PathLike]) -> "Image":
-        """Decodes a JPEG (EXIF orientation applied) or PNG file."""
+    def open(cls, path: Union[str, os.PathLike], *, max_pixels: Optional[int] = None,
+             max_encoded_bytes: Optional[int] = None, memory_limit_bytes: Optional[int] = None) -> "Image":
+        """Decodes a JPEG (EXIF orientation applied) or PNG file. The limits (dmllm_image_params;
+        None keeps the default: 178,956,970 pixels, 256 MiB, no memory limit; 0 switches one off)
+        are checked on the header before decoding; exceeding one raises UnsupportedError or
+        OutOfMemoryError."""
+        params = _image_params(max_pixels, max_encoded_bytes, memory_limit_bytes)
         out = ctypes.c_void_p()
-        check(_lib.dmllm_image_load_file(os.fsencode(path), ctypes.byref(out)))
+        check(_lib.dmllm_image_load_file_ex(os.fsencode(path), ctypes.byref(params), ctypes.byref(out)))
         return cls(out.value)
 
     @classmethod
-    def from_bytes(cls, data: Union[bytes, bytearray, memoryview]) -> "Image":
-        """Decodes a JPEG or PNG held in memory."""
+    def from_bytes(cls, data: Union[bytes, bytearray, memoryview], *, max_pixels: Optional[int] = None,
+                   max_encoded_bytes: Optional[int] = None, memory_limit_bytes: Optional[int] = None) -> "Image":
+        """Decodes a JPEG or PNG held in memory, within the limits of open()."""
+        params = _image_params(max_pixels, max_encoded_bytes, memory_limit_bytes)
         buf = _arrays.Input(memoryview(data).cast("B"), "B", "data")
         out = ctypes.c_void_p()
-        check(_lib.dmllm_image_load_memory(buf.address, buf.size, ctypes.byref(out)))
+        check(_lib.dmllm_image_load_memory_ex(buf.address, buf.size, ctypes.byref(params), ctypes.byref(out)))
         return cls(out.value)
 
     @classmethod

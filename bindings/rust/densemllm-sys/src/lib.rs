@@ -120,6 +120,17 @@ pub struct dmllm_session {
 }
 
 pub const DMLLM_DEFAULT_MAX_NUM_PATCHES: c_int = 8192;
+pub const DMLLM_DEFAULT_MAX_IMAGE_PIXELS: i64 = 178_956_970;
+pub const DMLLM_DEFAULT_MAX_IMAGE_BYTES: i64 = 256 << 20;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct dmllm_image_params {
+    pub struct_size: u32,
+    pub max_pixels: i64,
+    pub max_encoded_bytes: i64,
+    pub memory_limit_bytes: i64,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -484,6 +495,19 @@ unsafe extern "C" {
     // images
     pub fn dmllm_image_load_file(path: *const c_char, out_image: *mut *mut dmllm_image) -> dmllm_status;
     pub fn dmllm_image_load_memory(data: *const c_void, size: usize, out_image: *mut *mut dmllm_image) -> dmllm_status;
+    pub fn dmllm_image_params_init(params: *mut dmllm_image_params);
+    pub safe fn dmllm_image_params_sizeof() -> usize;
+    pub fn dmllm_image_load_file_ex(
+        path: *const c_char,
+        params: *const dmllm_image_params,
+        out_image: *mut *mut dmllm_image,
+    ) -> dmllm_status;
+    pub fn dmllm_image_load_memory_ex(
+        data: *const c_void,
+        size: usize,
+        params: *const dmllm_image_params,
+        out_image: *mut *mut dmllm_image,
+    ) -> dmllm_status;
     pub fn dmllm_image_from_rgb(
         rgb: *const u8,
         width: c_int,

@@ -18,6 +18,7 @@ fn init<T>(f: unsafe extern "C" fn(*mut T)) -> T {
 fn params_sizes_match_the_library() {
     assert_eq!(size_of::<dmllm_model_params>(), dmllm_model_params_sizeof());
     assert_eq!(size_of::<dmllm_session_params>(), dmllm_session_params_sizeof());
+    assert_eq!(size_of::<dmllm_image_params>(), dmllm_image_params_sizeof());
     assert_eq!(size_of::<dmllm_dense_params>(), dmllm_dense_params_sizeof());
     assert_eq!(size_of::<dmllm_seg_metrics_params>(), dmllm_seg_metrics_params_sizeof());
     assert_eq!(size_of::<dmllm_depth_metrics_params>(), dmllm_depth_metrics_params_sizeof());
@@ -36,6 +37,13 @@ fn params_defaults_are_the_documented_ones() {
     let s = init(dmllm_session_params_init);
     assert_eq!(s.struct_size as usize, size_of::<dmllm_session_params>());
     assert_eq!((s.max_num_patches, s.resize_mode), (DMLLM_DEFAULT_MAX_NUM_PATCHES, DMLLM_RESIZE_HF));
+
+    let i = init(dmllm_image_params_init);
+    assert_eq!(i.struct_size as usize, size_of::<dmllm_image_params>());
+    assert_eq!(
+        (i.max_pixels, i.max_encoded_bytes, i.memory_limit_bytes),
+        (DMLLM_DEFAULT_MAX_IMAGE_PIXELS, DMLLM_DEFAULT_MAX_IMAGE_BYTES, 0)
+    );
 
     let d = init(dmllm_dense_params_init);
     assert_eq!(d.struct_size as usize, size_of::<dmllm_dense_params>());

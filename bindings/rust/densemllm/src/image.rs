@@ -33,6 +33,45 @@ impl ResizeMode {
     }
 }
 
+/// Limits of decoding (`dmllm_image_params`); `Default` is `dmllm_image_params_init()`:
+/// 178,956,970 pixels (PIL's limit), 256 MiB of encoded data, no memory limit. 0 switches one off.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageLimits {
+    raw: sys::dmllm_image_params,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        let mut raw = std::mem::MaybeUninit::uninit();
+        // SAFETY: the init function fills the whole struct.
+        let raw = unsafe {
+            sys::dmllm_image_params_init(raw.as_mut_ptr());
+            raw.assume_init()
+        };
+        ImageLimits { raw }
+    }
+}
+
+impl ImageLimits {
+    /// Width * height read from the JPEG frame header or PNG IHDR, checked before decoding.
+    pub fn max_pixels(mut self, n: i64) -> Self {
+        self.raw.max_pixels = n;
+        self
+    }
+
+    /// Size of the encoded data; a file (pipes and devices too) is read no further.
+    pub fn max_encoded_bytes(mut self, n: i64) -> Self {
+        self.raw.max_encoded_bytes = n;
+        self
+    }
+
+    /// Peak bytes of the decode (Status::OutOfMemory with the amount needed when exceeded).
+    pub fn memory_limit_bytes(mut self, n: i64) -> Self {
+        self.raw.memory_limit_bytes = n;
+        self
+    }
+}
+
 impl Image {
     /// Takes ownership of an image returned by a successful library call.
     fn created(status: sys::dmllm_status, ptr: *mut sys::dmllm_image) -> Result<Image> {
@@ -46,6 +85,24 @@ impl Image {
         let mut out = std::ptr::null_mut();
         // SAFETY: a valid path string and out pointer.
         let status = unsafe { sys::dmllm_image_load_file(path.as_ptr(), &mut out) };
+        Image::created(status, out)
+    }
+
+    /// [`Image::load`] within the given limits.
+    pub fn load_with(path: impl AsRef<Path>, limits: &ImageLimits) -> Result<Image> {
+        let path = path_cstring(path.as_ref())?;
+        let mut out = std::ptr::null_mut();
+        // SAFETY: a valid path string, params struct and out pointer.
+        let status = unsafe { sys::dmllm_image_load_file_ex(path.as_ptr(), &limits.raw, &mut out) };
+        Image::created(status, out)
+    }
+
+    /// [`Image::from_memory`] within the given limits.
+    pub fn from_memory_with(data: &[u8], limits: &ImageLimits) -> Result<Image> {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: data is valid for data.len() bytes during the call (the library copies it).
+        let status =
+            unsafe { sys::dmllm_image_load_memory_ex(data.as_ptr().cast(), data.len(), &limits.raw, &mut out) };
         Image::created(status, out)
     }
 

@@ -33,7 +33,7 @@ mod util;
 
 pub use dense::{DenseParams, DenseResult, DenseTask, DepthGrid, PromptLayout, ReadoutClass, SemanticReadout};
 pub use error::{Error, Result, Status};
-pub use image::{Image, ResizeMode, target_size};
+pub use image::{Image, ImageLimits, ResizeMode, target_size};
 pub use log::{LogLevel, LogSink, set_log};
 pub use metrics::{
     DepthCrop, DepthMetrics, DepthMetricsParams, DepthScores, MaskMetrics, MaskScores, SegMetrics, SegMetricsParams,

@@ -1,5 +1,5 @@
 //! Failures come back as Err with the status code, its name and the library's message.
-use densemllm::{Image, Model, ModelParams, SessionParams, Status};
+use densemllm::{Image, ImageLimits, Model, ModelParams, SessionParams, Status};
 
 mod common;
 
@@ -38,6 +38,16 @@ fn bad_images_fail_with_format_or_io() {
     assert!(err.message().contains("not_there.png"), "{err}");
     let err = Image::from_memory(&[]).unwrap_err();
     assert!(matches!(err.status(), Status::Format | Status::InvalidArgument), "{err}");
+}
+
+#[test]
+fn image_limits_refuse_before_decoding() {
+    let err = Image::load_with("/dev/zero", &ImageLimits::default().max_encoded_bytes(4096)).unwrap_err();
+    assert_eq!(err.status(), Status::Unsupported, "{err}");
+    assert!(err.message().contains("more than 4096 bytes"), "{err}");
+    let png = std::fs::read(common::fixture("images/truncated.png")).unwrap();
+    let err = Image::from_memory_with(&png, &ImageLimits::default().max_encoded_bytes(10)).unwrap_err();
+    assert!(err.message().contains("max_encoded_bytes"), "{err}");
 }
 
 #[test]
