@@ -28,6 +28,7 @@ void dmllm_profile_defaults(dmllm_readout_profile *p) {
     p->alignment = DMLLM_ALIGN_PREVIOUS;          /* the NTP shift of the report's figure [I] */
     p->first_subtoken_only = false;               /* Eq. 6 */
     p->interpolate_probabilities = false;         /* Eq. 6: I(R(Z)) of the logits */
+    p->crf = true;                                /* demo.py: seg_crf = True ("False can be faster") */
     p->softmax_temperature = 0.2f;                /* App. A.1.5 */
     p->sigmoid_scale = 0.25f;
     p->background_level = 0.5f;
@@ -208,6 +209,9 @@ static dmllm_status parse_key(const parse_scope *s, const cJSON *item, dmllm_rea
         static const char *const spaces[] = {"logits", "probabilities", NULL};
         DMLLM_TRY(read_choice(s, item, spaces, &choice));
         p->interpolate_probabilities = choice == 1;
+    } else if (strcmp(key, "crf") == 0) {
+        if (!cJSON_IsBool(item)) return bad(s, "must be true or false");
+        p->crf = cJSON_IsTrue(item);
     } else if (strcmp(key, "softmax_temperature") == 0) {
         return read_float(s, item, 1e-6, 1e6, &p->softmax_temperature);
     } else if (strcmp(key, "sigmoid_scale") == 0) {

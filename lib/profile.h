@@ -10,6 +10,9 @@
  *     "class_score": "mean" | "first",          Eq. 6 mean of sub-token logits, or the first only
  *     "interpolation": "logits" | "probabilities",   bilinear upsampling of the label scores (Eq. 6)
  *                                               or of their sigmoids, read back as logits
+ *     "crf": true,                              whether semantic and FG/BG maps (and the box-prompted
+ *                                               masks) go through evaluation mode, softmax + dense CRF,
+ *                                               when the caller does not say: the demo's use_crf
  *     "softmax_temperature": 0.2,               evaluation mode (App. A.1.5)
  *     "sigmoid_scale": 0.25, "background_level": 0.5,   background mode (App. A.1.5)
  *     "fg_token": "<FG>", "bg_token": "<BG>",
@@ -51,6 +54,7 @@ typedef struct dmllm_readout_profile {
     char class_name_prefix[8];
     bool first_subtoken_only;
     bool interpolate_probabilities;
+    bool crf;                                  /* evaluation mode by default (the demo's use_crf) */
     float softmax_temperature, sigmoid_scale, background_level;
     char fg_token[DMLLM_PROFILE_NAME], bg_token[DMLLM_PROFILE_NAME];
     char depth_token_format[DMLLM_PROFILE_NAME];

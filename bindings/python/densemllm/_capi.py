@@ -74,7 +74,7 @@ class DenseResult(ctypes.Structure):
                 ("depth_grid_w", c_int), ("depth_grid_h", c_int), ("depth_grid_bins", POINTER(c_uint16)),
                 ("tokens_w", c_int), ("tokens_h", c_int), ("n_scores", c_int), ("token_scores", POINTER(c_float)),
                 ("reused_prefix", c_int), ("seconds_encode", c_double), ("seconds_prefill", c_double),
-                ("seconds_readout", c_double), ("seconds_crf", c_double)]
+                ("seconds_readout", c_double), ("seconds_crf", c_double), ("crf", c_int)]
 
 
 class SegMetricsParams(ctypes.Structure):
@@ -137,7 +137,7 @@ class Regions(ctypes.Structure):
 class CropParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("padding", c_float), ("short_side", c_int), ("box_px", c_int),
                 ("box_rgb", c_uint8 * 3), ("max_regions", c_int), ("generate", POINTER(GenerateParams)),
-                ("evaluation", c_int), ("crf", POINTER(CrfParams))]
+                ("evaluation", c_int), ("crf", POINTER(CrfParams)), ("variant", c_int)]
 
 
 class PngValues(ctypes.Structure):
@@ -147,12 +147,12 @@ class PngValues(ctypes.Structure):
 
 class ReferResult(ctypes.Structure):
     _fields_ = [("width", c_int), ("height", c_int), ("mask", POINTER(c_uint8)), ("found", c_int),
-                ("box", c_int * 4), ("answer", c_char_p), ("message", c_char * 256)]
+                ("box", c_int * 4), ("answer", c_char_p), ("message", c_char * 256), ("crf", c_int)]
 
 
 class OpensetResult(ctypes.Structure):
     _fields_ = [("width", c_int), ("height", c_int), ("labels", POINTER(c_uint16)), ("n_names", c_int),
-                ("names", POINTER(c_char_p)), ("regions", POINTER(Regions))]
+                ("names", POINTER(c_char_p)), ("regions", POINTER(Regions)), ("crf", c_int)]
 
 
 # ---- prototypes ----------------------------------------------------------------------------------------
