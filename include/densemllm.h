@@ -226,7 +226,13 @@ DMLLM_API dmllm_status dmllm_image_resize(const dmllm_image *image, int width, i
 /* ---- sessions ---------------------------------------------------------------------------------- */
 typedef struct dmllm_session dmllm_session;
 
-#define DMLLM_DEFAULT_MAX_NUM_PATCHES 8192 /* 2048 image tokens: CPU-friendly; HF parity uses 49152 */
+/* The patch cap of the resize rule. The default (2048 image tokens) is a deliberate difference
+ * from the reference, for CPU time; DMLLM_HF_MAX_NUM_PATCHES is the `max_image_patches` default of
+ * the Hugging Face processor (processing_youtu_vl.py, model-spec 2.7): set it for parity and for
+ * the report's dense benchmarks, whose accuracy depends on resolution. (49152 is only the default
+ * of Tencent's vLLM fork.) A 3000x4000 photo: 76x100 patches by default, 166x220 at HF parity. */
+#define DMLLM_DEFAULT_MAX_NUM_PATCHES 8192
+#define DMLLM_HF_MAX_NUM_PATCHES 36864
 
 typedef struct dmllm_session_params {
     uint32_t struct_size;              /* set by dmllm_session_params_init() */
@@ -380,10 +386,12 @@ typedef struct dmllm_dense_params {
     const int *label_offsets;       /* ids[offsets[k] .. offsets[k+1]-1]; offsets has n_classes + 1 */
     int background;                 /* SEMANTIC: add a background label (value n_classes) that wins
                                        where every sigmoid(scale * score) < level (App. A.1.5) */
-    int evaluation;                 /* as the report's benchmarks: softmax(score / temperature) (or the
-                                       sigmoid/background channels), the dense CRF (see crf), then the
-                                       argmax and its probability as confidence; otherwise plain argmax
-                                       and no confidence map */
+    int evaluation;                 /* SEMANTIC, FGBG: 1 as the report's benchmarks and the official
+                                       demo (use_crf): softmax(score / temperature) (or the
+                                       sigmoid/background channels), the dense CRF (see crf), then
+                                       the argmax and its probability as confidence; 0: plain argmax,
+                                       no confidence map (faster); DMLLM_FROM_PROFILE (default): the
+                                       profile's "crf" (true for youtu_vl and models/tiny) */
     dmllm_prompt_layout layout;     /* default DMLLM_LAYOUT_IMAGE_FIRST */
     const char *prompt;             /* NULL: the profile's prompt for the task */
     int alignment;                  /* DMLLM_FROM_PROFILE (default) or a dmllm_alignment */
@@ -435,6 +443,7 @@ typedef struct dmllm_dense_result {
                                        read out (class_names = the prompt's) */
     char *reply;                    /* NAMED: the generated category text the names came from */
     double seconds_generate;        /* NAMED: generating the reply */
+    int crf;                        /* 1: the dense CRF refined the maps */
 } dmllm_dense_result;
 
 DMLLM_API dmllm_status dmllm_predict_dense(dmllm_session *session, const dmllm_image *image,
@@ -695,7 +704,8 @@ typedef struct dmllm_generate_params {
     float repetition_penalty;      /* > 0; default 1.05; 1: off. Over every id in the context, as HF's
                                       RepetitionPenaltyLogitsProcessor over input_ids */
     uint64_t seed;                 /* of the draws; default 0 */
-    const int32_t *stop_ids;       /* NULL (default): the model's eos_token_id (<|end_of_text|>) */
+    const int32_t *stop_ids;       /* NULL (default): each id of config.json's eos_token_id
+                                      (one id, <|end_of_text|>, or a list) */
     int n_stop_ids;
     int skip_special;              /* the text leaves out special tokens; default 1 (as the demo) */
     int rescale_coordinates;       /* default 1: when the context holds an image, <x_k>/<y_k> in the
@@ -789,7 +799,19 @@ DMLLM_API dmllm_status dmllm_detect(dmllm_session *session, const dmllm_image *i
  * multiples of 32, "Segment the core target." read out as <FG>/<BG>, and the FG mask pasted back
  * with nearest-neighbour sampling. DMLLM_FROM_PROFILE takes the value of the readout profile
  * (crop_padding 1.2, crop_short_side 1280, crop_box_px 1 for youtu_vl). Boxes are x0, y0, x1, y1
- * in original-image pixels with x1, y1 exclusive. */
+ * in original-image pixels with x1, y1 exclusive (DMLLM_VARIANT_DEMO: inclusive). */
+typedef enum dmllm_crop_variant {
+    /* Report App. A.1.6 (default): referring starts from the grounding box; the padded crop's
+     * edges are rounded outwards and the box's far edges are exclusive. The report evaluates this
+     * path (RefCOCO cIoU), so it is the default. */
+    DMLLM_VARIANT_REPORT = 0,
+    /* demo.py: referring asks 'Can you segment "X" in this image?' and takes the bounding box of
+     * the first <ins> polygon of the answer; the padded crop's edges are truncated (floor, as
+     * int()) and the box's far edges are inclusive (the outline drawn on them). Open-set and
+     * dmllm_segment_box boxes are cropped the same way. */
+    DMLLM_VARIANT_DEMO = 1
+} dmllm_crop_variant;
+
 typedef struct dmllm_crop_params {
     uint32_t struct_size;                   /* set by dmllm_crop_params_init() */
     float padding;                          /* >= 1, or DMLLM_FROM_PROFILE (default) */
@@ -798,9 +820,11 @@ typedef struct dmllm_crop_params {
     uint8_t box_rgb[3];                     /* outline colour; default red (the demo draws a random one) */
     int max_regions;                        /* open-set: the largest boxes kept; default 30 (demo) */
     const dmllm_generate_params *generate;  /* grounding / detection decoding; NULL: the defaults */
-    int evaluation;                         /* FG/BG read out as the report's benchmarks (softmax, the
-                                               dense CRF, argmax): dmllm_dense_params.evaluation; default 0 */
+    int evaluation;                         /* FG/BG with the dense CRF as the demo and the report:
+                                               dmllm_dense_params.evaluation; default
+                                               DMLLM_FROM_PROFILE (on for youtu_vl), 0: off */
     const struct dmllm_crf_params *crf;     /* with evaluation: dmllm_dense_params.crf */
+    dmllm_crop_variant variant;             /* which published path; default DMLLM_VARIANT_REPORT */
 } dmllm_crop_params;
 
 DMLLM_API void dmllm_crop_params_init(dmllm_crop_params *params);
@@ -811,7 +835,8 @@ DMLLM_API size_t dmllm_crop_params_sizeof(void);
 DMLLM_API dmllm_status dmllm_segment_box(dmllm_session *session, const dmllm_image *image, const int box[4],
                                          const dmllm_crop_params *params, uint8_t *mask, size_t capacity);
 
-/* Referring segmentation: the grounding answer's first box for the phrase, then dmllm_segment_box.
+/* Referring segmentation: the grounding answer's first box for the phrase (DMLLM_VARIANT_DEMO: the
+ * box of the first polygon of the demo's answer), then dmllm_segment_box.
  * When the answer holds no usable box the call succeeds with found = 0, an empty mask and a message. */
 typedef struct dmllm_refer_result {
     int width, height;      /* the original image */
@@ -820,6 +845,7 @@ typedef struct dmllm_refer_result {
     int box[4];             /* that box (clamped to the image) */
     char *answer;           /* the grounding answer text */
     char message[256];      /* why nothing was segmented, or "" */
+    int crf;                /* 1: the dense CRF refined the mask */
 } dmllm_refer_result;
 
 DMLLM_API dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *image, const char *phrase,
@@ -839,6 +865,7 @@ typedef struct dmllm_openset_result {
     int n_names;
     char **names;              /* [n_names] */
     dmllm_regions *regions;    /* the detection answer the boxes came from */
+    int crf;                   /* 1: the dense CRF refined the masks */
 } dmllm_openset_result;
 
 DMLLM_API dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *image,

@@ -12,8 +12,6 @@
 
 #define YOUTU_VL_ARCHITECTURE "YoutuVLForConditionalGeneration"
 #define YOUTU_VL_MODEL_TYPE "youtu_vl"
-/* Used only when config.json omits rope_theta: the value the Youtu-VL ports assume (model-spec 1.2). */
-#define DEFAULT_ROPE_THETA 500000.0
 /* Hugging Face defaults of the Youtu text config for the special ids (model-spec 1.2). */
 #define DEFAULT_BOS_TOKEN_ID 128000
 #define DEFAULT_EOS_TOKEN_ID 128001
@@ -119,20 +117,33 @@ static dmllm_status read_eps(const json_scope *scope, const char *key, float *ou
     return DMLLM_OK;
 }
 
-/* Token ids: eos_token_id may also be a list, of which the first is the end-of-sequence id. */
 static dmllm_status read_token_id(const json_scope *scope, const char *key, bool has_default, int default_value,
                                   int *out) {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(scope->object, key);
-    if (cJSON_IsArray(item)) {
-        const cJSON *first = cJSON_GetArrayItem(item, 0);
-        if (!cJSON_IsNumber(first) || first->valuedouble != floor(first->valuedouble) || first->valuedouble < 0 ||
-            first->valuedouble > INT32_MAX)
-            return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s must be a non-negative integer or a list of them",
-                              scope->prefix, key);
-        *out = (int)first->valuedouble;
-        return DMLLM_OK;
-    }
     return read_int_range(scope, key, 0, INT32_MAX, has_default, default_value, out);
+}
+
+/* eos_token_id: one id, or a list of ids (as transformers accepts it), every one of which ends
+ * generation; out[0] is the first. */
+static dmllm_status read_eos_ids(const json_scope *scope, int default_value, int *out, int *n_out) {
+    const char *key = "eos_token_id";
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(scope->object, key);
+    *n_out = 1;
+    if (!cJSON_IsArray(list)) return read_token_id(scope, key, true, default_value, out);
+    const int n = cJSON_GetArraySize(list);
+    if (n < 1 || n > DMLLM_MAX_EOS_IDS)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s lists %d ids (1..%d supported)", scope->prefix,
+                          key, n, DMLLM_MAX_EOS_IDS);
+    int i = 0;
+    const cJSON *id;
+    cJSON_ArrayForEach(id, list) {
+        const double v = cJSON_IsNumber(id) ? id->valuedouble : -1.0;
+        if (v != floor(v) || v < 0 || v > INT32_MAX)
+            return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s%s[%d] must be a non-negative integer",
+                              scope->prefix, key, i);
+        out[i++] = (int)v;
+    }
+    *n_out = n;
+    return DMLLM_OK;
 }
 
 static dmllm_status read_bool(const json_scope *scope, const char *key, bool default_value, bool *out) {
@@ -196,11 +207,17 @@ static dmllm_status parse_text(const cJSON *root, dmllm_text_config *text) {
     DMLLM_TRY(read_size(&scope, "max_position_embeddings", MAX_POSITIONS,
                         &text->max_position_embeddings));
     DMLLM_TRY(read_eps(&scope, "rms_norm_eps", &text->rms_norm_eps));
-    if (!cJSON_GetObjectItemCaseSensitive(root, "rope_theta"))
-        dmllm_log(DMLLM_LOG_WARN, "config.json has no rope_theta; assuming %.0f", DEFAULT_ROPE_THETA);
-    DMLLM_TRY(read_number_range(&scope, "rope_theta", MIN_ROPE_THETA, MAX_ROPE_THETA, true,
-                                DEFAULT_ROPE_THETA, &text->rope_theta));
+    /* No default: the ports disagree (500000 for youtu_vl in MLX, 1.6e6 for Youtu-LLM-2B,
+     * model-spec 1.2), and a guess would silently change every position's rotation. */
+    DMLLM_TRY(read_number_range(&scope, "rope_theta", MIN_ROPE_THETA, MAX_ROPE_THETA, false, 0.0,
+                                &text->rope_theta));
     DMLLM_TRY(read_bool(&scope, "tie_word_embeddings", true, &text->tie_word_embeddings));
+    bool interleaved;
+    DMLLM_TRY(read_bool(&scope, "rope_interleave", true, &interleaved));
+    if (!interleaved)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED,
+                          "config.json: rope_interleave = false is not supported; only the interleaved "
+                          "MLA RoPE of Youtu-VL (rope_interleave true or absent) is implemented");
 
     int kv_heads;
     DMLLM_TRY(read_int_range(&scope, "num_key_value_heads", 1, MAX_HEADS, true, text->num_heads,
@@ -265,7 +282,9 @@ static dmllm_status parse_token_ids(const cJSON *root, dmllm_config *config) {
     /* Only images are supported, so a missing video id is recorded as -1 rather than rejected. */
     DMLLM_TRY(read_token_id(&scope, "video_token_id", true, -1, &config->video_token_id));
     DMLLM_TRY(read_token_id(&scope, "bos_token_id", true, DEFAULT_BOS_TOKEN_ID, &config->bos_token_id));
-    DMLLM_TRY(read_token_id(&scope, "eos_token_id", true, DEFAULT_EOS_TOKEN_ID, &config->eos_token_id));
+    DMLLM_TRY(read_eos_ids(&scope, DEFAULT_EOS_TOKEN_ID, config->eos_token_ids,
+                           &config->n_eos_token_ids));
+    config->eos_token_id = config->eos_token_ids[0];
     DMLLM_TRY(read_token_id(&scope, "pad_token_id", true, config->eos_token_id, &config->pad_token_id));
     const struct { const char *key; int id; } ids[] = {
         {"image_token_id", config->image_token_id},       {"vision_start_token_id", config->vision_start_token_id},
@@ -277,6 +296,11 @@ static dmllm_status parse_token_ids(const cJSON *root, dmllm_config *config) {
         if (ids[i].id >= config->text.vocab_size)
             return dmllm_fail(DMLLM_ERR_FORMAT, "config.json: %s = %d is outside the vocabulary (vocab_size %d)", ids[i].key,
                               ids[i].id, config->text.vocab_size);
+    for (int i = 1; i < config->n_eos_token_ids; i++)
+        if (config->eos_token_ids[i] >= config->text.vocab_size)
+            return dmllm_fail(DMLLM_ERR_FORMAT,
+                              "config.json: eos_token_id[%d] = %d is outside the vocabulary (vocab_size %d)", i,
+                              config->eos_token_ids[i], config->text.vocab_size);
     return DMLLM_OK;
 }
 

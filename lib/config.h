@@ -9,6 +9,7 @@
 #include "common.h"
 
 #define DMLLM_MAX_FULLATT_BLOCKS 64
+#define DMLLM_MAX_EOS_IDS 16
 
 typedef struct dmllm_text_config {
     int hidden_size;          /* 2560 */
@@ -48,7 +49,9 @@ typedef struct dmllm_config {
     dmllm_text_config text;
     dmllm_vision_config vision;
     int image_token_id, video_token_id, vision_start_token_id, vision_end_token_id;
-    int bos_token_id, eos_token_id, pad_token_id;
+    int bos_token_id, eos_token_id, pad_token_id; /* eos_token_id: the first of eos_token_ids */
+    int n_eos_token_ids;                  /* 1 for a number, the list's length for a list */
+    int eos_token_ids[DMLLM_MAX_EOS_IDS]; /* every id that ends generation by default */
 } dmllm_config;
 
 /* Parses and validates config.json text. Unknown architectures and missing or out-of-range keys

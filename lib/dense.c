@@ -23,6 +23,7 @@ void dmllm_dense_params_init(dmllm_dense_params *params) {
     params->layout = DMLLM_LAYOUT_IMAGE_FIRST;
     params->alignment = DMLLM_FROM_PROFILE;
     params->readout = DMLLM_FROM_PROFILE;
+    params->evaluation = DMLLM_FROM_PROFILE;
 }
 
 size_t dmllm_dense_params_sizeof(void) { return sizeof(dmllm_dense_params); }
@@ -377,7 +378,8 @@ static dmllm_status class_maps(const dmllm_model *model, const dmllm_image *imag
     r->n_labels = dmllm_readout_channels(&transform, n_labels);
     DMLLM_TRY(dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the label map"));
     if (p->evaluation) DMLLM_TRY(dmllm_alloc(&r->confidence, n_pixels, sizeof *r->confidence, "the confidence map"));
-    if (p->evaluation && crf.iterations > 0) return crf_maps(image, scores, th, tw, n_labels, &transform, &crf, r);
+    r->crf = p->evaluation && crf.iterations > 0;
+    if (r->crf) return crf_maps(image, scores, th, tw, n_labels, &transform, &crf, r);
     return dmllm_readout_argmax(scores, th, tw, n_labels, &transform, r->height, r->width, r->labels, r->confidence);
 }
 
@@ -468,6 +470,7 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
     dmllm_dense_params_init(&p);
     DMLLM_TRY(dmllm_copy_versioned(&p, sizeof p, given, "dmllm_dense_params"));
     DMLLM_TRY(check_params(&p));
+    if (p.evaluation == DMLLM_FROM_PROFILE) p.evaluation = model->profile.crf;
     r->task = p.task;
     r->width = dmllm_image_width(image);
     r->height = dmllm_image_height(image);

@@ -202,7 +202,7 @@ typedef struct decoder {
     const dmllm_tokenizer *tokenizer;  /* NULL: ids only */
     const dmllm_image_grid *grid;      /* the image whose coordinates are rescaled, or NULL */
     int vocab;
-    int32_t default_stop;
+    const dmllm_config *config;        /* its eos_token_ids stop unless the caller gives stop_ids */
     float *logits;                     /* [vocab] */
     uint8_t *seen;                     /* [vocab] zeroed scratch of the repetition penalty */
     dmllm_scored_id *order;            /* [vocab] scratch of the warpers, when sampling */
@@ -213,7 +213,11 @@ typedef struct decoder {
 } decoder;
 
 static bool is_stop(const decoder *d, int32_t id) {
-    if (!d->p->stop_ids) return id == d->default_stop;
+    if (!d->p->stop_ids) {
+        for (int i = 0; i < d->config->n_eos_token_ids; i++)
+            if (d->config->eos_token_ids[i] == id) return true;
+        return false;
+    }
     for (int i = 0; i < d->p->n_stop_ids; i++)
         if (d->p->stop_ids[i] == id) return true;
     return false;
@@ -309,7 +313,7 @@ static dmllm_status generate(dmllm_session *s, const int32_t *prompt, int n_prom
         .p = &p,
         .tokenizer = model->tokenizer,
         .vocab = model->config->text.vocab_size,
-        .default_stop = model->config->eos_token_id,
+        .config = model->config,
     };
     dmllm_rng_seed(&d.rng, p.seed);
     r->stop_id = -1;

@@ -2,11 +2,12 @@
  * pipeline.c: the box-prompted segmentation pipelines of the official demo and the report
  * (model-spec 6.1, 9.2): FG/BG inside a box (pad the box, crop, draw the box on the crop, resize
  * to a short side, "Segment the core target.", paste the mask back), referring segmentation
- * (grounding answer -> that) and open-set segmentation (detection -> that per box).
+ * (grounding answer, or the demo's polygon answer -> that) and open-set segmentation (detection ->
+ * that per box).
  * Composes the public task calls (dmllm_ground, dmllm_detect, dmllm_predict_dense); it must not
  * reach into the session or the model beyond the readout profile.
  */
-#include "densemllm.h"
+#include "pipeline.h"
 
 #include "common.h"
 #include "image.h"
@@ -21,6 +22,9 @@
 
 enum { DISCOVERY_MAX_TOKENS = 512 }; /* the category list before <mask> */
 
+/* demo.py's referring prompt, answered with an <ins> polygon (model-spec 6.1). */
+static const char demo_refer_format[] = "Can you segment \"%s\" in this image?";
+
 void dmllm_crop_params_init(dmllm_crop_params *p) {
     if (!p) return;
     memset(p, 0, sizeof *p);
@@ -30,6 +34,8 @@ void dmllm_crop_params_init(dmllm_crop_params *p) {
     p->box_px = DMLLM_FROM_PROFILE;
     p->box_rgb[0] = 255;
     p->max_regions = 30;
+    p->evaluation = DMLLM_FROM_PROFILE;
+    p->variant = DMLLM_VARIANT_REPORT;
 }
 
 size_t dmllm_crop_params_sizeof(void) { return sizeof(dmllm_crop_params); }
@@ -49,6 +55,8 @@ static dmllm_status resolve(const dmllm_session *s, const dmllm_crop_params *giv
     if (out->box_px < 0 || out->box_px > 64)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "crop box thickness %d is outside [0, 64]", out->box_px);
     if (out->max_regions < 1) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "max_regions %d < 1", out->max_regions);
+    if (out->variant != DMLLM_VARIANT_REPORT && out->variant != DMLLM_VARIANT_DEMO)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "crop variant %d is not a dmllm_crop_variant", (int)out->variant);
     return DMLLM_OK;
 }
 
@@ -60,25 +68,32 @@ static double snap_edge(double x) {
     return fabs(x - whole) < 1e-4 ? whole : x;
 }
 
-/* The box (x0, y0, x1, y1; far edges exclusive) scaled by `padding` about its centre, clamped. */
-static void crop_rect(const int box[4], float padding, int width, int height, int rect[4]) {
+/* The report variant rounds the padded edges outwards; the demo truncates both (int() in demo.py's
+ * crop_and_resize), so its crop may miss the last fraction of a pixel. */
+void dmllm_crop_rect(const int box[4], const dmllm_crop_params *p, int width, int height, int rect[4]) {
+    const dmllm_crop_variant variant = p->variant;
+    const float padding = p->padding;
     const double cx = (box[0] + box[2]) / 2.0, cy = (box[1] + box[3]) / 2.0;
     const double hw = (box[2] - box[0]) * (double)padding / 2.0, hh = (box[3] - box[1]) * (double)padding / 2.0;
+    const double x1 = snap_edge(cx + hw), y1 = snap_edge(cy + hh);
     rect[0] = (int)fmax(0.0, floor(snap_edge(cx - hw)));
     rect[1] = (int)fmax(0.0, floor(snap_edge(cy - hh)));
-    rect[2] = (int)fmin((double)width, ceil(snap_edge(cx + hw)));
-    rect[3] = (int)fmin((double)height, ceil(snap_edge(cy + hh)));
+    rect[2] = (int)fmin((double)width, variant == DMLLM_VARIANT_DEMO ? floor(x1) : ceil(x1));
+    rect[3] = (int)fmin((double)height, variant == DMLLM_VARIANT_DEMO ? floor(y1) : ceil(y1));
 }
 
-/* The crop with the box outline drawn inside its edges (box_px wide). */
-static dmllm_status crop_with_box(const dmllm_image *image, const int rect[4], const int box[4],
-                                  const dmllm_crop_params *p, dmllm_image **out) {
+/* The crop with the box outline drawn inside its edges (box_px wide); the demo's far edges are the
+ * last columns and rows of the box, the report's the ones before. */
+dmllm_status dmllm_crop_with_box(const dmllm_image *image, const int rect[4], const int box[4],
+                                 const dmllm_crop_params *p, dmllm_image **out) {
     const int cw = rect[2] - rect[0], ch = rect[3] - rect[1];
     DMLLM_TRY(dmllm_image_alloc(cw, ch, out));
     for (int y = 0; y < ch; y++)
         memcpy((*out)->pixels + (size_t)y * cw * 3, image->pixels + ((size_t)(rect[1] + y) * image->width + rect[0]) * 3,
                (size_t)cw * 3);
-    const int x0 = box[0] - rect[0], y0 = box[1] - rect[1], x1 = box[2] - rect[0] - 1, y1 = box[3] - rect[1] - 1;
+    const int inclusive = p->variant == DMLLM_VARIANT_DEMO;
+    const int x0 = box[0] - rect[0], y0 = box[1] - rect[1];
+    const int x1 = box[2] - rect[0] - 1 + inclusive, y1 = box[3] - rect[1] - 1 + inclusive;
     const int t = p->box_px;
     for (int y = y0; y <= y1; y++)
         for (int x = x0; x <= x1; x++) {
@@ -94,20 +109,21 @@ static int scaled_side(int side, double scale) {
     return blocks < 1.0 ? 32 : (int)blocks * 32;
 }
 
-/* Sets mask[][] (the image's size) to 1 where the box's FG/BG readout says foreground. */
+/* Sets mask[][] (the image's size) to 1 where the box's FG/BG readout says foreground; *crf |= 1
+ * when the dense CRF refined it. */
 static dmllm_status segment_box(dmllm_session *s, const dmllm_image *image, const int box[4],
-                                const dmllm_crop_params *p, uint8_t *mask) {
+                                const dmllm_crop_params *p, uint8_t *mask, int *crf) {
     if (!(box[0] < box[2] && box[1] < box[3] && box[0] >= 0 && box[1] >= 0 && box[2] <= image->width &&
           box[3] <= image->height))
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "box (%d, %d, %d, %d) is empty or outside the %dx%d image", box[0],
                           box[1], box[2], box[3], image->width, image->height);
     int rect[4];
-    crop_rect(box, p->padding, image->width, image->height, rect);
+    dmllm_crop_rect(box, p, image->width, image->height, rect);
     const int cw = rect[2] - rect[0], ch = rect[3] - rect[1];
     const double scale = (double)p->short_side / (cw < ch ? cw : ch);
     dmllm_image *crop = NULL, *resized = NULL;
     dmllm_dense_result *fgbg = NULL;
-    dmllm_status status = crop_with_box(image, rect, box, p, &crop);
+    dmllm_status status = dmllm_crop_with_box(image, rect, box, p, &crop);
     if (status == DMLLM_OK)
         status = dmllm_image_resize(crop, scaled_side(cw, scale), scaled_side(ch, scale),
                                     dmllm_session_get_params(s)->resize_mode, &resized);
@@ -120,6 +136,7 @@ static dmllm_status segment_box(dmllm_session *s, const dmllm_image *image, cons
         status = dmllm_predict_dense(s, resized, &dp, &fgbg);
     }
     if (status == DMLLM_OK) {
+        *crf |= fgbg->crf;
         /* Nearest-neighbour back to the crop rectangle (pixel centres, as PIL's NEAREST). */
         for (int y = 0; y < ch; y++) {
             const int sy = (int)(((double)y + 0.5) * fgbg->height / ch);
@@ -151,7 +168,8 @@ dmllm_status dmllm_segment_box(dmllm_session *session, const dmllm_image *image,
     if (status == DMLLM_OK) status = dmllm_alloc(&work, (size_t)image->width * image->height, 1, "the box mask");
     if (status == DMLLM_OK) {
         memset(work, 0, (size_t)image->width * image->height);
-        status = segment_box(session, image, box, &p, work);
+        int crf = 0;
+        status = segment_box(session, image, box, &p, work, &crf);
     }
     if (status == DMLLM_OK) memcpy(mask, work, (size_t)image->width * image->height);
     free(work);
@@ -165,6 +183,35 @@ void dmllm_refer_result_free(dmllm_refer_result *r) {
     free(r->mask);
     free(r->answer);
     free(r);
+}
+
+/* The first stage: the report's grounding answer, or the demo's polygon answer, parsed. */
+static dmllm_status refer_regions(dmllm_session *s, const dmllm_image *image, const char *phrase,
+                                  const dmllm_crop_params *p, dmllm_regions **out) {
+    if (p->variant == DMLLM_VARIANT_REPORT) return dmllm_ground(s, image, phrase, p->generate, out);
+    char *question = NULL;
+    dmllm_generate_result *answer = NULL;
+    const size_t length = strlen(phrase) + sizeof demo_refer_format;
+    dmllm_status status = dmllm_alloc(&question, length, 1, "the referring question");
+    if (status == DMLLM_OK) {
+        snprintf(question, length, demo_refer_format, phrase);
+        status = dmllm_ask(s, image, question, p->generate, &answer);
+    }
+    if (status == DMLLM_OK) status = dmllm_parse_regions(answer->text ? answer->text : "", out);
+    if (status == DMLLM_OK) { /* the regions keep the answer, as dmllm_ground's do */
+        (*out)->text = answer->text;
+        answer->text = NULL;
+    }
+    dmllm_generate_result_free(answer);
+    free(question);
+    return status;
+}
+
+/* The region the second stage segments: the first box, or for the demo the first polygon. */
+static const dmllm_region *refer_region(const dmllm_regions *regions, dmllm_crop_variant variant) {
+    for (int i = 0; i < regions->n_regions; i++)
+        if (variant == DMLLM_VARIANT_REPORT || regions->regions[i].n_points > 0) return &regions->regions[i];
+    return NULL;
 }
 
 dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *image, const char *phrase,
@@ -185,26 +232,29 @@ dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *imag
         r->height = image->height;
         status = dmllm_alloc(&r->mask, (size_t)image->width * image->height, 1, "the referring mask");
     }
-    if (status == DMLLM_OK) status = dmllm_ground(session, image, phrase, p.generate, &regions);
+    if (status == DMLLM_OK) status = refer_regions(session, image, phrase, &p, &regions);
     if (status == DMLLM_OK) {
         memset(r->mask, 0, (size_t)image->width * image->height);
         r->answer = regions->text; /* the result keeps the answer */
         regions->text = NULL;
         int box[4] = {0};
-        if (regions->n_regions > 0) {
-            memcpy(box, regions->regions[0].box, sizeof box);
+        const dmllm_region *region = refer_region(regions, p.variant);
+        if (region) {
+            memcpy(box, region->box, sizeof box);
             box[0] = box[0] < 0 ? 0 : box[0];
             box[1] = box[1] < 0 ? 0 : box[1];
             box[2] = box[2] > image->width ? image->width : box[2];
             box[3] = box[3] > image->height ? image->height : box[3];
         }
-        if (regions->n_regions == 0 || box[0] >= box[2] || box[1] >= box[3]) {
-            snprintf(r->message, sizeof r->message, "the grounding answer holds no usable box%s%.200s",
-                     regions->message[0] ? ": " : "", regions->message);
+        if (!region || box[0] >= box[2] || box[1] >= box[3]) {
+            snprintf(r->message, sizeof r->message, "the %s answer holds no usable %s%s%.180s",
+                     p.variant == DMLLM_VARIANT_DEMO ? "demo's referring" : "grounding",
+                     p.variant == DMLLM_VARIANT_DEMO ? "<ins> polygon" : "box", regions->message[0] ? ": " : "",
+                     regions->message);
         } else {
             r->found = 1;
             memcpy(r->box, box, sizeof box);
-            status = segment_box(session, image, box, &p, r->mask);
+            status = segment_box(session, image, box, &p, r->mask, &r->crf);
         }
     }
     dmllm_regions_free(regions);
@@ -319,7 +369,7 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
             status = class_label(r, order[i]->label, &label);
             if (status == DMLLM_OK) {
                 memset(mask, 0, n_pixels);
-                status = segment_box(session, image, box, &p, mask);
+                status = segment_box(session, image, box, &p, mask, &r->crf);
             }
             for (size_t j = 0; status == DMLLM_OK && j < n_pixels; j++)
                 if (mask[j]) r->labels[j] = label;

@@ -29,6 +29,7 @@ void dmllm_profile_defaults(dmllm_readout_profile *p) {
     p->first_subtoken_only = false;               /* Eq. 6 */
     p->interpolate_probabilities = false;         /* Eq. 6: I(R(Z)) of the logits */
     p->semantic_readout = DMLLM_READOUT_NAMED;    /* report 9.2: the names the model printed */
+    p->crf = true;                                /* demo.py: seg_crf = True ("False can be faster") */
     p->softmax_temperature = 0.2f;                /* App. A.1.5 */
     p->sigmoid_scale = 0.25f;
     p->background_level = 0.5f;
@@ -213,6 +214,9 @@ static dmllm_status parse_key(const parse_scope *s, const cJSON *item, dmllm_rea
         static const char *const readouts[] = {"all", "named", NULL};
         DMLLM_TRY(read_choice(s, item, readouts, &choice));
         p->semantic_readout = choice == 1 ? DMLLM_READOUT_NAMED : DMLLM_READOUT_ALL;
+    } else if (strcmp(key, "crf") == 0) {
+        if (!cJSON_IsBool(item)) return bad(s, "must be true or false");
+        p->crf = cJSON_IsTrue(item);
     } else if (strcmp(key, "softmax_temperature") == 0) {
         return read_float(s, item, 1e-6, 1e6, &p->softmax_temperature);
     } else if (strcmp(key, "sigmoid_scale") == 0) {

@@ -12,6 +12,9 @@
  *                                               or of their sigmoids, read back as logits
  *     "semantic_readout": "named" | "all",      the classes the model names first (report 9.2),
  *                                               or every class of the prompt
+ *     "crf": true,                              whether semantic and FG/BG maps (and the box-prompted
+ *                                               masks) go through evaluation mode, softmax + dense CRF,
+ *                                               when the caller does not say: the demo's use_crf
  *     "softmax_temperature": 0.2,               evaluation mode (App. A.1.5)
  *     "sigmoid_scale": 0.25, "background_level": 0.5,   background mode (App. A.1.5)
  *     "fg_token": "<FG>", "bg_token": "<BG>",
@@ -54,6 +57,7 @@ typedef struct dmllm_readout_profile {
     bool first_subtoken_only;
     bool interpolate_probabilities;
     dmllm_semantic_readout semantic_readout;
+    bool crf;                                  /* evaluation mode by default (the demo's use_crf) */
     float softmax_temperature, sigmoid_scale, background_level;
     char fg_token[DMLLM_PROFILE_NAME], bg_token[DMLLM_PROFILE_NAME];
     char depth_token_format[DMLLM_PROFILE_NAME];

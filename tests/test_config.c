@@ -138,15 +138,15 @@ static void test_defaults(void) {
     CHECK_OK(parse_edited("rope_theta", "1600000", &config));
     CHECK(config.text.rope_theta == 1600000.0);
     CHECK_OK(parse_edited("eos_token_id", "[128001, 128009]", &config));
-    CHECK(config.eos_token_id == 128001);
+    CHECK(config.eos_token_id == 128001 && config.n_eos_token_ids == 2);
+    CHECK(config.eos_token_ids[0] == 128001 && config.eos_token_ids[1] == 128009);
+    CHECK_OK(parse_edited("eos_token_id", "128002", &config));
+    CHECK(config.eos_token_id == 128002 && config.n_eos_token_ids == 1 && config.eos_token_ids[0] == 128002);
+    CHECK_OK(parse_edited("rope_interleave", NULL, &config)); /* absent: the interleaved RoPE */
     CHECK_OK(parse_edited("architectures", NULL, &config)); /* model_type alone identifies the model */
     CHECK_OK(parse_edited("model_type", NULL, &config));    /* and so does the architecture alone */
 
     dmllm_log_set(count_warnings, NULL);
-    warnings = 0;
-    CHECK_OK(parse_edited("rope_theta", NULL, &config));
-    CHECK(config.text.rope_theta == 500000.0);
-    CHECK(warnings == 1 && strstr(last_warning, "rope_theta") != NULL);
     warnings = 0;
     CHECK_OK(dmllm_config_parse(youtu_vl_config, strlen(youtu_vl_config), &config));
     CHECK(warnings == 0);
@@ -211,6 +211,14 @@ static void test_malformed(void) {
     expect_edit_failure("n_routed_experts", "64", DMLLM_ERR_UNSUPPORTED, "n_routed_experts");
     expect_edit_failure("image_token_id", "283386", DMLLM_ERR_FORMAT, "image_token_id = 283386 is outside the vocabulary");
     expect_edit_failure("eos_token_id", "300000", DMLLM_ERR_FORMAT, "eos_token_id = 300000");
+    expect_edit_failure("eos_token_id", "[128001, 300000]", DMLLM_ERR_FORMAT, "eos_token_id[1] = 300000");
+    expect_edit_failure("eos_token_id", "[128001, -2]", DMLLM_ERR_FORMAT, "eos_token_id[1] must be");
+    expect_edit_failure("eos_token_id", "[]", DMLLM_ERR_FORMAT, "eos_token_id lists 0 ids");
+    /* What the LLM implements (issue 19): a missing rope_theta is no longer guessed, and a
+     * non-interleaved RoPE is refused rather than run with the wrong rotation. */
+    expect_edit_failure("rope_theta", NULL, DMLLM_ERR_FORMAT, "config.json: rope_theta missing");
+    expect_edit_failure("rope_interleave", "false", DMLLM_ERR_UNSUPPORTED, "rope_interleave = false");
+    expect_edit_failure("rope_interleave", "\"yes\"", DMLLM_ERR_FORMAT, "rope_interleave must be true or false");
     expect_edit_failure("vision_start_token_id", "-1", DMLLM_ERR_FORMAT, "vision_start_token_id");
 }
 

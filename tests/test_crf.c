@@ -410,6 +410,7 @@ static void test_segment_box(const dmllm_image *image) {
     uint8_t *plain = calloc((size_t)w * h, 1), *evaluated = calloc((size_t)w * h, 1);
     dmllm_crop_params p;
     dmllm_crop_params_init(&p);
+    p.evaluation = 0; /* the plain readout; the default is the profile's CRF (issue 19) */
     dmllm_crf_params crf;
     dmllm_crf_params_init(&crf);
     crf.iterations = 0;

@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -377,6 +378,44 @@ static void test_stops(dmllm_model *model, const golden *g) {
     dmllm_session_free(s);
 }
 
+/* A list eos_token_id in config.json (as transformers allows): every id in it is a default stop
+ * id, not only the first. The one_window checkpoint with eos_token_id = [281, first greedy id]
+ * stops at once. */
+static void test_eos_list(const golden *g) {
+    const int32_t *want = g->greedy_ids->data;
+    const char *dir = test_model_dir("eos_list", "one_window", NULL);
+    if (!dir) return;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    size_t size = 0;
+    char *text = test_read_file(path, &size);
+    cJSON *config = text ? cJSON_ParseWithLength(text, size) : NULL;
+    free(text);
+    CHECK(config != NULL);
+    if (!config) return;
+    const int first_eos = cJSON_GetObjectItem(config, "eos_token_id")->valueint;
+    CHECK(first_eos != want[0]);
+    const int ids[2] = {first_eos, want[0]};
+    cJSON_ReplaceItemInObject(config, "eos_token_id", cJSON_CreateIntArray(ids, 2));
+    char *edited = cJSON_PrintUnformatted(config);
+    cJSON_Delete(config);
+    CHECK(unlink(path) == 0 && test_write_file(path, edited, strlen(edited)) == 0);
+    free(edited);
+    dmllm_model *model = test_load_model(dir, DMLLM_COMPUTE_F32);
+    dmllm_session *s = model ? golden_session(model, g, 0, NULL, NULL) : NULL;
+    dmllm_generate_params p = greedy_params(4);
+    p.stop_ids = NULL;
+    p.n_stop_ids = 0;
+    dmllm_generate_result *r = NULL;
+    if (s) CHECK_OK(dmllm_generate(s, g->input_ids->data, (int)g->input_ids->shape[0], &p, &r));
+    CHECK_MSG(r && r->n_ids == 0 && r->stop_reason == DMLLM_STOP_TOKEN && r->stop_id == want[0],
+              "eos_token_id [%d, %d]: %d ids, stop reason %d, stop id %d", ids[0], ids[1], r ? r->n_ids : -1,
+              r ? (int)r->stop_reason : -1, r ? r->stop_id : -1);
+    dmllm_generate_result_free(r);
+    dmllm_session_free(s);
+    dmllm_model_free(model);
+}
+
 static void test_sampling_on_golden(dmllm_model *model, const golden *g) {
     const int n_prompt = (int)g->input_ids->shape[0];
     dmllm_generate_params p = greedy_params(8);
@@ -459,6 +498,7 @@ int main(void) {
     dmllm_model *model = test_load_model(dir, DMLLM_COMPUTE_F32);
     if (model && open_golden("one_window", &g) == 0) {
         test_stops(model, &g);
+        test_eos_list(&g);
         test_sampling_on_golden(model, &g);
         test_bad_params(model, &g);
         dmllm_safetensors_close(g.file);

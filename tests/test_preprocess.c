@@ -85,6 +85,13 @@ static void test_target_size_arguments(void) {
     CHECK(w == 288 && h == 192);
     CHECK_OK(dmllm_target_size(600, 400, 1024, &w, &h));
     CHECK(w == 608 && h == 416);
+    /* The HF processor's cap (model-spec 2.7): a 3000x4000 photo gets 166x220 patches, where the
+     * vLLM fork's 49152 gives 188x250 and the CPU default 76x100. */
+    CHECK(DMLLM_HF_MAX_NUM_PATCHES == 36864 && DMLLM_DEFAULT_MAX_NUM_PATCHES == 8192);
+    CHECK_OK(dmllm_target_size(3000, 4000, DMLLM_HF_MAX_NUM_PATCHES, &w, &h));
+    CHECK(w == 166 * 16 && h == 220 * 16);
+    CHECK_OK(dmllm_target_size(3000, 4000, 49152, &w, &h));
+    CHECK(w == 188 * 16 && h == 250 * 16);
     /* Up-scaling to the next multiple of 32, and the 32x32 floor. */
     CHECK_OK(dmllm_target_size(33, 1, 1000, &w, &h));
     CHECK(w == 64 && h == 32);

@@ -19,6 +19,7 @@ static void test_defaults(void) {
     dmllm_profile_defaults(&p);
     CHECK(p.alignment == DMLLM_ALIGN_PREVIOUS && !p.first_subtoken_only && p.depth_bins == 1000);
     CHECK(!p.interpolate_probabilities && p.semantic_readout == DMLLM_READOUT_NAMED);
+    CHECK(p.crf); /* the demo refines with the dense CRF */
     CHECK(p.softmax_temperature == 0.2f && p.sigmoid_scale == 0.25f && p.background_level == 0.5f);
     CHECK(strcmp(p.depth_token_format, "<custom_%d>") == 0 && strcmp(p.fg_token, "<FG>") == 0);
     const dmllm_depth_quantisation *nyu = dmllm_profile_depth(&p, "nyuv2"), *open = dmllm_profile_depth(&p, "open_world");
@@ -55,6 +56,8 @@ static void test_overrides(void) {
     CHECK(p.interpolate_probabilities);
     CHECK_OK(parse("{\"interpolation\": \"logits\"}", &p));
     CHECK(!p.interpolate_probabilities);
+    CHECK_OK(parse("{\"crf\": false}", &p));
+    CHECK(!p.crf);
     CHECK_OK(parse("{\"prompts\": {\"openset\": \"\"}, \"crop_short_side\": 256, \"crop_box_px\": 2, \"crop_padding\": 1.5}", &p));
     CHECK(p.prompt_openset[0] == '\0' && p.crop_short_side == 256 && p.crop_box_px == 2 && p.crop_padding == 1.5f);
     /* Redefining a built-in replaces it instead of adding one. */
@@ -89,6 +92,7 @@ static void test_malformed(void) {
         {"{\"crop_short_side\": 16}", "\"crop_short_side\""},
         {"{\"crop_padding\": 0.5}", "\"crop_padding\""},
         {"{\"crop_box_px\": -1}", "\"crop_box_px\""},
+        {"{\"crf\": 1}", "\"crf\""},
         {"{\"fg_token\": \"" "0123456789012345678901234567890123456789012345678901234567890\"}", "\"fg_token\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

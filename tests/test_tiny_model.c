@@ -82,8 +82,13 @@ static void refer_scene(dmllm_session *s, const dmllm_image *img, const char *he
     int w = 0, h = 0;
     uint16_t *target16 = load_labels(path, &w, &h);
     uint8_t *target = malloc((size_t)w * h);
+    /* Without the dense CRF that the profile turns on by default: PyTorch's evaluate.py, which
+     * the f32 run is compared with, reads the masks plain. */
+    dmllm_crop_params plain;
+    dmllm_crop_params_init(&plain);
+    plain.evaluation = 0;
     dmllm_refer_result *r = NULL;
-    CHECK_OK(dmllm_refer_segment(s, img, cJSON_GetObjectItem(scene, "phrase")->valuestring, NULL, &r));
+    CHECK_OK(dmllm_refer_segment(s, img, cJSON_GetObjectItem(scene, "phrase")->valuestring, &plain, &r));
     if (target16 && target && r && r->width == w && r->height == h) {
         for (size_t j = 0; j < (size_t)w * h; j++) target[j] = (uint8_t)target16[j];
         CHECK_OK(dmllm_mask_metrics_add(refer, r->mask, target, (size_t)w * h));
@@ -97,7 +102,7 @@ static void refer_scene(dmllm_session *s, const dmllm_image *img, const char *he
         }
         uint8_t *mask = malloc((size_t)w * h);
         if (mask) {
-            CHECK_OK(dmllm_segment_box(s, img, gt_box, NULL, mask, (size_t)w * h));
+            CHECK_OK(dmllm_segment_box(s, img, gt_box, &plain, mask, (size_t)w * h));
             CHECK_OK(dmllm_mask_metrics_add(true_box, mask, target, (size_t)w * h));
         }
         free(mask);

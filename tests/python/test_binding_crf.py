@@ -32,7 +32,7 @@ def test_crf_refine(dm):
 def test_crf_settings_reach_the_readout(session, dm):
     image, _, _ = scene(dm)
     ids = [[5], [17], [42]]
-    plain = session.predict_dense(image, label_token_ids=ids)
+    plain = session.predict_dense(image, label_token_ids=ids, evaluation=False)  # the default is the CRF
     skipped = session.predict_dense(image, label_token_ids=ids, evaluation=True, crf={"iterations": 0})
     refined = session.predict_dense(image, label_token_ids=ids, evaluation=True)
     assert (plain.labels == skipped.labels).all() and skipped.seconds_crf == 0 and refined.seconds_crf > 0

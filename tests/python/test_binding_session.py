@@ -47,16 +47,18 @@ def test_dense_equals_spelled_out_prefix(dm, model, session, image):
     assert hidden.shape == (grid.n_tokens, model.info.text_hidden_size)
     assert session.logits().shape == (model.info.vocab_size,)
 
+    # The plain readout (no CRF): the default follows the profile, whose CRF is on (issue 19).
     r = session.predict_dense(image, label_token_ids=[[t] for t in LABEL_IDS], alignment=dm.Alignment.OWN,
-                              keep_token_scores=True)
+                              keep_token_scores=True, evaluation=False)
     assert r.task == dm.DenseTask.SEMANTIC and (r.width, r.height) == image.size and r.n_labels == 3
     assert r.labels.shape == (image.height, image.width) and r.labels.dtype == np.uint16
     assert r.token_scores.shape == (grid.tokens_h, grid.tokens_w, 3)
     np.testing.assert_allclose(r.token_scores.reshape(-1, 3), want, rtol=1e-4, atol=1e-4)
     assert r.confidence is None and r.depth_m is None and r.depth_grid_bins is None
     assert set(np.unique(r.labels)) <= {0, 1, 2}
-    # Same pixels again: the prefix is reused. Evaluation mode adds the confidence map.
-    again = session.predict_dense(image, label_token_ids=[[t] for t in LABEL_IDS], evaluation=True)
+    # Same pixels again: the prefix is reused. The default, evaluation mode with the CRF as the
+    # demo's use_crf, adds the confidence map.
+    again = session.predict_dense(image, label_token_ids=[[t] for t in LABEL_IDS])
     assert again.reused_prefix and again.seconds_encode == 0
     assert again.confidence.shape == r.labels.shape and float(again.confidence.min()) > 0
 

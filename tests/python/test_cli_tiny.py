@@ -72,6 +72,10 @@ def test_segment_files_and_text(tmp_path, sample, classes):
     path, (w, h) = sample
     out = json.loads(cli("segment", "--classes", ", ".join(classes), "--out", tmp_path, "--json", path).stdout)
     assert (out["width"], out["height"]) == (w, h)
+    assert out["crf"] is True   # the profile's default, as the demo's use_crf
+    plain = json.loads(cli("segment", "--classes", ", ".join(classes), "--no-crf", "--no-png", "--out",
+                           tmp_path / "plain", "--json", path).stdout)
+    assert plain["crf"] is False
     assert abs(sum(out["label_shares"].values()) - 1.0) < 1e-9
     assert set(out["label_shares"]) <= set(classes)
     labels = np.asarray(Image.open(tmp_path / "sample.segment.labels.png"))
@@ -104,8 +108,13 @@ def test_refseg_openseg_text_tasks(tmp_path, sample):
     labels = np.asarray(Image.open(tmp_path / "sample.refseg.labels.png"))
     assert labels.shape == (h, w) and set(np.unique(labels)) <= {0, 1}
     assert abs(np.mean(labels) - ref["foreground_share"]) < 1e-9
+    assert ref["variant"] == "report" and ref["crf"] is True   # the demo refines with the CRF (issue 19)
+    demo = json.loads(cli("refseg", "--phrase", "the red ball", "--demo", "--no-crf", "--no-png", "--out",
+                          tmp_path / "demo", "--json", path).stdout)
+    assert demo["variant"] == "demo" and demo["crf"] is False
+    assert demo["found"] or "<ins> polygon" in demo["message"]
     opn = json.loads(cli("openseg", "--out", tmp_path / "open", "--json", path).stdout)
-    assert len(opn["classes"]) >= 1
+    assert len(opn["classes"]) >= 1 and opn["crf"] is True and opn["variant"] == "report"
     opn_labels = np.asarray(Image.open(tmp_path / "open/sample.openseg.labels.png"))
     assert opn_labels.max() <= len(opn["classes"])
     det = json.loads(cli("detect", "--json", "--out", tmp_path / "det", path).stdout)
@@ -139,3 +148,17 @@ def test_bad_arguments(tmp_path, sample):
     cli("refseg", path, expect=2)                                    # --phrase missing
     cli("depth", "--depth-profile", "no_such_profile", "--out", tmp_path, path, expect=1)
     cli("segment", "--classes", "ball", "--out", tmp_path, tmp_path / "missing.png", expect=1)
+
+
+def test_max_patches_hf(tmp_path):
+    """--max-patches hf is the HF processor's cap, 36864 (model-spec 2.7), not the CPU default."""
+    path = tmp_path / "big.png"
+    ramp = np.linspace(0, 255, 1824 * 1408 * 3).astype(np.uint8).reshape(1408, 1824, 3)
+    Image.fromarray(ramp).save(path)
+    grids = {}
+    for cap in ("hf", "8192"):
+        out = json.loads(cli("depth", "--max-patches", cap, "--no-png", "--out", tmp_path, "--json", path).stdout)
+        grids[cap] = (out["tokens_w"], out["tokens_h"])
+    assert grids["hf"] == (57, 44)   # 1824x1408 fits under 36864 patches as it is
+    assert grids["8192"][0] < 57
+    assert "not a valid" in cli("depth", "--max-patches", "hf2", path, expect=2).stderr

@@ -24,21 +24,30 @@ extern const cli_command cli_info_command, cli_readout_command, cli_segment_comm
 extern const cli_command cli_eval_command, cli_bench_command;
 
 /* ---- options --------------------------------------------------------------------------------- */
-typedef enum cli_option_kind { CLI_STRING, CLI_INT, CLI_FLOAT, CLI_FLAG, CLI_INT64 } cli_option_kind;
+/* CLI_FLAG sets 1, CLI_FLAG_OFF 0; CLI_PATCHES: an int, or "hf" for DMLLM_HF_MAX_NUM_PATCHES. */
+typedef enum cli_option_kind {
+    CLI_STRING, CLI_INT, CLI_FLOAT, CLI_FLAG, CLI_FLAG_OFF, CLI_PATCHES, CLI_INT64
+} cli_option_kind;
 
 typedef struct cli_option {
     const char *name;       /* "--classes" */
     cli_option_kind kind;
-    void *target;           /* const char **, int *, float *, int * (flag), int64_t * */
+    void *target;           /* const char **, int *, float *, int * (flag, patches), int64_t * */
     const char *metavar;    /* "LIST"; NULL for flags */
     const char *help;
 } cli_option;
+
+/* --crf / --no-crf of the segmentation commands, on an int that starts as DMLLM_FROM_PROFILE
+ * (the model's profile decides: on where the official demo refines with the CRF). */
+#define CLI_CRF_OPTIONS(target)                                                                     \
+    {"--crf", CLI_FLAG, (target), NULL, "refine with the dense CRF (default: the profile's; on for youtu_vl)"}, \
+    {"--no-crf", CLI_FLAG_OFF, (target), NULL, "no dense CRF: plain argmax, faster"}
 
 /* Options of every command that runs the model. */
 typedef struct cli_common {
     const char *model_dir;  /* --model; default: the embedded model (DMLLM_DEFAULT_MODEL_DIR) */
     int n_threads;          /* --threads; 0 = all cores */
-    int max_num_patches;    /* --max-patches */
+    int max_num_patches;    /* --max-patches N | hf */
     int64_t max_image_pixels; /* --max-image-pixels: dmllm_image_params.max_pixels */
     const char *compute;    /* --compute auto|bf16|f32|openblas */
     const char *resize;     /* --resize hf|pillow */

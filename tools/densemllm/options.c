@@ -35,7 +35,8 @@ static void common_table(cli_common *c, cli_option table[12]) {
         {"--model", CLI_STRING, &c->model_dir, "DIR", "model directory (default: $DMLLM_MODEL or the embedded tiny model)"},
         {"--out", CLI_STRING, &c->out_dir, "DIR", "output directory (default: .)"},
         {"--threads", CLI_INT, &c->n_threads, "N", "threads (default: all cores)"},
-        {"--max-patches", CLI_INT, &c->max_num_patches, "N", "patch cap of the resize rule (default 8192)"},
+        {"--max-patches", CLI_PATCHES, &c->max_num_patches, "N|hf",
+         "patch cap of the resize rule (default 8192, CPU-friendly; hf = 36864, the HF processor's)"},
         {"--max-image-pixels", CLI_INT64, &c->max_image_pixels, "N",
          "refuse images with more pixels, from their header (default 178956970, as PIL; 0: 2^28)"},
         {"--compute", CLI_STRING, &c->compute, "KIND", "auto|bf16|f32|openblas (default auto)"},
@@ -86,18 +87,27 @@ static const cli_option *find_option(const cli_option *options, const char *name
     return NULL;
 }
 
+static int set_int(int *target, const char *value) {
+    char *end = NULL;
+    errno = 0;
+    const long v = strtol(value, &end, 10);
+    if (end == value || *end || errno || v < INT_MIN || v > INT_MAX) return -1;
+    *target = (int)v;
+    return 0;
+}
+
 static int set_value(const cli_option *o, const char *value) {
     char *end = NULL;
     errno = 0;
     switch (o->kind) {
     case CLI_STRING: *(const char **)o->target = value; return 0;
     case CLI_FLAG: *(int *)o->target = 1; return 0;
-    case CLI_INT: {
-        long v = strtol(value, &end, 10);
-        if (end == value || *end || errno || v < INT_MIN || v > INT_MAX) return -1;
-        *(int *)o->target = (int)v;
+    case CLI_FLAG_OFF: *(int *)o->target = 0; return 0;
+    case CLI_INT: return set_int(o->target, value);
+    case CLI_PATCHES:
+        if (strcmp(value, "hf") != 0) return set_int(o->target, value);
+        *(int *)o->target = DMLLM_HF_MAX_NUM_PATCHES;
         return 0;
-    }
     case CLI_INT64: {
         long long v = strtoll(value, &end, 10);
         if (end == value || *end || errno || v < 0) return -1;
@@ -147,7 +157,7 @@ int cli_parse(const cli_command *command, int argc, char **argv, const cli_optio
             return CLI_USAGE_ERROR;
         }
         const char *value = NULL;
-        if (o->kind != CLI_FLAG) {
+        if (o->kind != CLI_FLAG && o->kind != CLI_FLAG_OFF) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "densemllm %s: %s needs a value (%s)\n", command->name, arg, o->metavar);
                 return CLI_USAGE_ERROR;

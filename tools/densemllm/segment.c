@@ -154,6 +154,7 @@ static int dense_one(cli_context *c, const cli_item *item, void *user, char **js
     cJSON_AddNumberToObject(json, "seconds_encode", r->seconds_encode);
     cJSON_AddNumberToObject(json, "seconds_prefill", r->seconds_prefill);
     cJSON_AddNumberToObject(json, "seconds_readout", r->seconds_readout);
+    if (job->params.task != DMLLM_TASK_DEPTH) cJSON_AddBoolToObject(json, "crf", r->crf);
     const int failed = job->params.task == DMLLM_TASK_DEPTH
                            ? outputs_depth(c, item->name, r, job, json)
                            : outputs_segment(c, image, item->name, r, job, json);
@@ -186,7 +187,8 @@ static int run_segment(int argc, char **argv) {
         {"--readout", CLI_STRING, &readout, "all|named",
          "argmax over every class, or over those the model names first (default: the profile's)"},
         {"--background", CLI_FLAG, &job.params.background, NULL, "add a background label where no class is likely"},
-        {"--evaluation", CLI_FLAG, &job.params.evaluation, NULL, "softmax, dense CRF and confidence as the report's benchmarks"},
+        {"--evaluation", CLI_FLAG, &job.params.evaluation, NULL, "softmax, dense CRF and confidence (= --crf)"},
+        CLI_CRF_OPTIONS(&job.params.evaluation),
         {"--prompt", CLI_STRING, &job.params.prompt, "TEXT", "instruction instead of the profile's"},
         {"--no-png", CLI_FLAG, &no_png, NULL, "write only the JSON summary and the mask text"},
         {0},

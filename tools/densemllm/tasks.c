@@ -17,6 +17,8 @@ typedef struct task_job {
     int max_tokens;
     int stream;              /* ask: print the answer as it is generated */
     int no_png;              /* segmentation commands: only the JSON summary */
+    int crf;                 /* refseg / openseg: dmllm_crop_params.evaluation (--crf / --no-crf) */
+    int demo;                /* refseg / openseg: DMLLM_VARIANT_DEMO (--demo) */
 } task_job;
 
 static void generate_params(const task_job *job, dmllm_generate_params *p) {
@@ -29,6 +31,14 @@ static void crop_params(const task_job *job, dmllm_crop_params *p, dmllm_generat
     dmllm_crop_params_init(p);
     generate_params(job, g);
     p->generate = g;
+    p->evaluation = job->crf;
+    p->variant = job->demo ? DMLLM_VARIANT_DEMO : DMLLM_VARIANT_REPORT;
+}
+
+/* Which published path and whether the CRF ran, for the JSON summary. */
+static void crop_json(const dmllm_crop_params *p, int crf, cJSON *json) {
+    cJSON_AddStringToObject(json, "variant", p->variant == DMLLM_VARIANT_DEMO ? "demo" : "report");
+    cJSON_AddBoolToObject(json, "crf", crf);
 }
 
 static cJSON *box_json(const int box[4]) {
@@ -158,6 +168,7 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *name,
     cJSON_AddNumberToObject(json, "foreground_share", n ? (double)fg / n : 0.0);
     cJSON_AddStringToObject(json, "answer", r->answer ? r->answer : "");
     if (r->message[0]) cJSON_AddStringToObject(json, "message", r->message);
+    crop_json(&p, r->crf, json);
     free(labels);
     dmllm_refer_result_free(r);
     return failed;
@@ -184,6 +195,7 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *name
     for (int k = 0; k < r->n_names; k++) cJSON_AddItemToArray(classes, cJSON_CreateString(r->names[k]));
     cJSON_AddItemToObject(json, "classes", classes);
     cJSON_AddItemToObject(json, "regions", regions_json(r->regions));
+    crop_json(&p, r->crf, json);
     if (!c->common->json)
         for (int k = 0; k < r->n_names; k++) printf("label %d: %s\n", k + 1, r->names[k]);
     free(names);
@@ -293,12 +305,16 @@ static int run_detect(int argc, char **argv) {
                     outputs);
 }
 
+#define DEMO_HELP "the demo's path: polygon prompt for refseg, crop edges truncated, box far edges inclusive"
+
 static int run_refseg(int argc, char **argv) {
-    task_job job = {0};
+    task_job job = {.crf = DMLLM_FROM_PROFILE};
     const cli_option options[] = {
         {"--phrase", CLI_STRING, &job.text, "TEXT", "the referring expression (required)"},
         {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N tokens for the grounding answer"},
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
+        {"--demo", CLI_FLAG, &job.demo, NULL, DEMO_HELP " (default: the report's grounding box)"},
+        CLI_CRF_OPTIONS(&job.crf),
         {0},
     };
     const char *outputs[] = {".json", ".labels.png", ".overlay.png", NULL};
@@ -307,12 +323,14 @@ static int run_refseg(int argc, char **argv) {
 }
 
 static int run_openseg(int argc, char **argv) {
-    task_job job = {0};
+    task_job job = {.crf = DMLLM_FROM_PROFILE};
     const char *classes = NULL;
     const cli_option options[] = {
         {"--classes", CLI_STRING, &classes, "A,B,...", "only these categories (default: all objects)"},
         {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N tokens for the detection answer"},
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
+        {"--demo", CLI_FLAG, &job.demo, NULL, DEMO_HELP},
+        CLI_CRF_OPTIONS(&job.crf),
         {0},
     };
     const char *outputs[] = {".json", ".labels.png", ".overlay.png", NULL};

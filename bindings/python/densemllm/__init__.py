@@ -20,8 +20,9 @@ from .image import Image, ResizeMode, target_size
 from .library import (LogLevel, coordinate_to_original, last_error, log_set, parse_regions, status_str, version,
                       version_number)
 from .metrics import DepthCrop, DepthMetrics, DepthScores, MaskMetrics, MaskScores, SegMetrics, SegResult, box_iou
-from .model import (DEFAULT_MAX_NUM_PATCHES, DEFAULT_SYSTEM_PROMPT, FROM_PROFILE, Alignment, ChatMessage, Compute,
-                    ImageGrid, Layout, Model, ModelInfo, Session, chat_apply, crf_params, crf_refine)
+from .model import (DEFAULT_MAX_NUM_PATCHES, DEFAULT_SYSTEM_PROMPT, FROM_PROFILE, HF_MAX_NUM_PATCHES,
+                    Alignment, ChatMessage, Compute, ImageGrid, Layout, Model, ModelInfo, Session, chat_apply,
+                    crf_params, crf_refine)
 from .outputs import (DEPTH_PNG_SCALE, label_color, mask_text_parse, mask_text_write, read_png_values,
                       write_depth_color_png, write_depth_png16, write_label_png, write_overlay_png, write_pca_png)
 from .results import (DenseResult, DenseTask, GenerateResult, MaskText, OpensetResult, ReferResult, Region, Regions,
@@ -32,7 +33,8 @@ __all__ = [
     "library_path", "AbortedError", "Alignment", "BackendError", "box_iou", "BufferTooSmallError", "chat_apply",
     "ChatMessage", "Compute", "ContextFullError", "coordinate_to_original", "crf_params", "crf_refine", "DEFAULT_MAX_NUM_PATCHES",
     "DEFAULT_SYSTEM_PROMPT", "DenseMLLMError", "DenseResult", "DenseTask", "DEPTH_PNG_SCALE", "DepthCrop",
-    "DepthMetrics", "DepthScores", "FormatError", "FROM_PROFILE", "GenerateResult", "Image", "ImageGrid",
+    "DepthMetrics", "DepthScores", "FormatError", "FROM_PROFILE", "GenerateResult", "HF_MAX_NUM_PATCHES",
+    "Image", "ImageGrid",
     "InvalidArgumentError", "IOFailureError", "label_color", "last_error", "Layout", "log_set", "LogLevel",
     "mask_text_parse", "mask_text_write", "MaskMetrics", "MaskScores", "MaskText", "Model", "ModelInfo",
     "OpensetResult", "OutOfMemoryError", "parse_regions", "read_png_values", "ReferResult", "Region", "Regions", "ResizeMode",

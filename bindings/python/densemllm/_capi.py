@@ -81,7 +81,7 @@ class DenseResult(ctypes.Structure):
                 ("reused_prefix", c_int), ("seconds_encode", c_double), ("seconds_prefill", c_double),
                 ("seconds_readout", c_double), ("seconds_crf", c_double), ("readout", c_int), ("n_classes", c_int),
                 ("class_names", POINTER(c_char_p)), ("prompt_index", POINTER(c_int)), ("named_fallback", c_int),
-                ("reply", c_char_p), ("seconds_generate", c_double)]
+                ("reply", c_char_p), ("seconds_generate", c_double), ("crf", c_int)]
 
 
 class SegMetricsParams(ctypes.Structure):
@@ -144,7 +144,7 @@ class Regions(ctypes.Structure):
 class CropParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("padding", c_float), ("short_side", c_int), ("box_px", c_int),
                 ("box_rgb", c_uint8 * 3), ("max_regions", c_int), ("generate", POINTER(GenerateParams)),
-                ("evaluation", c_int), ("crf", POINTER(CrfParams))]
+                ("evaluation", c_int), ("crf", POINTER(CrfParams)), ("variant", c_int)]
 
 
 class PngValues(ctypes.Structure):
@@ -154,12 +154,12 @@ class PngValues(ctypes.Structure):
 
 class ReferResult(ctypes.Structure):
     _fields_ = [("width", c_int), ("height", c_int), ("mask", POINTER(c_uint8)), ("found", c_int),
-                ("box", c_int * 4), ("answer", c_char_p), ("message", c_char * 256)]
+                ("box", c_int * 4), ("answer", c_char_p), ("message", c_char * 256), ("crf", c_int)]
 
 
 class OpensetResult(ctypes.Structure):
     _fields_ = [("width", c_int), ("height", c_int), ("labels", POINTER(c_uint16)), ("n_names", c_int),
-                ("names", POINTER(c_char_p)), ("regions", POINTER(Regions))]
+                ("names", POINTER(c_char_p)), ("regions", POINTER(Regions)), ("crf", c_int)]
 
 
 # ---- prototypes ----------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from .results import (DenseResult, DenseTask, GenerateResult, OpensetResult, Ref
 
 _lib = _capi.lib
 FROM_PROFILE = -1  # DMLLM_FROM_PROFILE: take the value from the model's readout profile
-DEFAULT_MAX_NUM_PATCHES = 8192
+DEFAULT_MAX_NUM_PATCHES = 8192  # CPU-friendly; a deliberate difference from the reference
+HF_MAX_NUM_PATCHES = 36864  # the HF processor's max_image_patches: parity
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 ProgressCallback = Callable[[str, int, int], Any]  # (stage, done, total) -> truthy to abort
@@ -431,7 +432,8 @@ class Session(_Handle):
     def predict_dense(self, image: ImageLike, task: DenseTask = DenseTask.SEMANTIC, *,
                       classes: Optional[Sequence[str]] = None,
                       label_token_ids: Optional[Sequence[Sequence[int]]] = None, background: bool = False,
-                      evaluation: bool = False, layout: Layout = Layout.IMAGE_FIRST, prompt: Optional[str] = None,
+                      evaluation: Optional[bool] = None, layout: Layout = Layout.IMAGE_FIRST,
+                      prompt: Optional[str] = None,
                       alignment: Optional[Alignment] = None, depth_profile: Optional[str] = None,
                       focal_length_px: float = 0.0, keep_token_scores: bool = False,
                       crf: Optional[Dict[str, Any]] = None,
@@ -440,10 +442,12 @@ class Session(_Handle):
         of token ids whose logits are averaged; FGBG and DEPTH need neither. Settings left as None
         come from the model's readout profile. evaluation runs the dense CRF, tuned by crf (keys as
         crf_refine's; iterations=0 leaves it out). readout NAMED argmaxes over the classes the model
-        names first (report 9.2; the result's class_names), ALL over every class given."""
+        names first (report 9.2; the result's class_names), ALL over every class given.
+        evaluation None: the profile's "crf" (on for youtu_vl)."""
         p = _capi.DenseParams()
         _lib.dmllm_dense_params_init(byref(p))
-        p.task, p.background, p.evaluation, p.layout = int(task), int(background), int(evaluation), int(layout)
+        p.task, p.background, p.layout = int(task), int(background), int(layout)
+        p.evaluation = FROM_PROFILE if evaluation is None else int(evaluation)
         p.keep_token_scores, p.focal_length_px = int(keep_token_scores), focal_length_px
         p.alignment = FROM_PROFILE if alignment is None else int(alignment)
         p.readout = FROM_PROFILE if readout is None else int(readout)
@@ -552,11 +556,12 @@ class Session(_Handle):
     # -- box-prompted pipelines --
     def _crop_params(self, padding: Optional[float], short_side: Optional[int], box_px: Optional[int],
                      box_rgb: Optional[Tuple[int, int, int]], max_regions: Optional[int],
-                     generate: Optional[Dict[str, Any]], evaluation: bool = False,
-                     crf: Optional[Dict[str, Any]] = None) -> _capi.CropParams:
+                     generate: Optional[Dict[str, Any]], evaluation: Optional[bool] = None,
+                     crf: Optional[Dict[str, Any]] = None, demo: bool = False) -> _capi.CropParams:
         p = _capi.CropParams()
         _lib.dmllm_crop_params_init(byref(p))
-        p.evaluation = int(evaluation)
+        p.evaluation = FROM_PROFILE if evaluation is None else int(evaluation)
+        p.variant = int(demo)  # DMLLM_VARIANT_DEMO
         if crf is not None:
             p._crf = crf_params(**crf)  # kept alive by the struct
             p.crf = ctypes.pointer(p._crf)
@@ -573,10 +578,11 @@ class Session(_Handle):
 
     def segment_box(self, image: ImageLike, box: Sequence[int], *, padding: Optional[float] = None,
                     short_side: Optional[int] = None, box_px: Optional[int] = None,
-                    box_rgb: Optional[Tuple[int, int, int]] = None, evaluation: bool = False,
-                    crf: Optional[Dict[str, Any]] = None) -> Any:
+                    box_rgb: Optional[Tuple[int, int, int]] = None,
+                    evaluation: Optional[bool] = None, crf: Optional[Dict[str, Any]] = None) -> Any:
         """FG/BG inside one box (x0, y0, x1, y1, original pixels): uint8 (height, width), 1 = FG.
-        evaluation reads FG/BG as the report's benchmarks (softmax, dense CRF tuned by crf)."""
+        evaluation reads FG/BG as the report's benchmarks and the demo (softmax, dense CRF tuned by
+        crf); None: the profile's "crf"."""
         img = as_image(image)
         params = self._crop_params(padding, short_side, box_px, box_rgb, None, None, evaluation, crf)
         mask, address = _arrays.empty("B", (img.height, img.width))
@@ -587,13 +593,15 @@ class Session(_Handle):
     def refer_segment(self, image: ImageLike, phrase: str, *, padding: Optional[float] = None,
                       short_side: Optional[int] = None, box_px: Optional[int] = None,
                       box_rgb: Optional[Tuple[int, int, int]] = None,
-                      generate: Optional[Dict[str, Any]] = None, evaluation: bool = False,
-                      crf: Optional[Dict[str, Any]] = None) -> ReferResult:
-        """Referring segmentation: grounding box for the phrase, then segment_box. No usable box is
-        not an error: the result has found False and a message. generate: options as generate();
-        evaluation, crf: as segment_box."""
+                      generate: Optional[Dict[str, Any]] = None, evaluation: Optional[bool] = None,
+                      crf: Optional[Dict[str, Any]] = None, demo: bool = False) -> ReferResult:
+        """Referring segmentation: grounding box for the phrase (demo: the box of the demo's <ins>
+        polygon answer, demo crop rounding), then segment_box. No usable box is not an error: the
+        result has found False and a message. generate: options as generate(); evaluation, crf: as
+        segment_box."""
         img = as_image(image)
-        params = self._crop_params(padding, short_side, box_px, box_rgb, None, generate, evaluation, crf)
+        params = self._crop_params(padding, short_side, box_px, box_rgb, None, generate, evaluation, crf,
+                                   demo)
         out = ctypes.POINTER(_capi.ReferResult)()
         try:
             self._call(_lib.dmllm_refer_segment, img, _encode(phrase), byref(params), byref(out))

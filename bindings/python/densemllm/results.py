@@ -153,11 +153,12 @@ class ReferResult:
     box: Tuple[int, int, int, int]
     answer: Optional[str]
     message: str
+    crf: bool                        # the dense CRF refined the mask
 
     @classmethod
     def _from_c(cls, r: _capi.ReferResult) -> "ReferResult":
         return cls(r.width, r.height, _arrays.copy_from(r.mask, "B", (r.height, r.width)), bool(r.found),
-                   tuple(r.box), _text(r.answer), r.message.decode("utf-8", "replace"))
+                   tuple(r.box), _text(r.answer), r.message.decode("utf-8", "replace"), bool(r.crf))
 
 
 def _names(pointer, n: int) -> List[str]:

@@ -132,6 +132,8 @@ pub struct dmllm_image_params {
     pub memory_limit_bytes: i64,
 }
 
+pub const DMLLM_HF_MAX_NUM_PATCHES: c_int = 36864;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct dmllm_session_params {
@@ -228,6 +230,7 @@ pub struct dmllm_dense_result {
     pub named_fallback: c_int,
     pub reply: *mut c_char,
     pub seconds_generate: c_double,
+    pub crf: c_int,
 }
 
 // ---- evaluation metrics ----
@@ -405,6 +408,10 @@ pub struct dmllm_regions {
 }
 
 // ---- box-prompted segmentation ----
+pub type dmllm_crop_variant = c_int;
+pub const DMLLM_VARIANT_REPORT: dmllm_crop_variant = 0;
+pub const DMLLM_VARIANT_DEMO: dmllm_crop_variant = 1;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct dmllm_crop_params {
@@ -417,6 +424,7 @@ pub struct dmllm_crop_params {
     pub generate: *const dmllm_generate_params,
     pub evaluation: c_int,
     pub crf: *const dmllm_crf_params,
+    pub variant: dmllm_crop_variant,
 }
 
 #[repr(C)]
@@ -429,6 +437,7 @@ pub struct dmllm_refer_result {
     pub r#box: [c_int; 4],
     pub answer: *mut c_char,
     pub message: [c_char; 256],
+    pub crf: c_int,
 }
 
 #[repr(C)]
@@ -440,6 +449,7 @@ pub struct dmllm_openset_result {
     pub n_names: c_int,
     pub names: *mut *mut c_char,
     pub regions: *mut dmllm_regions,
+    pub crf: c_int,
 }
 
 // Getters and *_sizeof() functions take no pointers and have no preconditions, so they are

@@ -150,7 +150,8 @@ impl DenseParams {
         self
     }
 
-    /// Benchmark mode: a confidence map from softmax(score / temperature).
+    /// Benchmark and demo mode: softmax(score / temperature), the dense CRF and a confidence
+    /// map. Unset: the readout profile's "crf" (on for youtu_vl); false: the plain argmax.
     pub fn evaluation(mut self, on: bool) -> Self {
         self.raw.evaluation = on as c_int;
         self

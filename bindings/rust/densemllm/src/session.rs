@@ -39,7 +39,8 @@ impl SessionParams {
         self
     }
 
-    /// Patch cap of the resize rule (default 8192; Hugging Face parity uses 49152).
+    /// Patch cap of the resize rule (default 8192, CPU-friendly; Hugging Face parity:
+    /// `DMLLM_HF_MAX_NUM_PATCHES`, 36864).
     pub fn max_num_patches(mut self, n: i32) -> Self {
         self.raw.max_num_patches = n;
         self
