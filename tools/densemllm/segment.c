@@ -19,6 +19,9 @@ typedef struct dense_job {
     const char **label_names;   /* names of the label values, for the legend and the text */
     int n_label_names;
     int write_png;
+    dmllm_overlay_params overlay; /* segment: --alpha, and --background left as the photo */
+    float min_depth, max_depth;   /* depth: --min-depth / --max-depth of the colour map (0: 2nd /
+                                     98th percentile of each image) */
 } dense_job;
 
 /* Share of pixels per label, as a JSON object name -> fraction. */
@@ -38,20 +41,28 @@ static cJSON *label_shares(const dmllm_dense_result *r, const dense_job *job) {
 }
 
 int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *name,
-                         const uint16_t *labels, int n_labels, const char *const *names) {
+                         const uint16_t *labels, int n_labels, const char *const *names,
+                         const dmllm_overlay_params *overlay) {
     dmllm_status status =
         dmllm_write_label_png(cli_output_path(common, name, ".labels.png"), labels,
                               dmllm_image_width(image), dmllm_image_height(image), n_labels);
     if (status == DMLLM_OK)
-        status = dmllm_write_overlay_png(cli_output_path(common, name, ".overlay.png"), image,
-                                         labels, n_labels, names, 0.5f);
+        status = dmllm_write_overlay_png_v2(cli_output_path(common, name, ".overlay.png"), image,
+                                            labels, n_labels, names, overlay);
     return status == DMLLM_OK ? 0 : cli_fail(status, "writing the PNG outputs");
+}
+
+int cli_check_alpha(const char *command, float alpha) {
+    if (alpha >= 0.0f && alpha <= 1.0f) return 0;
+    fprintf(stderr, "densemllm %s: --alpha %g is outside 0 .. 1\n", command, (double)alpha);
+    return 2;
 }
 
 static int outputs_segment(cli_context *c, const dmllm_image *image, const char *name,
                            const dmllm_dense_result *r, const dense_job *job, cJSON *json) {
     if (job->write_png &&
-        cli_write_label_pngs(c->common, image, name, r->labels, r->n_labels, job->label_names) != 0)
+        cli_write_label_pngs(c->common, image, name, r->labels, r->n_labels, job->label_names,
+                             &job->overlay) != 0)
         return 1;
     char *text = NULL;
     const dmllm_status status = dmllm_mask_text_write(r->labels, r->width, r->height, job->label_names, r->n_labels, &text);
@@ -69,8 +80,8 @@ static int outputs_depth(cli_context *c, const char *name, const dmllm_dense_res
         status = dmllm_write_depth_png16(cli_output_path(c->common, name, ".mm.png"), r->depth_m,
                                          r->width, r->height, DMLLM_DEPTH_PNG_SCALE);
         if (status == DMLLM_OK)
-            status = dmllm_write_depth_color_png(cli_output_path(c->common, name, ".png"),
-                                                 r->depth_m, r->width, r->height, 0.0f, 0.0f);
+            status = dmllm_write_depth_colorbar_png(cli_output_path(c->common, name, ".png"), r->depth_m,
+                                                    r->width, r->height, job->min_depth, job->max_depth);
         if (status != DMLLM_OK) return cli_fail(status, "writing the depth PNGs");
     }
     char *text = NULL;
@@ -147,6 +158,7 @@ static int run_parsed(const cli_command *command, cli_common *common, dense_job 
 static int run_segment(int argc, char **argv) {
     dense_job job = {0};
     dmllm_dense_params_init(&job.params);
+    dmllm_overlay_params_init(&job.overlay);
     const char *classes = NULL;
     int no_png = 0;
     const cli_option options[] = {
@@ -155,11 +167,13 @@ static int run_segment(int argc, char **argv) {
         {"--evaluation", CLI_FLAG, &job.params.evaluation, NULL, "softmax, dense CRF and confidence as the report's benchmarks"},
         {"--prompt", CLI_STRING, &job.params.prompt, "TEXT", "instruction instead of the profile's"},
         {"--no-png", CLI_FLAG, &no_png, NULL, "write only the JSON summary and the mask text"},
+        {"--alpha", CLI_FLOAT, &job.overlay.alpha, "A", "weight of the label colours in the overlay, 0..1 (default 0.5)"},
         {0},
     };
     cli_common common;
     const int n = cli_parse(&cli_segment_command, argc, argv, options, &common);
     if (n < 0) return cli_parse_exit(n);
+    if (cli_check_alpha("segment", job.overlay.alpha)) return 2;
     char *storage = NULL;
     int n_classes = 0;
     if (!classes || cli_split_list(classes, &job.class_names, &n_classes, &storage) != 0) {
@@ -180,6 +194,7 @@ static int run_segment(int argc, char **argv) {
         job.label_names = names;
         job.n_label_names = n_classes + 1;
         job.write_png = !no_png;
+        if (job.params.background) job.overlay.background_label = n_classes;
         const char *outputs[] = {".json", ".mask.txt", ".labels.png", ".overlay.png", NULL};
         exit_code = run_parsed(&cli_segment_command, &common, &job, outputs, 2);
     } else {
@@ -204,11 +219,21 @@ static int run_depth(int argc, char **argv) {
         {"--prompt", CLI_STRING, &job.params.prompt, "TEXT", "instruction instead of the profile's"},
         {"--prompt-first", CLI_FLAG, &prompt_first, NULL, "put the instruction before the image (benchmark layout)"},
         {"--no-png", CLI_FLAG, &no_png, NULL, "write only the JSON summary and the bin-grid text"},
+        {"--min-depth", CLI_FLOAT, &job.min_depth, "M",
+         "metres at the near end of the colour map (default: each image's 2nd percentile)"},
+        {"--max-depth", CLI_FLOAT, &job.max_depth, "M",
+         "metres at the far end of the colour map (default: each image's 98th percentile)"},
         {0},
     };
     cli_common common;
     const int n = cli_parse(&cli_depth_command, argc, argv, options, &common);
     if (n < 0) return cli_parse_exit(n);
+    if (job.min_depth < 0.0f || job.max_depth < 0.0f ||
+        (job.min_depth > 0.0f && job.max_depth > 0.0f && job.min_depth >= job.max_depth)) {
+        fprintf(stderr, "densemllm depth: --min-depth %g and --max-depth %g must be >= 0 (0: per image) and"
+                        " min below max\n", (double)job.min_depth, (double)job.max_depth);
+        return 2;
+    }
     job.params.layout = prompt_first ? DMLLM_LAYOUT_PROMPT_FIRST : DMLLM_LAYOUT_IMAGE_FIRST;
     job.write_png = !no_png;
     const char *outputs[] = {".json", ".txt", ".mm.png", ".png", NULL};
@@ -222,7 +247,7 @@ const cli_command cli_segment_command = {
     .run = run_segment,
     .outputs =
         "<name>.segment.json (summary), .labels.png (palette label map), .overlay.png (image\n"
-        "  and label colours, legend), .mask.txt (<ref>class</ref><mask>..</mask> text)",
+        "  and label colours, outlines, legend), .mask.txt (<ref>class</ref><mask>..</mask> text)",
 };
 
 const cli_command cli_depth_command = {
@@ -230,6 +255,7 @@ const cli_command cli_depth_command = {
     .summary = "depth from the bin tokens: 16-bit and colour PNGs, the (H//16)x(W//16) bin text",
     .synopsis = "densemllm depth [options] IMAGE...",
     .run = run_depth,
-    .outputs = "<name>.depth.json (summary), .mm.png (16-bit millimetres), .png (colour map),\n"
+    .outputs = "<name>.depth.json (summary), .mm.png (16-bit millimetres), .png (colour map\n"
+               "  with a colour bar in metres),\n"
                "  .txt (<depth><mask>..</mask> over the (H//16)x(W//16) bin grid)",
 };

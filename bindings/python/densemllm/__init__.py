@@ -22,8 +22,9 @@ from .library import (LogLevel, coordinate_to_original, last_error, log_set, par
 from .metrics import DepthCrop, DepthMetrics, DepthScores, MaskMetrics, MaskScores, SegMetrics, SegResult, box_iou
 from .model import (DEFAULT_MAX_NUM_PATCHES, DEFAULT_SYSTEM_PROMPT, FROM_PROFILE, Alignment, ChatMessage, Compute,
                     ImageGrid, Layout, Model, ModelInfo, Session, chat_apply, crf_params, crf_refine)
-from .outputs import (DEPTH_PNG_SCALE, label_color, mask_text_parse, mask_text_write, read_png_values,
-                      write_depth_color_png, write_depth_png16, write_label_png, write_overlay_png, write_pca_png)
+from .outputs import (DEPTH_PNG_SCALE, label_color, mask_text_parse, mask_text_write, overlay_color, read_png_values,
+                      write_depth_color_png, write_depth_png16, write_label_png, write_overlay_png, write_pca_overlay_png,
+                      write_pca_png)
 from .results import (DenseResult, DenseTask, GenerateResult, MaskText, OpensetResult, ReferResult, Region, Regions,
                       StopReason)
 
@@ -38,5 +39,5 @@ __all__ = [
     "OpensetResult", "OutOfMemoryError", "parse_regions", "read_png_values", "ReferResult", "Region", "Regions", "ResizeMode",
     "SegMetrics", "SegResult", "Session", "ShapeError", "StateError", "status_str", "StopReason", "target_size",
     "UnsupportedError", "version", "version_number", "write_depth_color_png", "write_depth_png16", "write_label_png",
-    "write_overlay_png", "write_pca_png",
+    "write_overlay_png", "write_pca_overlay_png", "write_pca_png", "overlay_color",
 ]
