@@ -588,8 +588,18 @@ DMLLM_API dmllm_status dmllm_box_iou(const double box_a[4], const double box_b[4
 /* Colour of a label in the PASCAL VOC palette, computed by bit interleaving: bit 3j+c of the label
  * (c = 0 red, 1 green, 2 blue; j = 0..7) becomes bit 7-j of channel c. Label 0 is black, then
  * (128,0,0), (0,128,0), (128,128,0), (0,0,128), ...; every label below 2^24 gets its own colour.
- * Labels outside 0 .. 2^24-1 fail with DMLLM_ERR_INVALID_ARGUMENT. */
+ * It colours the label-map PNGs (tools that read VOC-style masks expect it); overlays use
+ * dmllm_overlay_color. Labels outside 0 .. 2^24-1 fail with DMLLM_ERR_INVALID_ARGUMENT. */
 DMLLM_API dmllm_status dmllm_label_color(int label, uint8_t rgb[3]);
+
+/* Colour of a label in overlays: light, moderately saturated colours that read on photos, none
+ * dark (Rec. 709 luminance of the sRGB values >= 100 of 255), none dark olive or brick. Labels
+ * 0..15 come from a fixed table of OKLab lightness and hue (twelve hue families, neighbours in
+ * label order far apart); label 16 + j walks the hue circle by the golden angle (137.508 degrees
+ * from 20) at lightness 0.86 / 0.72 for even / odd j, so later labels are less distinct. Chroma
+ * is 0.15, lowered in steps of 0.005 until the colour fits sRGB. Labels outside 0 .. 65535 fail
+ * with DMLLM_ERR_INVALID_ARGUMENT. */
+DMLLM_API dmllm_status dmllm_overlay_color(int label, uint8_t rgb[3]);
 
 /* The label map as a PNG whose pixel values are the labels: 8-bit palette (the colours of
  * dmllm_label_color, n_labels PLTE entries) when n_labels <= 256, else 16-bit grayscale.
@@ -597,13 +607,46 @@ DMLLM_API dmllm_status dmllm_label_color(int label, uint8_t rgb[3]);
 DMLLM_API dmllm_status dmllm_write_label_png(const char *path, const uint16_t *labels, int width, int height,
                                              int n_labels);
 
-/* The image with every pixel blended toward its label's colour, out = (1-alpha)*image +
- * alpha*colour (alpha in [0, 1]), plus a legend in the top-left corner: one row per label present
- * in the map, in label order, with a colour swatch and the name in a built-in 5x7 pixel font (white
- * on the darkened image; integer scale max(1, min(width, height)/400)). names: n_labels strings, or
- * NULL (then and for a NULL entry the row says "label N"); bytes outside printable ASCII show as '?'.
- * Rows that do not fit are summarised as "+N more"; an image too small for one row gets no legend.
- * labels: [height][width] of the image's size. */
+#define DMLLM_AUTO (-1) /* an overlay size computed from the image size */
+
+typedef struct dmllm_overlay_params {
+    uint32_t struct_size;         /* set by dmllm_overlay_params_init() */
+    float alpha;                  /* weight of the label colour, 0 .. 1; default 0.5 */
+    int background_label;         /* label left as the photo (no colour, outline or legend row), or
+                                     -1: none (default) */
+    int outline_px;               /* width of the outline drawn in full colour along the inside of
+                                     every label region's border, 0 (none) .. 64, or DMLLM_AUTO
+                                     (default): max(1, min(width, height) / 400) */
+    int legend;                   /* 1 (default): the legend in a panel right of the image; 0 none */
+    const struct dmllm_region *boxes; /* [n_boxes] boxes drawn with their label on a tag, or NULL */
+    int n_boxes;                  /* default 0 */
+} dmllm_overlay_params;
+
+DMLLM_API void dmllm_overlay_params_init(dmllm_overlay_params *params);
+DMLLM_API size_t dmllm_overlay_params_sizeof(void);
+
+/* The image with every pixel blended toward its label's colour (dmllm_overlay_color), out =
+ * (1-alpha)*image + alpha*colour, except background_label pixels, which keep the image's values.
+ * An outline in full colour runs along the inside of each label region's border (image edges are
+ * not borders). Boxes (x0, y0, x1, y1 in image pixels, x1, y1 exclusive, clamped to the image)
+ * get a frame max(2, min(width, height) / 250) px wide and their label (trimmed: "" draws no tag)
+ * in the text colour (black or white, whichever reads better) on a tag filled with the frame
+ * colour above the box (inside it when the box touches the top); the colour is that of the
+ * first label k whose names[k] equals the box's label, else that of label n_labels + i for the
+ * i-th distinct other box label. With legend, the picture is widened by a dark panel on the right
+ * with one row per label present in the map (background_label left out), in label order: a colour
+ * swatch and the name, both at the integer text scale max(1, (min(width, height) + 150) / 300) of a
+ * built-in 5x7 pixel font; the picture is made taller when the rows need it (at most
+ * max(40, rows the image height holds) rows, the last saying "+N more"). names: n_labels strings,
+ * or NULL (then and for a NULL entry the row says "label N"); bytes outside printable ASCII show
+ * as '?'. labels: [height][width] of the image's size, or NULL with n_labels 0 (boxes only).
+ * params NULL: dmllm_overlay_params_init(). */
+DMLLM_API dmllm_status dmllm_write_overlay_png_v2(const char *path, const dmllm_image *image,
+                                                  const uint16_t *labels, int n_labels,
+                                                  const char *const *names,
+                                                  const dmllm_overlay_params *params);
+
+/* dmllm_write_overlay_png_v2 with the default params and the given alpha. */
 DMLLM_API dmllm_status dmllm_write_overlay_png(const char *path, const dmllm_image *image, const uint16_t *labels,
                                                int n_labels, const char *const *names, float alpha);
 
@@ -624,6 +667,13 @@ DMLLM_API dmllm_status dmllm_write_depth_png16(const char *path, const float *de
 DMLLM_API dmllm_status dmllm_write_depth_color_png(const char *path, const float *depth_m, int width, int height,
                                                    float min_m, float max_m);
 
+/* The colour map of dmllm_write_depth_color_png (same range rule) with a colour bar in a dark panel
+ * on its right: near at the bottom, far at the top, tick marks and labels in metres at round steps
+ * (1, 2 or 5 times a power of ten, at least three ticks), text at the legend scale of
+ * dmllm_write_overlay_png_v2. A fixed min_m and max_m give a batch of images one scale. */
+DMLLM_API dmllm_status dmllm_write_depth_colorbar_png(const char *path, const float *depth_m, int width,
+                                                      int height, float min_m, float max_m);
+
 /* PCA picture of vision-token features (DenseMLLM report, Figure 4): features [rows][cols] with
  * rows = grid_w*grid_h tokens in row-major grid order (e.g. dmllm_session_image_hidden()). The rows
  * are centred; the top three principal components (power iteration with deflation, start vectors
@@ -632,6 +682,13 @@ DMLLM_API dmllm_status dmllm_write_depth_color_png(const char *path, const float
  * The grid is enlarged to out_w x out_h by nearest neighbour (out_w or out_h <= 0: grid size). */
 DMLLM_API dmllm_status dmllm_write_pca_png(const char *path, const float *features, int rows, int cols, int grid_w,
                                            int grid_h, int out_w, int out_h);
+
+/* The PCA picture of dmllm_write_pca_png blended over the image, as the report's Figure 4 shows
+ * features: the token colours are resized bilinearly (align_corners = false) from the grid to the
+ * image's size, then out = (1-alpha)*image + alpha*pca (alpha in [0, 1]). */
+DMLLM_API dmllm_status dmllm_write_pca_overlay_png(const char *path, const dmllm_image *image,
+                                                   const float *features, int rows, int cols, int grid_w,
+                                                   int grid_h, float alpha);
 
 /* The official dense text of Youtu-VL (model-spec 6.1): "<ref>name</ref>" for each label in label
  * order, then "<mask>(v,n)(v,n)...</mask>": runs of value v repeated n times, row-major over the

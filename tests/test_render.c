@@ -1,9 +1,11 @@
 /*
  * test_render.c: the PNG writers of render.c, read back with libpng (raw samples, palette, bit
  * depth) and with the library's own loader: VOC palette entries, label maps (palette and 16-bit),
- * overlay blend and legend (swatches of exactly the present labels, glyph pixels, "+N more", no
- * legend on tiny images, the legend doubling at 800 px), depth16 rounding and clamping, colour-map
- * stops and percentiles, PCA against planted components and an independent Jacobi eigensolver, and
+ * the overlay palette (no dark colour, the first 16 apart and away from grass/olive/brick), overlay
+ * blend, outlines, background as the photo, boxes with tags and the legend panel (swatches of
+ * exactly the present labels, glyph pixels, growing with the image), depth16 rounding and clamping,
+ * colour-map stops and percentiles, the colour bar and a fixed range across images, PCA against
+ * planted components and an independent Jacobi eigensolver, the PCA picture over the photo, and
  * atomicity (missing directory, target that is a directory, a write failing midway under
  * RLIMIT_FSIZE: an error, the old file intact, no temporary file left).
  */
@@ -202,6 +204,8 @@ static void test_label_png(void) {
 
 /* ---- overlay ----------------------------------------------------------------------------------- */
 
+static float luminance(const uint8_t *rgb) { return 0.2126f * rgb[0] + 0.7152f * rgb[1] + 0.0722f * rgb[2]; }
+
 static dmllm_image *gradient_image(int w, int h) {
     dmllm_image *image = NULL;
     CHECK_OK(dmllm_image_alloc(w, h, &image));
@@ -215,37 +219,72 @@ static dmllm_image *gradient_image(int w, int h) {
     return image;
 }
 
-static void blend(const dmllm_image *image, const uint16_t *labels, float alpha, size_t i, uint8_t out[3]) {
-    uint8_t color[3];
-    voc_color(labels[i], color);
-    for (int k = 0; k < 3; k++)
-        out[k] = (uint8_t)floorf((1.0f - alpha) * image->pixels[3 * i + k] + alpha * color[k] + 0.5f);
+static uint8_t *pixel_at(const dmllm_image *image, int x, int y) {
+    return image->pixels + ((size_t)y * image->width + x) * 3;
 }
 
-/* Labels whose colour shows as a swatch centre: walking down column x, the label colours met on
- * pixels that differ from the blend, each once, in order. */
-static int swatch_labels(const dmllm_image *out, const dmllm_image *image, const uint16_t *labels, float alpha,
-                         int n_labels, int x, int *found, int max_found) {
+static void overlay_rgb(int label, uint8_t rgb[3]) { CHECK_OK(dmllm_overlay_color(label, rgb)); }
+
+/* The blend of image pixel (x, y) toward label's overlay colour. */
+static bool is_blend(const dmllm_image *out, const dmllm_image *image, int x, int y, int label, float alpha) {
+    uint8_t color[3];
+    overlay_rgb(label, color);
+    const uint8_t *src = pixel_at(image, x, y), *px = pixel_at(out, x, y);
+    for (int k = 0; k < 3; k++)
+        if (px[k] != (uint8_t)floorf((1.0f - alpha) * src[k] + alpha * color[k] + 0.5f)) return false;
+    return true;
+}
+
+static bool is_color(const dmllm_image *out, int x, int y, int label) {
+    uint8_t color[3];
+    overlay_rgb(label, color);
+    return memcmp(pixel_at(out, x, y), color, 3) == 0;
+}
+
+/* Labels whose colour shows in column x of the legend panel, each run once, top to bottom. */
+static int legend_swatches(const dmllm_image *out, int x, int n_labels, int *found, int max_found) {
     int n = 0;
-    for (int y = 0; y < out->height; y++) {
-        const size_t i = (size_t)y * out->width + x;
-        uint8_t blended[3];
-        blend(image, labels, alpha, i, blended);
-        if (memcmp(out->pixels + 3 * i, blended, 3) == 0) continue;
-        for (int label = 0; label < n_labels; label++) {
-            uint8_t color[3];
-            voc_color((uint32_t)label, color);
-            if (memcmp(out->pixels + 3 * i, color, 3) == 0 && (n == 0 || found[n - 1] != label) && n < max_found)
-                found[n++] = label;
-        }
-    }
+    for (int y = 0; y < out->height; y++)
+        for (int label = 0; label < n_labels; label++)
+            if (is_color(out, x, y, label) && (n == 0 || found[n - 1] != label) && n < max_found) found[n++] = label;
     return n;
+}
+
+static void test_overlay_palette(void) {
+    uint8_t colors[16][3];
+    float darkest = 255.0f;
+    for (int label = 0; label < 65536; label++) {
+        uint8_t rgb[3];
+        overlay_rgb(label, rgb);
+        if (label < 16) memcpy(colors[label], rgb, 3);
+        darkest = luminance(rgb) < darkest ? luminance(rgb) : darkest;
+    }
+    /* No colour is near black: the old palette made label 0 a black veil. */
+    CHECK_MSG(darkest >= 100.0f, "darkest overlay colour has luminance %.1f", (double)darkest);
+    double closest = 1e9;
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < i; j++) {
+            double d = 0.0;
+            for (int k = 0; k < 3; k++) d += (colors[i][k] - colors[j][k]) * (double)(colors[i][k] - colors[j][k]);
+            closest = sqrt(d) < closest ? sqrt(d) : closest;
+        }
+    CHECK_MSG(closest >= 30.0, "two of the first 16 overlay colours are %.1f apart in RGB", closest);
+    /* Far from grass, dark olive and brick, the colours of common scenes. */
+    static const uint8_t scene[3][3] = {{86, 125, 50}, {85, 107, 47}, {150, 70, 50}};
+    for (int i = 0; i < 16; i++)
+        for (int s = 0; s < 3; s++) {
+            double d = 0.0;
+            for (int k = 0; k < 3; k++) d += (colors[i][k] - scene[s][k]) * (double)(colors[i][k] - scene[s][k]);
+            CHECK_MSG(sqrt(d) >= 60.0, "colour %d is %.1f from scene colour %d", i, sqrt(d), s);
+        }
+    uint8_t rgb[3];
+    CHECK_STATUS(dmllm_overlay_color(-1, rgb), DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dmllm_overlay_color(65536, rgb), DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dmllm_overlay_color(0, NULL), DMLLM_ERR_INVALID_ARGUMENT);
 }
 
 static void test_overlay(void) {
     enum { W = 200, H = 120, N_LABELS = 12 };
-    /* render.c's legend layout at scale 1: margin 3, rows 10 px apart, 8 px swatches, text at x 14. */
-    enum { SWATCH_X = 7, TEXT_X = 14, TEXT_Y = 4 };
     dmllm_image *image = gradient_image(W, H);
     uint16_t *labels = malloc(sizeof *labels * W * H); /* [H][W] */
     for (int y = 0; y < H; y++)
@@ -254,95 +293,140 @@ static void test_overlay(void) {
                                                 "six",  "seven", "eight", "nine", "ten", "eleven"};
     const char *path = temp_path("overlay.png");
     const float alpha = 0.5f;
-    CHECK_OK(dmllm_write_overlay_png(path, image, labels, N_LABELS, names, alpha));
+    dmllm_overlay_params p;
+    dmllm_overlay_params_init(&p);
+    CHECK(p.struct_size == sizeof p && p.alpha == 0.5f && p.background_label == -1 && p.outline_px == DMLLM_AUTO &&
+          p.legend == 1 && !p.boxes && p.n_boxes == 0 && dmllm_overlay_params_sizeof() == sizeof p);
+    CHECK_OK(dmllm_write_overlay_png_v2(path, image, labels, N_LABELS, names, &p));
     dmllm_image *out = NULL;
     CHECK_OK(dmllm_image_load_file(path, &out));
-    CHECK(out && out->width == W && out->height == H);
+    /* The legend sits in a panel right of the image, which it never covers. */
+    CHECK(out && out->width > W && out->height == H);
     if (!out) goto done;
-    /* Outside the legend corner every pixel is the blend. */
-    int differ = 0, differ_in_box = 0;
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            uint8_t blended[3];
-            blend(image, labels, alpha, (size_t)y * W + x, blended);
-            const bool same = memcmp(out->pixels + ((size_t)y * W + x) * 3, blended, 3) == 0;
-            if (x >= 80 || y >= 40) differ += !same;
-            else differ_in_box += !same;
-        }
-    CHECK_MSG(differ == 0, "%d pixels outside the legend differ from the blend", differ);
-    CHECK_MSG(differ_in_box > 500, "legend box: only %d pixels differ from the blend", differ_in_box);
+    CHECK(is_blend(out, image, 2, 2, 2, alpha) && is_blend(out, image, 50, 60, 2, alpha));
+    CHECK(is_blend(out, image, 120, 10, 5, alpha) && is_blend(out, image, 190, 110, 9, alpha));
+    /* A 1 px outline in full colour on both sides of every border, none along the image edge. */
+    CHECK(is_color(out, W / 2 - 1, 60, 2) && is_color(out, W / 2, 60, 5));
+    CHECK(is_color(out, 170, 80, 5) && is_color(out, 170, 81, 9) && is_blend(out, image, 170, 79, 5, alpha));
+    CHECK(is_blend(out, image, 0, 60, 2, alpha) && is_blend(out, image, 199, 10, 5, alpha));
     int found[8];
-    const int n_found = swatch_labels(out, image, labels, alpha, N_LABELS, SWATCH_X, found, 8);
+    const int n_found = legend_swatches(out, W + 6, N_LABELS, found, 8); /* swatches at x W+3 .. W+10 */
     CHECK_MSG(n_found == 3 && found[0] == 2 && found[1] == 5 && found[2] == 9,
               "swatches: %d found (%d %d %d), expected labels 2 5 9", n_found, found[0], found[1], found[2]);
-    /* First row's text is "H": ink in the two stems and the bar, none between the stems above it. */
-    const uint8_t *px = out->pixels;
-#define WHITE(x, y) (memcmp(px + ((size_t)(y) * W + (x)) * 3, "\xff\xff\xff", 3) == 0)
-    CHECK(WHITE(TEXT_X, TEXT_Y) && WHITE(TEXT_X + 4, TEXT_Y) && WHITE(TEXT_X + 2, TEXT_Y + 3));
-    CHECK(!WHITE(TEXT_X + 1, TEXT_Y) && !WHITE(TEXT_X + 2, TEXT_Y + 1) && !WHITE(TEXT_X + 2, TEXT_Y + 6));
+    /* The first row's text "H" in white: the two stems and the bar, nothing between the stems. */
+    const int tx = W + 14, ty = 4;
+#define WHITE(x, y) (memcmp(pixel_at(out, x, y), "\xff\xff\xff", 3) == 0)
+    CHECK(WHITE(tx, ty) && WHITE(tx + 4, ty) && WHITE(tx + 2, ty + 3));
+    CHECK(!WHITE(tx + 1, ty) && !WHITE(tx + 2, ty + 1) && !WHITE(tx + 2, ty + 6));
 #undef WHITE
     dmllm_image_free(out);
     out = NULL;
 
-    /* No names: rows say "label N"; alpha 1 paints the label colours. */
+    /* The background label shows the photo exactly, outline and legend row included. */
+    p.background_label = 5;
+    p.alpha = 0.8f;
+    CHECK_OK(dmllm_write_overlay_png_v2(path, image, labels, N_LABELS, names, &p));
+    CHECK_OK(dmllm_image_load_file(path, &out));
+    if (out) {
+        int differ = 0;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                if (labels[y * W + x] == 5) differ += memcmp(pixel_at(out, x, y), pixel_at(image, x, y), 3) != 0;
+        CHECK_MSG(differ == 0, "%d background pixels differ from the photo", differ);
+        CHECK(is_blend(out, image, 50, 60, 2, 0.8f) && is_color(out, W / 2 - 1, 60, 2));
+        const int n = legend_swatches(out, W + 6, N_LABELS, found, 8);
+        CHECK_MSG(n == 2 && found[0] == 2 && found[1] == 9, "background: %d swatches", n);
+    }
+    dmllm_image_free(out);
+    out = NULL;
+
+    /* No outline, no legend: the picture has the image's size and every pixel is the blend. */
+    dmllm_overlay_params_init(&p);
+    p.outline_px = 0;
+    p.legend = 0;
+    CHECK_OK(dmllm_write_overlay_png_v2(path, image, labels, N_LABELS, NULL, &p));
+    CHECK_OK(dmllm_image_load_file(path, &out));
+    if (out) {
+        int differ = 0;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) differ += !is_blend(out, image, x, y, labels[y * W + x], 0.5f);
+        CHECK(out->width == W && out->height == H && differ == 0);
+    }
+    dmllm_image_free(out);
+    out = NULL;
+
+    /* The legacy call: the v2 defaults with its alpha. */
     CHECK_OK(dmllm_write_overlay_png(path, image, labels, N_LABELS, NULL, 1.0f));
     CHECK_OK(dmllm_image_load_file(path, &out));
-    uint8_t expected[3];
-    voc_color(9, expected);
-    CHECK(out && memcmp(out->pixels + ((size_t)(H - 1) * W + (W - 1)) * 3, expected, 3) == 0);
+    CHECK(out && out->width > W && is_color(out, 50, 60, 2));
     dmllm_image_free(out);
     out = NULL;
 
-    /* A short image: 5 labels present, room for 3 rows -> 2 swatches and "+3 more". */
-    enum { SHORT_H = 36 };
-    for (int y = 0; y < SHORT_H; y++)
-        for (int x = 0; x < W; x++) labels[y * W + x] = (uint16_t)(x / 40);
-    dmllm_image *short_image = gradient_image(W, SHORT_H);
-    CHECK_OK(dmllm_write_overlay_png(path, short_image, labels, N_LABELS, names, alpha));
+    /* Boxes: a frame in the colour of the label its text names, a tag with the text above it; an
+     * unnamed text takes label n_labels + its rank. */
+    const dmllm_region boxes[2] = {{.label = "H", .box = {20, 40, 80, 100}}, {.label = "cat", .box = {130, 30, 190, 70}}};
+    dmllm_overlay_params_init(&p);
+    p.boxes = boxes;
+    p.n_boxes = 2;
+    p.alpha = 0.0f;
+    p.outline_px = 0;
+    CHECK_OK(dmllm_write_overlay_png_v2(path, image, labels, N_LABELS, names, &p));
     CHECK_OK(dmllm_image_load_file(path, &out));
     if (out) {
-        const int n = swatch_labels(out, short_image, labels, alpha, N_LABELS, SWATCH_X, found, 8);
-        CHECK_MSG(n == 2 && found[0] == 0 && found[1] == 1, "short image: %d swatches", n);
+        CHECK(is_color(out, 20, 70, 2) && is_color(out, 21, 70, 2) && is_color(out, 79, 70, 2) && is_color(out, 50, 99, 2));
+        CHECK(memcmp(pixel_at(out, 50, 70), pixel_at(image, 50, 70), 3) == 0); /* inside: the photo */
+        CHECK(is_color(out, 130, 50, N_LABELS) && is_color(out, 20, 40 - 2, 2)); /* tag edge above the box */
+        int ink = 0; /* black text on the light tag */
+        for (int y = 25; y < 40; y++)
+            for (int x = 20; x < 40; x++) ink += memcmp(pixel_at(out, x, y), "\0\0\0", 3) == 0;
+        CHECK_MSG(ink > 5, "tag text: %d ink pixels", ink);
     }
     dmllm_image_free(out);
     out = NULL;
-    dmllm_image_free(short_image);
-
-    /* 800 px short side: the legend doubles (swatch centres at x 14); 1000 labels, 3 present. */
-    enum { BIG = 800 };
-    dmllm_image *big = gradient_image(BIG, BIG);
-    uint16_t *big_labels = malloc(sizeof *big_labels * BIG * BIG); /* [BIG][BIG] */
-    for (int i = 0; i < BIG * BIG; i++) big_labels[i] = i % BIG < 300 ? 999 : i / BIG < 400 ? 0 : 500;
-    CHECK_OK(dmllm_write_overlay_png(path, big, big_labels, 1000, NULL, alpha));
+    /* Boxes alone: no label map. */
+    CHECK_OK(dmllm_write_overlay_png_v2(path, image, NULL, 0, NULL, &p));
     CHECK_OK(dmllm_image_load_file(path, &out));
-    if (out) {
-        const int n = swatch_labels(out, big, big_labels, alpha, 1000, 2 * SWATCH_X, found, 8);
-        CHECK_MSG(n == 3 && found[0] == 0 && found[1] == 500 && found[2] == 999, "scale 2: %d swatches", n);
-    }
+    CHECK(out && out->width == W && is_color(out, 20, 70, 0) && is_color(out, 130, 50, 1));
     dmllm_image_free(out);
     out = NULL;
-    dmllm_image_free(big);
-    free(big_labels);
 
-    /* Too small for one row: no legend at all. */
-    dmllm_image *tiny = gradient_image(12, 12);
-    CHECK_OK(dmllm_write_overlay_png(path, tiny, labels, N_LABELS, names, alpha));
-    CHECK_OK(dmllm_image_load_file(path, &out));
-    differ = 0;
-    for (int i = 0; out && i < 12 * 12; i++) {
-        uint8_t blended[3];
-        blend(tiny, labels, alpha, (size_t)i, blended);
-        differ += memcmp(out->pixels + 3 * i, blended, 3) != 0;
+    /* The legend grows with the image: text scale 1 at 100 px, 4 at 1200 px. */
+    int panel[2];
+    const int sides[2] = {100, 1200};
+    for (int t = 0; t < 2; t++) {
+        const int side = sides[t];
+        dmllm_image *square = gradient_image(side, side);
+        uint16_t *square_labels = calloc((size_t)side * side, sizeof *square_labels);
+        CHECK_OK(dmllm_write_overlay_png_v2(path, square, square_labels, 1, names, NULL));
+        CHECK_OK(dmllm_image_load_file(path, &out));
+        panel[t] = out ? out->width - side : 0;
+        /* The 100 px image keeps every pixel: the panel is beside it. */
+        if (out && t == 0) CHECK(out->height == side && is_blend(out, square, 2, 2, 0, 0.5f));
+        dmllm_image_free(out);
+        out = NULL;
+        dmllm_image_free(square);
+        free(square_labels);
     }
-    CHECK(out && differ == 0);
-    dmllm_image_free(tiny);
+    CHECK_MSG(panel[0] > 0 && panel[1] >= 4 * panel[0] - 8, "legend panels %d and %d px wide", panel[0], panel[1]);
 
     const char *never = temp_path("never_overlay.png");
     CHECK_STATUS(dmllm_write_overlay_png(never, image, labels, N_LABELS, names, -0.1f), DMLLM_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(dmllm_write_overlay_png(never, image, labels, N_LABELS, names, 1.5f), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_write_overlay_png(never, image, labels, N_LABELS, names, NAN), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_write_overlay_png(never, NULL, labels, N_LABELS, names, alpha), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_write_overlay_png(never, image, labels, 3, names, alpha), DMLLM_ERR_INVALID_ARGUMENT);
+    dmllm_overlay_params_init(&p);
+    p.background_label = N_LABELS;
+    CHECK_STATUS(dmllm_write_overlay_png_v2(never, image, labels, N_LABELS, names, &p), DMLLM_ERR_INVALID_ARGUMENT);
+    dmllm_overlay_params_init(&p);
+    p.outline_px = 65;
+    CHECK_STATUS(dmllm_write_overlay_png_v2(never, image, labels, N_LABELS, names, &p), DMLLM_ERR_INVALID_ARGUMENT);
+    dmllm_overlay_params_init(&p);
+    p.n_boxes = 1;
+    CHECK_STATUS(dmllm_write_overlay_png_v2(never, image, labels, N_LABELS, names, &p), DMLLM_ERR_INVALID_ARGUMENT);
+    dmllm_overlay_params_init(&p);
+    p.legend = 2;
+    CHECK_STATUS(dmllm_write_overlay_png_v2(never, image, labels, N_LABELS, names, &p), DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dmllm_write_overlay_png_v2(never, image, NULL, 3, names, NULL), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK(!file_exists(never));
 done:
     dmllm_image_free(out);
@@ -381,8 +465,6 @@ static void test_depth16(void) {
     CHECK_STATUS(dmllm_write_depth_png16(path, NULL, W, H, 0.0f), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_write_depth_png16(path, depths, W, -1, 0.0f), DMLLM_ERR_INVALID_ARGUMENT);
 }
-
-static float luminance(const uint8_t *rgb) { return 0.2126f * rgb[0] + 0.7152f * rgb[1] + 0.0722f * rgb[2]; }
 
 static void test_depth_color(void) {
     static const uint8_t stops[5][3] = {
@@ -448,6 +530,67 @@ static void test_depth_color(void) {
     CHECK_STATUS(dmllm_write_depth_color_png(path, depths, N, 1, 8.0f, 2.0f), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_write_depth_color_png(path, depths, N, 1, NAN, 2.0f), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_write_depth_color_png(path, NULL, N, 1, 0.0f, 0.0f), DMLLM_ERR_INVALID_ARGUMENT);
+}
+
+
+/* The colour bar picture: the map beside a bar from near (bottom) to far (top) with ticks, and a
+ * fixed range giving equal depths equal colours in two images. */
+static void test_depth_colorbar(void) {
+    enum { W = 60, H = 200 };
+    float *a = malloc(sizeof *a * W * H), *b = malloc(sizeof *b * W * H); /* [H][W] each */
+    for (int i = 0; i < W * H; i++) {
+        a[i] = 1.0f + 4.0f * (float)(i / W) / (H - 1); /* 1 .. 5 m down the rows */
+        b[i] = 3.0f + 6.0f * (float)(i % W) / (W - 1); /* 3 .. 9 m across */
+    }
+    a[0] = 3.0f, b[0] = 3.0f;
+    const char *path_a = temp_path("bar_a.png"), *path_b = temp_path("bar_b.png");
+    dmllm_image *out_a = NULL, *out_b = NULL;
+    /* Each image's own range: the same 3 m gets two colours. */
+    CHECK_OK(dmllm_write_depth_colorbar_png(path_a, a, W, H, 0.0f, 0.0f));
+    CHECK_OK(dmllm_write_depth_colorbar_png(path_b, b, W, H, 0.0f, 0.0f));
+    CHECK_OK(dmllm_image_load_file(path_a, &out_a));
+    CHECK_OK(dmllm_image_load_file(path_b, &out_b));
+    CHECK(out_a && out_b && memcmp(out_a->pixels, out_b->pixels, 3) != 0);
+    dmllm_image_free(out_a);
+    dmllm_image_free(out_b);
+    out_a = out_b = NULL;
+    /* One fixed range: equal colours, and the map part is dmllm_write_depth_color_png's. */
+    CHECK_OK(dmllm_write_depth_colorbar_png(path_a, a, W, H, 1.0f, 10.0f));
+    CHECK_OK(dmllm_write_depth_colorbar_png(path_b, b, W, H, 1.0f, 10.0f));
+    CHECK_OK(dmllm_image_load_file(path_a, &out_a));
+    CHECK_OK(dmllm_image_load_file(path_b, &out_b));
+    const char *plain_path = temp_path("bar_plain.png");
+    dmllm_image *plain = NULL;
+    CHECK_OK(dmllm_write_depth_color_png(plain_path, a, W, H, 1.0f, 10.0f));
+    CHECK_OK(dmllm_image_load_file(plain_path, &plain));
+    if (out_a && out_b && plain) {
+        CHECK(memcmp(out_a->pixels, out_b->pixels, 3) == 0);
+        int differ = 0;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) differ += memcmp(pixel_at(out_a, x, y), pixel_at(plain, x, y), 3) != 0;
+        CHECK_MSG(differ == 0, "%d map pixels differ from the plain colour map", differ);
+        /* The bar: a column right of the map runs through the whole ramp, far (navy) above near. */
+        CHECK(out_a->width > W + 20 && out_a->height == H);
+        const int bar_x = W + 3 + 8; /* margin 3, bar 16 wide at scale 1 */
+        uint8_t near[3], far[3];
+        dmllm_depth_color(0.0f, near);
+        dmllm_depth_color(1.0f, far);
+        int y_near = -1, y_far = -1, white = 0;
+        for (int y = 0; y < H; y++) {
+            if (memcmp(pixel_at(out_a, bar_x, y), near, 3) == 0) y_near = y;
+            if (y_far < 0 && memcmp(pixel_at(out_a, bar_x, y), far, 3) == 0) y_far = y;
+            for (int x = W + 19; x < out_a->width; x++) white += memcmp(pixel_at(out_a, x, y), "\xff\xff\xff", 3) == 0;
+        }
+        CHECK_MSG(y_far >= 0 && y_near > y_far + H / 2, "bar: far at y %d, near at y %d", y_far, y_near);
+        CHECK_MSG(white > 100, "ticks and labels: %d white pixels", white);
+    }
+    dmllm_image_free(out_a);
+    dmllm_image_free(out_b);
+    dmllm_image_free(plain);
+    CHECK_STATUS(dmllm_write_depth_colorbar_png(path_a, a, W, H, 8.0f, 2.0f), DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dmllm_write_depth_colorbar_png(path_a, NULL, W, H, 0.0f, 0.0f), DMLLM_ERR_INVALID_ARGUMENT);
+    free(a);
+    free(b);
 }
 
 /* ---- PCA --------------------------------------------------------------------------------------- */
@@ -613,6 +756,50 @@ static void test_pca_png(void) {
     CHECK_STATUS(dmllm_write_pca_png(path, NULL, ROWS, COLS, GW, GH, 0, 0), DMLLM_ERR_INVALID_ARGUMENT);
 }
 
+
+/* The PCA picture over the photo: alpha 0 is the photo, alpha 1 the token colours (a corner pixel
+ * is its token's colour), between them a mix; the colours are interpolated, not blocks. */
+static void test_pca_overlay(void) {
+    enum { GW = 4, GH = 3, COLS = 5, W = 40, H = 30 };
+    float features[GW * GH * COLS]; /* [GH * GW][COLS] */
+    for (int i = 0; i < GW * GH * COLS; i++) features[i] = sinf(0.7f * i) + 0.1f * (float)(i % 7);
+    dmllm_image *image = gradient_image(W, H);
+    const char *grid_path = temp_path("pca_grid.png"), *path = temp_path("pca_overlay.png");
+    CHECK_OK(dmllm_write_pca_png(grid_path, features, GW * GH, COLS, GW, GH, 0, 0));
+    dmllm_image *grid = NULL, *out = NULL;
+    CHECK_OK(dmllm_image_load_file(grid_path, &grid));
+    CHECK_OK(dmllm_write_pca_overlay_png(path, image, features, GW * GH, COLS, GW, GH, 0.0f));
+    CHECK_OK(dmllm_image_load_file(path, &out));
+    CHECK(out && out->width == W && memcmp(out->pixels, image->pixels, (size_t)W * H * 3) == 0);
+    dmllm_image_free(out);
+    out = NULL;
+    CHECK_OK(dmllm_write_pca_overlay_png(path, image, features, GW * GH, COLS, GW, GH, 1.0f));
+    CHECK_OK(dmllm_image_load_file(path, &out));
+    if (out && grid) {
+        CHECK(memcmp(pixel_at(out, 0, 0), pixel_at(grid, 0, 0), 3) == 0);
+        CHECK(memcmp(pixel_at(out, W - 1, H - 1), pixel_at(grid, GW - 1, GH - 1), 3) == 0);
+        int distinct = 1; /* colours along the first row: more than the 4 tokens when interpolated */
+        for (int x = 1; x < W; x++) distinct += memcmp(pixel_at(out, x, 0), pixel_at(out, x - 1, 0), 3) != 0;
+        CHECK_MSG(distinct > 2 * GW, "%d distinct colours along a row", distinct);
+    }
+    dmllm_image_free(out);
+    out = NULL;
+    CHECK_OK(dmllm_write_pca_overlay_png(path, image, features, GW * GH, COLS, GW, GH, 0.5f));
+    CHECK_OK(dmllm_image_load_file(path, &out));
+    if (out && grid) {
+        const uint8_t *photo = pixel_at(image, 0, 0), *token = pixel_at(grid, 0, 0), *px = pixel_at(out, 0, 0);
+        for (int k = 0; k < 3; k++) CHECK(px[k] == (uint8_t)floorf(0.5f * photo[k] + 0.5f * token[k] + 0.5f));
+    }
+    dmllm_image_free(out);
+    dmllm_image_free(grid);
+    CHECK_STATUS(dmllm_write_pca_overlay_png(path, image, features, GW * GH, COLS, GW, GH, 1.5f),
+                 DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dmllm_write_pca_overlay_png(path, NULL, features, GW * GH, COLS, GW, GH, 0.5f),
+                 DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dmllm_write_pca_overlay_png(path, image, features, GW * GH, COLS, GW + 1, GH, 0.5f), DMLLM_ERR_SHAPE);
+    dmllm_image_free(image);
+}
+
 /* ---- atomicity --------------------------------------------------------------------------------- */
 
 static void test_atomic_writes(void) {
@@ -687,7 +874,10 @@ static void test_atomic_writes(void) {
 int main(void) {
     test_label_colors();
     test_label_png();
+    test_overlay_palette();
     test_overlay();
+    test_depth_colorbar();
+    test_pca_overlay();
     test_depth16();
     test_depth_color();
     test_pca_random();

@@ -114,8 +114,25 @@ def test_overlay_and_pca(dm, tmp_path, image):
     dm.write_overlay_png(tmp_path / "o.png", image, labels, 2, ["left", "right"], alpha=1.0)
     with PILImage.open(tmp_path / "o.png") as im:
         out = np.asarray(im.convert("RGB"))
-    assert out.shape == (image.height, image.width, 3)
-    assert tuple(out[-1, -1]) == (128, 0, 0) and tuple(out[-1, 0]) == (0, 0, 0)  # alpha 1: label colours
+    assert out.shape[0] == image.height and out.shape[1] > image.width  # the legend panel on the right
+    w = image.width
+    assert tuple(out[-1, w - 1]) == dm.overlay_color(1) and tuple(out[-1, 0]) == dm.overlay_color(0)
+    # the background left as the photo, no legend, a box with its tag
+    dm.write_overlay_png(tmp_path / "b.png", image, labels, 2, ["left", "right"], alpha=1.0, background=0,
+                         legend=False, outline=0, boxes=[("right", (w // 2, 0, w, image.height))])
+    with PILImage.open(tmp_path / "b.png") as im:
+        out = np.asarray(im.convert("RGB"))
+    photo = np.array(image.pixels, np.uint8)
+    assert out.shape == photo.shape and np.array_equal(out[:, :w // 4], photo[:, :w // 4])
+    assert tuple(out[-1, w - 1]) == dm.overlay_color(1)
+    dm.write_pca_overlay_png(tmp_path / "po.png", image, np.random.default_rng(1).normal(size=(6, 5)).astype(
+        np.float32), 3, 2, alpha=0.0)
+    with PILImage.open(tmp_path / "po.png") as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), photo)
+    depth = np.linspace(1, 5, image.width * image.height, dtype=np.float32).reshape(image.height, w)
+    dm.write_depth_color_png(tmp_path / "bar.png", depth, 1.0, 5.0, colorbar=True)
+    with PILImage.open(tmp_path / "bar.png") as im:
+        assert im.size[0] > w
     with pytest.raises(ValueError):
         dm.write_overlay_png(tmp_path / "o.png", image, labels[1:], 2)
     features = np.random.default_rng(3).normal(size=(6, 5)).astype(np.float32)

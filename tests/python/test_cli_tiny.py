@@ -81,7 +81,7 @@ def test_segment_files_and_text(tmp_path, sample, classes):
     labels = np.asarray(Image.open(tmp_path / "sample.segment.labels.png"))
     assert labels.shape == (h, w)
     with Image.open(tmp_path / "sample.segment.overlay.png") as overlay:
-        assert overlay.size == (w, h)
+        assert overlay.size[0] > w and overlay.size[1] >= h   # the legend panel is beside the image
     text = (tmp_path / "sample.segment.mask.txt").read_text()
     assert np.array_equal(expand_rle(text).reshape(h, w), labels)
     names = re.findall(r"<ref>(.*?)</ref>", text)
@@ -125,6 +125,58 @@ def test_refseg_openseg_text_tasks(tmp_path, sample):
     cli("features", "--out", tmp_path, path)
     with Image.open(tmp_path / "sample.features.png") as im:
         assert im.size == (w, h)
+
+
+def pixels(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).astype(np.int32)
+
+
+def test_picture_options(tmp_path, sample):
+    """--alpha, the background left as the photo, boxes pictures, --min-depth/--max-depth and the
+    colour bar, the PCA picture over the photo."""
+    path, (w, h) = sample
+    photo = pixels(path)
+    for alpha in ("0", "1"):
+        cli("segment", "--classes", "ball,box", "--background", "--alpha", alpha, "--out", tmp_path / alpha, path)
+    clear = pixels(tmp_path / "0/sample.segment.overlay.png")[:h, :w]
+    opaque = pixels(tmp_path / "1/sample.segment.overlay.png")[:h, :w]
+    labels = np.asarray(Image.open(tmp_path / "0/sample.segment.labels.png"))
+    background = labels == 2
+    assert np.array_equal(clear[background], photo[background])      # background: the photo as is
+    assert np.array_equal(opaque[background], photo[background])
+    if (~background).any():
+        inside = ~background
+        assert np.mean(np.all(clear[inside] == photo[inside], axis=-1)) > 0.5   # alpha 0: photo but outlines
+        assert np.mean(np.all(opaque[inside] == photo[inside], axis=-1)) < 0.1  # alpha 1: the label colours
+    cli("segment", "--classes", "ball", "--alpha", "1.5", "--out", tmp_path, path, expect=2)
+    cli("refseg", "--phrase", "the ball", "--alpha", "-1", "--out", tmp_path, path, expect=2)
+
+    det = json.loads(cli("detect", "--json", "--out", tmp_path / "det", path).stdout)
+    boxes = pixels(tmp_path / "det/sample.detect.boxes.png")
+    assert boxes.shape == photo.shape
+    assert np.array_equal(boxes, photo) == (len(det["regions"]) == 0)
+    cli("ground", "--phrase", "the ball", "--out", tmp_path / "det", path)
+    assert pixels(tmp_path / "det/sample.ground.boxes.png").shape == photo.shape
+    cli("detect", "--no-png", "--out", tmp_path / "nopng", path)
+    assert sorted(os.listdir(tmp_path / "nopng")) == ["sample.detect.json"]
+
+    for low, high in (("1", "10"), ("1", "20")):
+        cli("depth", "--min-depth", low, "--max-depth", high, "--out", tmp_path / high, path)
+    near = pixels(tmp_path / "10/sample.depth.png")
+    far = pixels(tmp_path / "20/sample.depth.png")
+    assert near.shape[0] == h and near.shape[1] > w                   # the colour bar beside the map
+    assert not np.array_equal(near[:, :w], far[:, :w])                # the range sets the colours
+    cli("depth", "--min-depth", "5", "--max-depth", "2", "--out", tmp_path, path, expect=2)
+    cli("depth", "--min-depth", "-1", "--out", tmp_path, path, expect=2)
+
+    cli("features", "--alpha", "0", "--out", tmp_path / "f0", path)
+    assert np.array_equal(pixels(tmp_path / "f0/sample.features.overlay.png"), photo)
+    cli("features", "--out", tmp_path / "f", path)
+    blend = pixels(tmp_path / "f/sample.features.overlay.png")
+    pca = pixels(tmp_path / "f/sample.features.png")
+    assert blend.shape == photo.shape
+    assert not np.array_equal(blend, photo) and not np.array_equal(blend, pca)
 
 
 def test_batch_resume_and_shards(tmp_path, sample):

@@ -122,9 +122,15 @@ int cli_for_each_input(cli_context *context, const cli_batch *batch);
 const char *cli_output_path(const cli_common *common, const char *name, const char *suffix);
 
 /* OUT/<name>.labels.png (palette label map) and OUT/<name>.overlay.png (the image blended with the
- * label colours, legend from names); prints what failed and returns 1, else 0. */
+ * label colours, legend from names; alpha, background label and boxes from overlay); prints what
+ * failed and returns 1, else 0. */
 int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *name,
-                         const uint16_t *labels, int n_labels, const char *const *names);
+                         const uint16_t *labels, int n_labels, const char *const *names,
+                         const dmllm_overlay_params *overlay);
+
+/* The --alpha option's check: prints the problem and returns 2 (usage) when alpha is outside
+ * [0, 1], else 0. */
+int cli_check_alpha(const char *command, float alpha);
 
 /* --readout all|named of segment and eval into dmllm_dense_params.readout (a NULL text leaves it);
  * prints what is wrong and returns 2, else 0. */

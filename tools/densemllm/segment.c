@@ -17,6 +17,9 @@ typedef struct dense_job {
     dmllm_dense_params params;
     char **class_names;         /* semantic: the --classes list */
     int write_png;
+    dmllm_overlay_params overlay; /* segment: --alpha, and --background left as the photo */
+    float min_depth, max_depth;   /* depth: --min-depth / --max-depth of the colour map (0: 2nd /
+                                     98th percentile of each image) */
 } dense_job;
 
 int cli_parse_readout(const char *command, const char *text, int *readout) {
@@ -60,14 +63,21 @@ static cJSON *label_shares(const dmllm_dense_result *r, const char *const *names
 }
 
 int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *name,
-                         const uint16_t *labels, int n_labels, const char *const *names) {
+                         const uint16_t *labels, int n_labels, const char *const *names,
+                         const dmllm_overlay_params *overlay) {
     dmllm_status status =
         dmllm_write_label_png(cli_output_path(common, name, ".labels.png"), labels,
                               dmllm_image_width(image), dmllm_image_height(image), n_labels);
     if (status == DMLLM_OK)
-        status = dmllm_write_overlay_png(cli_output_path(common, name, ".overlay.png"), image,
-                                         labels, n_labels, names, 0.5f);
+        status = dmllm_write_overlay_png_v2(cli_output_path(common, name, ".overlay.png"), image,
+                                            labels, n_labels, names, overlay);
     return status == DMLLM_OK ? 0 : cli_fail(status, "writing the PNG outputs");
+}
+
+int cli_check_alpha(const char *command, float alpha) {
+    if (alpha >= 0.0f && alpha <= 1.0f) return 0;
+    fprintf(stderr, "densemllm %s: --alpha %g is outside 0 .. 1\n", command, (double)alpha);
+    return 2;
 }
 
 static int outputs_segment(cli_context *c, const dmllm_image *image, const char *name,
@@ -77,8 +87,11 @@ static int outputs_segment(cli_context *c, const dmllm_image *image, const char 
     if (!names) return fprintf(stderr, "densemllm: out of memory\n"), 1;
     for (int k = 0; k < r->n_classes; k++) names[k] = r->class_names[k];
     names[r->n_classes] = "background";
+    /* The background's value follows the classes this result lists (named readout). */
+    dmllm_overlay_params overlay = job->overlay;
+    if (job->params.background) overlay.background_label = r->n_classes;
     if (job->write_png &&
-        cli_write_label_pngs(c->common, image, name, r->labels, r->n_labels, names) != 0) {
+        cli_write_label_pngs(c->common, image, name, r->labels, r->n_labels, names, &overlay) != 0) {
         free(names);
         return 1;
     }
@@ -101,8 +114,8 @@ static int outputs_depth(cli_context *c, const char *name, const dmllm_dense_res
         status = dmllm_write_depth_png16(cli_output_path(c->common, name, ".mm.png"), r->depth_m,
                                          r->width, r->height, DMLLM_DEPTH_PNG_SCALE);
         if (status == DMLLM_OK)
-            status = dmllm_write_depth_color_png(cli_output_path(c->common, name, ".png"),
-                                                 r->depth_m, r->width, r->height, 0.0f, 0.0f);
+            status = dmllm_write_depth_colorbar_png(cli_output_path(c->common, name, ".png"), r->depth_m,
+                                                    r->width, r->height, job->min_depth, job->max_depth);
         if (status != DMLLM_OK) return cli_fail(status, "writing the depth PNGs");
     }
     char *text = NULL;
@@ -180,6 +193,7 @@ static int run_parsed(const cli_command *command, cli_common *common, dense_job 
 static int run_segment(int argc, char **argv) {
     dense_job job = {0};
     dmllm_dense_params_init(&job.params);
+    dmllm_overlay_params_init(&job.overlay);
     const char *classes = NULL, *readout = NULL;
     int no_png = 0;
     const cli_option options[] = {
@@ -191,12 +205,14 @@ static int run_segment(int argc, char **argv) {
         CLI_CRF_OPTIONS(&job.params.evaluation),
         {"--prompt", CLI_STRING, &job.params.prompt, "TEXT", "instruction instead of the profile's"},
         {"--no-png", CLI_FLAG, &no_png, NULL, "write only the JSON summary and the mask text"},
+        {"--alpha", CLI_FLOAT, &job.overlay.alpha, "A", "weight of the label colours in the overlay, 0..1 (default 0.5)"},
         {0},
     };
     cli_common common;
     const int n = cli_parse(&cli_segment_command, argc, argv, options, &common);
     if (n < 0) return cli_parse_exit(n);
     if (cli_parse_readout("segment", readout, &job.params.readout)) return 2;
+    if (cli_check_alpha("segment", job.overlay.alpha)) return 2;
     char *storage = NULL;
     int n_classes = 0;
     if (!classes || cli_split_list(classes, &job.class_names, &n_classes, &storage) != 0) {
@@ -229,11 +245,21 @@ static int run_depth(int argc, char **argv) {
         {"--prompt", CLI_STRING, &job.params.prompt, "TEXT", "instruction instead of the profile's"},
         {"--prompt-first", CLI_FLAG, &prompt_first, NULL, "put the instruction before the image (benchmark layout)"},
         {"--no-png", CLI_FLAG, &no_png, NULL, "write only the JSON summary and the bin-grid text"},
+        {"--min-depth", CLI_FLOAT, &job.min_depth, "M",
+         "metres at the near end of the colour map (default: each image's 2nd percentile)"},
+        {"--max-depth", CLI_FLOAT, &job.max_depth, "M",
+         "metres at the far end of the colour map (default: each image's 98th percentile)"},
         {0},
     };
     cli_common common;
     const int n = cli_parse(&cli_depth_command, argc, argv, options, &common);
     if (n < 0) return cli_parse_exit(n);
+    if (job.min_depth < 0.0f || job.max_depth < 0.0f ||
+        (job.min_depth > 0.0f && job.max_depth > 0.0f && job.min_depth >= job.max_depth)) {
+        fprintf(stderr, "densemllm depth: --min-depth %g and --max-depth %g must be >= 0 (0: per image) and"
+                        " min below max\n", (double)job.min_depth, (double)job.max_depth);
+        return 2;
+    }
     job.params.layout = prompt_first ? DMLLM_LAYOUT_PROMPT_FIRST : DMLLM_LAYOUT_IMAGE_FIRST;
     job.write_png = !no_png;
     const char *outputs[] = {".json", ".txt", ".mm.png", ".png", NULL};
@@ -247,7 +273,7 @@ const cli_command cli_segment_command = {
     .run = run_segment,
     .outputs =
         "<name>.segment.json (summary), .labels.png (palette label map), .overlay.png (image\n"
-        "  and label colours, legend), .mask.txt (<ref>class</ref><mask>..</mask> text)",
+        "  and label colours, outlines, legend), .mask.txt (<ref>class</ref><mask>..</mask> text)",
 };
 
 const cli_command cli_depth_command = {
@@ -255,6 +281,7 @@ const cli_command cli_depth_command = {
     .summary = "depth from the bin tokens: 16-bit and colour PNGs, the (H//16)x(W//16) bin text",
     .synopsis = "densemllm depth [options] IMAGE...",
     .run = run_depth,
-    .outputs = "<name>.depth.json (summary), .mm.png (16-bit millimetres), .png (colour map),\n"
+    .outputs = "<name>.depth.json (summary), .mm.png (16-bit millimetres), .png (colour map\n"
+               "  with a colour bar in metres),\n"
                "  .txt (<depth><mask>..</mask> over the (H//16)x(W//16) bin grid)",
 };

@@ -16,9 +16,10 @@ typedef struct task_job {
     int n_classes;
     int max_tokens;
     int stream;              /* ask: print the answer as it is generated */
-    int no_png;              /* segmentation commands: only the JSON summary */
+    int no_png;              /* commands with pictures: only the JSON summary */
     int crf;                 /* refseg / openseg: dmllm_crop_params.evaluation (--crf / --no-crf) */
     int demo;                /* refseg / openseg: DMLLM_VARIANT_DEMO (--demo) */
+    float alpha;             /* --alpha: weight of the colours over the photo */
 } task_job;
 
 static void generate_params(const task_job *job, dmllm_generate_params *p) {
@@ -113,7 +114,6 @@ static int ask_fn(cli_context *c, const dmllm_image *image, const char *name, co
 
 static int regions_fn(cli_context *c, const dmllm_image *image, const char *name,
                       const task_job *job, cJSON *json, int grounding) {
-    (void)name;
     dmllm_generate_params p;
     generate_params(job, &p);
     dmllm_regions *r = NULL;
@@ -130,8 +130,18 @@ static int regions_fn(cli_context *c, const dmllm_image *image, const char *name
     cJSON_AddStringToObject(json, "answer", r->text ? r->text : "");
     cJSON_AddItemToObject(json, "regions", regions_json(r));
     if (r->message[0]) cJSON_AddStringToObject(json, "message", r->message);
+    int failed = 0;
+    if (!job->no_png) {
+        dmllm_overlay_params overlay;
+        dmllm_overlay_params_init(&overlay);
+        overlay.boxes = r->regions;
+        overlay.n_boxes = r->n_regions;
+        status = dmllm_write_overlay_png_v2(cli_output_path(c->common, name, ".boxes.png"), image, NULL, 0, NULL,
+                                            &overlay);
+        if (status != DMLLM_OK) failed = cli_fail(status, "writing the boxes PNG");
+    }
     dmllm_regions_free(r);
-    return 0;
+    return failed;
 }
 
 static int ground_fn(cli_context *c, const dmllm_image *image, const char *name,
@@ -158,8 +168,15 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *name,
     for (size_t i = 0; labels && i < n; i++) fg += labels[i] = r->mask[i];
     int failed = labels ? 0 : (fprintf(stderr, "densemllm: out of memory\n"), 1);
     const char *names[2] = {"background", job->text};
+    const dmllm_region box = {.label = job->text, .box = {r->box[0], r->box[1], r->box[2], r->box[3]}};
+    dmllm_overlay_params overlay;
+    dmllm_overlay_params_init(&overlay);
+    overlay.alpha = job->alpha;
+    overlay.background_label = 0;
+    overlay.boxes = &box;
+    overlay.n_boxes = r->found;
     if (!failed && !job->no_png)
-        failed = cli_write_label_pngs(c->common, image, name, labels, 2, names);
+        failed = cli_write_label_pngs(c->common, image, name, labels, 2, names, &overlay);
     if (!c->common->json)
         printf("%s: %s\n", job->text, r->found ? "found" : r->message);
     cJSON_AddStringToObject(json, "phrase", job->text);
@@ -189,8 +206,14 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *name
         names[0] = "background";
         for (int k = 0; k < r->n_names; k++) names[k + 1] = r->names[k];
     }
+    dmllm_overlay_params overlay;
+    dmllm_overlay_params_init(&overlay);
+    overlay.alpha = job->alpha;
+    overlay.background_label = 0;
+    overlay.boxes = r->regions->regions;
+    overlay.n_boxes = r->regions->n_regions;
     if (!failed && !job->no_png)
-        failed = cli_write_label_pngs(c->common, image, name, r->labels, r->n_names + 1, names);
+        failed = cli_write_label_pngs(c->common, image, name, r->labels, r->n_names + 1, names, &overlay);
     cJSON *classes = cJSON_CreateArray();
     for (int k = 0; k < r->n_names; k++) cJSON_AddItemToArray(classes, cJSON_CreateString(r->names[k]));
     cJSON_AddItemToObject(json, "classes", classes);
@@ -206,7 +229,6 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *name
 /* Hidden states at the image tokens after the image prefix (any dense query evaluates it). */
 static int features_fn(cli_context *c, const dmllm_image *image, const char *name,
                        const task_job *job, cJSON *json) {
-    (void)job;
     dmllm_dense_params dp;
     dmllm_dense_params_init(&dp);
     dp.task = DMLLM_TASK_FGBG;
@@ -220,10 +242,14 @@ static int features_fn(cli_context *c, const dmllm_image *image, const char *nam
         status = hidden ? dmllm_session_image_hidden(c->session, DMLLM_ALIGN_OWN, hidden, rows * cols, &rows, &cols)
                         : DMLLM_ERR_OUT_OF_MEMORY;
     }
-    if (status == DMLLM_OK)
+    if (status == DMLLM_OK && !job->no_png)
         status = dmllm_write_pca_png(cli_output_path(c->common, name, ".png"), hidden, (int)rows,
                                      (int)cols, r->tokens_w, r->tokens_h, dmllm_image_width(image),
                                      dmllm_image_height(image));
+    if (status == DMLLM_OK && !job->no_png)
+        status = dmllm_write_pca_overlay_png(cli_output_path(c->common, name, ".overlay.png"), image,
+                                             hidden, (int)rows, (int)cols, r->tokens_w, r->tokens_h,
+                                             job->alpha);
     int failed = status == DMLLM_OK ? 0 : cli_fail_session(status, c->session, "features");
     if (!failed) {
         cJSON_AddNumberToObject(json, "tokens_w", r->tokens_w);
@@ -244,6 +270,7 @@ static int run_task(const cli_command *command, task_fn fn, task_job *job, const
     cli_common common;
     const int n = cli_parse(command, argc, argv, own, &common);
     if (n < 0) return cli_parse_exit(n);
+    if (cli_check_alpha(command->name, job->alpha)) return 2;
     if (required_name && !job->text) {
         fprintf(stderr, "densemllm %s: %s is required\n", command->name, required_name);
         return 2;
@@ -268,7 +295,7 @@ static int run_task(const cli_command *command, task_fn fn, task_job *job, const
 }
 
 static int run_ask(int argc, char **argv) {
-    task_job job = {0};
+    task_job job = {.alpha = 0.5f};
     const cli_option options[] = {
         {"--question", CLI_STRING, &job.text, "TEXT", "the question about the image (required)"},
         {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N generated tokens (default 4096)"},
@@ -281,26 +308,28 @@ static int run_ask(int argc, char **argv) {
 }
 
 static int run_ground(int argc, char **argv) {
-    task_job job = {0};
+    task_job job = {.alpha = 0.5f};
     const cli_option options[] = {
         {"--phrase", CLI_STRING, &job.text, "TEXT", "the referring expression (required)"},
         {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N generated tokens (default 4096)"},
+        {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
         {0},
     };
-    const char *outputs[] = {".json", NULL};
+    const char *outputs[] = {".json", ".boxes.png", NULL};
     return run_task(&cli_ground_command, ground_fn, &job, options, argc, argv, "--phrase", NULL,
                     outputs);
 }
 
 static int run_detect(int argc, char **argv) {
-    task_job job = {0};
+    task_job job = {.alpha = 0.5f};
     const char *classes = NULL;
     const cli_option options[] = {
         {"--classes", CLI_STRING, &classes, "A,B,...", "only these categories (default: all objects)"},
         {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N generated tokens (default 4096)"},
+        {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
         {0},
     };
-    const char *outputs[] = {".json", NULL};
+    const char *outputs[] = {".json", ".boxes.png", NULL};
     return run_task(&cli_detect_command, detect_fn, &job, options, argc, argv, NULL, &classes,
                     outputs);
 }
@@ -308,13 +337,14 @@ static int run_detect(int argc, char **argv) {
 #define DEMO_HELP "the demo's path: polygon prompt for refseg, crop edges truncated, box far edges inclusive"
 
 static int run_refseg(int argc, char **argv) {
-    task_job job = {.crf = DMLLM_FROM_PROFILE};
+    task_job job = {.crf = DMLLM_FROM_PROFILE, .alpha = 0.5f};
     const cli_option options[] = {
         {"--phrase", CLI_STRING, &job.text, "TEXT", "the referring expression (required)"},
         {"--max-tokens", CLI_INT, &job.max_tokens, "N", "at most N tokens for the grounding answer"},
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
         {"--demo", CLI_FLAG, &job.demo, NULL, DEMO_HELP " (default: the report's grounding box)"},
         CLI_CRF_OPTIONS(&job.crf),
+        {"--alpha", CLI_FLOAT, &job.alpha, "A", "weight of the colours over the photo, 0..1 (default 0.5)"},
         {0},
     };
     const char *outputs[] = {".json", ".labels.png", ".overlay.png", NULL};
@@ -323,7 +353,7 @@ static int run_refseg(int argc, char **argv) {
 }
 
 static int run_openseg(int argc, char **argv) {
-    task_job job = {.crf = DMLLM_FROM_PROFILE};
+    task_job job = {.crf = DMLLM_FROM_PROFILE, .alpha = 0.5f};
     const char *classes = NULL;
     const cli_option options[] = {
         {"--classes", CLI_STRING, &classes, "A,B,...", "only these categories (default: all objects)"},
@@ -331,6 +361,7 @@ static int run_openseg(int argc, char **argv) {
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
         {"--demo", CLI_FLAG, &job.demo, NULL, DEMO_HELP},
         CLI_CRF_OPTIONS(&job.crf),
+        {"--alpha", CLI_FLOAT, &job.alpha, "A", "weight of the colours over the photo, 0..1 (default 0.5)"},
         {0},
     };
     const char *outputs[] = {".json", ".labels.png", ".overlay.png", NULL};
@@ -339,9 +370,13 @@ static int run_openseg(int argc, char **argv) {
 }
 
 static int run_features(int argc, char **argv) {
-    task_job job = {0};
-    const cli_option options[] = {{0}};
-    const char *outputs[] = {".json", ".png", NULL};
+    task_job job = {.alpha = 0.5f};
+    const cli_option options[] = {
+        {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
+        {"--alpha", CLI_FLOAT, &job.alpha, "A", "weight of the colours over the photo, 0..1 (default 0.5)"},
+        {0},
+    };
+    const char *outputs[] = {".json", ".png", ".overlay.png", NULL};
     return run_task(&cli_features_command, features_fn, &job, options, argc, argv, NULL, NULL,
                     outputs);
 }
@@ -352,20 +387,21 @@ const cli_command cli_ask_command = {"ask", "answer a question about an image",
 const cli_command cli_ground_command = {"ground", "the box of the region a phrase describes",
                                         "densemllm ground --phrase TEXT [options] IMAGE...",
                                         run_ground,
-                                        "<name>.ground.json (answer, regions with boxes)"};
+                                        "<name>.ground.json (answer, regions with boxes), .boxes.png"};
 const cli_command cli_detect_command = {
     "detect", "boxes and classes of the objects in an image",
     "densemllm detect [--classes A,B,...] [options] IMAGE...", run_detect,
-    "<name>.detect.json (answer, regions with labels and boxes)"};
+    "<name>.detect.json (answer, regions with labels and boxes), .boxes.png (image, boxes)"};
 const cli_command cli_refseg_command = {
     "refseg", "referring segmentation: grounding box, then FG/BG inside it",
     "densemllm refseg --phrase TEXT [options] IMAGE...", run_refseg,
-    "<name>.refseg.json (box, answer), .labels.png (mask), .overlay.png"};
+    "<name>.refseg.json (box, answer), .labels.png (mask), .overlay.png (mask, box, phrase)"};
 const cli_command cli_openseg_command = {
     "openseg", "open-set segmentation: detection, then FG/BG per box",
     "densemllm openseg [--classes A,B,...] [options] IMAGE...", run_openseg,
-    "<name>.openseg.json (classes, regions), .labels.png, .overlay.png"};
+    "<name>.openseg.json (classes, regions), .labels.png, .overlay.png (masks, boxes)"};
 const cli_command cli_features_command = {"features",
                                           "PCA picture of the image-token hidden states (Figure 4)",
                                           "densemllm features [options] IMAGE...", run_features,
-                                          "<name>.features.json (token grid), .png (PCA picture)"};
+                                          "<name>.features.json (token grid), .png (PCA picture),\n"
+                                          "  .overlay.png (PCA picture over the image)"};

@@ -23,8 +23,9 @@ from .metrics import DepthCrop, DepthMetrics, DepthScores, MaskMetrics, MaskScor
 from .model import (DEFAULT_MAX_NUM_PATCHES, DEFAULT_SYSTEM_PROMPT, FROM_PROFILE, HF_MAX_NUM_PATCHES,
                     Alignment, ChatMessage, Compute, ImageGrid, Layout, Model, ModelInfo, Session, chat_apply,
                     crf_params, crf_refine)
-from .outputs import (DEPTH_PNG_SCALE, label_color, mask_text_parse, mask_text_write, read_png_values,
-                      write_depth_color_png, write_depth_png16, write_label_png, write_overlay_png, write_pca_png)
+from .outputs import (DEPTH_PNG_SCALE, label_color, mask_text_parse, mask_text_write, overlay_color, read_png_values,
+                      write_depth_color_png, write_depth_png16, write_label_png, write_overlay_png, write_pca_overlay_png,
+                      write_pca_png)
 from .results import (DenseResult, DenseTask, GenerateResult, MaskText, OpensetResult, ReferResult, Region, Regions,
                       SemanticReadout, StopReason)
 
@@ -40,5 +41,5 @@ __all__ = [
     "OpensetResult", "OutOfMemoryError", "parse_regions", "read_png_values", "ReferResult", "Region", "Regions", "ResizeMode",
     "SegMetrics", "SegResult", "SemanticReadout", "Session", "ShapeError", "StateError", "status_str", "StopReason", "target_size",
     "UnsupportedError", "version", "version_number", "write_depth_color_png", "write_depth_png16", "write_label_png",
-    "write_overlay_png", "write_pca_png",
+    "write_overlay_png", "write_pca_overlay_png", "write_pca_png", "overlay_color",
 ]

@@ -141,6 +141,11 @@ class Regions(ctypes.Structure):
     _fields_ = [("n_regions", c_int), ("regions", POINTER(Region)), ("text", c_char_p), ("message", c_char * 256)]
 
 
+class OverlayParams(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("alpha", c_float), ("background_label", c_int), ("outline_px", c_int),
+                ("legend", c_int), ("boxes", POINTER(Region)), ("n_boxes", c_int)]
+
+
 class CropParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("padding", c_float), ("short_side", c_int), ("box_px", c_int),
                 ("box_rgb", c_uint8 * 3), ("max_regions", c_int), ("generate", POINTER(GenerateParams)),
@@ -246,10 +251,15 @@ PROTOTYPES = {
     # outputs
     "dmllm_label_color": (_status, [c_int, _P(c_uint8)]),
     "dmllm_write_label_png": (_status, [c_char_p, c_void_p, c_int, c_int, c_int]),
-    "dmllm_write_overlay_png": (_status, [c_char_p, _handle, c_void_p, c_int, _P(c_char_p), c_float]),
+    "dmllm_overlay_color": (_status, [c_int, _P(c_uint8)]),
+    "dmllm_overlay_params_init": (None, [_P(OverlayParams)]),
+    "dmllm_overlay_params_sizeof": (c_size_t, []),
+    "dmllm_write_overlay_png_v2": (_status, [c_char_p, _handle, c_void_p, c_int, _P(c_char_p), _P(OverlayParams)]),
     "dmllm_write_depth_png16": (_status, [c_char_p, c_void_p, c_int, c_int, c_float]),
     "dmllm_write_depth_color_png": (_status, [c_char_p, c_void_p, c_int, c_int, c_float, c_float]),
+    "dmllm_write_depth_colorbar_png": (_status, [c_char_p, c_void_p, c_int, c_int, c_float, c_float]),
     "dmllm_write_pca_png": (_status, [c_char_p, c_void_p, c_int, c_int, c_int, c_int, c_int, c_int]),
+    "dmllm_write_pca_overlay_png": (_status, [c_char_p, _handle, c_void_p, c_int, c_int, c_int, c_int, c_float]),
     "dmllm_mask_text_write": (_status, [c_void_p, c_int, c_int, _P(c_char_p), c_int, _P(c_void_p)]),
     "dmllm_mask_text_parse": (_status, [c_char_p, c_int, c_int, _P(_P(MaskTextResult))]),
     "dmllm_mask_text_result_free": (None, [_P(MaskTextResult)]),
@@ -290,7 +300,7 @@ _SIZE_CHECKS = {ModelParams: "dmllm_model_params_sizeof", SessionParams: "dmllm_
                 DenseParams: "dmllm_dense_params_sizeof", SegMetricsParams: "dmllm_seg_metrics_params_sizeof",
                 DepthMetricsParams: "dmllm_depth_metrics_params_sizeof",
                 GenerateParams: "dmllm_generate_params_sizeof", CropParams: "dmllm_crop_params_sizeof",
-                CrfParams: "dmllm_crf_params_sizeof"}
+                CrfParams: "dmllm_crf_params_sizeof", OverlayParams: "dmllm_overlay_params_sizeof"}
 
 
 def _candidates():

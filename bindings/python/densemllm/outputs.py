@@ -1,5 +1,5 @@
 """Files and text made from dense predictions: PNG writers (written atomically by the library),
-the VOC palette, and the official dense mask text. Label maps are uint16 (height, width) arrays;
+the VOC palette of label maps and the overlay palette, and the official dense mask text. Label maps are uint16 (height, width) arrays;
 a flat buffer works too when width and height are given."""
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def label_color(label: int) -> Tuple[int, int, int]:
     return tuple(rgb)
 
 
+def overlay_color(label: int) -> Tuple[int, int, int]:
+    """The colour of a label in overlays (dmllm_overlay_color): light, never dark."""
+    rgb = (ctypes.c_uint8 * 3)()
+    check(_lib.dmllm_overlay_color(label, rgb))
+    return tuple(rgb)
+
+
 def _map(values: Any, code: str, name: str, width: Optional[int], height: Optional[int]):
     buf = _arrays.Input(values, code, name)
     h, w = buf.shape2d(width, height)
@@ -41,18 +48,46 @@ def write_label_png(path: PathLike, labels: Any, n_labels: Optional[int] = None,
     check(_lib.dmllm_write_label_png(os.fsencode(path), buf.address, w, h, n))
 
 
+def _boxes(boxes: Sequence[Any]):
+    """(label, (x0, y0, x1, y1)) pairs or objects with .label and .box (Region) as a C array; the
+    encoded labels are returned too, to live as long as the array."""
+    labels, array = [], (_capi.Region * len(boxes))()
+    for i, item in enumerate(boxes):
+        label, box = (item.label, item.box) if hasattr(item, "box") else item
+        if len(box) != 4:
+            raise ValueError(f"boxes[{i}]: expected x0, y0, x1, y1, got {box!r}")
+        labels.append((label or "").encode())
+        array[i].label = labels[-1]
+        array[i].box[:] = [int(v) for v in box]
+    return array, labels
+
+
 def write_overlay_png(path: PathLike, image: Image, labels: Any, n_labels: int,
-                      names: Optional[Sequence[Optional[str]]] = None, alpha: float = 0.5) -> None:
-    """The image blended toward each label's colour, with a legend of the labels present."""
-    buf = _arrays.Input(labels, "H", "labels")
-    if buf.size != image.width * image.height:
+                      names: Optional[Sequence[Optional[str]]] = None, alpha: float = 0.5, *,
+                      background: Optional[int] = None, outline: Optional[int] = None, legend: bool = True,
+                      boxes: Sequence[Any] = ()) -> None:
+    """The image blended toward each label's overlay colour with outlines along the label borders
+    (outline px wide; None: by the image size, 0: none), the background label left as the photo,
+    boxes with their label on a tag ((label, (x0, y0, x1, y1)) or Region), and a legend of the labels
+    present in a panel right of the image. labels None with n_labels 0 draws the boxes alone."""
+    buf = _arrays.Input(labels, "H", "labels") if labels is not None else None
+    if buf is not None and buf.size != image.width * image.height:
         raise ValueError(f"labels: {buf.size} values for a {image.width}x{image.height} image")
     name_arr = _string_array(names) if names is not None else None
     if names is not None and len(names) < n_labels:
         raise ValueError(f"names: {len(names)} names for {n_labels} labels")
     names_c = ctypes.cast(name_arr, ctypes.POINTER(ctypes.c_char_p)) if name_arr else None
-    check(pinned_call(_lib.dmllm_write_overlay_png, os.fsencode(path), image, buf.address,
-                      n_labels, names_c, alpha))
+    params = _capi.OverlayParams()
+    _lib.dmllm_overlay_params_init(byref(params))
+    params.alpha = alpha
+    params.background_label = -1 if background is None else background
+    params.outline_px = -1 if outline is None else outline  # -1: DMLLM_AUTO
+    params.legend = int(bool(legend))
+    box_array, _labels = _boxes(boxes)
+    params.boxes = ctypes.cast(box_array, ctypes.POINTER(_capi.Region))
+    params.n_boxes = len(boxes)
+    check(pinned_call(_lib.dmllm_write_overlay_png_v2, os.fsencode(path), image,
+                      buf.address if buf is not None else None, n_labels, names_c, byref(params)))
 
 
 def write_depth_png16(path: PathLike, depth_m: Any, scale: float = 0.0, *, width: Optional[int] = None,
@@ -63,10 +98,12 @@ def write_depth_png16(path: PathLike, depth_m: Any, scale: float = 0.0, *, width
 
 
 def write_depth_color_png(path: PathLike, depth_m: Any, min_m: float = 0.0, max_m: float = 0.0, *,
-                          width: Optional[int] = None, height: Optional[int] = None) -> None:
-    """Depth as a colour map, near = warm; min_m / max_m <= 0 take the 2nd / 98th percentile."""
+                          width: Optional[int] = None, height: Optional[int] = None, colorbar: bool = False) -> None:
+    """Depth as a colour map, near = warm; min_m / max_m <= 0 take the 2nd / 98th percentile (fix
+    both for one scale across images). colorbar: a bar with ticks in metres right of the map."""
     buf, w, h = _map(depth_m, "f", "depth_m", width, height)
-    check(_lib.dmllm_write_depth_color_png(os.fsencode(path), buf.address, w, h, min_m, max_m))
+    write = _lib.dmllm_write_depth_colorbar_png if colorbar else _lib.dmllm_write_depth_color_png
+    check(write(os.fsencode(path), buf.address, w, h, min_m, max_m))
 
 
 def write_pca_png(path: PathLike, features: Any, grid_w: int, grid_h: int, out_w: int = 0, out_h: int = 0) -> None:
@@ -119,3 +156,13 @@ def mask_text_parse(text: str, width: int, height: int) -> MaskText:
         return MaskText._from_c(out.contents)
     finally:
         _lib.dmllm_mask_text_result_free(out)
+
+
+def write_pca_overlay_png(path: PathLike, image: Image, features: Any, grid_w: int, grid_h: int,
+                          alpha: float = 0.5) -> None:
+    """The PCA picture resized smoothly to the image and blended over it (Figure 4)."""
+    buf = _arrays.Input(features, "f", "features")
+    if len(buf.shape) != 2:
+        raise ValueError(f"features: expected (tokens, features), got shape {buf.shape}")
+    check(pinned_call(_lib.dmllm_write_pca_overlay_png, os.fsencode(path), image, buf.address, buf.shape[0],
+                      buf.shape[1], grid_w, grid_h, alpha))

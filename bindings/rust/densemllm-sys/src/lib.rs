@@ -398,6 +398,21 @@ pub struct dmllm_region {
     pub points: *const c_int,
 }
 
+/// `DMLLM_AUTO`: an overlay size computed from the image size.
+pub const DMLLM_AUTO: c_int = -1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct dmllm_overlay_params {
+    pub struct_size: u32,
+    pub alpha: c_float,
+    pub background_label: c_int,
+    pub outline_px: c_int,
+    pub legend: c_int,
+    pub boxes: *const dmllm_region,
+    pub n_boxes: c_int,
+}
+
 #[repr(C)]
 #[derive(Debug)]
 pub struct dmllm_regions {
@@ -709,6 +724,35 @@ unsafe extern "C" {
 
     // outputs
     pub fn dmllm_label_color(label: c_int, rgb: *mut u8) -> dmllm_status;
+    pub fn dmllm_overlay_color(label: c_int, rgb: *mut u8) -> dmllm_status;
+    pub fn dmllm_overlay_params_init(params: *mut dmllm_overlay_params);
+    pub safe fn dmllm_overlay_params_sizeof() -> usize;
+    pub fn dmllm_write_overlay_png_v2(
+        path: *const c_char,
+        image: *const dmllm_image,
+        labels: *const u16,
+        n_labels: c_int,
+        names: *const *const c_char,
+        params: *const dmllm_overlay_params,
+    ) -> dmllm_status;
+    pub fn dmllm_write_depth_colorbar_png(
+        path: *const c_char,
+        depth_m: *const c_float,
+        width: c_int,
+        height: c_int,
+        min_m: c_float,
+        max_m: c_float,
+    ) -> dmllm_status;
+    pub fn dmllm_write_pca_overlay_png(
+        path: *const c_char,
+        image: *const dmllm_image,
+        features: *const c_float,
+        rows: c_int,
+        cols: c_int,
+        grid_w: c_int,
+        grid_h: c_int,
+        alpha: c_float,
+    ) -> dmllm_status;
     pub fn dmllm_write_label_png(
         path: *const c_char,
         labels: *const u16,

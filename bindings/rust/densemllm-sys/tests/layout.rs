@@ -25,6 +25,7 @@ fn params_sizes_match_the_library() {
     assert_eq!(size_of::<dmllm_generate_params>(), dmllm_generate_params_sizeof());
     assert_eq!(size_of::<dmllm_crop_params>(), dmllm_crop_params_sizeof());
     assert_eq!(size_of::<dmllm_crf_params>(), dmllm_crf_params_sizeof());
+    assert_eq!(size_of::<dmllm_overlay_params>(), dmllm_overlay_params_sizeof());
 }
 
 #[test]
@@ -110,4 +111,12 @@ fn version_and_status_strings() {
     for status in DMLLM_ERR_CONTEXT_FULL..=DMLLM_OK {
         assert!(!unsafe { CStr::from_ptr(dmllm_status_str(status)) }.is_empty());
     }
+}
+
+#[test]
+fn overlay_params_defaults_are_the_documented_ones() {
+    let o = init(dmllm_overlay_params_init);
+    assert_eq!(o.struct_size as usize, size_of::<dmllm_overlay_params>());
+    assert_eq!((o.alpha, o.background_label, o.outline_px, o.legend), (0.5, -1, DMLLM_AUTO, 1));
+    assert!(o.boxes.is_null() && o.n_boxes == 0);
 }

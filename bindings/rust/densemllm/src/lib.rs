@@ -41,7 +41,7 @@ pub use metrics::{
 };
 pub use model::{ComputeType, Model, ModelInfo, ModelParams};
 pub use outputs::{
-    DEPTH_PNG_SCALE, MaskText, label_color, mask_text_parse, mask_text_write, write_depth_color_png, write_depth_png16,
+    DEPTH_PNG_SCALE, MaskText, label_color, mask_text_parse, mask_text_write, overlay_color, write_depth_color_png, write_depth_png16,
     write_label_png, write_overlay_png, write_pca_png,
 };
 pub use pipeline::{CropParams, OpensetResult, ReferResult};

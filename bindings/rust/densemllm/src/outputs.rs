@@ -17,6 +17,14 @@ pub fn label_color(label: i32) -> Result<[u8; 3]> {
     Ok(rgb)
 }
 
+/// Colour of a label in overlays (labels 0 .. 65535): light, never dark.
+pub fn overlay_color(label: i32) -> Result<[u8; 3]> {
+    let mut rgb = [0u8; 3];
+    // SAFETY: rgb holds the 3 bytes written.
+    check(unsafe { sys::dmllm_overlay_color(label, rgb.as_mut_ptr()) })?;
+    Ok(rgb)
+}
+
 /// The label map as a PNG of label values (VOC palette up to 256 labels, else 16-bit gray).
 pub fn write_label_png(path: impl AsRef<Path>, labels: &[u16], width: i32, height: i32, n_labels: i32) -> Result<()> {
     check_map_len(labels.len(), width, height, "write_label_png labels")?;

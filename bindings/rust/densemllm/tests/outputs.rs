@@ -1,6 +1,6 @@
 //! Output files and dense text: VOC colours, PNGs read back through the decoder, the official
 //! mask text (docs/metrics.md 3.4 parser vectors).
-use densemllm::{Image, Status, label_color, mask_text_parse, mask_text_write};
+use densemllm::{Image, Status, label_color, mask_text_parse, mask_text_write, overlay_color};
 
 mod common;
 
@@ -43,15 +43,18 @@ fn label_png_decodes_to_the_palette() {
 #[test]
 fn overlay_blends_toward_the_label_colour() {
     let dir = common::temp_dir("outputs_overlay");
-    // 64 x 48 gray image, label 1 everywhere: alpha 1 paints (128, 0, 0) outside the legend.
+    // 64 x 48 gray image, label 1 everywhere: alpha 1 paints its overlay colour; the legend is in a
+    // panel right of the image.
     let (w, h) = (64, 48);
     let image = Image::from_rgb(&vec![100u8; (w * h * 3) as usize], w, h).unwrap();
     let labels = vec![1u16; (w * h) as usize];
     let path = dir.join("overlay.png");
     densemllm::write_overlay_png(&path, &image, &labels, 2, Some(&["sky", "cat"]), 1.0).unwrap();
     let out = Image::load(&path).unwrap();
-    let corner = ((h - 1) * w + (w - 1)) as usize * 3; // bottom right, away from the legend
-    assert_eq!(&out.pixels()[corner..corner + 3], &[128, 0, 0]);
+    assert!(out.width() > w && out.height() == h);
+    let corner = ((h - 1) * out.width() + (w - 1)) as usize * 3; // the image's bottom right
+    assert_eq!(&out.pixels()[corner..corner + 3], &overlay_color(1).unwrap());
+    assert_ne!(overlay_color(0).unwrap(), [0, 0, 0]);
     densemllm::write_overlay_png::<&str>(&path, &image, &labels, 2, None, 0.0).unwrap();
     let out = Image::load(&path).unwrap();
     assert_eq!(&out.pixels()[corner..corner + 3], &[100, 100, 100]);
