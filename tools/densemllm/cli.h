@@ -36,7 +36,7 @@ typedef struct cli_option {
 
 /* Options of every command that runs the model. */
 typedef struct cli_common {
-    const char *model_dir;  /* --model; default: the embedded model (DMLLM_DEFAULT_MODEL_DIR) */
+    const char *model_dir;  /* --model; default: $DMLLM_MODEL, else cli_default_model_dir() */
     int n_threads;          /* --threads; 0 = all cores */
     int max_num_patches;    /* --max-patches */
     const char *compute;    /* --compute auto|bf16|f32|openblas */
@@ -59,6 +59,12 @@ enum { CLI_HELP_SHOWN = -1, CLI_USAGE_ERROR = -2 };
 int cli_parse(const cli_command *command, int argc, char **argv, const cli_option *own, cli_common *common);
 
 static inline int cli_parse_exit(int parsed) { return parsed == CLI_HELP_SHOWN ? 0 : 2; }
+
+/* The default model when neither --model nor $DMLLM_MODEL is given: the installed one,
+ * <dir of the executable>/../share/densemllm/models/tiny, else (a build tree) the source tree's
+ * models/tiny, whichever exists first; the installed location when neither does. */
+const char *cli_default_model_dir(void);
+extern const char *const cli_default_model_help; /* --model's line of --help: this order */
 
 /* Prints "densemllm: <what>: <status text>: <library message>" to stderr; returns exit code 1. */
 int cli_fail(dmllm_status status, const char *what);
