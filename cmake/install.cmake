@@ -57,3 +57,10 @@ target_compile_definitions(densemllm_cli PRIVATE DMLLM_MODEL_FROM_BINDIR="${DMLL
 set_target_properties(densemllm_cli PROPERTIES INSTALL_RPATH "$ORIGIN/${DMLLM_LIBDIR_FROM_BINDIR}")
 install(TARGETS densemllm_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/models/tiny/ DESTINATION ${DMLLM_MODEL_DATADIR})
+
+# The Python package as a wheel that carries this build's libdensemllm.so, into build/python-dist:
+#   cmake --build build --target python-wheel   (bindings/python/README.md)
+add_custom_target(python-wheel
+  COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/python-wheel.sh $<TARGET_FILE:densemllm> ${PROJECT_BINARY_DIR}/python-dist
+  VERBATIM)
+add_dependencies(python-wheel densemllm)
