@@ -37,3 +37,30 @@ file(RELATIVE_PATH DMLLM_PC_PREFIX_FROM_PCFILEDIR
 string(REGEX REPLACE "/$" "" DMLLM_PC_PREFIX_FROM_PCFILEDIR "${DMLLM_PC_PREFIX_FROM_PCFILEDIR}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/densemllm.pc.in ${PROJECT_BINARY_DIR}/densemllm.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/densemllm.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT Development)
+
+# The densemllm command and its default model, share/densemllm/models/tiny. Nothing absolute is
+# compiled in: the program finds the model (tools/densemllm/model_path.c) and, through its RPATH,
+# the library relative to its own directory, so an installed prefix can be moved.
+set(DMLLM_MODEL_DATADIR ${CMAKE_INSTALL_DATADIR}/densemllm/models/tiny)
+file(RELATIVE_PATH DMLLM_MODEL_FROM_BINDIR ${CMAKE_INSTALL_FULL_BINDIR}
+  ${CMAKE_INSTALL_PREFIX}/${DMLLM_MODEL_DATADIR})
+file(RELATIVE_PATH DMLLM_LIBDIR_FROM_BINDIR ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
+# Uninstalled, the program in the build tree uses the source tree's models/tiny.
+if(CMAKE_RUNTIME_OUTPUT_DIRECTORY)
+  set(DMLLM_CLI_BUILD_DIR ${CMAKE_RUNTIME_OUTPUT_DIRECTORY})
+else()
+  set(DMLLM_CLI_BUILD_DIR ${PROJECT_BINARY_DIR})
+endif()
+file(RELATIVE_PATH DMLLM_SOURCE_MODEL_FROM_BUILD ${DMLLM_CLI_BUILD_DIR} ${PROJECT_SOURCE_DIR}/models/tiny)
+target_compile_definitions(densemllm_cli PRIVATE DMLLM_MODEL_FROM_BINDIR="${DMLLM_MODEL_FROM_BINDIR}"
+  DMLLM_SOURCE_MODEL_FROM_BUILD="${DMLLM_SOURCE_MODEL_FROM_BUILD}")
+set_target_properties(densemllm_cli PROPERTIES INSTALL_RPATH "$ORIGIN/${DMLLM_LIBDIR_FROM_BINDIR}")
+install(TARGETS densemllm_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/models/tiny/ DESTINATION ${DMLLM_MODEL_DATADIR})
+
+# The Python package as a wheel that carries this build's libdensemllm.so, into build/python-dist:
+#   cmake --build build --target python-wheel   (bindings/python/README.md)
+add_custom_target(python-wheel
+  COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/python-wheel.sh $<TARGET_FILE:densemllm> ${PROJECT_BINARY_DIR}/python-dist
+  VERBATIM)
+add_dependencies(python-wheel densemllm)

@@ -14,6 +14,7 @@ $SUDO apt-get install -y --no-install-recommends \
     libopenblas-dev libopenblas0-openmp \
     libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libcjson-dev \
     python3 python3-numpy python3-pil python3-pytest \
+    python3-pip python3-setuptools python3-wheel python3-venv \
     unicode-data
 if [ "${1:-}" = --torch ]; then $SUDO apt-get install -y --no-install-recommends python3-torch; fi
 

@@ -11,3 +11,13 @@ add_test(NAME rust_bindings
 set_tests_properties(rust_bindings PROPERTIES TIMEOUT 1800
   ENVIRONMENT "${DMLLM_TEST_ENV};DMLLM_LIB_DIR=$<TARGET_FILE_DIR:densemllm>;CARGO_TARGET_DIR=${PROJECT_BINARY_DIR}/rust-target"
   ENVIRONMENT_MODIFICATION "LD_LIBRARY_PATH=path_list_prepend:$<TARGET_FILE_DIR:densemllm>")
+
+# A downstream crate with a path dependency (tests/rust_downstream) runs without LD_LIBRARY_PATH.
+add_test(NAME rust_downstream COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/rust_downstream.sh ${DMLLM_CARGO}
+  ${PROJECT_SOURCE_DIR} $<TARGET_FILE_DIR:densemllm> ${PROJECT_BINARY_DIR}/rust-downstream-target)
+set_tests_properties(rust_downstream PROPERTIES TIMEOUT 1800 ENVIRONMENT "${DMLLM_TEST_ENV}")
+# `cargo doc` needs no C library (no DMLLM_LIB_DIR, pkg-config finds nothing) and warns about nothing.
+add_test(NAME rust_doc COMMAND env -u DMLLM_LIB_DIR PKG_CONFIG_LIBDIR=${PROJECT_BINARY_DIR}/no-pkgconfig
+  RUSTDOCFLAGS=-Dwarnings CARGO_TARGET_DIR=${PROJECT_BINARY_DIR}/rust-doc-target
+  ${DMLLM_CARGO} doc --offline -j1 --workspace --no-deps --manifest-path ${PROJECT_SOURCE_DIR}/bindings/rust/Cargo.toml)
+set_tests_properties(rust_doc PROPERTIES TIMEOUT 1800)

@@ -45,7 +45,7 @@ typedef struct cli_option {
 
 /* Options of every command that runs the model. */
 typedef struct cli_common {
-    const char *model_dir;  /* --model; default: the embedded model (DMLLM_DEFAULT_MODEL_DIR) */
+    const char *model_dir;  /* --model; default: $DMLLM_MODEL, else cli_default_model_dir() */
     int n_threads;          /* --threads; 0 = all cores */
     int max_num_patches;    /* --max-patches N | hf */
     int64_t max_image_pixels; /* --max-image-pixels: dmllm_image_params.max_pixels */
@@ -72,6 +72,11 @@ static inline int cli_parse_exit(int parsed) { return parsed == CLI_HELP_SHOWN ?
 
 /* Decodes an input image within --max-image-pixels (and the other default dmllm_image_params). */
 dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_image **out);
+/* The default model when neither --model nor $DMLLM_MODEL is given: the installed one,
+ * <dir of the executable>/../share/densemllm/models/tiny, else (a build tree) the source tree's
+ * models/tiny, whichever exists first; the installed location when neither does. */
+const char *cli_default_model_dir(void);
+extern const char *const cli_default_model_help; /* --model's line of --help: this order */
 
 /* Prints "densemllm: <what>: <status text>: <library message>" to stderr; returns exit code 1. */
 int cli_fail(dmllm_status status, const char *what);

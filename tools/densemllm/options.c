@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef DMLLM_DEFAULT_MODEL_DIR
-#define DMLLM_DEFAULT_MODEL_DIR "models/tiny"
-#endif
-
 int cli_fail(dmllm_status status, const char *what) {
     fprintf(stderr, "densemllm: %s: %s: %s\n", what, dmllm_status_str(status), dmllm_last_error());
     return 1;
@@ -32,7 +28,7 @@ dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_im
 
 static void common_table(cli_common *c, cli_option table[12]) {
     const cli_option options[] = {
-        {"--model", CLI_STRING, &c->model_dir, "DIR", "model directory (default: $DMLLM_MODEL or the embedded tiny model)"},
+        {"--model", CLI_STRING, &c->model_dir, "DIR", cli_default_model_help},
         {"--out", CLI_STRING, &c->out_dir, "DIR", "output directory (default: .)"},
         {"--threads", CLI_INT, &c->n_threads, "N", "threads (default: all cores)"},
         {"--max-patches", CLI_PATCHES, &c->max_num_patches, "N|hf",
@@ -129,7 +125,7 @@ int cli_parse(const cli_command *command, int argc, char **argv, const cli_optio
     if (common) {
         memset(common, 0, sizeof *common);
         const char *from_env = getenv("DMLLM_MODEL");
-        common->model_dir = from_env && *from_env ? from_env : DMLLM_DEFAULT_MODEL_DIR;
+        common->model_dir = from_env && *from_env ? from_env : cli_default_model_dir();
         common->out_dir = ".";
         common->max_num_patches = DMLLM_DEFAULT_MAX_NUM_PATCHES;
         common->max_image_pixels = DMLLM_DEFAULT_MAX_IMAGE_PIXELS;

@@ -7,12 +7,15 @@ numpy imports, shaped memoryviews otherwise).
         print(session.ask("cat.jpg", "What is on the sofa?").text)
 
 The library is found through the environment variable DMLLM_LIB, then next to this package, then
-the system search. Every failing call raises a DenseMLLMError subclass carrying the status code
-and the library's message. Models, sessions, images and metric accumulators are context managers
-whose close() frees the C object, or later if a call (on any thread) still uses it: see
-README.md, "Lifetimes and threads" (the garbage collector frees them otherwise).
+the system search, when it is first needed: importing works without it, and the first call raises
+LibraryLoadError naming the paths tried. Every failing call raises a DenseMLLMError subclass
+carrying the status code and the library's message. Models, sessions, images and metric
+accumulators are context managers whose close() frees the C object, or later if a call (on any
+thread) still uses it: see README.md, "Lifetimes and threads" (the garbage collector frees them
+otherwise).
 """
-from ._capi import library_path
+from . import _capi
+from ._capi import LibraryLoadError
 from .errors import (AbortedError, BackendError, BufferTooSmallError, ContextFullError, DenseMLLMError, FormatError,
                      InvalidArgumentError, IOFailureError, OutOfMemoryError, ShapeError, StateError,
                      UnsupportedError)
@@ -31,7 +34,8 @@ from .results import (DenseResult, DenseTask, GenerateResult, MaskText, OpensetR
 
 __version__ = "0.1.0"
 __all__ = [
-    "library_path", "AbortedError", "Alignment", "BackendError", "box_iou", "BufferTooSmallError", "chat_apply",
+    "library_path", "LibraryLoadError", "AbortedError", "Alignment", "BackendError", "box_iou",
+    "BufferTooSmallError", "chat_apply",
     "ChatMessage", "Compute", "ContextFullError", "coordinate_to_original", "crf_params", "crf_refine", "DEFAULT_MAX_NUM_PATCHES",
     "DEFAULT_SYSTEM_PROMPT", "DenseMLLMError", "DenseResult", "DenseTask", "DEPTH_PNG_SCALE", "DepthCrop",
     "DepthMetrics", "DepthScores", "FormatError", "FROM_PROFILE", "GenerateResult", "HF_MAX_NUM_PATCHES",
@@ -43,3 +47,11 @@ __all__ = [
     "UnsupportedError", "version", "version_number", "write_depth_color_png", "write_depth_png16", "write_label_png",
     "write_overlay_png", "write_pca_overlay_png", "write_pca_png", "overlay_color",
 ]
+
+
+def __getattr__(name):
+    # library_path: the loaded library's path, so reading it loads the library (PEP 562).
+    if name == "library_path":
+        _capi.lib.load()
+        return _capi.lib.path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

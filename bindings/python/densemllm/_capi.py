@@ -3,8 +3,10 @@ function prototype. Nothing here is public; the classes in the other modules wra
 
 The library is looked up in this order: the path in the environment variable DMLLM_LIB, a
 libdensemllm.so* inside this package's directory, the system search (ctypes.util.find_library),
-then the SONAME libdensemllm.so.0. Structs must match the header field by field; the *_sizeof()
-functions of the params structs are checked against ctypes.sizeof at load time.
+then the SONAME libdensemllm.so.0, at the first use of `lib` (importing the package loads nothing,
+so it works, and help() with it, where the library is missing). Structs must match the header field
+by field; the *_sizeof() functions of the params structs are checked against ctypes.sizeof at load
+time.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import threading
 from ctypes import (POINTER, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_uint8,
                     c_uint16, c_uint32, c_uint64, c_void_p)
 
@@ -313,27 +316,57 @@ def _candidates():
     return found + ([system] if system else []) + [f"libdensemllm.so.{ABI_VERSION}"]
 
 
+class LibraryLoadError(ImportError):
+    """libdensemllm could not be loaded: not found (the message names every path tried), a major
+    version other than this binding's, or a params struct of another size."""
+
+
 def _load():
     errors = []
     for path in _candidates():
         try:
             lib = ctypes.CDLL(path)
         except OSError as e:
-            errors.append(f"{path}: {e}")
+            errors.append(str(e) if path in str(e) else f"{path}: {e}")  # dlerror() names most paths
             continue
         for name, (restype, argtypes) in PROTOTYPES.items():
             fn = getattr(lib, name)  # AttributeError: the library is older than this binding
             fn.restype, fn.argtypes = restype, argtypes
         major = lib.dmllm_version_number() // 10000
         if major != ABI_VERSION:
-            raise ImportError(f"{path} is libdensemllm {lib.dmllm_version_string().decode()}; "
-                              f"this binding needs major version {ABI_VERSION}")
+            raise LibraryLoadError(f"{path} is libdensemllm {lib.dmllm_version_string().decode()}; "
+                                   f"this binding needs major version {ABI_VERSION}")
         for struct, sizeof in _SIZE_CHECKS.items():
             if getattr(lib, sizeof)() != ctypes.sizeof(struct):
-                raise ImportError(f"{path}: {sizeof}() is {getattr(lib, sizeof)()}, the binding's struct has "
-                                  f"{ctypes.sizeof(struct)} bytes")
+                raise LibraryLoadError(f"{path}: {sizeof}() is {getattr(lib, sizeof)()}, the binding's struct "
+                                       f"has {ctypes.sizeof(struct)} bytes")
         return lib, path
-    raise ImportError("libdensemllm not found (set DMLLM_LIB to its path): " + "; ".join(errors))
+    raise LibraryLoadError("libdensemllm not found (set DMLLM_LIB to its path); tried: " + "; ".join(errors))
 
 
-lib, library_path = _load()
+class _Library:
+    """The library's functions as attributes, loaded at the first one asked for. A failed load
+    raises LibraryLoadError at that use and is tried again at the next, so setting DMLLM_LIB after
+    the import still works."""
+
+    def __init__(self):
+        self._lock = threading.Lock()  # one load, whichever thread comes first
+        self._cdll = None
+        self.path = None  # of the loaded library
+
+    def load(self):
+        with self._lock:
+            if self._cdll is None:
+                cdll, path = _load()
+                for name in PROTOTYPES:  # plain attributes from now on: no __getattr__ per call
+                    setattr(self, name, getattr(cdll, name))
+                self._cdll, self.path = cdll, path
+        return self._cdll
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # copy, pickle and introspection probes must not load
+            raise AttributeError(name)
+        return getattr(self.load(), name)
+
+
+lib = _Library()

@@ -27,7 +27,7 @@ class _Handle:
     for a model when its last session is freed, for an image when its last pixels view is
     collected. So close() never blocks, never raises and never frees memory a call still reads."""
 
-    _free = None  # the dmllm_*_free function, set by subclasses
+    _free = ""  # name of the dmllm_*_free function, set by subclasses (looked up when first used)
     _kind = "object"
 
     def __init__(self, handle: Optional[int]):
@@ -81,7 +81,7 @@ class _Handle:
 
     def _release(self, handle: int) -> None:
         """Frees the C object (once, when it is closed and unused)."""
-        type(self)._free(handle)
+        getattr(_lib, type(self)._free)(handle)
 
     def close(self) -> None:
         """Closes the object now (idempotent); the C object is freed once no call, session or
@@ -136,7 +136,7 @@ class Image(_Handle):
     Make one with Image.open(path), Image.from_bytes(encoded), Image.from_array(rgb) or
     Image.from_rgb(buffer, width, height)."""
 
-    _free = staticmethod(_lib.dmllm_image_free)
+    _free = "dmllm_image_free"
     _kind = "image"
 
     @classmethod

@@ -83,7 +83,7 @@ def _pair(pred: Any, gt: Any, code: str):
 class SegMetrics(_Handle):
     """Semantic segmentation accumulator: add(pred, gt) per image, then result()."""
 
-    _free = staticmethod(_lib.dmllm_seg_metrics_free)
+    _free = "dmllm_seg_metrics_free"
     _kind = "segmentation metrics"
 
     def __init__(self, n_classes: int, ignore_index: int = 255, reduce_zero_label: bool = False):
@@ -118,7 +118,7 @@ class DepthMetrics(_Handle):
     """Depth accumulator (metres): add(pred, gt) per image, then result(). float64 inputs go
     through dmllm_depth_metrics_add_f64, anything else as float32."""
 
-    _free = staticmethod(_lib.dmllm_depth_metrics_free)
+    _free = "dmllm_depth_metrics_free"
     _kind = "depth metrics"
 
     def __init__(self, min_depth: float = 1e-3, max_depth: float = 10.0, crop: DepthCrop = DepthCrop.NONE):
@@ -153,7 +153,7 @@ class DepthMetrics(_Handle):
 class MaskMetrics(_Handle):
     """Referring segmentation accumulator: add(pred 0/1, gt 0/1/255) per sample, then result()."""
 
-    _free = staticmethod(_lib.dmllm_mask_metrics_free)
+    _free = "dmllm_mask_metrics_free"
     _kind = "mask metrics"
 
     def __init__(self):

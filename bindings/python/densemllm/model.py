@@ -164,7 +164,7 @@ class Model(_Handle):
     ...     print(s.ask("cat.jpg", "What is this?").text)
     """
 
-    _free = staticmethod(_lib.dmllm_model_free)
+    _free = "dmllm_model_free"
     _kind = "model"
 
     def __init__(self, model_dir: Union[str, os.PathLike], *, compute: Compute = Compute.AUTO, n_threads: int = 0,
@@ -308,7 +308,7 @@ class Session(_Handle):
     images it is given, so closing any of them from another thread (or from a callback) lets
     the call finish before the C object is freed."""
 
-    _free = staticmethod(_lib.dmllm_session_free)
+    _free = "dmllm_session_free"
     _kind = "session"
 
     def __init__(self, model: Model, *, n_threads: int = 0, max_num_patches: int = DEFAULT_MAX_NUM_PATCHES,

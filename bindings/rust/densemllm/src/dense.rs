@@ -8,10 +8,11 @@ use densemllm_sys as sys;
 use std::ffi::{CString, c_int};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DenseTask {
     /// Labels are the given classes (plus background when asked for).
     Semantic,
-    /// Label 0 = background (<BG>), 1 = foreground (<FG>).
+    /// Label 0 = background (`<BG>`), 1 = foreground (`<FG>`).
     FgBg,
     /// Labels are depth bins; metres through a quantisation profile.
     Depth,
@@ -37,6 +38,7 @@ impl DenseTask {
 
 /// Where the image goes relative to the instruction (`dmllm_prompt_layout`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum PromptLayout {
     /// Official chat layout: image, then the instruction.
     #[default]
@@ -204,7 +206,7 @@ impl DenseParams {
 pub struct DepthGrid {
     pub width: i32,
     pub height: i32,
-    /// [height][width] bin numbers.
+    /// `[height][width]` bin numbers.
     pub bins: Vec<u16>,
 }
 
@@ -216,18 +218,18 @@ pub struct DenseResult {
     pub height: i32,
     /// Label values are 0 .. n_labels - 1 (background included).
     pub n_labels: i32,
-    /// [height][width]; DEPTH: bin numbers.
+    /// `[height][width]`; DEPTH: bin numbers.
     pub labels: Vec<u16>,
-    /// [height][width] probability of the chosen label (evaluation mode).
+    /// `[height][width]` probability of the chosen label (evaluation mode).
     pub confidence: Option<Vec<f32>>,
-    /// DEPTH: [height][width] metres.
+    /// DEPTH: `[height][width]` metres.
     pub depth_m: Option<Vec<f32>>,
     pub depth_grid: Option<DepthGrid>,
     pub tokens_w: i32,
     pub tokens_h: i32,
     /// Scores per token: classes, 2 (BG, FG) or depth bins.
     pub n_scores: i32,
-    /// [tokens_h][tokens_w][n_scores] when keep_token_scores.
+    /// `[tokens_h][tokens_w][n_scores]` when keep_token_scores.
     pub token_scores: Option<Vec<f32>>,
     /// The image prefix of an earlier query was reused.
     pub reused_prefix: bool,

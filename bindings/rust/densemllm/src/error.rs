@@ -6,6 +6,7 @@ use std::fmt;
 
 /// The library's status codes (`dmllm_status`), with `Other` for a code this crate does not know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     InvalidArgument,
     Io,

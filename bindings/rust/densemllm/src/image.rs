@@ -16,6 +16,7 @@ unsafe impl Sync for Image {}
 
 /// Resize filters of the preprocessing (`dmllm_resize_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ResizeMode {
     /// torchvision uint8 antialias path: Hugging Face parity.
     #[default]

@@ -55,7 +55,7 @@ pub struct SegResult {
     pub aacc: f64,
     pub n_iou_classes: i32,
     pub n_acc_classes: i32,
-    /// [n_classes], NaN where 0/0.
+    /// `[n_classes]`, NaN where 0/0.
     pub iou: Vec<f64>,
     pub acc: Vec<f64>,
     pub area_intersect: Vec<i64>,
@@ -117,6 +117,7 @@ impl Drop for SegMetrics {
 
 /// Evaluation crop of the depth metrics (`dmllm_depth_crop`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum DepthCrop {
     #[default]
     None,
@@ -196,8 +197,8 @@ impl DepthMetrics {
         Ok(DepthMetrics { ptr: NonNull::new(out).expect("success without an accumulator") })
     }
 
-    /// One image in metres: pred [pred_h][pred_w] (resized to the GT size when it differs) and
-    /// gt [gt_h][gt_w].
+    /// One image in metres: pred `[pred_h][pred_w]` (resized to the GT size when it differs) and
+    /// gt `[gt_h][gt_w]`.
     pub fn add(&mut self, pred: &[f32], pred_w: i32, pred_h: i32, gt: &[f32], gt_w: i32, gt_h: i32) -> Result<()> {
         check_map_len(pred.len(), pred_w, pred_h, "DepthMetrics::add pred")?;
         check_map_len(gt.len(), gt_w, gt_h, "DepthMetrics::add gt")?;

@@ -13,6 +13,7 @@ use std::ptr::NonNull;
 
 /// Precision of the matrix multiplications (`dmllm_compute_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ComputeType {
     /// BF16 on CPUs with avx512_bf16, F32 otherwise; env DMLLM_COMPUTE overrides.
     #[default]
@@ -231,7 +232,7 @@ impl Model {
         Ok(String::from_utf8_lossy(&bytes.iter().map(|&c| c as u8).collect::<Vec<u8>>()).into_owned())
     }
 
-    /// Id of the token with exactly this content ("<FG>", "<|image_pad|>", a vocabulary piece).
+    /// Id of the token with exactly this content (`"<FG>"`, `"<|image_pad|>"`, a vocabulary piece).
     pub fn token_id(&self, content: &str) -> Option<i32> {
         let content = cstring(content, "token content").ok()?;
         // SAFETY: a live model and a valid string.

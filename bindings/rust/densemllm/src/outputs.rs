@@ -81,7 +81,7 @@ pub fn write_depth_color_png(
     check(unsafe { sys::dmllm_write_depth_color_png(path.as_ptr(), depth_m.as_ptr(), width, height, min_m, max_m) })
 }
 
-/// PCA picture of token features [rows = grid_w * grid_h][cols], enlarged to out_w x out_h
+/// PCA picture of token features `[rows = grid_w * grid_h][cols]`, enlarged to out_w x out_h
 /// (<= 0: the grid size).
 #[allow(clippy::too_many_arguments)]
 pub fn write_pca_png(
@@ -103,7 +103,7 @@ pub fn write_pca_png(
 }
 
 /// The official dense text of a label map whose labels are below `n_labels`; `names` (n_labels
-/// entries) or None for only the <mask> block.
+/// entries) or None for only the `<mask>` block.
 pub fn mask_text_write<S: AsRef<str>>(
     labels: &[u16],
     width: i32,
@@ -130,11 +130,11 @@ pub fn mask_text_write<S: AsRef<str>>(
 pub struct MaskText {
     pub width: i32,
     pub height: i32,
-    /// [height][width]; index into `names` when there are names.
+    /// `[height][width]`; index into `names` when there are names.
     pub labels: Vec<u16>,
-    /// The <ref> entries, in text order.
+    /// The `<ref>` entries, in text order.
     pub names: Vec<String>,
-    /// The text holds "<depth>".
+    /// The text holds `"<depth>"`.
     pub has_depth_tag: bool,
 }
 

@@ -76,7 +76,7 @@ impl CropParams {
 pub struct ReferResult {
     pub width: i32,
     pub height: i32,
-    /// [height][width], 1 = the referred object.
+    /// `[height][width]`, 1 = the referred object.
     pub mask: Vec<u8>,
     /// The grounding answer held a usable box.
     pub found: bool,
@@ -91,7 +91,7 @@ pub struct ReferResult {
 pub struct OpensetResult {
     pub width: i32,
     pub height: i32,
-    /// [height][width]; 0 background, k the class names[k - 1].
+    /// `[height][width]`; 0 background, k the class `names[k - 1]`.
     pub labels: Vec<u16>,
     pub names: Vec<String>,
     /// The detection answer the boxes came from.

@@ -60,6 +60,7 @@ impl SessionParams {
 
 /// Which LM-head position carries an image token's labels (`dmllm_alignment`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Alignment {
     /// The token's own position.
     Own,

@@ -168,6 +168,7 @@ impl GenerateParams {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StopReason {
     /// A stop id was generated (not part of the output).
     Token,
@@ -272,7 +273,7 @@ impl Regions {
     }
 }
 
-/// Parses an answer in the official formats (<ref>, <box>, <ins> polygons); malformed items are
+/// Parses an answer in the official formats (`<ref>`, `<box>`, `<ins>` polygons); malformed items are
 /// skipped and described in `message`.
 pub fn parse_regions(text: &str) -> Result<Regions> {
     let text = cstring(text, "regions text")?;
