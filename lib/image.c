@@ -197,7 +197,9 @@ static void cmyk_to_rgb(const uint8_t *cmyk, size_t n_pixels, uint8_t *rgb) {
     }
 }
 
-static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, dmllm_image **out) {
+/* huffman: the frame is Huffman-coded (every SOFn but the arithmetic SOF9-15), or of unknown type. */
+static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, bool huffman,
+                                       dmllm_image **out) {
     int width = 0, height = 0, subsampling = -1, colorspace = -1;
     if (tjDecompressHeader3(tj, data, (unsigned long)size, &width, &height, &subsampling, &colorspace) != 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "malformed JPEG header: %s", tjGetErrorStr2(tj));
@@ -208,6 +210,15 @@ static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t 
     if ((int64_t)width * height > DMLLM_IMAGE_MAX_PIXELS)
         return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "JPEG size %dx%d exceeds the limit of %lld pixels", width, height,
                           (long long)DMLLM_IMAGE_MAX_PIXELS);
+    /* A Huffman code is at least one bit, and every 8x8 block of the full-resolution component
+     * codes its DC value, so shorter data is truncated. The decoder would pad the missing blocks
+     * with gray only to be refused below: a few hundred bytes claiming 2^28 pixels would cost
+     * gigabytes and seconds. Arithmetic coding has no such bound. */
+    const uint64_t blocks = (uint64_t)(width + 7) / 8 * (uint64_t)((height + 7) / 8);
+    if (huffman && (uint64_t)size * 8 < blocks)
+        return dmllm_fail(DMLLM_ERR_FORMAT,
+                          "truncated JPEG: %zu bytes cannot hold the %llu blocks of a %dx%d frame", size,
+                          (unsigned long long)blocks, width, height);
     const bool is_cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
     dmllm_image *image;
     DMLLM_TRY(dmllm_image_alloc(width, height, &image));
@@ -247,7 +258,8 @@ static dmllm_status decode_jpeg(const uint8_t *data, size_t size, dmllm_image **
     tjhandle tj = tjInitDecompress();
     if (!tj) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create a TurboJPEG decompressor: %s", tjGetErrorStr2(NULL));
     dmllm_image *image = NULL;
-    dmllm_status status = decode_jpeg_pixels(tj, data, size, &image);
+    const bool arithmetic = markers.frame_marker && (frame_type & 8);
+    dmllm_status status = decode_jpeg_pixels(tj, data, size, !arithmetic, &image);
     tjDestroy(tj);
     if (status == DMLLM_OK) status = apply_orientation(&image, markers.orientation);
     if (status != DMLLM_OK) {
