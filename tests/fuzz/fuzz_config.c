@@ -3,13 +3,8 @@
 #include "config.h"
 #include "fuzz_support.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_init();
     dmllm_config config;
     if (dmllm_config_parse((const char *)data, size, &config) == DMLLM_OK)
         (void)dmllm_config_window_tokens(&config.vision);

@@ -5,13 +5,8 @@
 
 #include <stdlib.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_init();
     dmllm_image *image = NULL;
     if (dmllm_image_load_memory(data, size, &image) != DMLLM_OK) return 0;
     const int width = dmllm_image_width(image), height = dmllm_image_height(image);

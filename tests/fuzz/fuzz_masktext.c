@@ -7,13 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_init();
     if (size < 2) return 0;
     const int width = 1 + data[0] % 64, height = 1 + data[1] % 64;
     char *text = fuzz_text(data + 2, size - 2);

@@ -6,13 +6,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_init();
     dmllm_readout_profile profile;
     dmllm_profile_defaults(&profile);
     if (dmllm_profile_parse((const char *)data, size, "readout_profile.json", &profile) != DMLLM_OK) return 0;

@@ -6,13 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_init();
     char *text = fuzz_text(data, size);
     dmllm_regions *regions = NULL;
     if (dmllm_parse_regions(text, &regions) == DMLLM_OK) {

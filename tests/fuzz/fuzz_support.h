@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 /* Silences the library log (every rejected input would print a warning) and makes the scratch
- * directory; call from LLVMFuzzerInitialize or the first input. Aborts if the directory fails. */
+ * directory; cheap after the first call, so harnesses call it at every input. Aborts if the
+ * directory cannot be made. */
 void fuzz_init(void);
 /* The input as a malloc'ed NUL-terminated string (an embedded NUL ends the text early, as it
  * would for any C caller). Aborts on out of memory: that is the harness's fault, not a finding. */

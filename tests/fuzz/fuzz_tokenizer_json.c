@@ -6,15 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 static const char sample[] = "Hello, world! 123 <|im_start|>user\n\xe4\xb8\x80 caf\xc3\xa9  \t<mask>(0,4)</mask>";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_init();
     dmllm_tokenizer *t = NULL;
     if (dmllm_tokenizer_parse((const char *)data, size, "tokenizer.json", &t) != DMLLM_OK) return 0;
     for (int special = 0; special < 2; special++) {
