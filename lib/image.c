@@ -424,7 +424,28 @@ static int png_orientation(png_structp png, png_infop info) {
     return orientation >= 1 && orientation <= 8 ? orientation : 1;
 }
 
+/* The first chunk (after the 8-byte signature) whose declared length runs past the end of the
+ * data, or NULL. libpng 1.6 only warns about an ancillary chunk above its 8 MB limit and allocates
+ * it anyway, so 66 bytes declaring a 2 GB tEXt chunk would allocate 2 GB before failing. */
+static const uint8_t *png_chunk_past_end(const uint8_t *data, size_t size, uint32_t *length) {
+    size_t pos = 8;
+    while (pos + 8 <= size) {
+        *length = read_u32(data + pos, true);
+        if (*length > size - pos - 8 || size - pos - 8 - *length < 4) return data + pos; /* data + CRC */
+        if (memcmp(data + pos + 4, "IEND", 4) == 0) break;
+        pos += 12 + (size_t)*length;
+    }
+    return NULL;
+}
+
 static dmllm_status decode_png(const uint8_t *data, size_t size, dmllm_image **out) {
+    uint32_t length = 0;
+    const uint8_t *chunk = png_chunk_past_end(data, size, &length);
+    if (chunk)
+        return dmllm_fail(DMLLM_ERR_FORMAT,
+                          "truncated PNG: the \"%.4s\" chunk at byte %td declares %u bytes, the data ends %zu bytes "
+                          "after its header", (const char *)chunk + 4, chunk - data, (unsigned)length,
+                          size - (size_t)(chunk - data) - 8);
     png_decode d = {.data = data, .size = size};
     d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, d.message, dmllm_png_on_error, dmllm_png_on_warning);
     if (d.png) d.info = png_create_info_struct(d.png);

@@ -12,7 +12,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 static dmllm_status status_from_name(const char *name) {
     if (strcmp(name, "FORMAT") == 0) return DMLLM_ERR_FORMAT;
@@ -158,11 +157,6 @@ static void test_handle(void) {
     dmllm_image_free(NULL);
 }
 
-static long peak_rss_kb(void) {
-    struct rusage usage;
-    return getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss : 0;
-}
-
 /* Fuzzer finding (tests/fuzz/regressions/image): 403 bytes of CMYK JPEG whose frame claims
  * 10752x18761 pixels. It was refused as truncated only after decoding 1.4 GB of gray padding
  * (over 10 s under ASan); now it is refused from the frame header, before any pixel memory. Runs
@@ -172,18 +166,34 @@ static void test_truncated_huge_frame(void) {
     void *data = test_read_file(test_source_path("tests/fuzz/regressions/image/huge_truncated_cmyk.jpg"), &size);
     CHECK(data != NULL && size == 403);
     if (!data) return;
-    const long before = peak_rss_kb();
+    const long before = test_peak_rss_kb();
     dmllm_image *image = NULL;
     CHECK_STATUS(dmllm_image_load_memory(data, size, &image), DMLLM_ERR_FORMAT);
     CHECK_MSG(strstr(dmllm_last_error(), "truncated JPEG: 403 bytes") && strstr(dmllm_last_error(), "10752x18761"),
               "%s", dmllm_last_error());
-    const long grown_mb = (peak_rss_kb() - before) / 1024;
+    const long grown_mb = (test_peak_rss_kb() - before) / 1024;
     CHECK_MSG(grown_mb < 64, "refusing it raised the peak memory by %ld MB", grown_mb);
+    free(data);
+}
+
+/* Fuzzer finding (tests/fuzz/regressions/annotation, through fuzz_annotation): 66 bytes of PNG
+ * whose tEXt chunk declares 2 GB, which libpng allocated before failing. The memory decoder now
+ * refuses a chunk running past the data before libpng sees it. */
+static void test_chunk_past_end(void) {
+    size_t size = 0;
+    void *data = test_read_file(test_source_path("tests/fuzz/regressions/annotation/text_chunk_2gb.png"), &size);
+    CHECK(data != NULL && size == 66);
+    if (!data) return;
+    dmllm_image *image = NULL;
+    CHECK_STATUS(dmllm_image_load_memory(data, size, &image), DMLLM_ERR_FORMAT);
+    CHECK_MSG(strstr(dmllm_last_error(), "truncated PNG: the \"tEXt\" chunk at byte 33 declares 2046820365 bytes"),
+              "%s", dmllm_last_error());
     free(data);
 }
 
 int main(void) {
     test_truncated_huge_frame();
+    test_chunk_past_end();
     test_expected_decodes();
     test_error_messages();
     test_damage();
