@@ -95,6 +95,10 @@ dmllm_status dmllm_read_png_values(const char *path, dmllm_png_values **out) {
     if (!d.result || !d.png || !d.info)
         d.status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
     if (d.status == DMLLM_OK) {
+        /* Skips every ancillary chunk but tRNS unread: none matters for sample values, and libpng
+         * 1.6 only warns about one above its 8 MB limit and allocates it anyway (66 bytes declaring
+         * a 2 GB tEXt chunk allocated and touched 2 GB). */
+        png_set_keep_unknown_chunks(d.png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
         png_set_sig_bytes(d.png, 8);
         decode(&d);
     }

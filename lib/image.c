@@ -260,7 +260,9 @@ static void cmyk_to_rgb(const uint8_t *cmyk, size_t n_pixels, uint8_t *rgb) {
     }
 }
 
-static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, const decode_limits *limits,
+/* huffman: the frame is Huffman-coded (every SOFn but the arithmetic SOF9-15), or of unknown type. */
+static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t size, bool huffman,
+                                       const decode_limits *limits,
                                        dmllm_image **out) {
     int width = 0, height = 0, subsampling = -1, colorspace = -1;
     if (tjDecompressHeader3(tj, data, (unsigned long)size, &width, &height, &subsampling, &colorspace) != 0)
@@ -270,6 +272,15 @@ static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t 
     if (width <= 0 || height <= 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "JPEG data without a frame header (truncated?): %s", tjGetErrorStr2(tj));
     DMLLM_TRY(check_decode_size("JPEG", width, height, JPEG_EXTRA_BYTES_PER_PIXEL, limits));
+    /* A Huffman code is at least one bit, and every 8x8 block of the full-resolution component
+     * codes its DC value, so shorter data is truncated. The decoder would pad the missing blocks
+     * with gray only to be refused below: a few hundred bytes claiming 2^28 pixels would cost
+     * gigabytes and seconds. Arithmetic coding has no such bound. */
+    const uint64_t blocks = (uint64_t)(width + 7) / 8 * (uint64_t)((height + 7) / 8);
+    if (huffman && (uint64_t)size * 8 < blocks)
+        return dmllm_fail(DMLLM_ERR_FORMAT,
+                          "truncated JPEG: %zu bytes cannot hold the %llu blocks of a %dx%d frame", size,
+                          (unsigned long long)blocks, width, height);
     const bool is_cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
     dmllm_image *image;
     DMLLM_TRY(dmllm_image_alloc(width, height, &image));
@@ -309,7 +320,8 @@ static dmllm_status decode_jpeg(const uint8_t *data, size_t size, const decode_l
     tjhandle tj = tjInitDecompress();
     if (!tj) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create a TurboJPEG decompressor: %s", tjGetErrorStr2(NULL));
     dmllm_image *image = NULL;
-    dmllm_status status = decode_jpeg_pixels(tj, data, size, limits, &image);
+    const bool arithmetic = markers.frame_marker && (frame_type & 8);
+    dmllm_status status = decode_jpeg_pixels(tj, data, size, !arithmetic, limits, &image);
     tjDestroy(tj);
     if (status == DMLLM_OK) status = apply_orientation(&image, markers.orientation);
     if (status != DMLLM_OK) {
@@ -474,7 +486,29 @@ static int png_orientation(png_structp png, png_infop info) {
     return orientation >= 1 && orientation <= 8 ? orientation : 1;
 }
 
-static dmllm_status decode_png(const uint8_t *data, size_t size, const decode_limits *limits, dmllm_image **out) {
+/* The first chunk (after the 8-byte signature) whose declared length runs past the end of the
+ * data, or NULL. libpng 1.6 only warns about an ancillary chunk above its 8 MB limit and allocates
+ * it anyway, so 66 bytes declaring a 2 GB tEXt chunk would allocate 2 GB before failing. */
+static const uint8_t *png_chunk_past_end(const uint8_t *data, size_t size, uint32_t *length) {
+    size_t pos = 8;
+    while (pos + 8 <= size) {
+        *length = read_u32(data + pos, true);
+        if (*length > size - pos - 8 || size - pos - 8 - *length < 4) return data + pos; /* data + CRC */
+        if (memcmp(data + pos + 4, "IEND", 4) == 0) break;
+        pos += 12 + (size_t)*length;
+    }
+    return NULL;
+}
+
+static dmllm_status decode_png(const uint8_t *data, size_t size, const decode_limits *limits,
+                               dmllm_image **out) {
+    uint32_t length = 0;
+    const uint8_t *chunk = png_chunk_past_end(data, size, &length);
+    if (chunk)
+        return dmllm_fail(DMLLM_ERR_FORMAT,
+                          "truncated PNG: the \"%.4s\" chunk at byte %td declares %u bytes, the data ends %zu bytes "
+                          "after its header", (const char *)chunk + 4, chunk - data, (unsigned)length,
+                          size - (size_t)(chunk - data) - 8);
     png_decode d = {.data = data, .size = size, .limits = limits};
     d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, d.message, dmllm_png_on_error, dmllm_png_on_warning);
     if (d.png) d.info = png_create_info_struct(d.png);

@@ -494,19 +494,16 @@ static dmllm_status read_whole_file(const char *path, char **out, size_t *size) 
     return status;
 }
 
-dmllm_status dmllm_tokenizer_load(const char *path, dmllm_tokenizer **out) {
+dmllm_status dmllm_tokenizer_parse(const char *json, size_t size, const char *source, dmllm_tokenizer **out) {
     *out = NULL;
-    char *text = NULL;
-    size_t size = 0;
-    dmllm_status status = read_whole_file(path, &text, &size);
-    cJSON *root = status == DMLLM_OK ? cJSON_ParseWithLength(text, size) : NULL;
-    free(text);
-    if (status == DMLLM_OK && !root) status = dmllm_fail(DMLLM_ERR_FORMAT, "%s: not valid JSON", path);
-    dmllm_tokenizer *t = NULL;
-    if (status == DMLLM_OK && !(t = calloc(1, sizeof *t))) status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory");
+    cJSON *root = cJSON_ParseWithLength(json, size);
+    if (!root) return dmllm_fail(DMLLM_ERR_FORMAT, "%s: not valid JSON", source);
+    dmllm_status status = DMLLM_OK;
+    dmllm_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) status = dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory");
     if (status == DMLLM_OK) {
         build_byte_alphabet(t);
-        const load_context lc = {path, t};
+        const load_context lc = {source, t};
         status = parse(&lc, root);
     }
     cJSON_Delete(root);
@@ -516,6 +513,16 @@ dmllm_status dmllm_tokenizer_load(const char *path, dmllm_tokenizer **out) {
     }
     *out = t;
     return DMLLM_OK;
+}
+
+dmllm_status dmllm_tokenizer_load(const char *path, dmllm_tokenizer **out) {
+    *out = NULL;
+    char *text = NULL;
+    size_t size = 0;
+    dmllm_status status = read_whole_file(path, &text, &size);
+    if (status == DMLLM_OK) status = dmllm_tokenizer_parse(text, size, path, out);
+    free(text);
+    return status;
 }
 
 /* ---- lookups --------------------------------------------------------------------------------- */

@@ -14,6 +14,8 @@ typedef struct dmllm_tokenizer dmllm_tokenizer;
 /* Parses a tokenizer.json file. Anything it cannot honour exactly (a model type other than BPE, a
  * pre-tokenizer or normaliser it does not implement) is DMLLM_ERR_UNSUPPORTED naming the key. */
 dmllm_status dmllm_tokenizer_load(const char *path, dmllm_tokenizer **out);
+/* The same from tokenizer.json text in memory; `source` names it in errors. */
+dmllm_status dmllm_tokenizer_parse(const char *json, size_t size, const char *source, dmllm_tokenizer **out);
 void dmllm_tokenizer_free(dmllm_tokenizer *tokenizer);
 
 /* Number of ids (base vocabulary plus added tokens; the largest id + 1). */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package that the build, the tests and the tools need.
-# Safe to run more than once; needs root (or sudo) and Debian 12.
+# Safe to run more than once; needs root (or sudo) and Debian 12. clang with its sanitizer and
+# libFuzzer runtimes (libclang-rt), its OpenMP (libomp) and llvm-symbolizer (llvm) serve
+# scripts/fuzz.sh only; the build itself uses gcc.
 #   --torch  also Debian's python3-torch, for retraining the tiny model (scripts/train-tiny.sh)
 #            and regenerating the PyTorch reference goldens; the build and tests do not need it.
 set -euo pipefail
@@ -15,7 +17,8 @@ $SUDO apt-get install -y --no-install-recommends \
     libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libcjson-dev \
     python3 python3-numpy python3-pil python3-pytest \
     python3-pip python3-setuptools python3-wheel python3-venv \
-    unicode-data
+    unicode-data \
+    clang libclang-rt-14-dev libomp-dev llvm
 if [ "${1:-}" = --torch ]; then $SUDO apt-get install -y --no-install-recommends python3-torch; fi
 
 # The Rust bindings (bindings/rust) use edition 2024, i.e. Rust >= 1.85. Debian 12's cargo/rustc

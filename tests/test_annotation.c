@@ -114,7 +114,22 @@ static void test_errors(void) {
     dmllm_png_values_free(NULL);
 }
 
+/* Fuzzer finding (tests/fuzz/regressions/annotation): 66 bytes of RGB PNG whose tEXt chunk declares
+ * 2 GB; libpng only warned about the chunk limit and allocated (and touched) 2 GB before failing.
+ * Ancillary chunks are now skipped unread. Runs first, while the peak memory is still small. */
+static void test_huge_text_chunk(void) {
+    const long before = test_peak_rss_kb();
+    dmllm_png_values *values = NULL;
+    const dmllm_status status =
+        dmllm_read_png_values(test_source_path("tests/fuzz/regressions/annotation/text_chunk_2gb.png"), &values);
+    CHECK_MSG(status != DMLLM_OK && values == NULL && strstr(dmllm_last_error(), "text_chunk_2gb.png"), "%s",
+              dmllm_last_error());
+    const long grown_mb = (test_peak_rss_kb() - before) / 1024;
+    CHECK_MSG(grown_mb < 64, "reading it raised the peak memory by %ld MB", grown_mb);
+}
+
 int main(void) {
+    test_huge_text_chunk();
     test_against_pil();
     test_round_trips();
     test_errors();

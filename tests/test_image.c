@@ -281,7 +281,47 @@ static void test_limits(void) {
     CHECK(image == NULL);
 }
 
+/* Fuzzer finding (tests/fuzz/regressions/image): 403 bytes of CMYK JPEG whose frame claims
+ * 10752x18761 pixels. It was refused as truncated only after decoding 1.4 GB of gray padding
+ * (over 10 s under ASan); now it is refused from the frame header, before any pixel memory. Runs
+ * first, while the process's peak memory is still small. */
+static void test_truncated_huge_frame(void) {
+    size_t size = 0;
+    void *data = test_read_file(test_source_path("tests/fuzz/regressions/image/huge_truncated_cmyk.jpg"), &size);
+    CHECK(data != NULL && size == 403);
+    if (!data) return;
+    const long before = test_peak_rss_kb();
+    dmllm_image *image = NULL;
+    /* Its 201 M pixels are over the default pixel cap, which would refuse it first. */
+    dmllm_image_params uncapped;
+    dmllm_image_params_init(&uncapped);
+    uncapped.max_pixels = 0;
+    CHECK_STATUS(dmllm_image_load_memory_ex(data, size, &uncapped, &image), DMLLM_ERR_FORMAT);
+    CHECK_MSG(strstr(dmllm_last_error(), "truncated JPEG: 403 bytes") && strstr(dmllm_last_error(), "10752x18761"),
+              "%s", dmllm_last_error());
+    const long grown_mb = (test_peak_rss_kb() - before) / 1024;
+    CHECK_MSG(grown_mb < 64, "refusing it raised the peak memory by %ld MB", grown_mb);
+    free(data);
+}
+
+/* Fuzzer finding (tests/fuzz/regressions/annotation, through fuzz_annotation): 66 bytes of PNG
+ * whose tEXt chunk declares 2 GB, which libpng allocated before failing. The memory decoder now
+ * refuses a chunk running past the data before libpng sees it. */
+static void test_chunk_past_end(void) {
+    size_t size = 0;
+    void *data = test_read_file(test_source_path("tests/fuzz/regressions/annotation/text_chunk_2gb.png"), &size);
+    CHECK(data != NULL && size == 66);
+    if (!data) return;
+    dmllm_image *image = NULL;
+    CHECK_STATUS(dmllm_image_load_memory(data, size, &image), DMLLM_ERR_FORMAT);
+    CHECK_MSG(strstr(dmllm_last_error(), "truncated PNG: the \"tEXt\" chunk at byte 33 declares 2046820365 bytes"),
+              "%s", dmllm_last_error());
+    free(data);
+}
+
 int main(void) {
+    test_truncated_huge_frame();
+    test_chunk_past_end();
     test_limits();
     test_expected_decodes();
     test_error_messages();

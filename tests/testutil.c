@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 int test_failures, test_checks;
 static char temp_dir[256];
@@ -84,4 +85,9 @@ int test_write_file(const char *path, const void *data, size_t size) {
     if (!f) return -1;
     size_t written = fwrite(data, 1, size, f);
     return fclose(f) == 0 && written == size ? 0 : -1;
+}
+
+long test_peak_rss_kb(void) {
+    struct rusage usage;
+    return getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss : 0;
 }

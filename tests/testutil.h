@@ -46,6 +46,8 @@ const char *test_temp_dir(void);
 
 /* Reads a whole file; returns a malloc'd buffer or NULL. */
 void *test_read_file(const char *path, size_t *size);
+/* Peak resident memory of the process so far, in kB (getrusage). */
+long test_peak_rss_kb(void);
 int test_write_file(const char *path, const void *data, size_t size);
 
 #endif
