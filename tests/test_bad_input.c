@@ -29,19 +29,12 @@ static size_t base_pixels;
 static const char *row_name; /* function of the current row */
 static const char *rows_done[128];
 static int n_rows, n_cases;
+static char out_png[512];        /* <temp>/out.png: the writers' target */
 
 /* A row of the matrix: all cases below it exercise `name` until the next row. */
 static void row(const char *name) {
     row_name = name;
     if (n_rows < (int)(sizeof rows_done / sizeof *rows_done)) rows_done[n_rows++] = name;
-}
-
-static const char *temp_path(const char *name) {
-    static char path[4][512];
-    static int next;
-    char *p = path[next++ & 3];
-    snprintf(p, sizeof path[0], "%s/%s", test_temp_dir(), name);
-    return p;
 }
 
 static int no_files_left(void) {
@@ -99,7 +92,7 @@ static void expect(int got, int expected, const char *needle, const char *expr, 
         snprintf(command, sizeof command, "rm -rf '%s'/*", test_temp_dir());
         if (system(command) != 0) fprintf(stderr, "could not empty %s\n", test_temp_dir());
     }
-    if (expected == DMLLM_OK) remove(temp_path("out.png")); /* a valid call's file */
+    if (expected == DMLLM_OK) remove(out_png); /* a valid call's file */
     if (on_session) check_session_usable(expr, line);
 }
 
@@ -1164,8 +1157,9 @@ static void rows_outputs(const char *const *huge_names) {
     uint16_t *labels = calloc(n, sizeof *labels);
     float *depth = malloc(n * sizeof *depth);
     for (size_t i = 0; depth && i < n; i++) depth[i] = 1.0f + (float)(i % 7);
-    const char *path = temp_path("out.png");
-    const char *missing_dir = temp_path("no/such/dir/out.png");
+    const char *path = out_png;
+    char missing_dir[600];
+    snprintf(missing_dir, sizeof missing_dir, "%s/no/such/dir/out.png", test_temp_dir());
 
     row("dmllm_label_color");
     uint8_t rgb[3];
@@ -1324,6 +1318,7 @@ static void check_every_export_has_a_row(void) {
 }
 
 int main(void) {
+    snprintf(out_png, sizeof out_png, "%s/out.png", test_temp_dir());
     dmllm_model_params mp;
     dmllm_model_params_init(&mp);
     mp.compute = DMLLM_COMPUTE_F32;
