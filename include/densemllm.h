@@ -20,7 +20,11 @@
  *    accept NULL. Caller buffers are never retained after a call returns.
  *  - Output buffers are caller-provided with a capacity in elements. When the capacity is too
  *    small, the call fills in the required shape and returns DMLLM_ERR_BUFFER_TOO_SMALL, so a
- *    first call with (NULL, 0) queries the size.
+ *    first call with (NULL, 0) queries the size. A NULL buffer counts as capacity 0, and the
+ *    pointers that receive the shape or count (rows, cols, out_count, n_ids, length) may be NULL.
+ *  - Params structs are versioned by their first field, struct_size: the library reads only the
+ *    first struct_size bytes. A struct_size of at most 4, or larger than this library's struct (a
+ *    newer header), fails with DMLLM_ERR_INVALID_ARGUMENT naming struct_size.
  *  - On failure nothing is written to caller outputs except shape queries, and the session is
  *    left as it was before the call (a failed evaluation rolls the KV cache back).
  *
@@ -263,7 +267,8 @@ DMLLM_API const char *dmllm_session_errmsg(const dmllm_session *session);
 DMLLM_API dmllm_status dmllm_session_encode_image(dmllm_session *session, const dmllm_image *image);
 
 /* Same, from caller-made pixel values: [grid_h*grid_w, 3*patch*patch] floats in 2x2-merge-block
- * patch order with (py, px, c) features (model-spec 2.5). grid_h and grid_w must be even. */
+ * patch order with (py, px, c) features (model-spec 2.5). grid_h and grid_w must be even, and every
+ * value finite (else DMLLM_ERR_INVALID_ARGUMENT naming the first bad index). */
 DMLLM_API dmllm_status dmllm_session_encode_pixels(dmllm_session *session, const float *pixel_values,
                                                    int grid_h, int grid_w);
 
@@ -320,7 +325,8 @@ DMLLM_API dmllm_status dmllm_session_image_logits(dmllm_session *session, dmllm_
 
 /* ---- tokenizer ---------------------------------------------------------------------------------- */
 /* The model directory's tokenizer.json (byte-level BPE, model-spec 5). These fail with
- * DMLLM_ERR_STATE when the directory has none. Text is UTF-8. */
+ * DMLLM_ERR_STATE when the directory has none. Text is UTF-8: invalid UTF-8 fails with
+ * DMLLM_ERR_INVALID_ARGUMENT naming the byte (also in dmllm_generate_text and the task helpers). */
 
 /* Token ids of text. With parse_special, special added tokens written in the text ("<|image_pad|>")
  * become their ids; otherwise they are tokenized as plain text. No BOS or EOS is added.
@@ -480,7 +486,8 @@ DMLLM_API size_t dmllm_seg_metrics_params_sizeof(void);
 
 DMLLM_API dmllm_status dmllm_seg_metrics_create(const dmllm_seg_metrics_params *params, dmllm_seg_metrics **out);
 /* One image: pred and gt hold n_pixels labels each, at the same (GT) resolution. A GT label that is
- * neither a class nor ignore_index fails with DMLLM_ERR_INVALID_ARGUMENT naming the pixel. */
+ * neither a class nor ignore_index fails with DMLLM_ERR_INVALID_ARGUMENT naming the pixel;
+ * n_pixels 0 fails with DMLLM_ERR_SHAPE. */
 DMLLM_API dmllm_status dmllm_seg_metrics_add(dmllm_seg_metrics *metrics, const uint16_t *pred, const uint16_t *gt,
                                              size_t n_pixels);
 DMLLM_API void dmllm_seg_metrics_free(dmllm_seg_metrics *metrics);
@@ -531,7 +538,7 @@ typedef struct dmllm_depth_metrics dmllm_depth_metrics;
 
 DMLLM_API dmllm_status dmllm_depth_metrics_create(const dmllm_depth_metrics_params *params,
                                                   dmllm_depth_metrics **out);
-/* One image: pred[pred_h][pred_w] and gt[gt_h][gt_w] in metres. */
+/* One image: pred[pred_h][pred_w] and gt[gt_h][gt_w] in metres. A side < 1 fails with DMLLM_ERR_SHAPE. */
 DMLLM_API dmllm_status dmllm_depth_metrics_add(dmllm_depth_metrics *metrics, const float *pred, int pred_w,
                                                int pred_h, const float *gt, int gt_w, int gt_h);
 /* Same for double maps (e.g. float64 ground truth). */
@@ -639,7 +646,8 @@ DMLLM_API size_t dmllm_overlay_params_sizeof(void);
  * built-in 5x7 pixel font; the picture is made taller when the rows need it (at most
  * max(40, rows the image height holds) rows, the last saying "+N more"). names: n_labels strings,
  * or NULL (then and for a NULL entry the row says "label N"); bytes outside printable ASCII show
- * as '?'. labels: [height][width] of the image's size, or NULL with n_labels 0 (boxes only).
+ * as '?'. labels: [height][width] of the image's size, every label below n_labels (1 .. 65536),
+ * or NULL with n_labels 0 (boxes only).
  * params NULL: dmllm_overlay_params_init(). */
 DMLLM_API dmllm_status dmllm_write_overlay_png_v2(const char *path, const dmllm_image *image,
                                                   const uint16_t *labels, int n_labels,
@@ -679,7 +687,8 @@ DMLLM_API dmllm_status dmllm_write_depth_colorbar_png(const char *path, const fl
  * are centred; the top three principal components (power iteration with deflation, start vectors
  * fixed, each component's largest-magnitude coefficient made positive) give each token three
  * scores, each min-max scaled to 0 .. 255 as red, green, blue (a component without variance is 0).
- * The grid is enlarged to out_w x out_h by nearest neighbour (out_w or out_h <= 0: grid size). */
+ * The grid is enlarged to out_w x out_h by nearest neighbour (out_w or out_h <= 0: grid size).
+ * rows != grid_w * grid_h or cols < 1 fails with DMLLM_ERR_SHAPE. */
 DMLLM_API dmllm_status dmllm_write_pca_png(const char *path, const float *features, int rows, int cols, int grid_w,
                                            int grid_h, int out_w, int out_h);
 
@@ -731,8 +740,9 @@ typedef struct dmllm_chat_message {
 #define DMLLM_DEFAULT_SYSTEM_PROMPT "You are a helpful assistant."
 
 /* The prompt text: every turn as <|begin_of_text|>ROLE\nTEXT<|end_of_text|>\n, each image as
- * <|vision_start|>, n_image_tokens x <|image_pad|>, <|vision_end|> (n_image_tokens >= 1 when a turn
- * has an image: the encoded image's tokens_h * tokens_w, or 1 for the template's own text), then
+ * <|vision_start|>, n_image_tokens x <|image_pad|>, <|vision_end|> (n_image_tokens 1 .. 262144, the
+ * tokens of a 2^28-pixel image, when a turn has an image: the encoded image's tokens_h * tokens_w,
+ * or 1 for the template's own text), then
  * <|begin_of_text|>assistant\n when add_generation_prompt. Free *out_text with dmllm_text_free(). */
 DMLLM_API dmllm_status dmllm_chat_apply(const dmllm_chat_message *messages, int n_messages, int add_generation_prompt,
                                         int n_image_tokens, char **out_text);

@@ -43,13 +43,18 @@ static void put_turn_header(text_writer *w, const char *role) {
     put_text(w, "\n");
 }
 
+/* The tokens of the largest image the library decodes: 2^28 pixels in 32 x 32 px merged tokens. A
+ * larger count cannot come from an image and would only ask for gigabytes of "<|image_pad|>". */
+#define DMLLM_CHAT_MAX_IMAGE_TOKENS (1 << 18)
+
 static bool known_role(const char *role) {
     return strcmp(role, "system") == 0 || strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0;
 }
 
 static dmllm_status check_messages(const dmllm_chat_message *messages, int n, int n_image_tokens) {
     if (n < 0 || (n > 0 && !messages))
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "chat: %d messages at %p", n, (const void *)messages);
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "chat: n_messages = %d with messages %s", n,
+                          messages ? "set" : "NULL");
     for (int i = 0; i < n; i++) {
         const dmllm_chat_message *m = &messages[i];
         if (!m->role || !known_role(m->role))
@@ -59,9 +64,10 @@ static dmllm_status check_messages(const dmllm_chat_message *messages, int n, in
         if (m->layout != DMLLM_LAYOUT_IMAGE_FIRST && m->layout != DMLLM_LAYOUT_PROMPT_FIRST)
             return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "chat message %d: layout %d is not a dmllm_prompt_layout", i,
                               (int)m->layout);
-        if (n_image_tokens < 1)
+        if (n_image_tokens < 1 || n_image_tokens > DMLLM_CHAT_MAX_IMAGE_TOKENS)
             return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
-                              "chat message %d has an image but n_image_tokens = %d (at least 1)", i, n_image_tokens);
+                              "chat message %d has an image but n_image_tokens = %d (1 .. %d)", i,
+                              n_image_tokens, DMLLM_CHAT_MAX_IMAGE_TOKENS);
     }
     return DMLLM_OK;
 }

@@ -377,13 +377,7 @@ static void normalise(const float *energy, size_t n, int n_labels, float *q) {
     }
 }
 
-static dmllm_status check_crf(const dmllm_image *image, const float *probabilities, int n_labels,
-                              const dmllm_crf_params *p, const float *out) {
-    if (!image || !probabilities || !out)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
-                          "dmllm_crf_refine: image, probabilities and out must not be NULL");
-    if (n_labels < 1)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_refine: %d labels (need >= 1)", n_labels);
+dmllm_status dmllm_crf_check_params(const dmllm_crf_params *p) {
     if (p->iterations < 0 || p->iterations > 1000)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_params.iterations = %d is outside 0..1000",
                           p->iterations);
@@ -400,6 +394,17 @@ static dmllm_status check_crf(const dmllm_image *image, const float *probabiliti
         if (!isfinite(values[i].value) || values[i].value < 0.0f || (values[i].value == 0.0f && !values[i].may_be_zero))
             return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_params.%s = %g must be %s", values[i].name,
                               (double)values[i].value, values[i].may_be_zero ? "finite and >= 0" : "finite and > 0");
+    return DMLLM_OK;
+}
+
+static dmllm_status check_crf(const dmllm_image *image, const float *probabilities, int n_labels,
+                              const dmllm_crf_params *p, const float *out) {
+    if (!image || !probabilities || !out)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "dmllm_crf_refine: image, probabilities and out must not be NULL");
+    if (n_labels < 1)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_crf_refine: %d labels (need >= 1)", n_labels);
+    DMLLM_TRY(dmllm_crf_check_params(p));
     const size_t n = (size_t)image->width * image->height * n_labels;
     for (size_t i = 0; i < n; i++)
         if (!(probabilities[i] >= 0.0f) || !isfinite(probabilities[i]))

@@ -25,6 +25,10 @@ typedef struct dmllm_lattice {
                               direction, -1 where the lattice has no vertex */
 } dmllm_lattice;
 
+/* Checks dmllm_crf_params' ranges (the header's), naming the field; dmllm_crf_refine and the dense
+ * readout's evaluation path both call it, the latter also when iterations = 0 skips the CRF. */
+dmllm_status dmllm_crf_check_params(const dmllm_crf_params *params);
+
 /* features [n_points][d]. */
 dmllm_status dmllm_lattice_build(const float *features, int n_points, int d, dmllm_lattice *lattice);
 void dmllm_lattice_free(dmllm_lattice *lattice);

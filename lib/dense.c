@@ -5,6 +5,7 @@
  * and turns them into maps with readout.c (in evaluation through the dense CRF, crf.c). Writes only
  * the session, through its API, and the result it returns.
  */
+#include "crf.h"
 #include "masktext.h"
 #include "prefix.h"
 #include "readout.h"
@@ -374,6 +375,7 @@ static dmllm_status class_maps(const dmllm_model *model, const dmllm_image *imag
     dmllm_crf_params crf;
     dmllm_crf_params_init(&crf);
     if (p->evaluation && p->crf) DMLLM_TRY(dmllm_copy_versioned(&crf, sizeof crf, p->crf, "dmllm_dense_params.crf"));
+    if (p->evaluation) DMLLM_TRY(dmllm_crf_check_params(&crf)); /* also when iterations = 0 skips the CRF */
     const size_t n_pixels = (size_t)r->width * r->height;
     r->n_labels = dmllm_readout_channels(&transform, n_labels);
     DMLLM_TRY(dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the label map"));
@@ -537,7 +539,9 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
 
 dmllm_status dmllm_predict_dense(dmllm_session *session, const dmllm_image *image, const dmllm_dense_params *params,
                                  dmllm_dense_result **out_result) {
-    if (!out_result) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_predict_dense: out_result is NULL");
+    if (!out_result)
+        return dmllm_session_reject(session,
+                                    dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_predict_dense: out_result is NULL"));
     *out_result = NULL;
     if (!session) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_predict_dense: session is NULL");
     const int saved = dmllm_session_enter(session);

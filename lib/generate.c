@@ -191,8 +191,8 @@ static dmllm_status check_params(const dmllm_generate_params *p) {
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate_params.repetition_penalty = %g must be > 0",
                           (double)p->repetition_penalty);
     if (p->n_stop_ids < 0 || (p->n_stop_ids > 0 && !p->stop_ids))
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate_params: %d stop_ids at %p", p->n_stop_ids,
-                          (const void *)p->stop_ids);
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate_params.n_stop_ids = %d with stop_ids %s",
+                          p->n_stop_ids, p->stop_ids ? "set" : "NULL");
     return DMLLM_OK;
 }
 
@@ -307,7 +307,8 @@ static dmllm_status generate(dmllm_session *s, const int32_t *prompt, int n_prom
     if (given) DMLLM_TRY(dmllm_copy_versioned(&p, sizeof p, given, "dmllm_generate_params"));
     DMLLM_TRY(check_params(&p));
     if (n_prompt < 0 || (n_prompt > 0 && !prompt))
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate: %d prompt ids at %p", n_prompt, (const void *)prompt);
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate: n_prompt = %d with prompt_ids %s", n_prompt,
+                          prompt ? "set" : "NULL");
     const dmllm_model *model = dmllm_session_model(s);
     decoder d = {
         .p = &p,
@@ -349,7 +350,9 @@ static dmllm_status generate(dmllm_session *s, const int32_t *prompt, int n_prom
 
 dmllm_status dmllm_generate(dmllm_session *session, const int32_t *prompt_ids, int n_prompt,
                             const dmllm_generate_params *params, dmllm_generate_result **out_result) {
-    if (!out_result) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate: out_result is NULL");
+    if (!out_result)
+        return dmllm_session_reject(session,
+                                    dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate: out_result is NULL"));
     *out_result = NULL;
     if (!session) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate: session is NULL");
     const int saved = dmllm_session_enter(session);
@@ -371,9 +374,13 @@ dmllm_status dmllm_generate(dmllm_session *session, const int32_t *prompt_ids, i
 
 dmllm_status dmllm_generate_text(dmllm_session *session, const char *prompt, const dmllm_generate_params *params,
                                  dmllm_generate_result **out_result) {
-    if (!out_result) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate_text: out_result is NULL");
+    if (!out_result)
+        return dmllm_session_reject(session,
+                                    dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate_text: out_result is NULL"));
     *out_result = NULL;
-    if (!session || !prompt) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate_text: session or prompt is NULL");
+    if (!session || !prompt)
+        return dmllm_session_reject(
+            session, dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_generate_text: session or prompt is NULL"));
     const dmllm_model *model = dmllm_session_model(session);
     const int saved = dmllm_session_enter(session);
     int32_t *ids = NULL;

@@ -329,7 +329,9 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
     dmllm_crop_params p;
     dmllm_status status = resolve(session, params, &p);
     if (status == DMLLM_OK && (!image || !out || n_classes < 0 || (n_classes > 0 && !classes)))
-        status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_openset_segment: NULL image/out or bad class list");
+        status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                            "dmllm_openset_segment: image or out is NULL, or n_classes = %d with classes %s",
+                            n_classes, classes ? "set" : "NULL");
     const size_t n_pixels = image ? (size_t)image->width * image->height : 0;
     dmllm_openset_result *r = NULL;
     const dmllm_region **order = NULL; /* [n_regions] largest box first */

@@ -10,6 +10,7 @@
 #include "preprocess.h"
 #include "session.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,10 @@ int dmllm_session_enter(dmllm_session *session) { return call_begin(session); }
 
 dmllm_status dmllm_session_leave(dmllm_session *session, int saved_threads, dmllm_status status) {
     return call_end(session, saved_threads, status);
+}
+
+dmllm_status dmllm_session_reject(dmllm_session *session, dmllm_status status) {
+    return session ? remember_failure(session, status) : status;
 }
 
 uint64_t dmllm_session_prefix_tag(const dmllm_session *session) { return session->prefix_tag; }
@@ -300,6 +305,11 @@ static dmllm_status encode_pixels(dmllm_session *s, const float *pixel_values, i
     };
     DMLLM_TRY(check_image_fits(s, &grid, IMAGE_MARKER_TOKENS));
     const size_t count = (size_t)grid_h * grid_w * s->patch_dim;
+    for (size_t i = 0; i < count; i++) /* a NaN would spread through attention to every token */
+        if (!isfinite(pixel_values[i]))
+            return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                              "dmllm_session_encode_pixels: pixel_values[%zu] = %g is not finite", i,
+                              (double)pixel_values[i]);
     float *copy = NULL; /* [grid_h * grid_w, patch_dim] */
     DMLLM_TRY(dmllm_alloc(&copy, count, sizeof(float), "the pixel values"));
     memcpy(copy, pixel_values, count * sizeof *copy);
@@ -364,7 +374,8 @@ static void record_image_hidden(dmllm_session *s, float *image_hidden, const flo
 
 static dmllm_status eval_tokens(dmllm_session *s, const int32_t *ids, int n) {
     if (!ids || n <= 0)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_session_eval: need at least one token (n_tokens = %d)", n);
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_session_eval: n_tokens = %d with token_ids %s (need >= 1)",
+                          n, ids ? "set" : "NULL");
     const int n_past = dmllm_kv_cache_length(s->cache);
     const int capacity = dmllm_kv_cache_capacity(s->cache);
     if (n > capacity - n_past)
@@ -505,8 +516,9 @@ dmllm_status dmllm_session_image_hidden(dmllm_session *session, dmllm_alignment 
 static dmllm_status image_logits(dmllm_session *s, dmllm_alignment alignment, const int32_t *ids, int n_ids,
                                  float *out, size_t capacity, size_t *rows, size_t *cols) {
     if (!ids || n_ids <= 0)
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_session_image_logits: need at least one token id (n_ids = %d)",
-                          n_ids);
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "dmllm_session_image_logits: n_ids = %d with token_ids %s (need >= 1)", n_ids,
+                          ids ? "set" : "NULL");
     const float *src = NULL;
     DMLLM_TRY(aligned_image_rows(s, alignment, &src));
     const size_t n = (size_t)evaluated_tokens(s);

@@ -24,6 +24,9 @@ dmllm_status dmllm_session_encode_for_prompt(dmllm_session *session, const dmllm
  * leave) and keeps a failure's message in the session. */
 int dmllm_session_enter(dmllm_session *session);
 dmllm_status dmllm_session_leave(dmllm_session *session, int saved_threads, dmllm_status status);
+/* Keeps the message of a failure found before enter (an argument check) in the session, so that
+ * dmllm_session_errmsg() tells it as the header promises; session may be NULL. */
+dmllm_status dmllm_session_reject(dmllm_session *session, dmllm_status status);
 
 /* The tag a task layer gave to the first prefix_length positions of the context, or 0 when none
  * or when they have changed since (truncation into them, another image evaluated, a new KV state). */

@@ -41,7 +41,8 @@ static dmllm_status answer(dmllm_session *s, const dmllm_image *image, const cha
 
 dmllm_status dmllm_ask(dmllm_session *session, const dmllm_image *image, const char *question,
                        const dmllm_generate_params *params, dmllm_generate_result **out_result) {
-    if (!out_result) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_ask: out_result is NULL");
+    if (!out_result)
+        return dmllm_session_reject(session, dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_ask: out_result is NULL"));
     *out_result = NULL;
     if (!session) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_ask: session is NULL");
     const int saved = dmllm_session_enter(session);
@@ -78,9 +79,12 @@ static dmllm_status join(const char *prefix, const char *const *items, int n, co
 }
 
 static dmllm_status check_task(dmllm_session *session, const dmllm_image *image, dmllm_regions **out, const char *fn) {
-    if (!out) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: out_regions is NULL", fn);
+    if (!out)
+        return dmllm_session_reject(session, dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: out_regions is NULL", fn));
     *out = NULL;
-    if (!session || !image) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: session or image is NULL", fn);
+    if (!session || !image)
+        return dmllm_session_reject(session,
+                                    dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: session or image is NULL", fn));
     return DMLLM_OK;
 }
 
@@ -103,7 +107,8 @@ dmllm_status dmllm_detect(dmllm_session *session, const dmllm_image *image, cons
     char *question = NULL;
     dmllm_status status = DMLLM_OK;
     if (n_classes < 0 || (n_classes > 0 && !classes))
-        status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_detect: %d classes at %p", n_classes, (const void *)classes);
+        status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_detect: n_classes = %d with classes %s", n_classes,
+                            classes ? "set" : "NULL");
     else if (n_classes > 0) status = join(detect_classes_prompt, classes, n_classes, ",", &question);
     if (status == DMLLM_OK)
         status = regions_of(session, image, question ? question : detect_all_prompt, params, out_regions);

@@ -8,8 +8,14 @@ if(NOT DMLLM_CARGO)
 endif()
 add_test(NAME rust_bindings
   COMMAND ${DMLLM_CARGO} test --offline -j1 --manifest-path ${PROJECT_SOURCE_DIR}/bindings/rust/Cargo.toml)
+# Sanitized build: cargo runs the test binaries (not cargo and rustc themselves) with the runtimes.
+set(DMLLM_RUST_RUNNER "")
+if(DMLLM_PRELOAD)
+  string(TOUPPER "${CMAKE_SYSTEM_PROCESSOR}" arch)
+  set(DMLLM_RUST_RUNNER ";CARGO_TARGET_${arch}_UNKNOWN_LINUX_GNU_RUNNER=env LD_PRELOAD=${DMLLM_PRELOAD}")
+endif()
 set_tests_properties(rust_bindings PROPERTIES TIMEOUT 1800
-  ENVIRONMENT "${DMLLM_TEST_ENV};DMLLM_LIB_DIR=$<TARGET_FILE_DIR:densemllm>;CARGO_TARGET_DIR=${PROJECT_BINARY_DIR}/rust-target"
+  ENVIRONMENT "${DMLLM_TEST_ENV};DMLLM_LIB_DIR=$<TARGET_FILE_DIR:densemllm>;CARGO_TARGET_DIR=${PROJECT_BINARY_DIR}/rust-target${DMLLM_RUST_RUNNER}"
   ENVIRONMENT_MODIFICATION "LD_LIBRARY_PATH=path_list_prepend:$<TARGET_FILE_DIR:densemllm>")
 
 # A downstream crate with a path dependency (tests/rust_downstream) runs without LD_LIBRARY_PATH.
