@@ -137,6 +137,8 @@ typedef struct dmllm_model_params {
     int check_only;                    /* non-zero: validate the checkpoint and read its config without
                                           packing weights; dmllm_model_get_info() works, sessions cannot
                                           be created. Default 0. */
+    int64_t memory_limit_bytes;        /* the default of its sessions' memory_limit_bytes (see MEMORY
+                                          LIMIT); the load itself is not checked. 0 (default): none */
 } dmllm_model_params;
 
 DMLLM_API void dmllm_model_params_init(dmllm_model_params *params);
@@ -248,7 +250,24 @@ typedef struct dmllm_session_params {
                                           value above that fails with DMLLM_ERR_INVALID_ARGUMENT */
     dmllm_progress_callback progress;  /* optional; stages "vision", "llm" */
     void *progress_user_data;
+    int64_t memory_limit_bytes;        /* bytes the session may hold during a call; 0 (default): the
+                                          model's memory_limit_bytes (0 there too: none). See MEMORY
+                                          LIMIT below. */
 } dmllm_session_params;
+
+/* MEMORY LIMIT. With a limit, dmllm_session_create() refuses a KV cache (n_ctx x layers x
+ * (kv_lora_rank + qk_rope_head_dim) floats) plus fixed state that would exceed it, and every
+ * call that encodes an image or evaluates tokens (dmllm_session_encode_image / _encode_pixels /
+ * _eval and the calls built on them: dmllm_generate, dmllm_ask, dmllm_predict_dense, ...) first
+ * computes from the shapes an upper bound of its peak allocation (resized image and resize
+ * buffers, pixel values, vision activations, attention tiles, MLP chunks, merger, LLM chunk
+ * activations and scratch, the kept image states) and fails at once, before allocating, with
+ * DMLLM_ERR_OUT_OF_MEMORY and "<stage> needs X MiB, memory limit Y MiB (held: Z MiB)" when what
+ * the session holds (KV cache, encoded image, image states) plus that bound exceeds the limit; the
+ * session is then unchanged. Not counted: the model's weights (see dmllm_model_params), oneDNN's
+ * matmul scratchpad and JIT code, OpenBLAS and OpenMP internals, small result and prompt buffers,
+ * and a dense readout's maps after the prefill. The first call of a size also creates oneDNN
+ * primitives that stay cached (not counted either). */
 
 DMLLM_API void dmllm_session_params_init(dmllm_session_params *params);
 DMLLM_API size_t dmllm_session_params_sizeof(void);

@@ -511,6 +511,12 @@ static dmllm_status forward_onednn(const dmllm_linear *linear, const float *x, i
     return status;
 }
 
+size_t dmllm_linear_forward_bytes(const dmllm_linear *linear, int64_t m) {
+    if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS || linear->weights_type != dnnl_bf16) return 0;
+    const int64_t chunk_rows = m < LINEAR_CHUNK_ROWS ? m : LINEAR_CHUNK_ROWS;
+    return (size_t)(chunk_rows * linear->in_features) * sizeof(uint16_t);
+}
+
 /* pthread OpenBLAS: its thread count is set from serial code only, never inside an OpenMP region
  * (it would warn and may hang); nested calls use one thread. */
 static dmllm_status forward_openblas(const dmllm_linear *linear, const float *x, int64_t m, float *y) {

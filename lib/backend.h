@@ -33,5 +33,8 @@ int64_t dmllm_linear_in_features(const dmllm_linear *linear);
 /* y[m, out] = x[m, in] W^T + b. x and y must not overlap. Uses the calling thread's OpenMP
  * thread count (the session sets it). */
 dmllm_status dmllm_linear_forward(const dmllm_linear *linear, const float *x, int64_t m, float *y);
+/* Bytes dmllm_linear_forward allocates for m rows besides oneDNN's scratchpad (whose size is
+ * known only once the chunk's primitive exists): the bf16 copy of a chunk of x. */
+size_t dmllm_linear_forward_bytes(const dmllm_linear *linear, int64_t m);
 
 #endif

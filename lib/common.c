@@ -165,6 +165,12 @@ dmllm_status dmllm_check_versioned_out(const void *out, size_t full_size, const 
 
 double dmllm_mib(int64_t bytes) { return (double)bytes / (1 << 20); }
 
+dmllm_status dmllm_check_memory(int64_t limit, const char *stage, size_t needed, size_t held) {
+    if (limit <= 0 || (uint64_t)held + needed <= (uint64_t)limit) return DMLLM_OK;
+    return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "%s needs %.2f MiB, memory limit %.2f MiB (held: %.2f MiB)", stage,
+                      dmllm_mib((int64_t)needed), dmllm_mib(limit), dmllm_mib((int64_t)held));
+}
+
 double dmllm_now_seconds(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

@@ -79,6 +79,10 @@ dmllm_status dmllm_check_versioned_out(const void *out, size_t full_size, const 
 /* bytes / 2^20, for messages about memory. */
 double dmllm_mib(int64_t bytes);
 
+/* The memory-limit refusal: DMLLM_ERR_OUT_OF_MEMORY with "<stage> needs X MiB, memory limit Y MiB
+ * (held: Z MiB)" when held + needed exceeds limit (> 0), else DMLLM_OK. */
+dmllm_status dmllm_check_memory(int64_t limit, const char *stage, size_t needed, size_t held);
+
 /* Monotonic clock in seconds, for the timings results report. */
 double dmllm_now_seconds(void);
 

@@ -402,34 +402,55 @@ static void free_scratch(llm_scratch *s) {
     }
 }
 
-static dmllm_status alloc_scratch(const dmllm_text_config *c, int n, int chunk, int n_ctx, dmllm_mla_form form,
-                                  llm_scratch *s) {
+/* One scratch buffer of a forward call: where it goes, rows x row_bytes, and what it is for. */
+typedef struct scratch_buffer {
+    float **buffer;
+    size_t rows, row_bytes;
+    const char *what;
+} scratch_buffer;
+
+enum { LLM_SCRATCH_MAX_BUFFERS = 14 };
+
+/* The buffers of a call of n tokens (chunk rows at a time, n_ctx positions after it) in form;
+ * one table serves the allocation and dmllm_llm_forward_bytes. Returns how many. */
+static int scratch_plan(const dmllm_text_config *c, int n, int chunk, int n_ctx, dmllm_mla_form form,
+                        llm_scratch *s, scratch_buffer plan[LLM_SCRATCH_MAX_BUFFERS]) {
     size_t m = (size_t)chunk, heads = (size_t)c->num_heads, kv_lora = (size_t)c->kv_lora_rank;
     size_t nope = (size_t)c->qk_nope_head_dim, rope = (size_t)c->qk_rope_head_dim, v = (size_t)c->v_head_dim;
     size_t hidden = (size_t)c->hidden_size, inter = (size_t)c->intermediate_size, q_lora = (size_t)c->q_lora_rank;
-    DMLLM_TRY(dmllm_alloc(&s->normed, m, hidden * sizeof(float), "LLM normed activations"));
-    DMLLM_TRY(dmllm_alloc(&s->qkv_a, m, (q_lora + kv_lora + rope) * sizeof(float), "MLA down-projections"));
-    DMLLM_TRY(dmllm_alloc(&s->cq, m, q_lora * sizeof(float), "MLA query latents"));
-    DMLLM_TRY(dmllm_alloc(&s->q, m, heads * (nope + rope) * sizeof(float), "MLA queries"));
-    DMLLM_TRY(dmllm_alloc(&s->heads_v, m, heads * v * sizeof(float), "MLA head outputs"));
-    DMLLM_TRY(dmllm_alloc(&s->proj, m, hidden * sizeof(float), "LLM projections"));
-    DMLLM_TRY(dmllm_alloc(&s->gate_up, m, 2 * inter * sizeof(float), "MLP gate and up"));
-    DMLLM_TRY(dmllm_alloc(&s->act, m, inter * sizeof(float), "MLP activations"));
-    DMLLM_TRY(dmllm_alloc(&s->rope_cos, (size_t)n, rope / 2 * sizeof(float), "LLM RoPE table"));
-    DMLLM_TRY(dmllm_alloc(&s->rope_sin, (size_t)n, rope / 2 * sizeof(float), "LLM RoPE table"));
+    const size_t f = sizeof(float);
+    int k = 0;
+    plan[k++] = (scratch_buffer){&s->normed, m, hidden * f, "LLM normed activations"};
+    plan[k++] = (scratch_buffer){&s->qkv_a, m, (q_lora + kv_lora + rope) * f, "MLA down-projections"};
+    plan[k++] = (scratch_buffer){&s->cq, m, q_lora * f, "MLA query latents"};
+    plan[k++] = (scratch_buffer){&s->q, m, heads * (nope + rope) * f, "MLA queries"};
+    plan[k++] = (scratch_buffer){&s->heads_v, m, heads * v * f, "MLA head outputs"};
+    plan[k++] = (scratch_buffer){&s->proj, m, hidden * f, "LLM projections"};
+    plan[k++] = (scratch_buffer){&s->gate_up, m, 2 * inter * f, "MLP gate and up"};
+    plan[k++] = (scratch_buffer){&s->act, m, inter * f, "MLP activations"};
+    plan[k++] = (scratch_buffer){&s->rope_cos, (size_t)n, rope / 2 * f, "LLM RoPE table"};
+    plan[k++] = (scratch_buffer){&s->rope_sin, (size_t)n, rope / 2 * f, "LLM RoPE table"};
     if (form == DMLLM_MLA_ABSORBED) {
         size_t head_out = kv_lora > v ? kv_lora : v;
-        DMLLM_TRY(dmllm_alloc(&s->q_absorbed, m, heads * (kv_lora + rope) * sizeof(float), "absorbed MLA queries"));
-        DMLLM_TRY(dmllm_alloc(&s->latent_out, m, heads * kv_lora * sizeof(float), "absorbed MLA outputs"));
-        DMLLM_TRY(dmllm_alloc(&s->head_in, m, nope * sizeof(float), "absorbed MLA head inputs"));
-        DMLLM_TRY(dmllm_alloc(&s->head_out, m, head_out * sizeof(float), "absorbed MLA head outputs"));
+        plan[k++] = (scratch_buffer){&s->q_absorbed, m, heads * (kv_lora + rope) * f, "absorbed MLA queries"};
+        plan[k++] = (scratch_buffer){&s->latent_out, m, heads * kv_lora * f, "absorbed MLA outputs"};
+        plan[k++] = (scratch_buffer){&s->head_in, m, nope * f, "absorbed MLA head inputs"};
+        plan[k++] = (scratch_buffer){&s->head_out, m, head_out * f, "absorbed MLA head outputs"};
     } else {
         size_t latent_rows = n_ctx < LLM_CHUNK_TOKENS ? (size_t)n_ctx : LLM_CHUNK_TOKENS;
-        DMLLM_TRY(dmllm_alloc(&s->latents, latent_rows, kv_lora * sizeof(float), "MLA latents"));
-        DMLLM_TRY(dmllm_alloc(&s->kv, (size_t)n_ctx, heads * (nope + v) * sizeof(float),
-                              "expanded MLA keys and values"));
-        DMLLM_TRY(dmllm_alloc(&s->keys, (size_t)n_ctx, heads * (nope + rope) * sizeof(float), "expanded MLA keys"));
+        plan[k++] = (scratch_buffer){&s->latents, latent_rows, kv_lora * f, "MLA latents"};
+        plan[k++] = (scratch_buffer){&s->kv, (size_t)n_ctx, heads * (nope + v) * f, "expanded MLA keys and values"};
+        plan[k++] = (scratch_buffer){&s->keys, (size_t)n_ctx, heads * (nope + rope) * f, "expanded MLA keys"};
     }
+    return k;
+}
+
+static dmllm_status alloc_scratch(const dmllm_text_config *c, int n, int chunk, int n_ctx, dmllm_mla_form form,
+                                  llm_scratch *s) {
+    scratch_buffer plan[LLM_SCRATCH_MAX_BUFFERS];
+    const int count = scratch_plan(c, n, chunk, n_ctx, form, s, plan);
+    for (int i = 0; i < count; i++)
+        DMLLM_TRY(dmllm_alloc(plan[i].buffer, plan[i].rows, plan[i].row_bytes, plan[i].what));
     return DMLLM_OK;
 }
 
@@ -599,6 +620,38 @@ dmllm_status dmllm_llm_forward_form(const dmllm_llm *llm, dmllm_kv_cache *cache,
     free_scratch(&scratch);
     if (status == DMLLM_OK) cache->length += n;
     return status;
+}
+
+size_t dmllm_llm_forward_bytes(const dmllm_llm *llm, int n_past, int n) {
+    if (n <= 0) return 0;
+    const dmllm_text_config *c = &llm->text;
+    const dmllm_mla_form form = dmllm_llm_pick_form(llm, n_past, n);
+    const int chunk = n < LLM_CHUNK_TOKENS ? n : LLM_CHUNK_TOKENS;
+    llm_scratch unused;
+    scratch_buffer plan[LLM_SCRATCH_MAX_BUFFERS];
+    const int count = scratch_plan(c, n, chunk, n_past + n, form, &unused, plan);
+    size_t bytes = 0;
+    for (int i = 0; i < count; i++) bytes += plan[i].rows * plan[i].row_bytes;
+    /* Inside a layer one of these runs at a time: attention or one matmul (kv_b_proj takes up to
+     * LLM_CHUNK_TOKENS cached rows, the others a chunk). */
+    const bool absorbed = form == DMLLM_MLA_ABSORBED;
+    const dmllm_attention_args attention = {
+        .d_qk = absorbed ? c->kv_lora_rank + c->qk_rope_head_dim : c->qk_nope_head_dim + c->qk_rope_head_dim,
+        .d_v = absorbed ? c->kv_lora_rank : c->v_head_dim};
+    size_t nested = dmllm_attention_scratch_bytes(&attention);
+    const llm_layer *layer = &llm->layers[0];
+    const dmllm_linear *linears[] = {layer->qkv_a, layer->q_b, layer->kv_b, layer->k_absorb[0],
+                                     layer->v_unabsorb[0], layer->o, layer->gate_up, layer->down};
+    for (size_t i = 0; i < sizeof linears / sizeof linears[0]; i++) {
+        const size_t b = dmllm_linear_forward_bytes(linears[i], linears[i] == layer->kv_b ? LLM_CHUNK_TOKENS : chunk);
+        if (b > nested) nested = b;
+    }
+    return bytes + nested;
+}
+
+size_t dmllm_kv_cache_bytes(const dmllm_llm *llm, int capacity) {
+    const size_t row_width = (size_t)(llm->text.kv_lora_rank + llm->text.qk_rope_head_dim);
+    return sizeof(dmllm_kv_cache) + (size_t)llm->text.num_layers * (size_t)capacity * row_width * sizeof(float);
 }
 
 dmllm_status dmllm_llm_forward(const dmllm_llm *llm, dmllm_kv_cache *cache, const float *embeddings, int n,

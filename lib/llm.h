@@ -17,6 +17,8 @@ dmllm_status dmllm_llm_load(const dmllm_backend *backend, const dmllm_checkpoint
 void dmllm_llm_free(dmllm_llm *llm);
 
 dmllm_status dmllm_kv_cache_create(const dmllm_llm *llm, int capacity, dmllm_kv_cache **out);
+/* Bytes dmllm_kv_cache_create allocates for capacity positions. */
+size_t dmllm_kv_cache_bytes(const dmllm_llm *llm, int capacity);
 void dmllm_kv_cache_free(dmllm_kv_cache *cache);
 int dmllm_kv_cache_length(const dmllm_kv_cache *cache);
 int dmllm_kv_cache_capacity(const dmllm_kv_cache *cache);
@@ -31,6 +33,10 @@ dmllm_status dmllm_llm_embed(const dmllm_llm *llm, const int32_t *ids, int n, fl
  * is left as it was. Reports progress "llm" once per layer. */
 dmllm_status dmllm_llm_forward(const dmllm_llm *llm, dmllm_kv_cache *cache, const float *embeddings, int n,
                                float *normed_hidden, const dmllm_progress *progress);
+/* Upper bound of the bytes dmllm_llm_forward allocates for n tokens after n_past cached ones
+ * (scratch, attention tiles, matmul activations; not oneDNN's scratchpad), with the calling
+ * thread's thread count. */
+size_t dmllm_llm_forward_bytes(const dmllm_llm *llm, int n_past, int n);
 
 /* The two evaluations of MLA (model-spec 4.4). EXPANDED rebuilds per-head k_nope/v from the cached
  * latents with kv_b_proj (cheap for long chunks); ABSORBED folds W_UK into the queries and W_UV into

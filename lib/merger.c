@@ -82,6 +82,13 @@ static dmllm_status merger_run(const dmllm_merger *m, const float *vision_out, i
     return DMLLM_OK;
 }
 
+size_t dmllm_merger_forward_bytes(const dmllm_merger *merger, int n_tokens) {
+    const int64_t chunk = n_tokens < MERGER_TOKEN_CHUNK ? n_tokens : MERGER_TOKEN_CHUNK;
+    const size_t fc0 = dmllm_linear_forward_bytes(merger->fc0, chunk);
+    const size_t fc2 = dmllm_linear_forward_bytes(merger->fc2, chunk);
+    return 2 * (size_t)chunk * (size_t)merger->merged_hidden * sizeof(float) + (fc0 > fc2 ? fc0 : fc2);
+}
+
 dmllm_status dmllm_merger_forward(const dmllm_merger *merger, const float *vision_out, int n_tokens, float *out) {
     if (!merger || !vision_out || !out || n_tokens <= 0)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "merger forward: NULL argument or %d tokens", n_tokens);

@@ -64,8 +64,13 @@ dmllm_status dmllm_model_load(const char *model_dir, const dmllm_model_params *p
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_model_params.compute = %d is not a dmllm_compute_type",
                           (int)p.compute);
 
+    if (p.memory_limit_bytes < 0)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_model_params.memory_limit_bytes = %lld; 0 (none) or more",
+                          (long long)p.memory_limit_bytes);
+
     dmllm_model *model = calloc(1, sizeof *model);
     if (!model) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating the model");
+    model->memory_limit_bytes = p.memory_limit_bytes;
     dmllm_progress progress = {p.progress, p.progress_user_data};
     dmllm_status status = dmllm_checkpoint_open(model_dir, &model->checkpoint);
     if (status == DMLLM_OK) {

@@ -22,6 +22,7 @@ struct dmllm_model {
     dmllm_llm *llm;                 /* packed LLM weights incl. the tied LM head */
     dmllm_readout_profile profile;  /* readout_profile.json of the directory over the youtu_vl defaults */
     dmllm_tokenizer *tokenizer;     /* tokenizer.json of the directory; NULL when it has none */
+    int64_t memory_limit_bytes;     /* dmllm_model_params.memory_limit_bytes: its sessions' default */
 };
 
 #endif

@@ -225,6 +225,21 @@ static dmllm_status resample(const dmllm_image *in, const resample_axis *horizon
     return DMLLM_OK;
 }
 
+/* Bytes of one axis's coefficients (resample_axis_init: the double kernel, first, count, weights). */
+static size_t axis_bytes(int in_size, int out_size) {
+    if (in_size == out_size) return 0;
+    const double scale = (double)in_size / out_size;
+    const size_t max_taps = (size_t)ceil(scale < 1.0 ? 1.0 : scale) * 2 + 1;
+    return (size_t)out_size * (max_taps * (sizeof(double) + sizeof(int32_t)) + 2 * sizeof(int));
+}
+
+size_t dmllm_image_resize_bytes(int in_width, int in_height, int width, int height) {
+    const size_t row_bytes = (size_t)width * 3;
+    return sizeof(dmllm_image) + row_bytes * (size_t)height + axis_bytes(in_width, width) +
+           axis_bytes(in_height, height) + (size_t)omp_get_max_threads() * row_bytes * sizeof(int32_t) +
+           (size_t)in_height * row_bytes;
+}
+
 dmllm_status dmllm_image_resize(const dmllm_image *image, int width, int height, dmllm_resize_mode mode,
                                 dmllm_image **out_image) {
     if (!image || !out_image) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_resize: image or out_image is NULL");

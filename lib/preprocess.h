@@ -12,4 +12,8 @@
  * gh = height/patch, gw = width/patch. */
 dmllm_status dmllm_pixel_values(const dmllm_image *resized, int patch_size, float *pixel_values);
 
+/* Upper bound of the bytes dmllm_image_resize allocates from in_width x in_height to width x height
+ * with the calling thread's thread count, the result included. */
+size_t dmllm_image_resize_bytes(int in_width, int in_height, int width, int height);
+
 #endif

@@ -131,6 +131,50 @@ void dmllm_session_free(dmllm_session *session) {
     free(session);
 }
 
+/* ---- memory limit ------------------------------------------------------------------------------ */
+
+/* Allowance of every estimate for what is not worth a formula: the allocator's per-block overhead,
+ * oneDNN's stream and memory objects, small index buffers. */
+#define SMALL_ALLOCATIONS_BYTES ((size_t)64 << 10)
+
+/* What a session of n_ctx positions holds from creation on: itself, the KV cache, the context ids
+ * and the last hidden state. */
+static size_t fixed_bytes(const dmllm_model *model, int n_ctx) {
+    return SMALL_ALLOCATIONS_BYTES + sizeof(dmllm_session) + dmllm_kv_cache_bytes(model->llm, n_ctx) +
+           (size_t)n_ctx * sizeof(int32_t) + (size_t)model->config->text.hidden_size * sizeof(float);
+}
+
+/* What the session holds between calls: the fixed part, the encoded image and the image states. */
+static size_t held_bytes(const dmllm_session *s) {
+    size_t bytes = fixed_bytes(s->model, s->params.n_ctx);
+    const size_t h = (size_t)s->hidden_size * sizeof(float);
+    if (s->has_image)
+        bytes += (size_t)s->grid.grid_h * s->grid.grid_w * s->patch_dim * sizeof(float) + s->n_image_tokens * h;
+    if (s->image_hidden) bytes += (size_t)(s->evaluated_grid.tokens_h * s->evaluated_grid.tokens_w + 1) * h;
+    return bytes;
+}
+
+/* Peak bytes of encode_owned_pixels for grid: the pixel values it takes over, the vision output and
+ * the embeddings, plus the larger of the vision tower's and the merger's working memory. */
+static size_t encode_bytes(const dmllm_session *s, const dmllm_image_grid *grid) {
+    const dmllm_model *m = s->model;
+    const size_t n_patches = (size_t)grid->grid_h * grid->grid_w, n_tokens = (size_t)grid->tokens_h * grid->tokens_w;
+    const size_t vision = dmllm_vision_forward_bytes(m->vision, grid->grid_h, grid->grid_w);
+    const size_t merger = dmllm_merger_forward_bytes(m->merger, (int)n_tokens);
+    return SMALL_ALLOCATIONS_BYTES +
+           (n_patches * s->patch_dim + n_patches * m->config->vision.hidden_size + n_tokens * s->hidden_size) *
+           sizeof(float) + (vision > merger ? vision : merger);
+}
+
+static dmllm_status check_encode_memory(const dmllm_session *s, const dmllm_image_grid *grid, size_t preprocess) {
+    const size_t encode = encode_bytes(s, grid);
+    char stage[160];
+    snprintf(stage, sizeof stage, "encoding a %dx%d image (resized %dx%d, %d x %d patches)", grid->original_w,
+             grid->original_h, grid->resized_w, grid->resized_h, grid->grid_h, grid->grid_w);
+    return dmllm_check_memory(s->params.memory_limit_bytes, stage, preprocess > encode ? preprocess : encode,
+                              held_bytes(s));
+}
+
 /* max_positions: the model's max_position_embeddings (<= 0: not given). A derived n_ctx is capped
  * by it (no position past it can be evaluated, so no cache row past it is ever needed); an
  * explicit one beyond it is refused. */
@@ -143,6 +187,10 @@ static dmllm_status resolve_params(const dmllm_session_params *given, int max_po
     if (p->resize_mode != DMLLM_RESIZE_HF && p->resize_mode != DMLLM_RESIZE_PILLOW)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_session_params.resize_mode = %d is not a dmllm_resize_mode",
                           (int)p->resize_mode);
+    if (p->memory_limit_bytes < 0)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "dmllm_session_params.memory_limit_bytes = %lld; 0 (none) or more",
+                          (long long)p->memory_limit_bytes);
     p->n_threads = dmllm_resolve_threads(p->n_threads);
     if (max_positions > 0 && p->n_ctx > max_positions)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
@@ -164,6 +212,10 @@ dmllm_status dmllm_session_create(const dmllm_model *model, const dmllm_session_
         return dmllm_fail(DMLLM_ERR_STATE, "dmllm_session_create: the model was loaded with check_only");
     dmllm_session_params p;
     DMLLM_TRY(resolve_params(params, model->config->text.max_position_embeddings, &p));
+    if (p.memory_limit_bytes == 0) p.memory_limit_bytes = model->memory_limit_bytes;
+    char stage[96];
+    snprintf(stage, sizeof stage, "a session with a KV cache of %d positions", p.n_ctx);
+    DMLLM_TRY(dmllm_check_memory(p.memory_limit_bytes, stage, fixed_bytes(model, p.n_ctx), 0));
 
     dmllm_session *s = calloc(1, sizeof *s);
     if (!s) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating a session");
@@ -264,6 +316,10 @@ static dmllm_status encode_image(dmllm_session *s, const dmllm_image *image, int
     grid.tokens_w = grid.grid_w / 2;
     DMLLM_TRY(check_grid(s, grid.grid_h, grid.grid_w));
     DMLLM_TRY(check_image_fits(s, &grid, n_text));
+    /* Preprocessing holds the resized image (with the resize buffers) and the pixel values. */
+    const size_t pixel_bytes = (size_t)grid.grid_h * grid.grid_w * s->patch_dim * sizeof(float);
+    const size_t resize = dmllm_image_resize_bytes(grid.original_w, grid.original_h, grid.resized_w, grid.resized_h);
+    DMLLM_TRY(check_encode_memory(s, &grid, SMALL_ALLOCATIONS_BYTES + resize + pixel_bytes));
 
     dmllm_image *resized = NULL;
     DMLLM_TRY(dmllm_image_resize(image, grid.resized_w, grid.resized_h, s->params.resize_mode, &resized));
@@ -304,6 +360,7 @@ static dmllm_status encode_pixels(dmllm_session *s, const float *pixel_values, i
         .original_w = grid_w * patch, .original_h = grid_h * patch,
     };
     DMLLM_TRY(check_image_fits(s, &grid, IMAGE_MARKER_TOKENS));
+    DMLLM_TRY(check_encode_memory(s, &grid, 0));
     const size_t count = (size_t)grid_h * grid_w * s->patch_dim;
     for (size_t i = 0; i < count; i++) /* a NaN would spread through attention to every token */
         if (!isfinite(pixel_values[i]))
@@ -385,6 +442,11 @@ static dmllm_status eval_tokens(dmllm_session *s, const int32_t *ids, int n) {
     DMLLM_TRY(locate_image(s, ids, n, &first_pad));
 
     const size_t h = (size_t)s->hidden_size;
+    const size_t states = (2 * (size_t)n + (first_pad >= 0 ? (size_t)s->n_image_tokens + 1 : 0)) * h * sizeof(float);
+    char stage[64];
+    snprintf(stage, sizeof stage, "evaluating %d tokens after %d", n, n_past);
+    DMLLM_TRY(dmllm_check_memory(s->params.memory_limit_bytes, stage, SMALL_ALLOCATIONS_BYTES + states +
+                                 dmllm_llm_forward_bytes(s->model->llm, n_past, n), held_bytes(s)));
     float *embeddings = NULL;   /* [n, hidden] */
     float *normed = NULL;       /* [n, hidden] final-normed states */
     float *image_hidden = NULL; /* [n_image_tokens + 1, hidden] */

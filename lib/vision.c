@@ -287,19 +287,31 @@ static void scratch_free(vision_scratch *s) {
     free(s->mlp);
 }
 
-static dmllm_status scratch_alloc(vision_scratch *s, const dmllm_vision *v, int n_merged, int max_windows,
-                                  int64_t n_patches) {
+/* Element counts of the scratch buffers, in the order of scratch_buffers(); one table serves the
+ * allocation and dmllm_vision_forward_bytes. */
+enum { VISION_SCRATCH_BUFFERS = 8 };
+static void scratch_counts(const dmllm_vision *v, int n_merged, int max_windows, int64_t n_patches,
+                           size_t counts[VISION_SCRATCH_BUFFERS]) {
     const size_t np = (size_t)n_patches, h = (size_t)v->config.hidden_size;
     const size_t chunk = (size_t)(n_patches < VISION_ROW_CHUNK ? n_patches : VISION_ROW_CHUNK);
-    DMLLM_TRY(dmllm_alloc(&s->window_index, (size_t)n_merged, sizeof(int), "the vision window order"));
-    DMLLM_TRY(dmllm_alloc(&s->window_starts, (size_t)max_windows + 1, sizeof(int), "the vision windows"));
-    DMLLM_TRY(dmllm_alloc(&s->x, np * h, sizeof(float), "the vision hidden states"));
-    DMLLM_TRY(dmllm_alloc(&s->qkv, np * 3 * h, sizeof(float), "the vision q, k, v"));
-    DMLLM_TRY(dmllm_alloc(&s->rope_cos, np * (size_t)(v->head_dim / 2), sizeof(float), "the vision RoPE table"));
-    DMLLM_TRY(dmllm_alloc(&s->rope_sin, np * (size_t)(v->head_dim / 2), sizeof(float), "the vision RoPE table"));
-    DMLLM_TRY(dmllm_alloc(&s->rows, chunk * h, sizeof(float), "the vision row chunk"));
-    DMLLM_TRY(dmllm_alloc(&s->mlp, chunk * (size_t)v->config.intermediate_size, sizeof(float),
-                          "the vision MLP chunk"));
+    const size_t sizes[VISION_SCRATCH_BUFFERS] = {
+        (size_t)n_merged, (size_t)max_windows + 1, np * h, np * 3 * h, np * (size_t)(v->head_dim / 2),
+        np * (size_t)(v->head_dim / 2), chunk * h, chunk * (size_t)v->config.intermediate_size};
+    memcpy(counts, sizes, sizeof sizes);
+}
+
+static dmllm_status scratch_alloc(vision_scratch *s, const dmllm_vision *v, int n_merged, int max_windows,
+                                  int64_t n_patches) {
+    size_t n[VISION_SCRATCH_BUFFERS];
+    scratch_counts(v, n_merged, max_windows, n_patches, n);
+    DMLLM_TRY(dmllm_alloc(&s->window_index, n[0], sizeof(int), "the vision window order"));
+    DMLLM_TRY(dmllm_alloc(&s->window_starts, n[1], sizeof(int), "the vision windows"));
+    DMLLM_TRY(dmllm_alloc(&s->x, n[2], sizeof(float), "the vision hidden states"));
+    DMLLM_TRY(dmllm_alloc(&s->qkv, n[3], sizeof(float), "the vision q, k, v"));
+    DMLLM_TRY(dmllm_alloc(&s->rope_cos, n[4], sizeof(float), "the vision RoPE table"));
+    DMLLM_TRY(dmllm_alloc(&s->rope_sin, n[5], sizeof(float), "the vision RoPE table"));
+    DMLLM_TRY(dmllm_alloc(&s->rows, n[6], sizeof(float), "the vision row chunk"));
+    DMLLM_TRY(dmllm_alloc(&s->mlp, n[7], sizeof(float), "the vision MLP chunk"));
     return DMLLM_OK;
 }
 
@@ -404,6 +416,31 @@ static dmllm_status vision_run(const dmllm_vision *v, vision_scratch *s, const f
     return DMLLM_OK;
 }
 
+/* Windows of a gh x gw patch grid (the partition's upper bound: ragged edges included). */
+static int count_windows(const dmllm_vision *v, int gh, int gw) {
+    const int merge = v->config.spatial_merge_size, ws = v->window_tokens;
+    return ((gh / merge + ws - 1) / ws) * ((gw / merge + ws - 1) / ws);
+}
+
+size_t dmllm_vision_forward_bytes(const dmllm_vision *vision, int gh, int gw) {
+    const int merge = vision->config.spatial_merge_size;
+    const int64_t n_patches = (int64_t)gh * gw, chunk = n_patches < VISION_ROW_CHUNK ? n_patches : VISION_ROW_CHUNK;
+    size_t n[VISION_SCRATCH_BUFFERS];
+    scratch_counts(vision, (gh / merge) * (gw / merge), count_windows(vision, gh, gw), n_patches, n);
+    size_t bytes = (n[0] + n[1]) * sizeof(int);
+    for (int i = 2; i < VISION_SCRATCH_BUFFERS; i++) bytes += n[i] * sizeof(float);
+    /* Inside the layers one of these runs at a time: attention or one chunk's matmul. */
+    const dmllm_attention_args attention = {.d_qk = vision->head_dim, .d_v = vision->head_dim};
+    size_t nested = dmllm_attention_scratch_bytes(&attention);
+    const vision_layer *layer = &vision->layers[0];
+    const dmllm_linear *linears[] = {vision->patch_embedding, layer->qkv, layer->out_proj, layer->fc1, layer->fc2};
+    for (size_t i = 0; i < sizeof linears / sizeof linears[0]; i++) {
+        const size_t b = dmllm_linear_forward_bytes(linears[i], chunk);
+        if (b > nested) nested = b;
+    }
+    return bytes + nested;
+}
+
 dmllm_status dmllm_vision_forward(const dmllm_vision *vision, const float *pixel_values, int gh, int gw,
                                   float *out, const dmllm_progress *progress) {
     if (!vision || !pixel_values || !out)
@@ -413,8 +450,7 @@ dmllm_status dmllm_vision_forward(const dmllm_vision *vision, const float *pixel
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
                           "vision forward: patch grid %dx%d must be positive multiples of the merge size %d", gh, gw,
                           merge);
-    const int merged_h = gh / merge, merged_w = gw / merge, ws = vision->window_tokens;
-    const int max_windows = ((merged_h + ws - 1) / ws) * ((merged_w + ws - 1) / ws);
+    const int merged_h = gh / merge, merged_w = gw / merge, max_windows = count_windows(vision, gh, gw);
     vision_scratch scratch = {0};
     dmllm_status status = scratch_alloc(&scratch, vision, merged_h * merged_w, max_windows, (int64_t)gh * gw);
     if (status == DMLLM_OK) status = vision_run(vision, &scratch, pixel_values, gh, gw, out, progress);

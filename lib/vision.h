@@ -19,6 +19,9 @@ void dmllm_vision_free(dmllm_vision *vision);
  * in the same (merge-block) order. Reports progress "vision" once per layer. */
 dmllm_status dmllm_vision_forward(const dmllm_vision *vision, const float *pixel_values, int gh, int gw,
                                   float *out, const dmllm_progress *progress);
+/* Upper bound of the bytes dmllm_vision_forward allocates for a gh x gw grid (scratch, attention
+ * tiles, matmul activations; not oneDNN's scratchpad), with the calling thread's thread count. */
+size_t dmllm_vision_forward_bytes(const dmllm_vision *vision, int gh, int gw);
 
 /* The window partition of a merged_h x merged_w merged-token grid (model-spec 3.2), windows of
  * window_tokens x window_tokens merged tokens, ragged at the right and bottom edges.

@@ -88,6 +88,22 @@ def test_state_and_context_errors(dm, model, image):
             s.truncate(5)
 
 
+def test_memory_limit(dm, model_dir, model, image):
+    with model.session(max_num_patches=MAX_PATCHES, n_ctx=64) as s:
+        s.encode_image(image)
+        grid = s.image_grid()
+    # A limit of a few bytes refuses the session; one of the model's is its sessions' default.
+    with pytest.raises(dm.OutOfMemoryError) as info:
+        model.session(n_ctx=64, memory_limit_bytes=16)
+    assert " needs " in info.value.message and "memory limit 0.00 MiB" in info.value.message
+    with dm.Model(model_dir, compute=dm.Compute.F32, memory_limit_bytes=16) as limited:
+        with pytest.raises(dm.OutOfMemoryError):
+            limited.session(n_ctx=64)
+    with model.session(max_num_patches=MAX_PATCHES, n_ctx=64, memory_limit_bytes=1 << 30) as s:
+        s.encode_image(image)
+        assert s.image_grid() == grid
+
+
 def test_generate_text_equals_ids(dm, model):
     prompt = HEADER + "Hello<|end_of_text|>\n<|begin_of_text|>assistant\n"
     with model.session(max_num_patches=MAX_PATCHES) as a, model.session(max_num_patches=MAX_PATCHES) as b:

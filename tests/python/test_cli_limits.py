@@ -1,7 +1,8 @@
 """Oversized requests fail fast through the densemllm CLI with a message that names the limit
 (issue 20, items 7 and 8): decompression bombs (a JPEG frame header or PNG IHDR claiming
 16000 x 16000), /dev/zero as an image, --max-image-pixels, and a --max-patches whose image tokens
-exceed the model's max_position_embeddings (refused before any vision work)."""
+exceed the model's max_position_embeddings (refused before any vision work); and --memory-limit
+(issue 20, item 12): a step that would need more memory is refused with what it needs."""
 import io
 import os
 import struct
@@ -77,3 +78,20 @@ def test_context_overflow_is_refused_before_vision(tmp_path):
     assert code == 1 and seconds < 30, (seconds, err)
     assert "the image needs 33489 tokens" in err and "max_position_embeddings 32768" in err, err
     assert "set max_num_patches to" in err
+
+
+def test_memory_limit(tmp_path):
+    sample = os.path.join(SOURCE, "models/tiny/sample.png")
+    code, err, seconds = segment("--out", tmp_path, "--memory-limit", "1M", sample)
+    assert code == 1 and seconds < 20, err
+    assert "a session with a KV cache of" in err and " needs " in err and "memory limit 1.00 MiB" in err, err
+    # The session fits in 12 MiB; a 1000 x 1000 image's encoding does not (about 20 MiB).
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1000, 1000), (90, 90, 90)).save(big)
+    code, err, _ = segment("--out", tmp_path, "--memory-limit", "12M", big)
+    assert code == 1 and "encoding a 1000x1000 image (resized 1024x1024" in err and " needs " in err, err
+    assert "memory limit 12.00 MiB (held: " in err, err
+    code, err, _ = segment("--out", tmp_path, "--memory-limit", "4G", big)
+    assert code == 0, err
+    code, err, _ = segment("--out", tmp_path, "--memory-limit", "12X", sample)
+    assert code == 2 and "--memory-limit 12X" in err, err

@@ -75,6 +75,7 @@ int cli_open(const cli_common *common, cli_context *context) {
     sp.resize_mode = strcmp(common->resize, "hf") ? DMLLM_RESIZE_PILLOW : DMLLM_RESIZE_HF;
     mp.n_threads = sp.n_threads = common->n_threads;
     sp.max_num_patches = common->max_num_patches;
+    mp.memory_limit_bytes = common->memory_limit; /* the session's 0 takes it */
     if (progress_wanted(common)) mp.progress = sp.progress = progress_bar;
     dmllm_status status = dmllm_model_load(common->model_dir, &mp, &context->model);
     if (status != DMLLM_OK) return cli_fail(status, common->model_dir);

@@ -24,9 +24,10 @@ extern const cli_command cli_info_command, cli_readout_command, cli_segment_comm
 extern const cli_command cli_eval_command, cli_bench_command;
 
 /* ---- options --------------------------------------------------------------------------------- */
-/* CLI_FLAG sets 1, CLI_FLAG_OFF 0; CLI_PATCHES: an int, or "hf" for DMLLM_HF_MAX_NUM_PATCHES. */
+/* CLI_FLAG sets 1, CLI_FLAG_OFF 0; CLI_PATCHES: an int, or "hf" for DMLLM_HF_MAX_NUM_PATCHES;
+ * CLI_SIZE: bytes as an int64_t, written N, NK, NM or NG (binary units). */
 typedef enum cli_option_kind {
-    CLI_STRING, CLI_INT, CLI_FLOAT, CLI_FLAG, CLI_FLAG_OFF, CLI_PATCHES, CLI_INT64
+    CLI_STRING, CLI_INT, CLI_FLOAT, CLI_FLAG, CLI_FLAG_OFF, CLI_PATCHES, CLI_INT64, CLI_SIZE
 } cli_option_kind;
 
 typedef struct cli_option {
@@ -49,6 +50,7 @@ typedef struct cli_common {
     int n_threads;          /* --threads; 0 = all cores */
     int max_num_patches;    /* --max-patches N | hf */
     int64_t max_image_pixels; /* --max-image-pixels: dmllm_image_params.max_pixels */
+    int64_t memory_limit;   /* --memory-limit: the model's, sessions' and decoding memory_limit_bytes */
     const char *compute;    /* --compute auto|bf16|f32|openblas */
     const char *resize;     /* --resize hf|pillow */
     const char *out_dir;    /* --out; default "." */
@@ -70,7 +72,7 @@ int cli_parse(const cli_command *command, int argc, char **argv, const cli_optio
 
 static inline int cli_parse_exit(int parsed) { return parsed == CLI_HELP_SHOWN ? 0 : 2; }
 
-/* Decodes an input image within --max-image-pixels (and the other default dmllm_image_params). */
+/* Decodes an input image within --max-image-pixels and --memory-limit (other limits: defaults). */
 dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_image **out);
 /* The default model when neither --model nor $DMLLM_MODEL is given: the installed one,
  * <dir of the executable>/../share/densemllm/models/tiny, else (a build tree) the source tree's

@@ -23,10 +23,11 @@ dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_im
     dmllm_image_params params;
     dmllm_image_params_init(&params);
     params.max_pixels = common->max_image_pixels;
+    params.memory_limit_bytes = common->memory_limit;
     return dmllm_image_load_file_ex(path, &params, out);
 }
 
-static void common_table(cli_common *c, cli_option table[12]) {
+static void common_table(cli_common *c, cli_option table[13]) {
     const cli_option options[] = {
         {"--model", CLI_STRING, &c->model_dir, "DIR", cli_default_model_help},
         {"--out", CLI_STRING, &c->out_dir, "DIR", "output directory (default: .)"},
@@ -35,6 +36,8 @@ static void common_table(cli_common *c, cli_option table[12]) {
          "patch cap of the resize rule (default 8192, CPU-friendly; hf = 36864, the HF processor's)"},
         {"--max-image-pixels", CLI_INT64, &c->max_image_pixels, "N",
          "refuse images with more pixels, from their header (default 178956970, as PIL; 0: 2^28)"},
+        {"--memory-limit", CLI_SIZE, &c->memory_limit, "SIZE",
+         "refuse a step needing more memory: bytes, or 512M, 4G (default: none)"},
         {"--compute", CLI_STRING, &c->compute, "KIND", "auto|bf16|f32|openblas (default auto)"},
         {"--resize", CLI_STRING, &c->resize, "MODE", "hf|pillow resize filter (default hf)"},
         {"--shard", CLI_STRING, &c->shard, "I/N", "process only inputs k with k mod N = I"},
@@ -110,6 +113,20 @@ static int set_value(const cli_option *o, const char *value) {
         *(int64_t *)o->target = v;
         return 0;
     }
+    case CLI_SIZE: {
+        long long v = strtoll(value, &end, 10);
+        const char *units = "KMG";
+        const char *unit = *end ? strchr(units, *end) : NULL;
+        if (unit && end[1] == '\0') {
+            int shift = 10 * (int)(unit - units + 1);
+            if (v > (LLONG_MAX >> shift)) return -1;
+            v <<= shift;
+            end++;
+        }
+        if (end == value || *end || errno || v < 0) return -1;
+        *(int64_t *)o->target = v;
+        return 0;
+    }
     case CLI_FLOAT: {
         float v = strtof(value, &end);
         if (end == value || *end || errno || !isfinite(v)) return -1;
@@ -121,7 +138,7 @@ static int set_value(const cli_option *o, const char *value) {
 }
 
 int cli_parse(const cli_command *command, int argc, char **argv, const cli_option *own, cli_common *common) {
-    cli_option common_options[12];
+    cli_option common_options[13];
     if (common) {
         memset(common, 0, sizeof *common);
         const char *from_env = getenv("DMLLM_MODEL");

@@ -30,7 +30,7 @@ LOG_CALLBACK = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 # ---- structs (field order and types exactly as in the header) ----------------------------------------
 class ModelParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("compute", c_int), ("n_threads", c_int), ("progress", PROGRESS_CALLBACK),
-                ("progress_user_data", c_void_p), ("check_only", c_int)]
+                ("progress_user_data", c_void_p), ("check_only", c_int), ("memory_limit_bytes", c_int64)]
 
 
 class ModelInfo(ctypes.Structure):
@@ -49,7 +49,8 @@ class ModelInfo(ctypes.Structure):
 
 class SessionParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("n_threads", c_int), ("max_num_patches", c_int), ("resize_mode", c_int),
-                ("n_ctx", c_int), ("progress", PROGRESS_CALLBACK), ("progress_user_data", c_void_p)]
+                ("n_ctx", c_int), ("progress", PROGRESS_CALLBACK), ("progress_user_data", c_void_p),
+                ("memory_limit_bytes", c_int64)]
 
 
 class ImageParams(ctypes.Structure):

@@ -168,12 +168,14 @@ class Model(_Handle):
     _kind = "model"
 
     def __init__(self, model_dir: Union[str, os.PathLike], *, compute: Compute = Compute.AUTO, n_threads: int = 0,
-                 progress: Optional[ProgressCallback] = None, check_only: bool = False):
+                 progress: Optional[ProgressCallback] = None, check_only: bool = False,
+                 memory_limit_bytes: int = 0):
         super().__init__(None)
         params = _capi.ModelParams()
         _lib.dmllm_model_params_init(byref(params))
         callbacks = _Callbacks()
         params.compute, params.n_threads, params.check_only = int(compute), n_threads, int(check_only)
+        params.memory_limit_bytes = memory_limit_bytes  # its sessions' default; 0: none
         params.progress = callbacks.progress(progress)  # the struct keeps the thunk alive
         out = c_void_p()
         status = _lib.dmllm_model_load(os.fsencode(model_dir), byref(params), byref(out))
@@ -313,13 +315,14 @@ class Session(_Handle):
 
     def __init__(self, model: Model, *, n_threads: int = 0, max_num_patches: int = DEFAULT_MAX_NUM_PATCHES,
                  resize_mode: ResizeMode = ResizeMode.HF, n_ctx: int = 0,
-                 progress: Optional[ProgressCallback] = None):
+                 progress: Optional[ProgressCallback] = None, memory_limit_bytes: int = 0):
         super().__init__(None)
         self._callbacks = _Callbacks()
         params = _capi.SessionParams()
         _lib.dmllm_session_params_init(byref(params))
         params.n_threads, params.max_num_patches, params.resize_mode, params.n_ctx = (
             n_threads, max_num_patches, int(resize_mode), n_ctx)
+        params.memory_limit_bytes = memory_limit_bytes  # 0: the model's
         self._progress = params.progress = self._callbacks.progress(progress)  # called during session calls
         out = c_void_p()
         model_handle = model._pin()  # the session's pin on its model, ended when it is freed

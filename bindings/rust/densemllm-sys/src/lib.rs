@@ -67,6 +67,7 @@ pub struct dmllm_model_params {
     pub progress: dmllm_progress_callback,
     pub progress_user_data: *mut c_void,
     pub check_only: c_int,
+    pub memory_limit_bytes: i64,
 }
 
 #[repr(C)]
@@ -144,6 +145,7 @@ pub struct dmllm_session_params {
     pub n_ctx: c_int,
     pub progress: dmllm_progress_callback,
     pub progress_user_data: *mut c_void,
+    pub memory_limit_bytes: i64,
 }
 
 #[repr(C)]

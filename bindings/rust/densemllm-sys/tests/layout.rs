@@ -32,12 +32,13 @@ fn params_sizes_match_the_library() {
 fn params_defaults_are_the_documented_ones() {
     let m = init(dmllm_model_params_init);
     assert_eq!(m.struct_size as usize, size_of::<dmllm_model_params>());
-    assert_eq!((m.compute, m.check_only), (DMLLM_COMPUTE_AUTO, 0));
+    assert_eq!((m.compute, m.check_only, m.memory_limit_bytes), (DMLLM_COMPUTE_AUTO, 0, 0));
     assert!(m.progress.is_none());
 
     let s = init(dmllm_session_params_init);
     assert_eq!(s.struct_size as usize, size_of::<dmllm_session_params>());
     assert_eq!((s.max_num_patches, s.resize_mode), (DMLLM_DEFAULT_MAX_NUM_PATCHES, DMLLM_RESIZE_HF));
+    assert_eq!(s.memory_limit_bytes, 0);
 
     let i = init(dmllm_image_params_init);
     assert_eq!(i.struct_size as usize, size_of::<dmllm_image_params>());

@@ -75,6 +75,13 @@ impl ModelParams {
         self
     }
 
+    /// Default memory limit in bytes of the model's sessions (see `SessionParams::memory_limit_bytes`);
+    /// 0: none.
+    pub fn memory_limit_bytes(mut self, n: i64) -> Self {
+        self.raw.memory_limit_bytes = n;
+        self
+    }
+
     /// Called with ("load", done, total); returning `Break` aborts the load (Status::Aborted).
     pub fn progress(mut self, f: impl FnMut(&str, i32, i32) -> ControlFlow<()> + Send + 'static) -> Self {
         self.progress = Some(Box::new(f));

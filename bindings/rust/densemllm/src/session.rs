@@ -56,6 +56,14 @@ impl SessionParams {
         self.raw.n_ctx = n;
         self
     }
+
+    /// Bytes the session may hold during a call (KV cache, encoded image, the call's working
+    /// memory); a call that would exceed it fails at once with Status::OutOfMemory naming what it
+    /// needs. 0: the model's limit.
+    pub fn memory_limit_bytes(mut self, n: i64) -> Self {
+        self.raw.memory_limit_bytes = n;
+        self
+    }
 }
 
 /// Which LM-head position carries an image token's labels (`dmllm_alignment`).
