@@ -180,7 +180,8 @@ typedef struct dmllm_image dmllm_image; /* 8-bit RGB, row-major, 3 bytes per pix
 /* Limits of decoding, checked before the memory they guard is allocated. A decompression bomb (a
  * small file whose header claims a huge size) and a file that never ends (/dev/zero) fail at once
  * with DMLLM_ERR_UNSUPPORTED naming the limit; a decode whose memory exceeds memory_limit_bytes
- * fails with DMLLM_ERR_OUT_OF_MEMORY naming what it needs. */
+ * fails with DMLLM_ERR_OUT_OF_MEMORY naming what it needs. A negative limit fails with
+ * DMLLM_ERR_INVALID_ARGUMENT naming it. */
 typedef struct dmllm_image_params {
     uint32_t struct_size;          /* set by dmllm_image_params_init() */
     int64_t max_pixels;            /* width * height read from the JPEG frame header or PNG IHDR;
@@ -645,7 +646,7 @@ typedef struct dmllm_overlay_params {
                                      (default): max(1, min(width, height) / 400) */
     int legend;                   /* 1 (default): the legend in a panel right of the image; 0 none */
     const struct dmllm_region *boxes; /* [n_boxes] boxes drawn with their label on a tag, or NULL */
-    int n_boxes;                  /* default 0 */
+    int n_boxes;                  /* >= 0, boxes not NULL when > 0; default 0 */
 } dmllm_overlay_params;
 
 DMLLM_API void dmllm_overlay_params_init(dmllm_overlay_params *params);

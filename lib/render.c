@@ -538,8 +538,9 @@ static dmllm_status check_overlay_params(const char *fn, const dmllm_overlay_par
     if (p->legend != 0 && p->legend != 1)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: legend %d is not 0 or 1", fn, p->legend);
     if (p->n_boxes < 0 || (p->n_boxes > 0 && !p->boxes))
-        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s: %d boxes at %s", fn, p->n_boxes,
-                          p->boxes ? "a pointer" : "NULL");
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "%s: n_boxes %d with boxes %s; n_boxes >= 0, boxes not NULL when n_boxes > 0", fn,
+                          p->n_boxes, p->boxes ? "given" : "NULL");
     return DMLLM_OK;
 }
 

@@ -27,14 +27,16 @@ static dmllm_image *image;     /* models/tiny/sample.png */
 static uint16_t *base_labels;  /* [h][w] FG/BG labels of the first prediction */
 static size_t base_pixels;
 static const char *row_name; /* function of the current row */
-static const char *rows_done[128];
+static const char *rows_done[256]; /* row() calls, repeats included */
 static int n_rows, n_cases;
 static char out_png[512];        /* <temp>/out.png: the writers' target */
 
 /* A row of the matrix: all cases below it exercise `name` until the next row. */
 static void row(const char *name) {
     row_name = name;
-    if (n_rows < (int)(sizeof rows_done / sizeof *rows_done)) rows_done[n_rows++] = name;
+    const int capacity = (int)(sizeof rows_done / sizeof *rows_done);
+    CHECK_MSG(n_rows < capacity, "more than %d rows: enlarge rows_done", capacity);
+    if (n_rows < capacity) rows_done[n_rows++] = name;
 }
 
 static int no_files_left(void) {
@@ -163,6 +165,14 @@ static void rows_init_sizeof_free(void) {
     SAFE(dmllm_seg_metrics_params_init(NULL));
     row("dmllm_depth_metrics_params_init");
     SAFE(dmllm_depth_metrics_params_init(NULL));
+    row("dmllm_image_params_init");
+    SAFE(dmllm_image_params_init(NULL));
+    row("dmllm_overlay_params_init");
+    SAFE(dmllm_overlay_params_init(NULL));
+    row("dmllm_image_params_sizeof");
+    SAFE(CHECK(dmllm_image_params_sizeof() == sizeof(dmllm_image_params)));
+    row("dmllm_overlay_params_sizeof");
+    SAFE(CHECK(dmllm_overlay_params_sizeof() == sizeof(dmllm_overlay_params)));
     row("dmllm_model_params_sizeof");
     SAFE(CHECK(dmllm_model_params_sizeof() == sizeof(dmllm_model_params)));
     row("dmllm_session_params_sizeof");
@@ -240,6 +250,9 @@ static void rows_model(void) {
     BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_INVALID_ARGUMENT, "compute");
     mp.compute = (dmllm_compute_type)99;
     BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_INVALID_ARGUMENT, "compute");
+    dmllm_model_params_init(&mp);
+    mp.memory_limit_bytes = -1;
+    BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_INVALID_ARGUMENT, "memory_limit_bytes");
     CHECK(m == NULL);
 
     row("dmllm_model_get_info");
@@ -256,6 +269,67 @@ static void rows_model(void) {
 
 /* ---- images and preprocessing -----------------------------------------------------------------
  */
+
+/* The limits of dmllm_image_params on both loaders: sample.png (320x256) must pass neither a bad
+ * struct nor a negative limit, and the smallest limits must refuse it with their own status. */
+static void image_params_case(const dmllm_image_params *ip, const void *png, size_t png_size,
+                              int expected, const char *needle, int line) {
+    dmllm_image *im = NULL;
+    row("dmllm_image_load_file_ex");
+    expect(dmllm_image_load_file_ex(test_source_path("models/tiny/sample.png"), ip, &im),
+           expected, needle, "dmllm_image_load_file_ex(sample.png, ip, &im)", line, 0);
+    dmllm_image_free(im);
+    im = NULL;
+    row("dmllm_image_load_memory_ex");
+    expect(dmllm_image_load_memory_ex(png, png_size, ip, &im), expected, needle,
+           "dmllm_image_load_memory_ex(png, png_size, ip, &im)", line, 0);
+    dmllm_image_free(im);
+}
+
+static void rows_image_params(const void *png, size_t png_size) {
+    dmllm_image_params ip;
+    dmllm_image_params_init(&ip);
+    ip.struct_size = 0;
+    image_params_case(&ip, png, png_size, DMLLM_ERR_INVALID_ARGUMENT, "struct_size", __LINE__);
+    ip.struct_size = 4;
+    image_params_case(&ip, png, png_size, DMLLM_ERR_INVALID_ARGUMENT, "struct_size", __LINE__);
+    struct {
+        dmllm_image_params p;
+        uint64_t tail;
+    } big = {.tail = 1};
+    dmllm_image_params_init(&big.p);
+    big.p.struct_size = sizeof big;
+    image_params_case(&big.p, png, png_size, DMLLM_ERR_INVALID_ARGUMENT, "struct_size", __LINE__);
+    dmllm_image_params_init(&ip);
+    ip.max_pixels = -1;
+    image_params_case(&ip, png, png_size, DMLLM_ERR_INVALID_ARGUMENT, "max_pixels -1", __LINE__);
+    dmllm_image_params_init(&ip);
+    ip.max_encoded_bytes = -5;
+    image_params_case(&ip, png, png_size, DMLLM_ERR_INVALID_ARGUMENT, "max_encoded_bytes -5",
+                      __LINE__);
+    dmllm_image_params_init(&ip);
+    ip.memory_limit_bytes = INT64_MIN;
+    image_params_case(&ip, png, png_size, DMLLM_ERR_INVALID_ARGUMENT,
+                      "memory_limit_bytes -9223372036854775808", __LINE__);
+    dmllm_image_params_init(&ip);
+    ip.max_pixels = 320 * 256 - 1;
+    image_params_case(&ip, png, png_size, DMLLM_ERR_UNSUPPORTED, "max_pixels", __LINE__);
+    dmllm_image_params_init(&ip);
+    ip.max_encoded_bytes = 10;
+    image_params_case(&ip, png, png_size, DMLLM_ERR_UNSUPPORTED, "max_encoded_bytes", __LINE__);
+    dmllm_image_params_init(&ip);
+    ip.memory_limit_bytes = 1;
+    image_params_case(&ip, png, png_size, DMLLM_ERR_OUT_OF_MEMORY, "needs", __LINE__);
+    image_params_case(NULL, png, png_size, DMLLM_OK, NULL, __LINE__); /* NULL: the defaults */
+    row("dmllm_image_load_file_ex");
+    dmllm_image *im = NULL;
+    BAD(dmllm_image_load_file_ex(NULL, &ip, &im), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+    BAD(dmllm_image_load_file_ex(test_source_path("models/tiny/sample.png"), &ip, NULL),
+        DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+    BAD(dmllm_image_load_file_ex(test_source_path("models/tiny"), NULL, &im), DMLLM_ERR_IO,
+        "directory");
+    CHECK(im == NULL);
+}
 
 static void rows_images(void) {
     dmllm_image *im = NULL;
@@ -279,6 +353,14 @@ static void rows_images(void) {
     BAD(dmllm_image_load_memory(png, 0, &im), DMLLM_ERR_FORMAT, NULL);
     BAD(dmllm_image_load_memory(png, 60, &im), DMLLM_ERR_FORMAT, NULL); /* truncated PNG */
     BAD(dmllm_image_load_memory(bad_utf8, sizeof bad_utf8, &im), DMLLM_ERR_UNSUPPORTED, "format");
+
+    row("dmllm_image_load_memory_ex");
+    dmllm_image_params ip;
+    dmllm_image_params_init(&ip);
+    BAD(dmllm_image_load_memory_ex(NULL, 10, &ip, &im), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+    BAD(dmllm_image_load_memory_ex(png, png_size, &ip, NULL), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+    BAD(dmllm_image_load_memory_ex(png, 0, &ip, &im), DMLLM_ERR_FORMAT, "0 bytes");
+    rows_image_params(png, png_size);
     free(png);
 
     row("dmllm_image_from_rgb");
@@ -358,14 +440,58 @@ static void rows_session(void) {
     sp.resize_mode = (dmllm_resize_mode)5;
     BAD(dmllm_session_create(model, &sp, &s), DMLLM_ERR_INVALID_ARGUMENT, "resize_mode");
     dmllm_session_params_init(&sp);
-    sp.n_ctx = INT32_MAX; /* a KV cache of 2^31 positions does not fit in memory */
-    BAD(dmllm_session_create(model, &sp, &s), DMLLM_ERR_OUT_OF_MEMORY, "memory");
+    sp.n_ctx = INT32_MAX; /* an explicit n_ctx beyond the model's positions */
+    BAD(dmllm_session_create(model, &sp, &s), DMLLM_ERR_INVALID_ARGUMENT,
+        "max_position_embeddings");
+    sp.n_ctx = 32768 + 1; /* models/tiny: max_position_embeddings 32768 */
+    BAD(dmllm_session_create(model, &sp, &s), DMLLM_ERR_INVALID_ARGUMENT,
+        "max_position_embeddings 32768");
     dmllm_session_params_init(&sp);
-    sp.max_num_patches =
-        INT32_MAX; /* the default n_ctx max_num_patches/4 + 4096 must not overflow */
-    BAD(dmllm_session_create(model, &sp, &s), DMLLM_ERR_OUT_OF_MEMORY, "memory");
+    sp.memory_limit_bytes = -1;
+    BAD(dmllm_session_create(model, &sp, &s), DMLLM_ERR_INVALID_ARGUMENT, "memory_limit_bytes");
+    sp.memory_limit_bytes = INT64_MIN;
+    BAD(dmllm_session_create(model, &sp, &s), DMLLM_ERR_INVALID_ARGUMENT, "memory_limit_bytes");
+    sp.memory_limit_bytes = 1;
+    BAD(dmllm_session_create(model, &sp, &s), DMLLM_ERR_OUT_OF_MEMORY, "needs");
     CHECK(s == NULL);
+    /* The model's limit is its sessions' default; loading is not checked against it. */
     dmllm_model_params mp;
+    dmllm_model_params_init(&mp);
+    mp.memory_limit_bytes = 1;
+    dmllm_model *limited = NULL;
+    CHECK_OK(dmllm_model_load(test_source_path("models/tiny"), &mp, &limited));
+    dmllm_session_params_init(&sp);
+    if (limited) BAD(dmllm_session_create(limited, &sp, &s), DMLLM_ERR_OUT_OF_MEMORY, "needs");
+    dmllm_model_free(limited);
+    CHECK(s == NULL);
+    /* The derived n_ctx max_num_patches/4 + 4096 neither overflows nor exceeds the model's
+     * positions: the session is made, and an image beyond its context is refused at encode. */
+    dmllm_session_params_init(&sp);
+    sp.max_num_patches = INT32_MAX;
+    BAD(dmllm_session_create(model, &sp, &s), DMLLM_OK, NULL);
+    dmllm_session_free(s);
+    s = NULL;
+    sp.n_ctx = 64; /* sample.png at its own 320x256: 20 x 16 patches, 80 tokens */
+    CHECK_OK(dmllm_session_create(model, &sp, &s));
+    if (s) {
+        row("dmllm_session_encode_image");
+        BAD(dmllm_session_encode_image(s, image), DMLLM_ERR_CONTEXT_FULL, "max_num_patches");
+        CHECK(strcmp(dmllm_session_errmsg(s), dmllm_last_error()) == 0);
+        /* The session still works: an image that fits, then its tokens. */
+        static const uint8_t small_rgb[32 * 32 * 3];
+        dmllm_image *small = NULL;
+        CHECK_OK(dmllm_image_from_rgb(small_rgb, 32, 32, 0, &small));
+        CHECK_OK(dmllm_session_encode_image(s, small));
+        const int32_t image_ids[3] = {dmllm_token_id(model, "<|vision_start|>"),
+                                      dmllm_token_id(model, "<|image_pad|>"),
+                                      dmllm_token_id(model, "<|vision_end|>")};
+        CHECK_OK(dmllm_session_eval(s, image_ids, 3));
+        CHECK(dmllm_session_n_past(s) == 3);
+        dmllm_image_free(small);
+        dmllm_session_free(s);
+        s = NULL;
+    }
+    row("dmllm_session_create");
     dmllm_model_params_init(&mp);
     mp.check_only = 1;
     dmllm_model *checked = NULL;
@@ -1151,6 +1277,106 @@ static void rows_metrics(void) {
 /* ---- outputs ----------------------------------------------------------------------------------
  */
 
+/* <temp>/no/such/dir/out.png: a target whose directory is missing. */
+static const char *missing_dir_png(void) {
+    static char path[600];
+    snprintf(path, sizeof path, "%s/no/such/dir/out.png", test_temp_dir());
+    return path;
+}
+
+/* dmllm_write_overlay_png_v2: its arguments, then every field of dmllm_overlay_params. */
+static void rows_overlay_v2(uint16_t *labels, const char *const *huge_names) {
+    const char *path = out_png;
+    const char *names[2] = {"background", bad_utf8};
+    dmllm_overlay_params op;
+    dmllm_overlay_params_init(&op);
+    row("dmllm_write_overlay_png_v2");
+    BAD(dmllm_write_overlay_png_v2(NULL, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "NULL");
+    BAD(dmllm_write_overlay_png_v2(path, NULL, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "NULL");
+    BAD(dmllm_write_overlay_png_v2(path, image, NULL, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "NULL");
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 0, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "n_labels");
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, -1, names, &op),
+        DMLLM_ERR_INVALID_ARGUMENT, "n_labels");
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 65537, names, &op),
+        DMLLM_ERR_INVALID_ARGUMENT, "n_labels");
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 1, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "not below n_labels");
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, N_HUGE_LABELS, huge_names, &op),
+        DMLLM_ERR_INVALID_ARGUMENT, "100000");
+    op.struct_size = 0;
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "struct_size");
+    op.struct_size = 4;
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "struct_size");
+    struct {
+        dmllm_overlay_params p;
+        uint64_t tail;
+    } big = {.tail = 1};
+    dmllm_overlay_params_init(&big.p);
+    big.p.struct_size = sizeof big;
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &big.p),
+        DMLLM_ERR_INVALID_ARGUMENT, "struct_size");
+    const float bad_alpha[3] = {NAN, -0.1f, INFINITY};
+    for (int i = 0; i < 3; i++) {
+        dmllm_overlay_params_init(&op);
+        op.alpha = bad_alpha[i];
+        BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op),
+            DMLLM_ERR_INVALID_ARGUMENT, "alpha");
+    }
+    /* background_label: -1 .. n_labels - 1; outline_px: 0 .. 64 or DMLLM_AUTO; legend: 0 or 1. */
+    static const struct {
+        size_t offset; /* of an int field of dmllm_overlay_params */
+        int value;
+        const char *needle;
+    } bad_ints[] = {
+        {offsetof(dmllm_overlay_params, background_label), -2, "background_label -2"},
+        {offsetof(dmllm_overlay_params, background_label), 2, "background_label 2"},
+        {offsetof(dmllm_overlay_params, background_label), INT32_MAX, "background_label 2147"},
+        {offsetof(dmllm_overlay_params, outline_px), -2, "outline_px -2"},
+        {offsetof(dmllm_overlay_params, outline_px), 65, "outline_px 65"},
+        {offsetof(dmllm_overlay_params, outline_px), INT32_MIN, "outline_px -2147483648"},
+        {offsetof(dmllm_overlay_params, legend), 2, "legend 2"},
+    };
+    for (size_t i = 0; i < sizeof bad_ints / sizeof *bad_ints; i++) {
+        dmllm_overlay_params_init(&op);
+        memcpy((char *)&op + bad_ints[i].offset, &bad_ints[i].value, sizeof(int));
+        BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op),
+            DMLLM_ERR_INVALID_ARGUMENT, bad_ints[i].needle);
+    }
+    dmllm_overlay_params_init(&op);
+    op.background_label = 0; /* no label map: no label to leave out */
+    BAD(dmllm_write_overlay_png_v2(path, image, NULL, 0, NULL, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "background_label");
+    dmllm_overlay_params_init(&op);
+    op.n_boxes = 3; /* boxes NULL */
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "n_boxes 3");
+    dmllm_region boxes[3] = {
+        {.label = NULL, .box = {INT32_MIN, INT32_MIN, INT32_MAX, INT32_MAX}},
+        {.label = bad_utf8, .box = {300, 250, -5, 4}}, /* corners swapped, partly outside */
+        {.label = "background", .box = {7, 7, 7, 9}},  /* empty */
+    };
+    op.boxes = boxes;
+    op.n_boxes = -1;
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "n_boxes -1");
+    op.n_boxes = INT32_MIN;
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "n_boxes -2147483648");
+    BAD(dmllm_write_overlay_png_v2(missing_dir_png(), image, labels, 2, names, NULL), DMLLM_ERR_IO,
+        "no/such/dir");
+    /* Valid extremes: boxes beyond the image with a NULL and a non-ASCII label, boxes only. */
+    op.n_boxes = 3;
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_OK, NULL);
+    BAD(dmllm_write_overlay_png_v2(path, image, NULL, 0, NULL, &op), DMLLM_OK, NULL);
+    BAD(dmllm_write_overlay_png_v2(path, image, NULL, 0, NULL, NULL), DMLLM_OK, NULL);
+}
+
 static void rows_outputs(const char *const *huge_names) {
     const int w = dmllm_image_width(image), h = dmllm_image_height(image);
     const size_t n = (size_t)w * h;
@@ -1158,14 +1384,19 @@ static void rows_outputs(const char *const *huge_names) {
     float *depth = malloc(n * sizeof *depth);
     for (size_t i = 0; depth && i < n; i++) depth[i] = 1.0f + (float)(i % 7);
     const char *path = out_png;
-    char missing_dir[600];
-    snprintf(missing_dir, sizeof missing_dir, "%s/no/such/dir/out.png", test_temp_dir());
+    const char *missing_dir = missing_dir_png();
 
     row("dmllm_label_color");
     uint8_t rgb[3];
     BAD(dmllm_label_color(-1, rgb), DMLLM_ERR_INVALID_ARGUMENT, "-1");
     BAD(dmllm_label_color(1 << 24, rgb), DMLLM_ERR_INVALID_ARGUMENT, "16777216");
     BAD(dmllm_label_color(3, NULL), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+
+    row("dmllm_overlay_color");
+    BAD(dmllm_overlay_color(-1, rgb), DMLLM_ERR_INVALID_ARGUMENT, "-1");
+    BAD(dmllm_overlay_color(65536, rgb), DMLLM_ERR_INVALID_ARGUMENT, "65536");
+    BAD(dmllm_overlay_color(INT32_MIN, rgb), DMLLM_ERR_INVALID_ARGUMENT, "-2147483648");
+    BAD(dmllm_overlay_color(3, NULL), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
 
     row("dmllm_write_label_png");
     BAD(dmllm_write_label_png(NULL, labels, w, h, 2), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
@@ -1205,6 +1436,8 @@ static void rows_outputs(const char *const *huge_names) {
         DMLLM_ERR_INVALID_ARGUMENT, "100000");
     BAD(dmllm_write_overlay_png(path, image, labels, 2, names, 0.5f), DMLLM_OK, NULL);
 
+    rows_overlay_v2(labels, huge_names);
+
     row("dmllm_write_depth_png16");
     BAD(dmllm_write_depth_png16(NULL, depth, w, h, 0), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
     BAD(dmllm_write_depth_png16(path, NULL, w, h, 0), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
@@ -1225,6 +1458,30 @@ static void rows_outputs(const char *const *huge_names) {
         "range");
     BAD(dmllm_write_depth_color_png(missing_dir, depth, w, h, 0, 0), DMLLM_ERR_IO, "no/such/dir");
 
+    row("dmllm_write_depth_colorbar_png");
+    BAD(dmllm_write_depth_colorbar_png(NULL, depth, w, h, 0, 0), DMLLM_ERR_INVALID_ARGUMENT,
+        "NULL");
+    BAD(dmllm_write_depth_colorbar_png(path, NULL, w, h, 0, 0), DMLLM_ERR_INVALID_ARGUMENT,
+        "NULL");
+    BAD(dmllm_write_depth_colorbar_png(path, depth, w, 0, 0, 0), DMLLM_ERR_INVALID_ARGUMENT, "0");
+    BAD(dmllm_write_depth_colorbar_png(path, depth, INT32_MAX, INT32_MAX, 0, 0),
+        DMLLM_ERR_INVALID_ARGUMENT, "2147483647");
+    BAD(dmllm_write_depth_colorbar_png(path, depth, w, h, 5, 2), DMLLM_ERR_INVALID_ARGUMENT,
+        "range");
+    BAD(dmllm_write_depth_colorbar_png(path, depth, w, h, NAN, 2), DMLLM_ERR_INVALID_ARGUMENT,
+        "range");
+    BAD(dmllm_write_depth_colorbar_png(path, depth, w, h, -INFINITY, 2),
+        DMLLM_ERR_INVALID_ARGUMENT, "range");
+    BAD(dmllm_write_depth_colorbar_png(path, depth, w, h, 1, INFINITY), DMLLM_ERR_INVALID_ARGUMENT,
+        "range");
+    BAD(dmllm_write_depth_colorbar_png(missing_dir, depth, w, h, 0, 0), DMLLM_ERR_IO,
+        "no/such/dir");
+    /* Extreme but valid: a range up to FLT_MAX (labels wider than the tick text), and a map
+     * without one valid depth (the range cannot come from it). */
+    BAD(dmllm_write_depth_colorbar_png(path, depth, w, h, 1, 3.4028235e38f), DMLLM_OK, NULL);
+    float invalid[4] = {NAN, -1, 0, INFINITY};
+    BAD(dmllm_write_depth_colorbar_png(path, invalid, 2, 2, 0, 0), DMLLM_OK, NULL);
+
     row("dmllm_write_pca_png");
     float features[4 * 3] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     BAD(dmllm_write_pca_png(NULL, features, 4, 3, 2, 2, 0, 0), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
@@ -1239,6 +1496,33 @@ static void rows_outputs(const char *const *huge_names) {
         "finite");
     features[4] = 5;
     BAD(dmllm_write_pca_png(missing_dir, features, 4, 3, 2, 2, 0, 0), DMLLM_ERR_IO, "no/such/dir");
+
+    row("dmllm_write_pca_overlay_png");
+    BAD(dmllm_write_pca_overlay_png(NULL, image, features, 4, 3, 2, 2, 0.5f),
+        DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+    BAD(dmllm_write_pca_overlay_png(path, NULL, features, 4, 3, 2, 2, 0.5f),
+        DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+    BAD(dmllm_write_pca_overlay_png(path, image, NULL, 4, 3, 2, 2, 0.5f),
+        DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+    BAD(dmllm_write_pca_overlay_png(path, image, features, 4, 3, 4, 2, 0.5f), DMLLM_ERR_SHAPE,
+        "grid");
+    BAD(dmllm_write_pca_overlay_png(path, image, features, 4, 0, 2, 2, 0.5f), DMLLM_ERR_SHAPE,
+        "0 features");
+    BAD(dmllm_write_pca_overlay_png(path, image, features, -4, 3, -2, 2, 0.5f), DMLLM_ERR_SHAPE,
+        "-4 rows");
+    BAD(dmllm_write_pca_overlay_png(path, image, features, 4, 3, 2, 2, NAN),
+        DMLLM_ERR_INVALID_ARGUMENT, "alpha");
+    BAD(dmllm_write_pca_overlay_png(path, image, features, 4, 3, 2, 2, -INFINITY),
+        DMLLM_ERR_INVALID_ARGUMENT, "alpha");
+    BAD(dmllm_write_pca_overlay_png(path, image, features, 4, 3, 2, 2, 1.5f),
+        DMLLM_ERR_INVALID_ARGUMENT, "alpha");
+    features[7] = INFINITY;
+    BAD(dmllm_write_pca_overlay_png(path, image, features, 4, 3, 2, 2, 0.5f),
+        DMLLM_ERR_INVALID_ARGUMENT, "finite");
+    features[7] = 8;
+    BAD(dmllm_write_pca_overlay_png(missing_dir, image, features, 4, 3, 2, 2, 0.5f), DMLLM_ERR_IO,
+        "no/such/dir");
+    BAD(dmllm_write_pca_overlay_png(path, image, features, 4, 3, 2, 2, 1), DMLLM_OK, NULL);
 
     row("dmllm_mask_text_write");
     char *text = NULL;
