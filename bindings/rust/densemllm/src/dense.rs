@@ -238,7 +238,7 @@ pub struct DenseResult {
     pub seconds_readout: f64,
     /// SEMANTIC: the readout that ran (All when the classes came as token ids).
     pub readout: SemanticReadout,
-    /// SEMANTIC: label value k stands for classes[k] (empty when the classes came as token ids).
+    /// SEMANTIC: label value k stands for `classes[k]` (empty when the classes came as token ids).
     pub classes: Vec<ReadoutClass>,
     /// Named readout: the reply named no class, so every given class was read out.
     pub named_fallback: bool,
