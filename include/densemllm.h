@@ -265,10 +265,17 @@ typedef struct dmllm_session_params {
  * activations and scratch, the kept image states) and fails at once, before allocating, with
  * DMLLM_ERR_OUT_OF_MEMORY and "<stage> needs X MiB, memory limit Y MiB (held: Z MiB)" when what
  * the session holds (KV cache, encoded image, image states) plus that bound exceeds the limit; the
- * session is then unchanged. Not counted: the model's weights (see dmllm_model_params), oneDNN's
- * matmul scratchpad and JIT code, OpenBLAS and OpenMP internals, small result and prompt buffers,
- * and a dense readout's maps after the prefill. The first call of a size also creates oneDNN
- * primitives that stay cached (not counted either). */
+ * session is then unchanged. dmllm_predict_dense (and the calls built on it) checks the same way
+ * after the prefill, before its readout: the label logits and scores on the token grid, the
+ * full-resolution label, confidence and depth maps, the upsampling buffers and, with the dense
+ * CRF, the probability maps, energies and marginals (about 3 x channels x width x height floats)
+ * and both permutohedral lattices, counted at their worst case of d+1 vertices per pixel (photos
+ * use far fewer, so this bound can be several times the real peak when there are few labels);
+ * the stage is "the dense readout" or "the dense CRF" of a WxH image, and the session keeps its
+ * prefix. Not counted: the model's weights (see dmllm_model_params), oneDNN's matmul scratchpad
+ * and JIT code, OpenBLAS and OpenMP internals, small result and prompt buffers, the masks and
+ * crops of the box-prompted tasks, and dmllm_crf_refine called directly (it has no session). The
+ * first call of a size also creates oneDNN primitives that stay cached (not counted either). */
 
 DMLLM_API void dmllm_session_params_init(dmllm_session_params *params);
 DMLLM_API size_t dmllm_session_params_sizeof(void);

@@ -24,6 +24,11 @@
 
 enum { CHANNEL_BLOCK = 16 }; /* labels filtered together: bounds the lattice buffers, not the result */
 
+/* Channels of the filter blocks for n_labels: fewer labels need no wider blocks. */
+static int block_channels(int n_labels) {
+    return n_labels < CHANNEL_BLOCK ? n_labels : CHANNEL_BLOCK;
+}
+
 void dmllm_crf_params_init(dmllm_crf_params *params) {
     if (!params) return;
     memset(params, 0, sizeof *params);
@@ -244,6 +249,42 @@ dmllm_status dmllm_lattice_build(const float *features, int n_points, int d, dml
     return status;
 }
 
+/* Bytes of dmllm_lattice_build's peak and of the lattice it returns, for n points of d features
+ * and n_vertices vertices. The table's slots (load <= 1/2, doubling from 1024) and keys (doubling
+ * from 512) are counted at their last growth, old and new block together. */
+static size_t lattice_held_bytes(size_t n, int d, size_t n_vertices) {
+    const size_t n_entries = n * (d + 1);
+    return n_entries * (sizeof(int32_t) + sizeof(float)) * 2 + (n_vertices + 1) * sizeof(int32_t) +
+           n_vertices * (d + 1) * 2 * sizeof(int32_t);
+}
+
+static size_t lattice_build_bytes(size_t n, int d, size_t n_vertices) {
+    const size_t slots = 4 * n_vertices + 4 > 1024 ? 4 * n_vertices + 4 : 1024;
+    const size_t keys = 2 * n_vertices > 512 ? 2 * n_vertices : 512;
+    return (slots + slots / 2) * sizeof(int32_t) + (keys + keys / 2) * d * sizeof(int32_t) +
+           n_vertices * sizeof(int32_t) /* build_splat's fill */ +
+           lattice_held_bytes(n, d, n_vertices);
+}
+
+/* At most how many vertices a lattice over n points has whose feature i lies in [0, extent[i]]:
+ * each point adds at most d+1; and a vertex of remainder k has coordinates = k mod (d+1) within
+ * 2.5 (d+1) of its point's elevated ones (rounding, the sum fix, the corner offset), so the key
+ * coordinates (the first d) of each remainder span the elevated range plus 5 (d+1). */
+static size_t lattice_vertex_bound(size_t n, int d, const double *extent) {
+    const double inv_std = sqrt(2.0 / 3.0) * (d + 1), step = d + 1;
+    double scaled[DMLLM_CRF_MAX_FEATURES + 1] = {0}; /* [1..d] the range of locate()'s scaled[i] */
+    for (int i = 1; i <= d; i++) scaled[i] = extent[i - 1] * inv_std / sqrt((double)i * (i + 1));
+    double count = step; /* the remainders */
+    for (int j = 0; j < d; j++) {
+        /* elevated[j] = sum_{i>j} scaled[i] - j scaled[j] (elevated[0]: the whole sum) */
+        double range = j * scaled[j];
+        for (int i = j + 1; i <= d; i++) range += scaled[i];
+        count *= floor((range + 5 * step) / step) + 1;
+    }
+    const double bound = (double)n * (d + 1);
+    return (size_t)(count < bound ? count : bound);
+}
+
 void dmllm_lattice_free(dmllm_lattice *l) {
     free(l->point_vertex);
     free(l->point_weight);
@@ -346,8 +387,27 @@ static dmllm_status pairwise_build(const dmllm_image *image, float sxy, float sr
     return status;
 }
 
+/* The vertex bound of pairwise_build's lattice for a width x height image and its held and peak
+ * bytes (features, the lattice build, then norm, ones and the filter scratch). */
+static size_t pairwise_vertices(int width, int height, float sxy, float srgb) {
+    const double extent[DMLLM_CRF_MAX_FEATURES] = {(width - 1) / sxy, (height - 1) / sxy,
+                                                   255.0 / srgb, 255.0 / srgb, 255.0 / srgb};
+    return lattice_vertex_bound((size_t)width * height, srgb > 0.0f ? 5 : 2, extent);
+}
+
+static size_t pairwise_held_bytes(size_t n, int d, size_t n_vertices) {
+    return lattice_held_bytes(n, d, n_vertices) + n * sizeof(float);
+}
+
+static size_t pairwise_peak_bytes(size_t n, int d, size_t n_vertices) {
+    const size_t build = n * d * sizeof(float) + lattice_build_bytes(n, d, n_vertices);
+    const size_t filter =
+        pairwise_held_bytes(n, d, n_vertices) + n * sizeof(float) + 2 * n_vertices * sizeof(float);
+    return build > filter ? build : filter;
+}
+
 /* energy += compat * D^-1/2 K D^-1/2 q, one block of labels at a time. block_in, block_out:
- * [n][CHANNEL_BLOCK]; scratch: [2][n_vertices][CHANNEL_BLOCK]. */
+ * [n][block_channels(n_labels)]; scratch: [2][n_vertices][block_channels(n_labels)]. */
 static void pairwise_add(const pairwise *t, const float *q, int n_labels, float *energy, float *block_in,
                          float *block_out, float *scratch) {
     const int n = t->lattice.n_points;
@@ -430,8 +490,9 @@ static dmllm_status refine(const dmllm_image *image, const float *probabilities,
     int n_terms = 0;
     float *energy = NULL;  /* [n][n_labels] -U + messages */
     float *q = NULL;       /* [n][n_labels] the current marginals */
-    float *blocks = NULL;  /* [2][n][CHANNEL_BLOCK] one block of labels in and out of the filter */
-    float *scratch = NULL; /* [2][max n_vertices][CHANNEL_BLOCK] */
+    const int block = block_channels(n_labels);
+    float *blocks = NULL;  /* [2][n][block] one block of labels in and out of the filter */
+    float *scratch = NULL; /* [2][max n_vertices][block] */
     dmllm_status status = dmllm_alloc(&energy, nk, sizeof *energy, "the CRF energies");
     if (status == DMLLM_OK && p->iterations > 0) status = dmllm_alloc(&q, nk, sizeof *q, "the CRF marginals");
     if (status == DMLLM_OK && p->iterations > 0 && p->gaussian_compat > 0.0f) {
@@ -446,16 +507,17 @@ static dmllm_status refine(const dmllm_image *image, const float *probabilities,
     for (int t = 0; t < n_terms; t++)
         if ((size_t)terms[t].lattice.n_vertices > max_vertices) max_vertices = terms[t].lattice.n_vertices;
     if (status == DMLLM_OK && n_terms > 0)
-        status = dmllm_alloc(&blocks, 2 * n, CHANNEL_BLOCK * sizeof *blocks, "the CRF blocks");
+        status = dmllm_alloc(&blocks, 2 * n, block * sizeof *blocks, "the CRF blocks");
     if (status == DMLLM_OK && n_terms > 0)
-        status = dmllm_alloc(&scratch, 2 * max_vertices, CHANNEL_BLOCK * sizeof *scratch, "the CRF lattice values");
+        status = dmllm_alloc(&scratch, 2 * max_vertices, block * sizeof *scratch,
+                             "the CRF lattice values");
     if (status == DMLLM_OK) {
         set_unary(probabilities, nk, energy);
         normalise(energy, n, n_labels, p->iterations > 0 ? q : out);
         for (int it = 0; it < p->iterations; it++) {
             set_unary(probabilities, nk, energy);
             for (int t = 0; t < n_terms; t++)
-                pairwise_add(&terms[t], q, n_labels, energy, blocks, blocks + n * CHANNEL_BLOCK, scratch);
+                pairwise_add(&terms[t], q, n_labels, energy, blocks, blocks + n * block, scratch);
             normalise(energy, n, n_labels, it + 1 < p->iterations ? q : out);
         }
     }
@@ -465,6 +527,29 @@ static dmllm_status refine(const dmllm_image *image, const float *probabilities,
     free(blocks);
     free(scratch);
     return status;
+}
+
+size_t dmllm_crf_bytes(int width, int height, int n_labels, const dmllm_crf_params *p) {
+    const size_t n = (size_t)width * height, nk = n * n_labels;
+    size_t held = nk * sizeof(float) * (p->iterations > 0 ? 2 : 1), peak = held, max_vertices = 0;
+    int n_terms = 0;
+    const struct {
+        float compat, sxy, srgb;
+    } terms[2] = {{p->gaussian_compat, p->gaussian_sxy, 0.0f},
+                  {p->bilateral_compat, p->bilateral_sxy, p->bilateral_srgb}};
+    for (int t = 0; t < 2 && p->iterations > 0; t++) {
+        if (!(terms[t].compat > 0.0f)) continue;
+        const int d = terms[t].srgb > 0.0f ? 5 : 2;
+        const size_t vertices = pairwise_vertices(width, height, terms[t].sxy, terms[t].srgb);
+        const size_t term_peak = held + pairwise_peak_bytes(n, d, vertices);
+        if (term_peak > peak) peak = term_peak;
+        held += pairwise_held_bytes(n, d, vertices);
+        if (vertices > max_vertices) max_vertices = vertices;
+        n_terms++;
+    }
+    if (n_terms > 0) /* the blocks and the filter scratch */
+        held += (2 * n + 2 * max_vertices) * block_channels(n_labels) * sizeof(float);
+    return held > peak ? held : peak;
 }
 
 dmllm_status dmllm_crf_refine(const dmllm_image *image, const float *probabilities, int n_labels,

@@ -29,6 +29,11 @@ typedef struct dmllm_lattice {
  * readout's evaluation path both call it, the latter also when iterations = 0 skips the CRF. */
 dmllm_status dmllm_crf_check_params(const dmllm_crf_params *params);
 
+/* Bytes dmllm_crf_refine allocates beyond its input and output for a width x height image of
+ * n_labels (params checked): the energies and marginals, each term's lattice (its vertices bounded
+ * from the feature ranges), the filter blocks. The memory budget's estimate of the dense CRF. */
+size_t dmllm_crf_bytes(int width, int height, int n_labels, const dmllm_crf_params *params);
+
 /* features [n_points][d]. */
 dmllm_status dmllm_lattice_build(const float *features, int n_points, int d, dmllm_lattice *lattice);
 void dmllm_lattice_free(dmllm_lattice *lattice);

@@ -362,27 +362,99 @@ static dmllm_status crf_maps(const dmllm_image *image, const float *scores, int 
     return status;
 }
 
-static dmllm_status class_maps(const dmllm_model *model, const dmllm_image *image, const dmllm_dense_params *p,
-                               const float *scores, int th, int tw, int n_labels, dmllm_dense_result *r) {
-    const dmllm_readout_profile *profile = &model->profile;
-    const dmllm_score_transform transform = {
+/* The score transform of a SEMANTIC or FGBG readout. */
+static dmllm_score_transform class_transform(const dmllm_readout_profile *profile,
+                                             const dmllm_dense_params *p) {
+    return (dmllm_score_transform){
         .kind = p->background ? DMLLM_SCORE_SIGMOID_BACKGROUND : DMLLM_SCORE_SOFTMAX,
         .temperature = profile->softmax_temperature,
         .sigmoid_scale = profile->sigmoid_scale,
         .background_level = profile->background_level,
         .probability_space = profile->interpolate_probabilities,
     };
-    dmllm_crf_params crf;
-    dmllm_crf_params_init(&crf);
-    if (p->evaluation && p->crf) DMLLM_TRY(dmllm_copy_versioned(&crf, sizeof crf, p->crf, "dmllm_dense_params.crf"));
-    if (p->evaluation) DMLLM_TRY(dmllm_crf_check_params(&crf)); /* also when iterations = 0 skips the CRF */
+}
+
+/* The dense CRF's parameters in evaluation (checked also when iterations = 0 skips the CRF); depth
+ * has none. */
+static dmllm_status class_crf(const dmllm_dense_params *p, dmllm_crf_params *crf) {
+    dmllm_crf_params_init(crf);
+    if (p->task == DMLLM_TASK_DEPTH) return DMLLM_OK;
+    if (p->evaluation && p->crf)
+        DMLLM_TRY(dmllm_copy_versioned(crf, sizeof *crf, p->crf, "dmllm_dense_params.crf"));
+    return p->evaluation ? dmllm_crf_check_params(crf) : DMLLM_OK;
+}
+
+/* Bytes class_maps allocates for a width x height result: the label map, the confidence map in
+ * evaluation, then the streamed argmax, or the probability maps [pixels][channels] with the larger
+ * of their upsampling and the CRF. */
+static size_t class_maps_bytes(const dmllm_dense_params *p, const dmllm_score_transform *transform,
+                               const dmllm_crf_params *crf, int th, int tw, int n_labels, int width,
+                               int height) {
+    const size_t n_pixels = (size_t)width * height;
+    const int channels = dmllm_readout_channels(transform, n_labels);
+    const size_t maps = n_pixels * (sizeof(uint16_t) + (p->evaluation ? sizeof(float) : 0));
+    const size_t upsample = dmllm_readout_bytes(th, tw, n_labels, transform, height, width);
+    if (!(p->evaluation && crf->iterations > 0)) return maps + upsample;
+    const size_t refine = dmllm_crf_bytes(width, height, channels, crf);
+    return maps + n_pixels * channels * sizeof(float) + (upsample > refine ? upsample : refine);
+}
+
+static dmllm_status class_maps(const dmllm_image *image, const dmllm_dense_params *p,
+                               const dmllm_score_transform *transform, const dmllm_crf_params *crf,
+                               const float *scores, int th, int tw, int n_labels,
+                               dmllm_dense_result *r) {
     const size_t n_pixels = (size_t)r->width * r->height;
-    r->n_labels = dmllm_readout_channels(&transform, n_labels);
+    r->n_labels = dmllm_readout_channels(transform, n_labels);
     DMLLM_TRY(dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the label map"));
     if (p->evaluation) DMLLM_TRY(dmllm_alloc(&r->confidence, n_pixels, sizeof *r->confidence, "the confidence map"));
-    r->crf = p->evaluation && crf.iterations > 0;
-    if (r->crf) return crf_maps(image, scores, th, tw, n_labels, &transform, &crf, r);
-    return dmllm_readout_argmax(scores, th, tw, n_labels, &transform, r->height, r->width, r->labels, r->confidence);
+    r->crf = p->evaluation && crf->iterations > 0;
+    if (r->crf) return crf_maps(image, scores, th, tw, n_labels, transform, crf, r);
+    return dmllm_readout_argmax(scores, th, tw, n_labels, transform, r->height, r->width, r->labels,
+                                r->confidence);
+}
+
+/* The shapes of depth_maps: the upsampled bin grid, the demo's (H//16) x (W//16) grid, the
+ * image. */
+typedef struct depth_shape {
+    int uh, uw, grid_h, grid_w;
+    size_t n_up, n_grid, n_pixels;
+} depth_shape;
+
+static depth_shape depth_shape_of(const dmllm_readout_profile *profile, int th, int tw, int width,
+                                  int height) {
+    depth_shape d = {.uh = th * profile->depth_upsample,
+                     .uw = tw * profile->depth_upsample,
+                     .grid_h = height / 16 > 0 ? height / 16 : 1,
+                     .grid_w = width / 16 > 0 ? width / 16 : 1};
+    d.n_up = (size_t)d.uh * d.uw;
+    d.n_grid = (size_t)d.grid_h * d.grid_w;
+    d.n_pixels = (size_t)width * height;
+    return d;
+}
+
+/* The bin argmax on the token grid: plain scores, in probability space if the profile says so. */
+static dmllm_score_transform depth_transform(const dmllm_readout_profile *profile) {
+    return (dmllm_score_transform){.kind = DMLLM_SCORE_SOFTMAX,
+                                   .temperature = 1.0f,
+                                   .probability_space = profile->interpolate_probabilities};
+}
+
+/* Bytes depth_maps allocates (its buffers below, the result's maps) plus the largest of its
+ * readout calls' own. */
+static size_t depth_maps_bytes(const dmllm_readout_profile *profile, int th, int tw, int width,
+                               int height) {
+    const depth_shape d = depth_shape_of(profile, th, tw, width, height);
+    const dmllm_score_transform plain = depth_transform(profile);
+    const size_t resized = d.n_grid > d.n_pixels ? d.n_grid : d.n_pixels;
+    const size_t buffers = d.n_up * (sizeof(uint16_t) + 2 * sizeof(float)) +
+                           resized * 2 * sizeof(float) + d.n_grid * sizeof(uint16_t) +
+                           d.n_pixels * (sizeof(uint16_t) + sizeof(float));
+    size_t readout = dmllm_readout_bytes(th, tw, profile->depth_bins, &plain, d.uh, d.uw);
+    const size_t to_grid = dmllm_readout_bytes(d.uh, d.uw, 2, NULL, d.grid_h, d.grid_w);
+    const size_t to_image = dmllm_readout_bytes(d.uh, d.uw, 2, NULL, height, width);
+    if (to_grid > readout) readout = to_grid;
+    if (to_image > readout) readout = to_image;
+    return buffers + readout;
 }
 
 /* Report 9.3: bin logits upsampled by depth_upsample, argmax (no softmax, no CRF), then the bin map
@@ -393,18 +465,17 @@ static dmllm_status depth_maps(const dmllm_model *model, const dmllm_dense_param
     const char *name = p->depth_profile ? p->depth_profile : profile->depth_profile;
     const dmllm_depth_quantisation *q = dmllm_profile_depth(profile, name);
     if (!q) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "depth profile \"%s\" is not in the readout profile", name);
-    const int uh = th * profile->depth_upsample, uw = tw * profile->depth_upsample;
-    const size_t n_up = (size_t)uh * uw, n_pixels = (size_t)r->width * r->height;
+    const depth_shape d = depth_shape_of(profile, th, tw, r->width, r->height);
+    const int uh = d.uh, uw = d.uw;
+    const size_t n_up = d.n_up, n_pixels = d.n_pixels, n_grid = d.n_grid;
     r->n_labels = profile->depth_first_bin + profile->depth_bins;
-    r->depth_grid_w = r->width / 16 > 0 ? r->width / 16 : 1;
-    r->depth_grid_h = r->height / 16 > 0 ? r->height / 16 : 1;
-    const size_t n_grid = (size_t)r->depth_grid_w * r->depth_grid_h;
+    r->depth_grid_w = d.grid_w;
+    r->depth_grid_h = d.grid_h;
 
     uint16_t *argmax = NULL;  /* [uh][uw] index into the bins */
     float *bins = NULL;       /* [uh][2][uw]: bin number and metres, interleaved per pixel */
     float *resized = NULL;    /* [max(n_grid, n_pixels)][2] */
-    const dmllm_score_transform plain = {
-        .kind = DMLLM_SCORE_SOFTMAX, .temperature = 1.0f, .probability_space = profile->interpolate_probabilities};
+    const dmllm_score_transform plain = depth_transform(profile);
     dmllm_status status = dmllm_alloc(&argmax, n_up, sizeof *argmax, "the depth argmax");
     if (status == DMLLM_OK) status = dmllm_alloc(&bins, n_up * 2, sizeof *bins, "the depth bins");
     if (status == DMLLM_OK)
@@ -438,6 +509,28 @@ static dmllm_status depth_maps(const dmllm_model *model, const dmllm_dense_param
 }
 
 /* ---- the call -------------------------------------------------------------------------------- */
+
+/* Refuses a readout whose buffers exceed the session's memory limit before any is allocated: the
+ * label logits and scores [tokens][ids], [tokens][labels], then the larger of the selected LM-head
+ * rows [ids][hidden] and the maps. */
+static dmllm_status check_readout_memory(const dmllm_session *s, const dmllm_dense_params *p,
+                                         const dmllm_score_transform *transform,
+                                         const dmllm_crf_params *crf, int th, int tw, int n_labels,
+                                         size_t n_ids, const dmllm_dense_result *r) {
+    const dmllm_model *model = dmllm_session_model(s);
+    const size_t n_tokens = (size_t)th * tw;
+    const size_t rows = n_ids * (size_t)model->config->text.hidden_size * sizeof(float);
+    const size_t maps =
+        p->task == DMLLM_TASK_DEPTH
+            ? depth_maps_bytes(&model->profile, th, tw, r->width, r->height)
+            : class_maps_bytes(p, transform, crf, th, tw, n_labels, r->width, r->height);
+    const bool crf_runs = p->task != DMLLM_TASK_DEPTH && p->evaluation && crf->iterations > 0;
+    char stage[128];
+    snprintf(stage, sizeof stage, "%s of a %dx%d image (%d labels)",
+             crf_runs ? "the dense CRF" : "the dense readout", r->width, r->height, n_labels);
+    return dmllm_session_check_memory(
+        s, stage, n_tokens * (n_ids + n_labels) * sizeof(float) + (rows > maps ? rows : maps));
+}
 
 static dmllm_status check_params(const dmllm_dense_params *p) {
     if (p->task < DMLLM_TASK_SEMANTIC || p->task > DMLLM_TASK_DEPTH)
@@ -509,6 +602,11 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
     const dmllm_image_grid *grid = status == DMLLM_OK ? dmllm_session_evaluated_grid(s) : NULL;
     const int th = grid ? grid->tokens_h : 0, tw = grid ? grid->tokens_w : 0;
     const size_t n_tokens = (size_t)th * tw, n_ids = labels.offsets ? (size_t)labels.offsets[labels.n_labels] : 0;
+    const dmllm_score_transform transform = class_transform(&model->profile, &p);
+    dmllm_crf_params crf;
+    if (status == DMLLM_OK) status = class_crf(&p, &crf);
+    if (status == DMLLM_OK)
+        status = check_readout_memory(s, &p, &transform, &crf, th, tw, labels.n_labels, n_ids, r);
     if (status == DMLLM_OK) status = dmllm_alloc(&logits, n_tokens * n_ids, sizeof *logits, "the label logits");
     if (status == DMLLM_OK) status = dmllm_alloc(&scores, n_tokens * labels.n_labels, sizeof *scores, "the label scores");
     if (status == DMLLM_OK) {
@@ -521,8 +619,9 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
         r->tokens_h = th;
         r->tokens_w = tw;
         r->n_scores = labels.n_labels;
-        status = p.task == DMLLM_TASK_DEPTH ? depth_maps(model, &p, scores, th, tw, r)
-                                            : class_maps(model, image, &p, scores, th, tw, labels.n_labels, r);
+        status = p.task == DMLLM_TASK_DEPTH
+                     ? depth_maps(model, &p, scores, th, tw, r)
+                     : class_maps(image, &p, &transform, &crf, scores, th, tw, labels.n_labels, r);
     }
     if (status == DMLLM_OK && p.keep_token_scores) {
         r->token_scores = scores;

@@ -137,12 +137,23 @@ static dmllm_status check_sizes(const float *src, int src_h, int src_w, int chan
     return DMLLM_OK;
 }
 
+/* Floats of one thread's scratch in upsample(): the blended grid row and the pixel vector. */
+static size_t upsample_floats_per_thread(int src_w, int n) {
+    return ((size_t)src_w + 1) * (size_t)n;
+}
+
+/* Bytes upsample() allocates: the taps and every thread's scratch. */
+static size_t upsample_bytes(int src_w, int n, int dst_h, int dst_w) {
+    return ((size_t)dst_h + dst_w) * sizeof(bilinear_tap) +
+           upsample_floats_per_thread(src_w, n) * (size_t)omp_get_max_threads() * sizeof(float);
+}
+
 static dmllm_status upsample(const float *src, int src_h, int src_w, int n, int dst_h, int dst_w, const pixel_sink *sink) {
     DMLLM_TRY(check_sizes(src, src_h, src_w, n, dst_h, dst_w));
     bilinear_tap *rows = NULL, *cols = NULL;
     float *scratch = NULL; /* per thread: [src_w][n] blended grid row, then [n] pixel vector */
     const int n_threads = omp_get_max_threads();
-    const size_t per_thread = ((size_t)src_w + 1) * (size_t)n;
+    const size_t per_thread = upsample_floats_per_thread(src_w, n);
     dmllm_status status = make_taps(src_h, dst_h, &rows);
     if (status == DMLLM_OK) status = make_taps(src_w, dst_w, &cols);
     if (status == DMLLM_OK) status = dmllm_alloc(&scratch, per_thread * (size_t)n_threads, sizeof(float), "the readout rows");
@@ -193,6 +204,13 @@ static dmllm_status upsample_scores(const float *scores, int grid_h, int grid_w,
     const dmllm_status status = upsample(probabilities, grid_h, grid_w, n, out_h, out_w, sink);
     free(probabilities);
     return status;
+}
+
+size_t dmllm_readout_bytes(int grid_h, int grid_w, int n_labels,
+                           const dmllm_score_transform *transform, int out_h, int out_w) {
+    const size_t sigmoids =
+        transform && transform->probability_space ? (size_t)grid_h * grid_w * n_labels : 0;
+    return sigmoids * sizeof(float) + upsample_bytes(grid_w, n_labels, out_h, out_w);
 }
 
 static dmllm_status check_transform(const dmllm_score_transform *t) {

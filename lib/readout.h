@@ -49,6 +49,11 @@ dmllm_status dmllm_readout_probabilities(const float *scores, int grid_h, int gr
                                          const dmllm_score_transform *transform, int out_h, int out_w,
                                          float *probabilities);
 
+/* Bytes dmllm_readout_argmax, _probabilities (transform set) or _resize (NULL) allocate for
+ * themselves, beyond the caller's buffers: the memory budget's estimate of them. */
+size_t dmllm_readout_bytes(int grid_h, int grid_w, int n_labels,
+                           const dmllm_score_transform *transform, int out_h, int out_w);
+
 /* Bilinear resize (align_corners = false) of a [src_h][src_w][channels] float map. */
 dmllm_status dmllm_readout_resize(const float *src, int src_h, int src_w, int channels, int dst_h, int dst_w,
                                   float *dst /* [dst_h][dst_w][channels] */);

@@ -154,6 +154,11 @@ static size_t held_bytes(const dmllm_session *s) {
     return bytes;
 }
 
+dmllm_status dmllm_session_check_memory(const dmllm_session *s, const char *stage, size_t needed) {
+    return dmllm_check_memory(s->params.memory_limit_bytes, stage, SMALL_ALLOCATIONS_BYTES + needed,
+                              held_bytes(s));
+}
+
 /* Peak bytes of encode_owned_pixels for grid: the pixel values it takes over, the vision output and
  * the embeddings, plus the larger of the vision tower's and the merger's working memory. */
 static size_t encode_bytes(const dmllm_session *s, const dmllm_image_grid *grid) {

@@ -20,6 +20,11 @@ const dmllm_image_grid *dmllm_session_evaluated_grid(const dmllm_session *sessio
  * DMLLM_ERR_CONTEXT_FULL before any vision work when image and text cannot fit the context. */
 dmllm_status dmllm_session_encode_for_prompt(dmllm_session *session, const dmllm_image *image, int n_text);
 
+/* dmllm_check_memory under the session's memory_limit_bytes, with what it holds between calls:
+ * for a task layer's own buffers (needed bytes plus an allowance for small blocks). */
+dmllm_status dmllm_session_check_memory(const dmllm_session *session, const char *stage,
+                                        size_t needed);
+
 /* Brackets a public call made of several steps: sets the session's thread count (restored by
  * leave) and keeps a failure's message in the session. */
 int dmllm_session_enter(dmllm_session *session);

@@ -95,3 +95,12 @@ def test_memory_limit(tmp_path):
     assert code == 0, err
     code, err, _ = segment("--out", tmp_path, "--memory-limit", "12X", sample)
     assert code == 2 and "--memory-limit 12X" in err, err
+    # A negative size is refused before its unit is applied (shifting it was undefined behaviour).
+    code, err, _ = segment("--out", tmp_path, "--memory-limit", "-1K", sample)
+    assert code == 2 and "--memory-limit -1K" in err, err
+    # 100 MiB holds a 2000 x 1500 image's encoding and prefill, not its dense CRF at full size.
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (2000, 1500), (30, 120, 200)).save(photo)
+    code, err, seconds = segment("--out", tmp_path, "--memory-limit", "100M", photo)
+    assert code == 1 and "the dense CRF of a 2000x1500 image" in err and " needs " in err, err
+    assert "memory limit 100.00 MiB (held: " in err, err

@@ -115,6 +115,7 @@ static int set_value(const cli_option *o, const char *value) {
     }
     case CLI_SIZE: {
         long long v = strtoll(value, &end, 10);
+        if (v < 0) return -1; /* before the unit's shift, which a negative value must not take */
         const char *units = "KMG";
         const char *unit = *end ? strchr(units, *end) : NULL;
         if (unit && end[1] == '\0') {
@@ -123,7 +124,7 @@ static int set_value(const cli_option *o, const char *value) {
             v <<= shift;
             end++;
         }
-        if (end == value || *end || errno || v < 0) return -1;
+        if (end == value || *end || errno) return -1;
         *(int64_t *)o->target = v;
         return 0;
     }
