@@ -37,6 +37,8 @@ extern int test_failures, test_checks;
 void test_check_status(int got, int expected, const char *expr, const char *file, int line);
 /* Prints "<name>: N checks, M failed" and returns the process exit code. */
 int test_finish(const char *name);
+/* Exit status of a test that cannot run in this build (CTest SKIP_RETURN_CODE). */
+#define TEST_SKIPPED 77
 
 /* $DMLLM_SOURCE_DIR/<relative> (the repository root), or ../shared/<relative>. */
 const char *test_source_path(const char *relative);
