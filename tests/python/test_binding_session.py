@@ -74,6 +74,19 @@ def test_dense_class_names_and_errors(dm, session, image):
     assert info.value.message == session.errmsg
 
 
+def test_classes_as_a_comma_separated_string(dm, session, image):
+    """A str is the CLI's comma-separated class list, not one class per character; a class that is
+    not a str raises TypeError."""
+    listed = session.segment(image, ["cat", "grass"], evaluation=False)
+    joined = session.segment(image, " cat, grass,, ", evaluation=False)
+    assert joined.n_labels == listed.n_labels == 2 and joined.class_names == ["cat", "grass"]
+    assert (joined.labels == listed.labels).all()
+    with pytest.raises(TypeError, match=r"classes\[1\] is a int"):
+        session.segment(image, ["cat", 3])
+    with pytest.raises(TypeError, match="not bytes"):
+        session.detect(image, b"cat,grass")
+
+
 def test_state_and_context_errors(dm, model, image):
     with model.session(max_num_patches=MAX_PATCHES, n_ctx=8) as s:
         with pytest.raises(dm.StateError):

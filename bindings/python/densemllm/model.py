@@ -53,6 +53,22 @@ def _encode(text: Optional[str]) -> Optional[bytes]:
     return None if text is None else text.encode("utf-8")
 
 
+def _class_list(classes: Union[str, Sequence[str], None]) -> list:
+    """Class names as a list: a string is a comma-separated list, each name stripped of spaces and
+    empty ones dropped (as the CLI's --classes); any other sequence must hold only strings."""
+    if classes is None:
+        return []
+    if isinstance(classes, str):
+        return [name.strip(" ") for name in classes.split(",") if name.strip(" ")]
+    if isinstance(classes, (bytes, bytearray)):
+        raise TypeError("classes: a str or a sequence of str, not %s" % type(classes).__name__)
+    names = list(classes)
+    for k, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError("classes[%d] is a %s, not a str" % (k, type(name).__name__))
+    return names
+
+
 def _string_array(strings: Sequence[Optional[str]]):
     """A char *[] of UTF-8 copies; the array keeps the bytes alive."""
     encoded = [_encode(s) for s in strings]
@@ -433,7 +449,7 @@ class Session(_Handle):
 
     # -- dense prediction --
     def predict_dense(self, image: ImageLike, task: DenseTask = DenseTask.SEMANTIC, *,
-                      classes: Optional[Sequence[str]] = None,
+                      classes: Union[str, Sequence[str], None] = None,
                       label_token_ids: Optional[Sequence[Sequence[int]]] = None, background: bool = False,
                       evaluation: Optional[bool] = None, layout: Layout = Layout.IMAGE_FIRST,
                       prompt: Optional[str] = None,
@@ -460,6 +476,7 @@ class Session(_Handle):
             keep.append(crf_params(**crf))
             p.crf = ctypes.pointer(keep[-1])
         if classes is not None:
+            classes = _class_list(classes)
             names = _string_array(classes)
             keep.append(names)
             p.class_names, p.n_classes = ctypes.cast(names, ctypes.POINTER(ctypes.c_char_p)), len(classes)
@@ -481,8 +498,9 @@ class Session(_Handle):
         finally:
             _lib.dmllm_dense_result_free(out)
 
-    def segment(self, image: ImageLike, classes: Sequence[str], **options) -> DenseResult:
-        """Semantic segmentation into the given classes (predict_dense with task SEMANTIC)."""
+    def segment(self, image: ImageLike, classes: Union[str, Sequence[str]], **options) -> DenseResult:
+        """Semantic segmentation into the given classes (predict_dense with task SEMANTIC): a
+        sequence of names, or one comma-separated string as the CLI's --classes ("sky, wall")."""
         return self.predict_dense(image, DenseTask.SEMANTIC, classes=classes, **options)
 
     def depth(self, image: ImageLike, **options) -> DenseResult:
@@ -551,10 +569,12 @@ class Session(_Handle):
         img = as_image(image)
         return self._regions(_lib.dmllm_ground, img, _encode(phrase), options=options)
 
-    def detect(self, image: ImageLike, classes: Optional[Sequence[str]] = None, **options) -> Regions:
+    def detect(self, image: ImageLike, classes: Union[str, Sequence[str], None] = None,
+               **options) -> Regions:
         """Every object (classes None) or every object of the given categories, with boxes."""
-        img, names = as_image(image), _string_array(classes or [])
-        return self._regions(_lib.dmllm_detect, img, names, len(classes or []), options=options)
+        classes = _class_list(classes)
+        img, names = as_image(image), _string_array(classes)
+        return self._regions(_lib.dmllm_detect, img, names, len(classes), options=options)
 
     # -- box-prompted pipelines --
     def _crop_params(self, padding: Optional[float], short_side: Optional[int], box_px: Optional[int],
@@ -612,17 +632,18 @@ class Session(_Handle):
         finally:
             _lib.dmllm_refer_result_free(out)
 
-    def openset_segment(self, image: ImageLike, classes: Optional[Sequence[str]] = None, *,
+    def openset_segment(self, image: ImageLike, classes: Union[str, Sequence[str], None] = None, *,
                         padding: Optional[float] = None, short_side: Optional[int] = None,
                         box_px: Optional[int] = None, box_rgb: Optional[Tuple[int, int, int]] = None,
                         max_regions: Optional[int] = None,
                         generate: Optional[Dict[str, Any]] = None) -> OpensetResult:
         """Open-set segmentation by detection: detect, then FG/BG in each box (largest first)."""
         params = self._crop_params(padding, short_side, box_px, box_rgb, max_regions, generate)
-        img, names = as_image(image), _string_array(classes or [])
+        classes = _class_list(classes)
+        img, names = as_image(image), _string_array(classes)
         out = ctypes.POINTER(_capi.OpensetResult)()
         try:
-            self._call(_lib.dmllm_openset_segment, img, names, len(classes or []), byref(params),
+            self._call(_lib.dmllm_openset_segment, img, names, len(classes), byref(params),
                        byref(out))
             return OpensetResult._from_c(out.contents)
         finally:
