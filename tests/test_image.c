@@ -9,11 +9,11 @@
  */
 #include "image.h"
 #include "support_images.h"
+#include "common.h"
 #include "testutil.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static dmllm_status status_from_name(const char *name) {
     if (strcmp(name, "FORMAT") == 0) return DMLLM_ERR_FORMAT;
@@ -159,12 +159,6 @@ static void test_handle(void) {
     dmllm_image_free(NULL);
 }
 
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void put_u16_be(uint8_t *p, unsigned v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static void put_u32_be(uint8_t *p, uint32_t v) { put_u16_be(p, v >> 16); put_u16_be(p + 2, v & 0xFFFF); }
 
@@ -203,9 +197,9 @@ static void test_limits(void) {
     if (jpeg && sof + 9 < size) {
         put_u16_be(jpeg + sof + 5, 16000); /* height */
         put_u16_be(jpeg + sof + 7, 16000); /* width */
-        const double t0 = seconds_now();
+        const double t0 = dmllm_now_seconds();
         const dmllm_status status = dmllm_image_load_memory(jpeg, size, &image);
-        check_refused("JPEG with a 16000x16000 SOF", status, seconds_now() - t0, DMLLM_ERR_UNSUPPORTED,
+        check_refused("JPEG with a 16000x16000 SOF", status, dmllm_now_seconds() - t0, DMLLM_ERR_UNSUPPORTED,
                       "16000x16000 (256000000 pixels) exceeds the limit of 178956970 pixels");
         CHECK(image == NULL);
         /* Allowed through a larger cap, the same header reaches the memory limit instead. */
@@ -213,9 +207,9 @@ static void test_limits(void) {
         dmllm_image_params_init(&ip);
         ip.max_pixels = 300000000;
         ip.memory_limit_bytes = (int64_t)1 << 30;
-        const double t1 = seconds_now();
+        const double t1 = dmllm_now_seconds();
         const dmllm_status oom = dmllm_image_load_memory_ex(jpeg, size, &ip, &image);
-        check_refused("the same under a 1 GiB memory limit", oom, seconds_now() - t1, DMLLM_ERR_OUT_OF_MEMORY,
+        check_refused("the same under a 1 GiB memory limit", oom, dmllm_now_seconds() - t1, DMLLM_ERR_OUT_OF_MEMORY,
                       "MiB, memory limit 1024.0 MiB");
     }
     free(jpeg);
@@ -235,22 +229,22 @@ static void test_limits(void) {
         memcpy(at + 4, chunk ? "IEND" : "IDAT", 4);
         put_u32_be(at + 8, png_crc(at + 4, 4));
     }
-    const double t2 = seconds_now();
+    const double t2 = dmllm_now_seconds();
     const dmllm_status png_status = dmllm_image_load_memory(png, sizeof png, &image);
-    check_refused("PNG with a 16000x16000 IHDR", png_status, seconds_now() - t2, DMLLM_ERR_UNSUPPORTED,
+    check_refused("PNG with a 16000x16000 IHDR", png_status, dmllm_now_seconds() - t2, DMLLM_ERR_UNSUPPORTED,
                   "PNG size 16000x16000 (256000000 pixels) exceeds the limit of 178956970 pixels");
 
     /* A device is read no further than the byte limit. */
     dmllm_image_params small;
     dmllm_image_params_init(&small);
     small.max_encoded_bytes = 1 << 20;
-    const double t3 = seconds_now();
+    const double t3 = dmllm_now_seconds();
     const dmllm_status zero = dmllm_image_load_file_ex("/dev/zero", &small, &image);
-    check_refused("/dev/zero, 1 MiB limit", zero, seconds_now() - t3, DMLLM_ERR_UNSUPPORTED,
+    check_refused("/dev/zero, 1 MiB limit", zero, dmllm_now_seconds() - t3, DMLLM_ERR_UNSUPPORTED,
                   "/dev/zero: more than 1048576 bytes");
-    const double t4 = seconds_now();
+    const double t4 = dmllm_now_seconds();
     const dmllm_status zero_default = dmllm_image_load_file("/dev/zero", &image);
-    check_refused("/dev/zero, default limit", zero_default, seconds_now() - t4, DMLLM_ERR_UNSUPPORTED,
+    check_refused("/dev/zero, default limit", zero_default, dmllm_now_seconds() - t4, DMLLM_ERR_UNSUPPORTED,
                   "more than 268435456 bytes (dmllm_image_params.max_encoded_bytes)");
     /* A regular file over the limit is refused by its size, unread. */
     small.max_encoded_bytes = 1000;

@@ -4,18 +4,12 @@
  * max_position_embeddings, an image whose tokens cannot fit the context (encode and the dense
  * readout refuse it before any vision work).
  */
+#include "common.h"
 #include "densemllm.h"
 #include "testutil.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static dmllm_model *load_tiny(void) {
     dmllm_model_params mp;
@@ -60,9 +54,9 @@ static void test_context_overflow(dmllm_model *model) {
     if (!s) return;
     /* 5840 x 5840 pixels: 366 x 366 patches under the cap, 33,489 tokens. */
     dmllm_image *big = gray_image(5840, 5840);
-    double t0 = seconds_now();
+    double t0 = dmllm_now_seconds();
     CHECK_STATUS(dmllm_session_encode_image(s, big), DMLLM_ERR_CONTEXT_FULL);
-    double seconds = seconds_now() - t0;
+    double seconds = dmllm_now_seconds() - t0;
     printf("  encode 5840x5840, max_num_patches 600000: %.3f s -> %s\n", seconds, dmllm_session_errmsg(s));
     CHECK_MSG(seconds < 2.0, "took %.2f s to refuse", seconds);
     check_message(dmllm_session_errmsg(s), "more than the model's max_position_embeddings 32768");
@@ -75,9 +69,9 @@ static void test_context_overflow(dmllm_model *model) {
     dp.class_names = classes;
     dp.n_classes = 1;
     dmllm_dense_result *result = NULL;
-    t0 = seconds_now();
+    t0 = dmllm_now_seconds();
     CHECK_STATUS(dmllm_predict_dense(s, big, &dp, &result), DMLLM_ERR_CONTEXT_FULL);
-    seconds = seconds_now() - t0;
+    seconds = dmllm_now_seconds() - t0;
     printf("  dense readout of the same: %.3f s -> %s\n", seconds, dmllm_session_errmsg(s));
     CHECK_MSG(seconds < 2.0, "took %.2f s to refuse", seconds);
     check_message(dmllm_session_errmsg(s), "and the prompt");

@@ -8,13 +8,13 @@
  * the session usable; that a limit just above lets the call run; and the same for a model load.
  * Under AddressSanitizer (which owns malloc) the counting is skipped.
  */
+#include "common.h"
 #include "densemllm.h"
 #include "testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COUNTING 0
@@ -88,12 +88,6 @@ static long long peak_since(long long start) { return __atomic_load_n(&peak_byte
 #define MIB (1024.0 * 1024.0)
 /* Slack of the "at most twice" check: allocator rounding, OpenMP and oneDNN bookkeeping. */
 #define SLACK_MIB 0.25
-
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static dmllm_image *gray_image(int width, int height) {
     uint8_t *rgb = malloc((size_t)width * height * 3);
@@ -212,9 +206,9 @@ static void test_image(const dmllm_model *model, int width, int height) {
 
     dmllm_session *s = session_with_limit(model, session_need_mib + 0.02, DMLLM_OK);
     double held = 0, text_held = 0;
-    double t0 = seconds_now();
+    double t0 = dmllm_now_seconds();
     dmllm_status status = dmllm_session_encode_image(s, image);
-    const double refuse_seconds = seconds_now() - t0;
+    const double refuse_seconds = dmllm_now_seconds() - t0;
     const double encode_need = refused_need(s, status, &held);
     CHECK_MSG(refuse_seconds < 0.05, "refusing took %.3f s", refuse_seconds);
     const double text_need = refused_need(s, dmllm_session_eval(s, text, n_ids), &text_held);
@@ -342,9 +336,9 @@ static void test_dense(const dmllm_model *model, dmllm_dense_task task, int widt
     if (!s) return;
     double again_need = 0, again_held = 0;
     CHECK_STATUS(predict(s, image, &p), DMLLM_ERR_OUT_OF_MEMORY);
-    const double t0 = seconds_now();
+    const double t0 = dmllm_now_seconds();
     const dmllm_status status = predict(s, image, &p); /* the prefix is reused: only the readout */
-    const double refuse_seconds = seconds_now() - t0;
+    const double refuse_seconds = dmllm_now_seconds() - t0;
     CHECK_STATUS(status, DMLLM_ERR_OUT_OF_MEMORY);
     CHECK_MSG(parse_refusal(dmllm_session_errmsg(s), &again_need, &again_held) &&
                   again_need == need && strncmp(dmllm_session_errmsg(s), "the dense ", 10) == 0,

@@ -12,6 +12,7 @@
 #include "preprocess.h"
 #include "safetensors.h"
 #include "support_images.h"
+#include "common.h"
 #include "testutil.h"
 
 #include <dirent.h>
@@ -19,7 +20,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Decoded sources of the resize lines, loaded once each. */
 typedef struct source_cache {
@@ -295,12 +295,6 @@ static void test_goldens(void) {
     CHECK_MSG(n_cases >= 3, "only %d golden cases found", n_cases);
 }
 
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static void time_large_resize(void) {
     enum { W = 4000, H = 3000 };
     uint8_t *rgb = malloc((size_t)W * H * 3); /* [H][W][3] */
@@ -319,9 +313,9 @@ static void time_large_resize(void) {
             double best = 1e9;
             for (int repeat = 0; repeat < 2; repeat++) {
                 dmllm_image *out = NULL;
-                const double t0 = seconds_now();
+                const double t0 = dmllm_now_seconds();
                 CHECK_OK(dmllm_image_resize(image, 1024, 768, (dmllm_resize_mode)mode, &out));
-                best = fmin(best, seconds_now() - t0);
+                best = fmin(best, dmllm_now_seconds() - t0);
                 dmllm_image_free(out);
             }
             printf("resize 4000x3000 -> 1024x768 (%s, %d threads): %.1f ms\n", mode ? "pillow" : "hf", threads, best * 1e3);
