@@ -124,13 +124,10 @@ static dmllm_status check_decode_size(const char *format, int64_t width, int64_t
         return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s size %lldx%lld (%lld pixels) exceeds the limit of %lld pixels "
                           "(%s)", format, (long long)width, (long long)height, (long long)pixels, (long long)cap,
                           cap == asked ? "dmllm_image_params.max_pixels" : "the library's hard limit");
-    const int64_t limit = limits->params->memory_limit_bytes;
-    const int64_t need = (int64_t)limits->held_bytes + pixels * (3 + extra_per_pixel) + height * 8 +
-                         DECODER_FIXED_BYTES;
-    if (limit > 0 && need > limit)
-        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "decoding the %lldx%lld %s needs %.1f MiB, memory limit %.1f MiB",
-                          (long long)width, (long long)height, format, dmllm_mib(need), dmllm_mib(limit));
-    return DMLLM_OK;
+    char stage[64];
+    snprintf(stage, sizeof stage, "decoding the %lldx%lld %s", (long long)width, (long long)height, format);
+    const int64_t need = pixels * (3 + extra_per_pixel) + height * 8 + DECODER_FIXED_BYTES;
+    return dmllm_check_memory(limits->params->memory_limit_bytes, stage, (size_t)need, limits->held_bytes);
 }
 
 /* ---- JPEG markers: EXIF orientation ----------------------------------------------------------- */

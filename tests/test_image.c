@@ -210,7 +210,7 @@ static void test_limits(void) {
         const double t1 = dmllm_now_seconds();
         const dmllm_status oom = dmllm_image_load_memory_ex(jpeg, size, &ip, &image);
         check_refused("the same under a 1 GiB memory limit", oom, dmllm_now_seconds() - t1, DMLLM_ERR_OUT_OF_MEMORY,
-                      "MiB, memory limit 1024.0 MiB");
+                      "MiB, memory limit 1024.00 MiB");
     }
     free(jpeg);
 

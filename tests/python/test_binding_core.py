@@ -71,7 +71,7 @@ def test_image_limits(dm, tmp_path):
     assert "more than 65536 bytes" in info.value.message
     with pytest.raises(dm.OutOfMemoryError) as info:
         dm.Image.open(IMAGE, memory_limit_bytes=1 << 20)
-    assert "memory limit 1.0 MiB" in info.value.message
+    assert "memory limit 1.00 MiB" in info.value.message
     assert dm.Image.open(IMAGE, max_pixels=width * height, memory_limit_bytes=1 << 30).size == (width, height)
     with pytest.raises(dm.InvalidArgumentError):
         dm.Image.open(IMAGE, max_pixels=-1)
