@@ -43,6 +43,9 @@ typedef struct cli_option {
 #define CLI_CRF_OPTIONS(target)                                                                     \
     {"--crf", CLI_FLAG, (target), NULL, "refine with the dense CRF (default: the profile's; on for youtu_vl)"}, \
     {"--no-crf", CLI_FLAG_OFF, (target), NULL, "no dense CRF: plain argmax, faster"}
+/* --alpha of the commands that blend colours over the photo; cli_check_alpha() checks the value. */
+#define CLI_ALPHA_OPTION(target) \
+    {"--alpha", CLI_FLOAT, (target), "A", "weight of the colours over the photo, 0..1 (default 0.5)"}
 
 /* Options of every command that runs the model. */
 typedef struct cli_common {

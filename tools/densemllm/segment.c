@@ -205,7 +205,7 @@ static int run_segment(int argc, char **argv) {
         CLI_CRF_OPTIONS(&job.params.evaluation),
         {"--prompt", CLI_STRING, &job.params.prompt, "TEXT", "instruction instead of the profile's"},
         {"--no-png", CLI_FLAG, &no_png, NULL, "write only the JSON summary and the mask text"},
-        {"--alpha", CLI_FLOAT, &job.overlay.alpha, "A", "weight of the label colours in the overlay, 0..1 (default 0.5)"},
+        CLI_ALPHA_OPTION(&job.overlay.alpha),
         {0},
     };
     cli_common common;

@@ -344,7 +344,7 @@ static int run_refseg(int argc, char **argv) {
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
         {"--demo", CLI_FLAG, &job.demo, NULL, DEMO_HELP " (default: the report's grounding box)"},
         CLI_CRF_OPTIONS(&job.crf),
-        {"--alpha", CLI_FLOAT, &job.alpha, "A", "weight of the colours over the photo, 0..1 (default 0.5)"},
+        CLI_ALPHA_OPTION(&job.alpha),
         {0},
     };
     const char *outputs[] = {".json", ".labels.png", ".overlay.png", NULL};
@@ -361,7 +361,7 @@ static int run_openseg(int argc, char **argv) {
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
         {"--demo", CLI_FLAG, &job.demo, NULL, DEMO_HELP},
         CLI_CRF_OPTIONS(&job.crf),
-        {"--alpha", CLI_FLOAT, &job.alpha, "A", "weight of the colours over the photo, 0..1 (default 0.5)"},
+        CLI_ALPHA_OPTION(&job.alpha),
         {0},
     };
     const char *outputs[] = {".json", ".labels.png", ".overlay.png", NULL};
@@ -373,7 +373,7 @@ static int run_features(int argc, char **argv) {
     task_job job = {.alpha = 0.5f};
     const cli_option options[] = {
         {"--no-png", CLI_FLAG, &job.no_png, NULL, "write only the JSON summary"},
-        {"--alpha", CLI_FLOAT, &job.alpha, "A", "weight of the colours over the photo, 0..1 (default 0.5)"},
+        CLI_ALPHA_OPTION(&job.alpha),
         {0},
     };
     const char *outputs[] = {".json", ".png", ".overlay.png", NULL};
