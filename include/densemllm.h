@@ -848,8 +848,9 @@ DMLLM_API void dmllm_generate_result_free(dmllm_generate_result *result);
 DMLLM_API dmllm_status dmllm_coordinate_to_original(int k, int original_size, int resized_size, int *out_k);
 
 /* ---- text tasks and their answers (model-spec 6.1, demo output formats) ------------------------- */
-/* A box or polygon of a grounding / detection answer. Coordinates are as written in the text: with
- * the task helpers below (rescale_coordinates on) pixels of the original image. */
+/* A box or polygon of a grounding / detection answer. Coordinates are as written in the text; with
+ * the task helpers below (rescale_coordinates on) pixels of the original image, clamped to
+ * [0, width] x [0, height] (the model may name a coordinate past the edge; the text keeps it). */
 typedef struct dmllm_region {
     const char *label;   /* the <ref>NAME</ref> before it, trimmed; "" when none; owned by the result */
     int box[4];          /* x0, y0, x1, y1 of <box><x_><y_><x_><y_></box>; a polygon's bounding box */

@@ -558,6 +558,22 @@ static dmllm_status check_params(const dmllm_dense_params *p) {
     return DMLLM_OK;
 }
 
+/* A model trained on a closed set of classes reads noise for any other name: say so once a call,
+ * naming each such class (the query still runs: the caller may know better). */
+static void warn_unknown_classes(const dmllm_readout_profile *profile, const dmllm_dense_params *p) {
+    char unknown[512] = "";
+    int n_unknown = 0;
+    for (int k = 0; k < p->n_classes; k++)
+        if (!dmllm_profile_knows_class(profile, p->class_names[k]) && n_unknown++ < 8)
+            snprintf(unknown + strlen(unknown), sizeof unknown - strlen(unknown), "%s\"%.48s\"",
+                     n_unknown > 1 ? ", " : "", p->class_names[k]);
+    if (n_unknown)
+        dmllm_log(DMLLM_LOG_WARN, "%d class name%s not among the %d the model's readout profile lists, so %s "
+                  "label%s no trained meaning: %s%s", n_unknown, n_unknown > 1 ? "s are" : " is",
+                  profile->n_known_classes, n_unknown > 1 ? "their" : "its", n_unknown > 1 ? "s have" : " has",
+                  unknown, n_unknown > 8 ? ", ..." : "");
+}
+
 static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dmllm_dense_params *given,
                             dmllm_dense_result *r) {
     const dmllm_model *model = dmllm_session_model(s);
@@ -565,6 +581,7 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
     dmllm_dense_params_init(&p);
     DMLLM_TRY(dmllm_copy_versioned(&p, sizeof p, given, "dmllm_dense_params"));
     DMLLM_TRY(check_params(&p));
+    if (p.task == DMLLM_TASK_SEMANTIC && p.class_names) warn_unknown_classes(&model->profile, &p);
     if (p.evaluation == DMLLM_FROM_PROFILE) p.evaluation = model->profile.crf;
     r->task = p.task;
     r->width = dmllm_image_width(image);

@@ -66,6 +66,13 @@ double dmllm_depth_bin_metres(const dmllm_readout_profile *p, const dmllm_depth_
     return q->min_m + t * (q->max_m - q->min_m);
 }
 
+bool dmllm_profile_knows_class(const dmllm_readout_profile *p, const char *name) {
+    const char *known = p->known_classes;
+    for (int k = 0; k < p->n_known_classes; k++, known += strlen(known) + 1)
+        if (strcmp(known, name) == 0) return true;
+    return p->n_known_classes == 0;
+}
+
 /* ---- parsing --------------------------------------------------------------------------------- */
 
 typedef struct parse_scope {
@@ -193,6 +200,25 @@ static dmllm_status parse_prompts(const parse_scope *outer, const cJSON *object,
     return DMLLM_OK;
 }
 
+static dmllm_status parse_known_classes(const parse_scope *s, const cJSON *array, dmllm_readout_profile *p) {
+    if (!cJSON_IsArray(array) || cJSON_GetArraySize(array) == 0) return bad(s, "must be a non-empty array of names");
+    size_t used = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, array) {
+        if (!cJSON_IsString(item) || !item->valuestring[0]) return bad(s, "must hold non-empty strings only");
+        const size_t size = strlen(item->valuestring) + 1;
+        if (size > sizeof p->known_classes - used) {
+            char what[64];
+            snprintf(what, sizeof what, "holds more names than fit in %zu bytes", sizeof p->known_classes);
+            return bad(s, what);
+        }
+        memcpy(p->known_classes + used, item->valuestring, size);
+        used += size;
+    }
+    p->n_known_classes = cJSON_GetArraySize(array);
+    return DMLLM_OK;
+}
+
 static dmllm_status parse_key(const parse_scope *s, const cJSON *item, dmllm_readout_profile *p) {
     const char *key = s->key;
     int choice;
@@ -249,6 +275,8 @@ static dmllm_status parse_key(const parse_scope *s, const cJSON *item, dmllm_rea
         return read_int(s, item, 0, 64, &p->crop_box_px);
     } else if (strcmp(key, "prompts") == 0) {
         return parse_prompts(s, item, p);
+    } else if (strcmp(key, "classes") == 0) {
+        return parse_known_classes(s, item, p);
     } else if (key[0] != '_') { /* "_comment" and the like are allowed */
         return bad(s, "is not a readout profile key");
     }

@@ -27,7 +27,10 @@
  *     "crop_short_side": 1280,                  scaled about its centre, cropped, the box drawn
  *     "crop_box_px": 1,                         (px, 0 = not drawn), the crop resized to this short side
  *     "prompts": { "semantic": "...{classes}...", "semantic_background": "...", "fgbg": "...",
- *                  "depth": "...", "openset": "..." }
+ *                  "depth": "...", "openset": "..." },
+ *     "classes": ["sky", ...]                   a closed vocabulary: the class names the model was
+ *                                               trained to read out; a semantic query naming another
+ *                                               one is logged as a warning. Absent: open vocabulary
  *   }
  * Bin k of n maps to metres as  linear: min + (k - first) * (max - min) / (n - 1)
  *                               log:    min * (max / min) ^ ((k - first) / (n - 1)),
@@ -42,6 +45,7 @@
 #define DMLLM_MAX_DEPTH_PROFILES 16
 #define DMLLM_PROFILE_NAME 48
 #define DMLLM_PROFILE_PROMPT 256
+#define DMLLM_PROFILE_CLASSES 4096
 
 typedef enum dmllm_depth_scale { DMLLM_DEPTH_LINEAR = 0, DMLLM_DEPTH_LOG } dmllm_depth_scale;
 
@@ -73,6 +77,8 @@ typedef struct dmllm_readout_profile {
                                                                "": no discovery, detect all objects */
     float crop_padding;
     int crop_short_side, crop_box_px;
+    int n_known_classes;                        /* 0: an open vocabulary */
+    char known_classes[DMLLM_PROFILE_CLASSES];  /* n_known_classes NUL-terminated names back to back */
 } dmllm_readout_profile;
 
 /* The youtu_vl defaults (see the comment above and readout_profile.json in docs). */
@@ -86,6 +92,9 @@ dmllm_status dmllm_profile_parse(const char *json, size_t length, const char *so
 
 /* A named depth quantisation, or NULL. */
 const dmllm_depth_quantisation *dmllm_profile_depth(const dmllm_readout_profile *profile, const char *name);
+
+/* Whether a class name is in the profile's closed vocabulary (always, when it has none). */
+bool dmllm_profile_knows_class(const dmllm_readout_profile *profile, const char *name);
 
 /* Metres of bin k under a quantisation of the profile's bins. */
 double dmllm_depth_bin_metres(const dmllm_readout_profile *profile, const dmllm_depth_quantisation *q, double bin);

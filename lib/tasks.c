@@ -51,6 +51,20 @@ dmllm_status dmllm_ask(dmllm_session *session, const dmllm_image *image, const c
     return dmllm_session_leave(session, saved, status);
 }
 
+static int clamp_coordinate(int v, int size) { return v < 0 ? 0 : v > size ? size : v; }
+
+/* The model may name a coordinate past the image's edge (HF maps <x_k> with a clamp to 2047 only);
+ * boxes and polygon points in original pixels are kept inside [0, width] x [0, height] (continuous
+ * coordinates: the far edge equals the size). The answer's text stays as the model wrote it. */
+static void clamp_to_image(dmllm_regions *regions, int width, int height) {
+    for (int i = 0; i < regions->n_regions; i++) {
+        dmllm_region *r = &regions->regions[i];
+        for (int c = 0; c < 4; c++) r->box[c] = clamp_coordinate(r->box[c], c % 2 ? height : width);
+        int *points = (int *)r->points; /* allocated by dmllm_parse_regions for this result */
+        for (int k = 0; k < 2 * r->n_points; k++) points[k] = clamp_coordinate(points[k], k % 2 ? height : width);
+    }
+}
+
 /* Asks, parses the answer into regions that keep the answer's text. */
 static dmllm_status regions_of(dmllm_session *s, const dmllm_image *image, const char *question,
                                const dmllm_generate_params *params, dmllm_regions **out) {
@@ -60,6 +74,11 @@ static dmllm_status regions_of(dmllm_session *s, const dmllm_image *image, const
     if (status == DMLLM_OK) {
         (*out)->text = result->text;
         result->text = NULL;
+        dmllm_generate_params p; /* the caller's, read up to its struct_size (generate checked it) */
+        dmllm_generate_params_init(&p);
+        if (params) dmllm_copy_versioned(&p, sizeof p, params, "dmllm_generate_params");
+        if (p.rescale_coordinates)
+            clamp_to_image(*out, dmllm_image_width(image), dmllm_image_height(image));
     }
     dmllm_generate_result_free(result);
     return status;

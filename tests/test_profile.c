@@ -1,8 +1,10 @@
 /*
  * test_profile.c: the readout profile (lib/profile.c): youtu_vl defaults, overrides from JSON,
- * depth bin -> metres, and malformed files rejected with the key named.
+ * depth bin -> metres, malformed files rejected with the key named, and a closed class vocabulary
+ * ("classes": models/tiny lists its 14) warning about a semantic query for any other class.
  */
 #include "profile.h"
+#include "support_model_dir.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -93,6 +95,10 @@ static void test_malformed(void) {
         {"{\"crop_padding\": 0.5}", "\"crop_padding\""},
         {"{\"crop_box_px\": -1}", "\"crop_box_px\""},
         {"{\"crf\": 1}", "\"crf\""},
+        {"{\"classes\": \"sky\"}", "\"classes\""},
+        {"{\"classes\": []}", "\"classes\""},
+        {"{\"classes\": [\"sky\", 3]}", "\"classes\""},
+        {"{\"classes\": [\"sky\", \"\"]}", "\"classes\""},
         {"{\"fg_token\": \"" "0123456789012345678901234567890123456789012345678901234567890\"}", "\"fg_token\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -118,10 +124,69 @@ static void test_load(void) {
     CHECK(strstr(dmllm_last_error(), "readout_profile.json") != NULL);
 }
 
+static void test_known_classes(void) {
+    dmllm_readout_profile p;
+    CHECK_OK(parse("{}", &p));
+    CHECK(p.n_known_classes == 0 && dmllm_profile_knows_class(&p, "anything at all"));
+    CHECK_OK(parse("{\"classes\": [\"sky\", \"traffic cone\"]}", &p));
+    CHECK(p.n_known_classes == 2 && dmllm_profile_knows_class(&p, "sky") &&
+          dmllm_profile_knows_class(&p, "traffic cone"));
+    CHECK(!dmllm_profile_knows_class(&p, "traffic") && !dmllm_profile_knows_class(&p, "Sky") &&
+          !dmllm_profile_knows_class(&p, "dog"));
+
+    char json[8000] = "{\"classes\": [";
+    for (int k = 0; k < 500; k++) /* 500 x 9 bytes > 4096 */
+        snprintf(json + strlen(json), sizeof json - strlen(json), "%s\"class%03d\"", k ? ", " : "", k);
+    strcat(json, "]}");
+    CHECK_STATUS(parse(json, &p), DMLLM_ERR_FORMAT);
+    CHECK(strstr(dmllm_last_error(), "\"classes\"") && strstr(dmllm_last_error(), "4096 bytes"));
+}
+
+static char warnings[2048];
+static void keep_warnings(dmllm_log_level level, const char *message, void *user_data) {
+    (void)user_data;
+    if (level == DMLLM_LOG_WARN)
+        snprintf(warnings + strlen(warnings), sizeof warnings - strlen(warnings), "%s\n", message);
+}
+
+static void test_unknown_class_warning(void) {
+    dmllm_model *model = test_load_model(test_source_path("models/tiny"), DMLLM_COMPUTE_AUTO);
+    dmllm_image *image = NULL;
+    CHECK_OK(dmllm_image_load_file(test_source_path("models/tiny/sample.png"), &image));
+    dmllm_session *s = NULL;
+    if (model) CHECK_OK(dmllm_session_create(model, NULL, &s));
+    if (!s || !image) goto done;
+    dmllm_log_set(keep_warnings, NULL);
+    const char *const known[] = {"sky", "traffic cone"}, *const unknown[] = {"sky", "dog", "catz"};
+    dmllm_dense_params params;
+    dmllm_dense_params_init(&params);
+    params.evaluation = 0;
+    params.class_names = known;
+    params.n_classes = 2;
+    dmllm_dense_result *r = NULL;
+    CHECK_OK(dmllm_predict_dense(s, image, &params, &r));
+    dmllm_dense_result_free(r);
+    CHECK_MSG(warnings[0] == '\0', "known classes warned: %s", warnings);
+    params.class_names = unknown;
+    params.n_classes = 3;
+    CHECK_OK(dmllm_predict_dense(s, image, &params, &r));
+    dmllm_dense_result_free(r);
+    CHECK_MSG(strstr(warnings, "2 class names") && strstr(warnings, "\"dog\", \"catz\"") &&
+                  strstr(warnings, "14") && !strstr(warnings, "\"sky\""),
+              "warning: %s", warnings);
+    dmllm_log_set(NULL, NULL);
+done:
+    dmllm_session_free(s);
+    dmllm_image_free(image);
+    dmllm_model_free(model);
+}
+
 int main(void) {
     test_defaults();
     test_overrides();
     test_malformed();
     test_load();
+    test_known_classes();
+    test_unknown_class_warning();
     return test_finish("test_profile");
 }

@@ -6,7 +6,9 @@
  *    the official strings and on 2000 boxes;
  *  - dmllm_ask / dmllm_ground / dmllm_detect on a golden checkpoint with the fixture tokenizer:
  *    the ids equal dmllm_generate on a prompt spelled out here from model-spec 4.8 and the demo's
- *    prompt strings, the image prefix is reused, streamed text adds up to the answer, errors.
+ *    prompt strings, the image prefix is reused, streamed text adds up to the answer, errors;
+ *  - dmllm_detect on models/tiny's 320-px-wide sample, whose ball the model boxes to x = 321: boxes
+ *    in original pixels stay inside the image, while the answer's text keeps the model's coordinate.
  */
 #include "densemllm.h"
 #include "support_model_dir.h"
@@ -367,10 +369,38 @@ static void test_without_tokenizer(const fixture *f) {
     dmllm_model_free(model);
 }
 
+/* The tiny model answers "ball" with <x_321> on its 320x256 sample; the box is clamped to the
+ * image's edge and the text is left as the model wrote it. */
+static void test_boxes_inside_image(void) {
+    dmllm_model *model = test_load_model(test_source_path("models/tiny"), DMLLM_COMPUTE_AUTO);
+    dmllm_image *image = NULL;
+    CHECK_OK(dmllm_image_load_file(test_source_path("models/tiny/sample.png"), &image));
+    dmllm_session *s = NULL;
+    if (model) CHECK_OK(dmllm_session_create(model, NULL, &s));
+    dmllm_regions *r = NULL;
+    if (s && image) CHECK_OK(dmllm_detect(s, image, NULL, 0, NULL, &r));
+    if (r) {
+        const int width = dmllm_image_width(image), height = dmllm_image_height(image);
+        CHECK(r->n_regions >= 3);
+        for (int i = 0; i < r->n_regions; i++) {
+            const int *b = r->regions[i].box;
+            CHECK_MSG(b[0] >= 0 && b[1] >= 0 && b[2] <= width && b[3] <= height && b[0] <= b[2] && b[1] <= b[3],
+                      "region %d (%s) [%d, %d, %d, %d] leaves the %dx%d image", i, r->regions[i].label, b[0], b[1],
+                      b[2], b[3], width, height);
+        }
+        CHECK(strstr(r->text, "<x_321>") != NULL);
+    }
+    dmllm_regions_free(r);
+    dmllm_session_free(s);
+    dmllm_image_free(image);
+    dmllm_model_free(model);
+}
+
 int main(void) {
     test_official_formats();
     test_malformed();
     test_truncations();
+    test_boxes_inside_image();
 
     fixture f;
     test_golden_fixture_open("tasks", &f);
