@@ -136,8 +136,10 @@ def _messages(messages: Sequence[Union[ChatMessage, Dict[str, Any]]]):
                             bool(m.get("has_image", m.get("image", False))), Layout(m.get("layout", 0)))
         turns.append(m)
     encoded = [(_encode(m.role), _encode(m.text)) for m in turns]
+    size = ctypes.sizeof(_capi.ChatMessage)  # every element's, the array's stride
     arr = (_capi.ChatMessage * max(len(turns), 1))(
-        *[_capi.ChatMessage(role, text, int(m.has_image), int(m.layout)) for m, (role, text) in zip(turns, encoded)])
+        *[_capi.ChatMessage(size, role, text, int(m.has_image), int(m.layout))
+          for m, (role, text) in zip(turns, encoded)])
     arr._keep = encoded
     return arr, len(turns)
 
@@ -397,9 +399,9 @@ class Session(_Handle):
         return self.image_grid()
 
     def image_grid(self) -> ImageGrid:
-        grid = _capi.ImageGrid()
+        grid = _capi.ImageGrid(struct_size=ctypes.sizeof(_capi.ImageGrid))
         self._call(_lib.dmllm_session_image_grid, byref(grid))
-        return ImageGrid(*(getattr(grid, name) for name, _ in _capi.ImageGrid._fields_))
+        return ImageGrid(*(getattr(grid, name) for name, _ in _capi.ImageGrid._fields_[1:]))
 
     def eval(self, token_ids: Any) -> None:
         """Appends tokens to the context and runs the LLM over them (prefill)."""

@@ -49,17 +49,21 @@ def write_label_png(path: PathLike, labels: Any, n_labels: Optional[int] = None,
 
 
 def _boxes(boxes: Sequence[Any]):
-    """(label, (x0, y0, x1, y1)) pairs or objects with .label and .box (Region) as a C array; the
-    encoded labels are returned too, to live as long as the array."""
-    labels, array = [], (_capi.Region * len(boxes))()
+    """(label, (x0, y0, x1, y1)) pairs or objects with .label and .box (Region) as the C array of
+    pointers dmllm_overlay_params.boxes takes; the structs and encoded labels are returned too, to
+    live as long as the array."""
+    labels, structs = [], (_capi.Region * len(boxes))()
+    pointers = (ctypes.POINTER(_capi.Region) * max(len(boxes), 1))()
     for i, item in enumerate(boxes):
         label, box = (item.label, item.box) if hasattr(item, "box") else item
         if len(box) != 4:
             raise ValueError(f"boxes[{i}]: expected x0, y0, x1, y1, got {box!r}")
         labels.append((label or "").encode())
-        array[i].label = labels[-1]
-        array[i].box[:] = [int(v) for v in box]
-    return array, labels
+        structs[i].struct_size = ctypes.sizeof(_capi.Region)
+        structs[i].label = labels[-1]
+        structs[i].box[:] = [int(v) for v in box]
+        pointers[i] = ctypes.pointer(structs[i])
+    return pointers, (structs, labels)
 
 
 def write_overlay_png(path: PathLike, image: Image, labels: Any, n_labels: int,
@@ -83,8 +87,8 @@ def write_overlay_png(path: PathLike, image: Image, labels: Any, n_labels: int,
     params.background_label = -1 if background is None else background
     params.outline_px = -1 if outline is None else outline  # -1: DMLLM_AUTO
     params.legend = int(bool(legend))
-    box_array, _labels = _boxes(boxes)
-    params.boxes = ctypes.cast(box_array, ctypes.POINTER(_capi.Region))
+    box_array, _keep = _boxes(boxes)
+    params.boxes = ctypes.cast(box_array, ctypes.POINTER(ctypes.POINTER(_capi.Region)))
     params.n_boxes = len(boxes)
     check(pinned_call(_lib.dmllm_write_overlay_png_v2, os.fsencode(path), image,
                       buf.address if buf is not None else None, n_labels, names_c, byref(params)))
