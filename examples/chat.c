@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     /* The image is encoded once; its token count sizes the <|image_pad|> run of the template. */
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     dmllm_model_info info = {.struct_size = sizeof info};
     if (dmllm_session_encode_image(session, image) != DMLLM_OK ||
         dmllm_session_image_grid(session, &grid) != DMLLM_OK || dmllm_model_get_info(model, &info) != DMLLM_OK) {
@@ -63,7 +63,8 @@ int main(int argc, char **argv) {
     int n_messages = 0;
     for (int turn = 0; turn < argc - 3; turn++) {
         /* Only the first question carries the image, placed before its text (the official layout). */
-        messages[n_messages++] = (dmllm_chat_message){"user", argv[3 + turn], turn == 0, DMLLM_LAYOUT_IMAGE_FIRST};
+        messages[n_messages++] = (dmllm_chat_message){
+            .struct_size = sizeof *messages, .role = "user", .text = argv[3 + turn], .has_image = turn == 0};
         size_t n_ids = 0;
         dmllm_chat_tokenize(model, messages, n_messages, 1, grid.tokens_h * grid.tokens_w, NULL, 0, &n_ids);
         free(ids);
@@ -89,7 +90,8 @@ int main(int argc, char **argv) {
         }
         printf("\n[%d tokens, %.2f s prompt, %.2f s generation]\n", answers[turn]->n_ids,
                answers[turn]->seconds_prompt, answers[turn]->seconds_generate);
-        messages[n_messages++] = (dmllm_chat_message){"assistant", answers[turn]->text, 0, DMLLM_LAYOUT_IMAGE_FIRST};
+        messages[n_messages++] =
+            (dmllm_chat_message){.struct_size = sizeof *messages, .role = "assistant", .text = answers[turn]->text};
     }
     exit_code = 0;
 

@@ -24,7 +24,13 @@
  *    pointers that receive the shape or count (rows, cols, out_count, n_ids, length) may be NULL.
  *  - Params structs are versioned by their first field, struct_size: the library reads only the
  *    first struct_size bytes. A struct_size of at most 4, or larger than this library's struct (a
- *    newer header), fails with DMLLM_ERR_INVALID_ARGUMENT naming struct_size.
+ *    newer header), fails with DMLLM_ERR_INVALID_ARGUMENT naming struct_size. The same holds for
+ *    every struct the caller allocates that may grow: output structs the library fills
+ *    (dmllm_model_info, dmllm_image_grid, ...: the caller sets struct_size = sizeof, the library
+ *    writes only that many bytes) and arrays of input structs (dmllm_chat_message: element i lies
+ *    i * messages[0].struct_size bytes in, and every element must carry the same struct_size).
+ *    Arrays of growable structs the library allocates are arrays of pointers (dmllm_regions), so
+ *    indexing them never depends on the size of an element.
  *  - On failure nothing is written to caller outputs except shape queries, and the session is
  *    left as it was before the call (a failed evaluation rolls the KV cache back).
  *
@@ -302,6 +308,7 @@ DMLLM_API dmllm_status dmllm_session_encode_pixels(dmllm_session *session, const
 /* Grid of the encoded image: patches (grid_h x grid_w), resized size in pixels, and the original
  * image size (equal to the resized size for dmllm_session_encode_pixels()). */
 typedef struct dmllm_image_grid {
+    uint32_t struct_size;        /* set by the caller: sizeof(dmllm_image_grid) */
     int grid_h, grid_w;          /* patches */
     int tokens_h, tokens_w;      /* merged tokens: grid/2; n_tokens = tokens_h*tokens_w */
     int resized_w, resized_h;
@@ -477,6 +484,16 @@ typedef struct dmllm_dense_result {
     char *reply;                    /* NAMED: the generated category text the names came from */
     double seconds_generate;        /* NAMED: generating the reply */
     int crf;                        /* 1: the dense CRF refined the maps */
+    /* What every label value stands for, so that callers never count or name the labels again
+     * (pass label_names, n_labels and background_label straight to the overlay writer). */
+    const char *const *label_names; /* [n_labels] owned by the result: SEMANTIC class_names[k] for
+                                       k < n_classes (NULL entries when the classes came as
+                                       label_token_ids), then "background" in background mode;
+                                       FGBG "background", "foreground"; DEPTH: NULL, the labels are
+                                       bin numbers (depth_m holds metres) */
+    int background_label;           /* the value meaning none of the classes, which overlays leave
+                                       as the photo: SEMANTIC in background mode n_classes, FGBG 0,
+                                       else -1 */
 } dmllm_dense_result;
 
 DMLLM_API dmllm_status dmllm_predict_dense(dmllm_session *session, const dmllm_image *image,
@@ -652,8 +669,9 @@ typedef struct dmllm_overlay_params {
                                      every label region's border, 0 (none) .. 64, or DMLLM_AUTO
                                      (default): max(1, min(width, height) / 400) */
     int legend;                   /* 1 (default): the legend in a panel right of the image; 0 none */
-    const struct dmllm_region *boxes; /* [n_boxes] boxes drawn with their label on a tag, or NULL */
-    int n_boxes;                  /* >= 0, boxes not NULL when > 0; default 0 */
+    const struct dmllm_region *const *boxes; /* [n_boxes] pointers to boxes drawn with their label
+                                     on a tag (dmllm_regions.regions fits), or NULL */
+    int n_boxes;                  /* >= 0, boxes and each boxes[i] not NULL when > 0; default 0 */
 } dmllm_overlay_params;
 
 DMLLM_API void dmllm_overlay_params_init(dmllm_overlay_params *params);
@@ -674,7 +692,8 @@ DMLLM_API size_t dmllm_overlay_params_sizeof(void);
  * max(40, rows the image height holds) rows, the last saying "+N more"). names: n_labels strings,
  * or NULL (then and for a NULL entry the row says "label N"); bytes outside printable ASCII show
  * as '?'. labels: [height][width] of the image's size, every label below n_labels (1 .. 65536),
- * or NULL with n_labels 0 (boxes only).
+ * or NULL with n_labels 0 (boxes only). A result's labels, n_labels, label_names and
+ * background_label fit labels, n_labels, names and params->background_label as they are.
  * params NULL: dmllm_overlay_params_init(). */
 DMLLM_API dmllm_status dmllm_write_overlay_png_v2(const char *path, const dmllm_image *image,
                                                   const uint16_t *labels, int n_labels,
@@ -758,6 +777,8 @@ DMLLM_API void dmllm_mask_text_result_free(dmllm_mask_text_result *result);
  * DMLLM_DEFAULT_SYSTEM_PROMPT. A turn with has_image holds one image block, placed before its text
  * (DMLLM_LAYOUT_IMAGE_FIRST, the official layout) or after it (DMLLM_LAYOUT_PROMPT_FIRST). */
 typedef struct dmllm_chat_message {
+    uint32_t struct_size;        /* set by the caller: sizeof(dmllm_chat_message), the same in every
+                                    element of an array (it is the array's stride) */
     const char *role;            /* "system", "user" or "assistant" */
     const char *text;            /* UTF-8; NULL = "" */
     int has_image;
@@ -850,8 +871,14 @@ DMLLM_API dmllm_status dmllm_coordinate_to_original(int k, int original_size, in
 /* ---- text tasks and their answers (model-spec 6.1, demo output formats) ------------------------- */
 /* A box or polygon of a grounding / detection answer. Coordinates are as written in the text; with
  * the task helpers below (rescale_coordinates on) pixels of the original image, clamped to
- * [0, width] x [0, height] (the model may name a coordinate past the edge; the text keeps it). */
+ * [0, width] x [0, height] (the model may name a coordinate past the edge; the text keeps it).
+ * Results hold their regions as an array of pointers, each region allocated on its own, so that
+ * the struct can grow: a caller built against an older, shorter dmllm_region still indexes the
+ * array correctly and finds the fields it knows (struct_size says how many the library filled).
+ * Overlay boxes take such an array too, so a result's regions can be drawn as they are. */
 typedef struct dmllm_region {
+    uint32_t struct_size; /* sizeof(dmllm_region): set by the library in results, by the caller in
+                             dmllm_overlay_params.boxes (the library reads that many bytes) */
     const char *label;   /* the <ref>NAME</ref> before it, trimmed; "" when none; owned by the result */
     int box[4];          /* x0, y0, x1, y1 of <box><x_><y_><x_><y_></box>; a polygon's bounding box */
     int n_points;        /* vertices of an <ins>[<poly>]<x_><y_>...[</poly>]</ins> polygon; 0 for a box */
@@ -860,7 +887,7 @@ typedef struct dmllm_region {
 
 typedef struct dmllm_regions {
     int n_regions;
-    dmllm_region *regions;  /* in the order of the text */
+    dmllm_region **regions; /* [n_regions] pointers, in the order of the text; owned by this */
     char *text;             /* the model's answer (task helpers); NULL from dmllm_parse_regions */
     char message[256];      /* "" when the text parsed cleanly; else how many malformed items were
                                skipped and what was wrong with the first */
@@ -941,6 +968,8 @@ typedef struct dmllm_refer_result {
     char *answer;           /* the grounding answer text */
     char message[256];      /* why nothing was segmented, or "" */
     int crf;                /* 1: the dense CRF refined the mask */
+    int n_labels;           /* 2: the mask values 0 (background) and 1 (the referred object) */
+    const char *const *label_names; /* [n_labels] "background", the phrase; owned by the result */
 } dmllm_refer_result;
 
 DMLLM_API dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *image, const char *phrase,
@@ -961,6 +990,8 @@ typedef struct dmllm_openset_result {
     char **names;              /* [n_names] */
     dmllm_regions *regions;    /* the detection answer the boxes came from */
     int crf;                   /* 1: the dense CRF refined the masks */
+    int n_labels;              /* n_names + 1: label values 0 .. n_names, 0 the background */
+    const char *const *label_names; /* [n_labels] "background", then names[]; owned by the result */
 } dmllm_openset_result;
 
 DMLLM_API dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *image,

@@ -51,10 +51,39 @@ static bool known_role(const char *role) {
     return strcmp(role, "system") == 0 || strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0;
 }
 
-static dmllm_status check_messages(const dmllm_chat_message *messages, int n, int n_image_tokens) {
+/* The caller's messages as this library's structs in *out ([n], NULL for none, freed by the
+ * caller): element i lies i * messages[0].struct_size bytes in, as the caller's compiler laid the
+ * array out (an older, shorter struct), and fields beyond that size keep their zero defaults. */
+static dmllm_status copy_messages(const dmllm_chat_message *messages, int n, dmllm_chat_message **out) {
+    *out = NULL;
     if (n < 0 || (n > 0 && !messages))
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "chat: n_messages = %d with messages %s", n,
                           messages ? "set" : "NULL");
+    if (n == 0) return DMLLM_OK;
+    dmllm_chat_message *copy = dmllm_calloc((size_t)n, sizeof *copy);
+    if (!copy) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for %d chat messages", n);
+    dmllm_status status = dmllm_copy_versioned(&copy[0], sizeof *copy, messages, "messages[0]");
+    const uint32_t stride = messages[0].struct_size; /* checked by the copy of messages[0] */
+    for (int i = 1; status == DMLLM_OK && i < n; i++) {
+        const char *element = (const char *)messages + (size_t)i * stride;
+        uint32_t size;
+        memcpy(&size, element, sizeof size);
+        if (size != stride)
+            status = dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                                "messages[%d].struct_size is %u, messages[0].struct_size %u: every element "
+                                "of the array must carry the same size", i, size, stride);
+        else
+            memcpy(&copy[i], element, size);
+    }
+    if (status != DMLLM_OK) {
+        free(copy);
+        return status;
+    }
+    *out = copy;
+    return DMLLM_OK;
+}
+
+static dmllm_status check_messages(const dmllm_chat_message *messages, int n, int n_image_tokens) {
     for (int i = 0; i < n; i++) {
         const dmllm_chat_message *m = &messages[i];
         if (!m->role || !known_role(m->role))
@@ -95,19 +124,24 @@ static void render(text_writer *w, const dmllm_chat_message *messages, int n, bo
 
 dmllm_status dmllm_chat_render(const dmllm_chat_message *messages, int n_messages, bool add_generation_prompt,
                                int n_image_tokens, char **out_text, size_t *out_length, size_t image_span[2]) {
-    DMLLM_TRY(check_messages(messages, n_messages, n_image_tokens));
+    dmllm_chat_message *copy = NULL; /* [n_messages] */
+    DMLLM_TRY(copy_messages(messages, n_messages, &copy));
+    dmllm_status status = check_messages(copy, n_messages, n_image_tokens);
     size_t span[2];
     text_writer w = {NULL, 0};
-    render(&w, messages, n_messages, add_generation_prompt, n_image_tokens, span);
+    if (status == DMLLM_OK) render(&w, copy, n_messages, add_generation_prompt, n_image_tokens, span);
     char *text = NULL; /* [length + 1] */
-    DMLLM_TRY(dmllm_alloc(&text, w.length + 1, 1, "the chat text"));
-    w = (text_writer){text, 0};
-    render(&w, messages, n_messages, add_generation_prompt, n_image_tokens, span);
-    text[w.length] = '\0';
-    *out_text = text;
-    if (out_length) *out_length = w.length;
-    if (image_span) memcpy(image_span, span, sizeof span);
-    return DMLLM_OK;
+    if (status == DMLLM_OK) status = dmllm_alloc(&text, w.length + 1, 1, "the chat text");
+    if (status == DMLLM_OK) {
+        w = (text_writer){text, 0};
+        render(&w, copy, n_messages, add_generation_prompt, n_image_tokens, span);
+        text[w.length] = '\0';
+        *out_text = text;
+        if (out_length) *out_length = w.length;
+        if (image_span) memcpy(image_span, span, sizeof span);
+    }
+    free(copy);
+    return status;
 }
 
 /* ---- public ---------------------------------------------------------------------------------- */

@@ -147,7 +147,8 @@ dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, c
     memcpy(&size, src, sizeof size);
     if (size <= sizeof size || size > dst_size)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
-                          "%s.struct_size is %u, expected %zu (use the *_params_init() function of this header)",
+                          "%s.struct_size is %u, expected %zu (the sizeof of this header's struct, as its "
+                          "*_params_init() sets it)",
                           what, size, dst_size);
     memcpy(dst, src, size);
     memcpy(dst, &(uint32_t){(uint32_t)dst_size}, sizeof size);
@@ -160,6 +161,35 @@ dmllm_status dmllm_check_versioned_out(const void *out, size_t full_size, const 
     memcpy(&size, out, sizeof size);
     if (size <= sizeof size || size > full_size)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s.struct_size is %u, expected %zu", what, size, full_size);
+    return DMLLM_OK;
+}
+
+/* Entry k of the table dmllm_label_names() builds. */
+static const char *label_source(const char *before, const char *const *names, int n_names, const char *after,
+                                int k) {
+    if (before && k-- == 0) return before;
+    if (k < n_names) return names ? names[k] : NULL;
+    return after;
+}
+
+dmllm_status dmllm_label_names(const char *before, const char *const *names, int n_names, const char *after,
+                               const char *const **out, int *out_n) {
+    const int n = (before != NULL) + n_names + (after != NULL);
+    size_t bytes = (size_t)n * sizeof(char *);
+    for (int k = 0; k < n; k++) {
+        const char *name = label_source(before, names, n_names, after, k);
+        bytes += name ? strlen(name) + 1 : 0;
+    }
+    const char **table = NULL; /* [n] pointers, then the strings */
+    DMLLM_TRY(dmllm_alloc(&table, 1, bytes, "the label names"));
+    char *w = (char *)(table + n);
+    for (int k = 0; k < n; k++) {
+        const char *name = label_source(before, names, n_names, after, k);
+        table[k] = name ? w : NULL;
+        if (name) w = stpcpy(w, name) + 1;
+    }
+    *out = table;
+    *out_n = n;
     return DMLLM_OK;
 }
 

@@ -76,6 +76,12 @@ dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, c
  * it may be older (shorter) than ours, never longer. */
 dmllm_status dmllm_check_versioned_out(const void *out, size_t full_size, const char *what);
 
+/* The label_names table of a result, in one block freed with free(): [*out_n] pointers to copies of
+ * before (left out when NULL), names[0 .. n_names-1] (entries stay NULL where names or names[k] is
+ * NULL) and after (left out when NULL). */
+dmllm_status dmllm_label_names(const char *before, const char *const *names, int n_names, const char *after,
+                               const char *const **out, int *out_n);
+
 /* bytes / 2^20, for messages about memory. */
 double dmllm_mib(int64_t bytes);
 

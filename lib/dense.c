@@ -39,6 +39,7 @@ void dmllm_dense_result_free(dmllm_dense_result *result) {
     dmllm_reply_names_free(result->class_names, result->class_names ? result->n_classes : 0);
     free(result->prompt_index);
     free(result->reply);
+    free((void *)result->label_names);
     free(result);
 }
 
@@ -574,6 +575,19 @@ static void warn_unknown_classes(const dmllm_readout_profile *profile, const dml
                   unknown, n_unknown > 8 ? ", ..." : "");
 }
 
+/* What each label value of a class readout stands for: label_names and background_label. */
+static dmllm_status name_labels(const dmllm_dense_params *p, dmllm_dense_result *r) {
+    static const char *const fgbg[] = {"background", "foreground"}; /* FGBG label values 0, 1 */
+    const bool semantic = p->task == DMLLM_TASK_SEMANTIC;
+    r->background_label = !semantic ? 0 : p->background ? r->n_classes : -1;
+    int n = 0;
+    DMLLM_TRY(dmllm_label_names(NULL, semantic ? (const char *const *)r->class_names : fgbg,
+                                semantic ? r->n_classes : 2, semantic && p->background ? "background" : NULL,
+                                &r->label_names, &n));
+    if (n == r->n_labels) return DMLLM_OK;
+    return dmllm_fail(DMLLM_ERR_SHAPE, "the readout has %d labels but %d label names", r->n_labels, n);
+}
+
 static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dmllm_dense_params *given,
                             dmllm_dense_result *r) {
     const dmllm_model *model = dmllm_session_model(s);
@@ -584,6 +598,7 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
     if (p.task == DMLLM_TASK_SEMANTIC && p.class_names) warn_unknown_classes(&model->profile, &p);
     if (p.evaluation == DMLLM_FROM_PROFILE) p.evaluation = model->profile.crf;
     r->task = p.task;
+    r->background_label = -1;
     r->width = dmllm_image_width(image);
     r->height = dmllm_image_height(image);
 
@@ -640,6 +655,7 @@ static dmllm_status predict(dmllm_session *s, const dmllm_image *image, const dm
                      ? depth_maps(model, &p, scores, th, tw, r)
                      : class_maps(image, &p, &transform, &crf, scores, th, tw, labels.n_labels, r);
     }
+    if (status == DMLLM_OK && p.task != DMLLM_TASK_DEPTH) status = name_labels(&p, r);
     if (status == DMLLM_OK && p.keep_token_scores) {
         r->token_scores = scores;
         scores = NULL;

@@ -182,6 +182,7 @@ void dmllm_refer_result_free(dmllm_refer_result *r) {
     if (!r) return;
     free(r->mask);
     free(r->answer);
+    free((void *)r->label_names);
     free(r);
 }
 
@@ -210,7 +211,7 @@ static dmllm_status refer_regions(dmllm_session *s, const dmllm_image *image, co
 /* The region the second stage segments: the first box, or for the demo the first polygon. */
 static const dmllm_region *refer_region(const dmllm_regions *regions, dmllm_crop_variant variant) {
     for (int i = 0; i < regions->n_regions; i++)
-        if (variant == DMLLM_VARIANT_REPORT || regions->regions[i].n_points > 0) return &regions->regions[i];
+        if (variant == DMLLM_VARIANT_REPORT || regions->regions[i]->n_points > 0) return regions->regions[i];
     return NULL;
 }
 
@@ -232,6 +233,8 @@ dmllm_status dmllm_refer_segment(dmllm_session *session, const dmllm_image *imag
         r->height = image->height;
         status = dmllm_alloc(&r->mask, (size_t)image->width * image->height, 1, "the referring mask");
     }
+    if (status == DMLLM_OK) /* the mask's values 0 and 1 */
+        status = dmllm_label_names("background", &phrase, 1, NULL, &r->label_names, &r->n_labels);
     if (status == DMLLM_OK) status = refer_regions(session, image, phrase, &p, &regions);
     if (status == DMLLM_OK) {
         memset(r->mask, 0, (size_t)image->width * image->height);
@@ -271,6 +274,7 @@ void dmllm_openset_result_free(dmllm_openset_result *r) {
     free(r->names);
     free(r->labels);
     dmllm_regions_free(r->regions);
+    free((void *)r->label_names);
     free(r);
 }
 
@@ -357,7 +361,7 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
     if (status == DMLLM_OK) status = dmllm_alloc(&order, (size_t)r->regions->n_regions + 1, sizeof *order, "the boxes");
     if (status == DMLLM_OK) {
         memset(r->labels, 0, n_pixels * sizeof *r->labels);
-        for (int i = 0; i < r->regions->n_regions; i++) order[i] = &r->regions->regions[i];
+        for (int i = 0; i < r->regions->n_regions; i++) order[i] = r->regions->regions[i];
         qsort(order, (size_t)r->regions->n_regions, sizeof *order, larger_box_first);
         const int kept = r->regions->n_regions < p.max_regions ? r->regions->n_regions : p.max_regions;
         /* Smaller boxes are painted after larger ones, so objects in front of others keep their pixels. */
@@ -379,6 +383,9 @@ dmllm_status dmllm_openset_segment(dmllm_session *session, const dmllm_image *im
     }
     free(order);
     free(mask);
+    if (status == DMLLM_OK)
+        status = dmllm_label_names("background", (const char *const *)r->names, r->n_names, NULL, &r->label_names,
+                                   &r->n_labels);
     if (status == DMLLM_OK) *out = r;
     else dmllm_openset_result_free(r);
     return dmllm_session_leave(session, saved, status);

@@ -29,6 +29,7 @@ static uint64_t prefix_tag(const dmllm_image *image, const char *instruction_fir
 static dmllm_status prefix_text_ids(const dmllm_model *model, const char *instruction_first, int32_t **out_ids,
                                     size_t *out_count) {
     const dmllm_chat_message user = {
+        .struct_size = sizeof user,
         .role = "user",
         .text = instruction_first,
         .has_image = 1,
@@ -44,7 +45,8 @@ static dmllm_status prefix_text_ids(const dmllm_model *model, const char *instru
 
 dmllm_status dmllm_prefix_reply_ids(const dmllm_model *model, const char *instruction, bool has_image,
                                     dmllm_prompt_layout layout, int32_t **ids, size_t *n_ids) {
-    const dmllm_chat_message user = {.role = "user", .text = instruction, .has_image = has_image, .layout = layout};
+    const dmllm_chat_message user = {
+        .struct_size = sizeof user, .role = "user", .text = instruction, .has_image = has_image, .layout = layout};
     char *text = NULL;
     size_t length = 0, span[2];
     DMLLM_TRY(dmllm_chat_render(&user, 1, true, 1, &text, &length, span));

@@ -92,31 +92,32 @@ static int read_pairs(const char *s, const char *end, bool allow_poly, int *xy, 
     return n_values / 2;
 }
 
+/* Appends one region, allocated on its own (the public array holds pointers, so dmllm_region can
+ * grow) in one block: the struct, then its points [n_points][2], then its label. */
 static dmllm_status add_region(parser *p, const char *label, size_t label_length, const int box[4], const int *points,
                                int n_points) {
     dmllm_regions *r = p->out;
     if (r->n_regions == p->capacity) {
         const int capacity = p->capacity ? 2 * p->capacity : 8;
-        dmllm_region *grown = realloc(r->regions, (size_t)capacity * sizeof *grown);
+        dmllm_region **grown = realloc(r->regions, (size_t)capacity * sizeof *grown);
         if (!grown) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory for %d regions", capacity);
         r->regions = grown;
         p->capacity = capacity;
     }
-    char *name = NULL;                /* [label_length + 1] */
-    int *copy = NULL;                 /* [n_points][2] */
-    DMLLM_TRY(dmllm_alloc(&name, label_length + 1, 1, "a region label"));
+    const size_t points_bytes = (size_t)n_points * 2 * sizeof *points;
+    dmllm_region *region = NULL;
+    DMLLM_TRY(dmllm_alloc(&region, 1, sizeof *region + points_bytes + label_length + 1, "a region"));
+    int *copy = (int *)(region + 1);                /* [n_points][2] */
+    char *name = (char *)copy + points_bytes;       /* [label_length + 1] */
+    if (n_points > 0) memcpy(copy, points, points_bytes);
     memcpy(name, label, label_length);
     name[label_length] = '\0';
-    if (n_points > 0 && dmllm_alloc(&copy, (size_t)n_points * 2, sizeof *copy, "a polygon") != DMLLM_OK) {
-        free(name);
-        return DMLLM_ERR_OUT_OF_MEMORY;
-    }
-    if (copy) memcpy(copy, points, (size_t)n_points * 2 * sizeof *copy);
-    dmllm_region *region = &r->regions[r->n_regions++];
+    region->struct_size = sizeof *region;
     region->label = name;
     memcpy(region->box, box, sizeof region->box);
     region->n_points = n_points;
-    region->points = copy;
+    region->points = n_points > 0 ? copy : NULL;
+    r->regions[r->n_regions++] = region;
     return DMLLM_OK;
 }
 
@@ -177,10 +178,7 @@ static dmllm_status parse(parser *p, const char *s) {
 
 void dmllm_regions_free(dmllm_regions *regions) {
     if (!regions) return;
-    for (int i = 0; i < regions->n_regions; i++) {
-        free((char *)regions->regions[i].label);
-        free((int *)regions->regions[i].points);
-    }
+    for (int i = 0; i < regions->n_regions; i++) free(regions->regions[i]); /* one block each */
     free(regions->regions);
     free(regions->text);
     free(regions);

@@ -470,16 +470,17 @@ static int named_label(const char *text, const char *const *names, int n_labels,
 
 /* The label whose colour box i takes: its named label, else n_labels + the rank of its text among
  * the distinct unnamed box texts in order of first appearance. */
-static uint32_t box_color_label(const dmllm_overlay_params *p, int i, const char *const *names, int n_labels) {
-    const char *text = box_label(&p->boxes[i]);
+static uint32_t box_color_label(const dmllm_overlay_params *p, const dmllm_region *boxes, int i,
+                                const char *const *names, int n_labels) {
+    const char *text = box_label(&boxes[i]);
     const int named = named_label(text, names, n_labels, p->background_label);
     if (named >= 0) return (uint32_t)named;
     uint32_t rank = 0;
     for (int j = 0; j < i; j++) {
-        const char *other = box_label(&p->boxes[j]);
+        const char *other = box_label(&boxes[j]);
         if (named_label(other, names, n_labels, p->background_label) >= 0) continue;
         bool first = true;
-        for (int m = 0; m < j && first; m++) first = strcmp(box_label(&p->boxes[m]), other) != 0;
+        for (int m = 0; m < j && first; m++) first = strcmp(box_label(&boxes[m]), other) != 0;
         if (!first) continue;
         if (strcmp(other, text) == 0) break;
         rank++;
@@ -489,22 +490,23 @@ static uint32_t box_color_label(const dmllm_overlay_params *p, int i, const char
 
 static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* Frames and tags of the boxes, on the image view c. */
-static void draw_boxes(canvas *c, const dmllm_overlay_params *p, const char *const *names, int n_labels) {
+/* Frames and tags of the boxes ([p->n_boxes], copies of p->boxes), on the image view c. */
+static void draw_boxes(canvas *c, const dmllm_overlay_params *p, const dmllm_region *boxes,
+                       const char *const *names, int n_labels) {
     const int s = text_scale(c->w, c->h), pad = PAD * s;
     const int frame = short_side(c->w, c->h) / FRAME_STEP > 2 ? short_side(c->w, c->h) / FRAME_STEP : 2;
     for (int i = 0; i < p->n_boxes; i++) {
-        const int *b = p->boxes[i].box;
+        const int *b = boxes[i].box;
         const int x0 = clamp_int(b[0] < b[2] ? b[0] : b[2], 0, c->w), x1 = clamp_int(b[0] < b[2] ? b[2] : b[0], 0, c->w);
         const int y0 = clamp_int(b[1] < b[3] ? b[1] : b[3], 0, c->h), y1 = clamp_int(b[1] < b[3] ? b[3] : b[1], 0, c->h);
         if (x1 <= x0 || y1 <= y0) continue;
         uint8_t color[3];
-        overlay_color(box_color_label(p, i, names, n_labels), color);
+        overlay_color(box_color_label(p, boxes, i, names, n_labels), color);
         fill_rect(c, x0, y0, x1 - x0, frame, color);
         fill_rect(c, x0, y1 - frame, x1 - x0, frame, color);
         fill_rect(c, x0, y0, frame, y1 - y0, color);
         fill_rect(c, x1 - frame, y0, frame, y1 - y0, color);
-        const char *text = box_label(&p->boxes[i]);
+        const char *text = box_label(&boxes[i]);
         if (!*text) continue;
         const int tag_w = text_width(text, s) + 2 * pad, tag_h = (GLYPH_H + DESCENT) * s + 2 * pad;
         const int tag_x = x0 + tag_w <= c->w ? x0 : (c->w - tag_w > 0 ? c->w - tag_w : 0);
@@ -544,6 +546,27 @@ static dmllm_status check_overlay_params(const char *fn, const dmllm_overlay_par
     return DMLLM_OK;
 }
 
+/* The caller's boxes as this library's structs in *out ([p->n_boxes], NULL for none): each read
+ * up to its struct_size, later fields left at their zero defaults. */
+static dmllm_status copy_boxes(const char *fn, const dmllm_overlay_params *p, dmllm_region **out) {
+    *out = NULL;
+    if (p->n_boxes == 0) return DMLLM_OK;
+    dmllm_region *boxes = dmllm_calloc((size_t)p->n_boxes, sizeof *boxes);
+    if (!boxes) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "%s: out of memory for %d boxes", fn, p->n_boxes);
+    dmllm_status status = DMLLM_OK;
+    for (int i = 0; status == DMLLM_OK && i < p->n_boxes; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "boxes[%d]", i);
+        status = dmllm_copy_versioned(&boxes[i], sizeof boxes[i], p->boxes[i], what);
+    }
+    if (status != DMLLM_OK) {
+        free(boxes);
+        return status;
+    }
+    *out = boxes;
+    return DMLLM_OK;
+}
+
 dmllm_status dmllm_write_overlay_png_v2(const char *path, const dmllm_image *image, const uint16_t *labels,
                                         int n_labels, const char *const *names, const dmllm_overlay_params *given) {
     static const char fn[] = "dmllm_write_overlay_png_v2";
@@ -555,11 +578,15 @@ dmllm_status dmllm_write_overlay_png_v2(const char *path, const dmllm_image *ima
     dmllm_overlay_params_init(&p);
     if (given) DMLLM_TRY(dmllm_copy_versioned(&p, sizeof p, given, "dmllm_overlay_params"));
     DMLLM_TRY(check_overlay_params(fn, &p, n_labels));
+    dmllm_region *boxes = NULL; /* [p.n_boxes] */
+    DMLLM_TRY(copy_boxes(fn, &p, &boxes));
     const int outline = p.outline_px != DMLLM_AUTO ? p.outline_px
                         : short_side(w, h) / OUTLINE_STEP > 1 ? short_side(w, h) / OUTLINE_STEP : 1;
     bool *present = NULL; /* [n_labels] labels with a legend row */
-    if (n_labels > 0 && !(present = dmllm_calloc((size_t)n_labels, sizeof *present)))
+    if (n_labels > 0 && !(present = dmllm_calloc((size_t)n_labels, sizeof *present))) {
+        free(boxes);
         return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    }
     const size_t n = (size_t)w * h;
     for (size_t i = 0; labels && i < n; i++) present[labels[i]] = true;
     if (p.background_label >= 0) present[p.background_label] = false;
@@ -593,11 +620,12 @@ dmllm_status dmllm_write_overlay_png_v2(const char *path, const dmllm_image *ima
             }
         free(colors);
         if (status == DMLLM_OK) {
-            draw_boxes(&photo, &p, names, n_labels);
+            draw_boxes(&photo, &p, boxes, names, n_labels);
             if (legend.width > 0) draw_legend(&all, w, &legend, present, n_labels, names);
             status = dmllm_png_write(path, DMLLM_PNG_RGB8, rgb, out_w, out_h, NULL, 0);
         }
     }
+    free(boxes);
     free(present);
     free(rgb);
     return status;

@@ -386,9 +386,12 @@ dmllm_status dmllm_session_encode_pixels(dmllm_session *session, const float *pi
 
 dmllm_status dmllm_session_image_grid(const dmllm_session *session, dmllm_image_grid *grid) {
     REQUIRE_SESSION(session, "dmllm_session_image_grid");
-    if (!grid) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_session_image_grid: grid is NULL");
+    DMLLM_TRY(dmllm_check_versioned_out(grid, sizeof *grid, "dmllm_image_grid"));
     if (!session->has_image) return dmllm_fail(DMLLM_ERR_STATE, "no image has been encoded in this session");
-    *grid = session->grid;
+    /* The caller's struct may be older (shorter) than ours: only its struct_size bytes are written. */
+    dmllm_image_grid full = session->grid;
+    full.struct_size = grid->struct_size;
+    memcpy(grid, &full, grid->struct_size);
     return DMLLM_OK;
 }
 

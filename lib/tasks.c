@@ -58,7 +58,7 @@ static int clamp_coordinate(int v, int size) { return v < 0 ? 0 : v > size ? siz
  * coordinates: the far edge equals the size). The answer's text stays as the model wrote it. */
 static void clamp_to_image(dmllm_regions *regions, int width, int height) {
     for (int i = 0; i < regions->n_regions; i++) {
-        dmllm_region *r = &regions->regions[i];
+        dmllm_region *r = regions->regions[i];
         for (int c = 0; c < 4; c++) r->box[c] = clamp_coordinate(r->box[c], c % 2 ? height : width);
         int *points = (int *)r->points; /* allocated by dmllm_parse_regions for this result */
         for (int k = 0; k < 2 * r->n_points; k++) points[k] = clamp_coordinate(points[k], k % 2 ? height : width);

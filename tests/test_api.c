@@ -74,7 +74,7 @@ static void test_null_arguments(void) {
     CHECK_STATUS(dmllm_session_image_hidden(NULL, DMLLM_ALIGN_OWN, out, 4, &rows, &cols), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_session_pixel_values(NULL, out, 4, &rows, &cols), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_session_image_embeddings(NULL, out, 4, &rows, &cols), DMLLM_ERR_INVALID_ARGUMENT);
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     CHECK_STATUS(dmllm_session_image_grid(NULL, &grid), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK(dmllm_session_n_past(NULL) == 0);
     CHECK(strlen(dmllm_session_errmsg(NULL)) > 0);

@@ -525,10 +525,15 @@ static void rows_session(void) {
     pixels[5] = 0;
 
     row("dmllm_session_image_grid");
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     BAD(dmllm_session_image_grid(NULL, &grid), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
     /* A const session cannot keep the message: dmllm_last_error() has it. */
     BAD(dmllm_session_image_grid(session, NULL), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
+    const uint32_t bad_grid_sizes[] = {0, 4, sizeof grid + 8};
+    for (size_t i = 0; i < sizeof bad_grid_sizes / sizeof *bad_grid_sizes; i++) {
+        grid.struct_size = bad_grid_sizes[i];
+        BAD(dmllm_session_image_grid(session, &grid), DMLLM_ERR_INVALID_ARGUMENT, "dmllm_image_grid.struct_size");
+    }
 
     int32_t ids[4] = {1, 2, 3, 4};
     const int vocab = 4721;
@@ -669,9 +674,24 @@ static void rows_tokenizer(void) {
     BAD(dmllm_token_bytes(model, 507, text, 0, &n), DMLLM_ERR_BUFFER_TOO_SMALL, "capacity");
 
     char *out = NULL;
-    dmllm_chat_message msg[2] = {{"user", "hi", 1, DMLLM_LAYOUT_IMAGE_FIRST},
-                                 {"assistant", bad_utf8, 0, 0}};
+    dmllm_chat_message msg[2] = {{sizeof msg[0], "user", "hi", 1, DMLLM_LAYOUT_IMAGE_FIRST},
+                                 {sizeof msg[0], "assistant", bad_utf8, 0, 0}};
+    /* Wrong sizes: messages[0]'s (the array's stride) out of range, or another element's not equal
+     * to it. */
+    static const struct {
+        int element;
+        uint32_t size;
+        const char *needle;
+    } bad_sizes[] = {{0, 0, "messages[0].struct_size is 0"},
+                     {0, 4, "messages[0].struct_size is 4"},
+                     {0, sizeof(dmllm_chat_message) + 8, "messages[0].struct_size"},
+                     {1, sizeof(dmllm_chat_message) - 8, "messages[1].struct_size"}};
     row("dmllm_chat_apply");
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof *bad_sizes; i++) {
+        msg[bad_sizes[i].element].struct_size = bad_sizes[i].size;
+        BAD(dmllm_chat_apply(msg, 2, 1, 4, &out), DMLLM_ERR_INVALID_ARGUMENT, bad_sizes[i].needle);
+        msg[bad_sizes[i].element].struct_size = sizeof msg[0];
+    }
     BAD(dmllm_chat_apply(NULL, 1, 1, 4, &out), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
     BAD(dmllm_chat_apply(msg, 1, 1, 4, NULL), DMLLM_ERR_INVALID_ARGUMENT, "NULL");
     BAD(dmllm_chat_apply(msg, -1, 1, 4, &out), DMLLM_ERR_INVALID_ARGUMENT, "-1");
@@ -706,6 +726,11 @@ static void rows_tokenizer(void) {
         "capacity");
     BAD(dmllm_chat_tokenize(model, msg, 1, 1, 4, NULL, 8, &n), DMLLM_ERR_BUFFER_TOO_SMALL,
         "capacity is 0");
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof *bad_sizes; i++) {
+        msg[bad_sizes[i].element].struct_size = bad_sizes[i].size;
+        BAD(dmllm_chat_tokenize(model, msg, 2, 1, 4, ids, 8, &n), DMLLM_ERR_INVALID_ARGUMENT, bad_sizes[i].needle);
+        msg[bad_sizes[i].element].struct_size = sizeof msg[0];
+    }
 }
 
 /* ---- generation and the text tasks ------------------------------------------------------------
@@ -1357,11 +1382,23 @@ static void rows_overlay_v2(uint16_t *labels, const char *const *huge_names) {
     BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
         "n_boxes 3");
     dmllm_region boxes[3] = {
-        {.label = NULL, .box = {INT32_MIN, INT32_MIN, INT32_MAX, INT32_MAX}},
-        {.label = bad_utf8, .box = {300, 250, -5, 4}}, /* corners swapped, partly outside */
-        {.label = "background", .box = {7, 7, 7, 9}},  /* empty */
+        {sizeof boxes[0], .label = NULL, .box = {INT32_MIN, INT32_MIN, INT32_MAX, INT32_MAX}},
+        {sizeof boxes[0], .label = bad_utf8, .box = {300, 250, -5, 4}}, /* corners swapped, partly outside */
+        {sizeof boxes[0], .label = "background", .box = {7, 7, 7, 9}},  /* empty */
     };
-    op.boxes = boxes;
+    const dmllm_region *box_ptrs[3] = {&boxes[0], NULL, &boxes[2]};
+    op.boxes = box_ptrs;
+    op.n_boxes = 3; /* boxes[1] NULL */
+    BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+        "boxes[1] is NULL");
+    box_ptrs[1] = &boxes[1];
+    const uint32_t bad_box_sizes[] = {0, 4, sizeof boxes[2] + 8};
+    for (size_t i = 0; i < sizeof bad_box_sizes / sizeof *bad_box_sizes; i++) {
+        boxes[2].struct_size = bad_box_sizes[i];
+        BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
+            "boxes[2].struct_size");
+    }
+    boxes[2].struct_size = sizeof boxes[2];
     op.n_boxes = -1;
     BAD(dmllm_write_overlay_png_v2(path, image, labels, 2, names, &op), DMLLM_ERR_INVALID_ARGUMENT,
         "n_boxes -1");

@@ -24,6 +24,7 @@ static int to_messages(const cJSON *json, dmllm_chat_message *out) {
     cJSON_ArrayForEach(m, json) {
         dmllm_chat_message *msg = &out[n++];
         memset(msg, 0, sizeof *msg);
+        msg->struct_size = sizeof *msg;
         msg->role = cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring;
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content"), *item;
         if (cJSON_IsString(content)) {
@@ -106,7 +107,8 @@ static void test_oracle_parity(const dmllm_tokenizer *tokenizer) {
 /* dmllm_chat_tokenize on a model directory made of a golden checkpoint plus the fixture tokenizer;
  * a directory without tokenizer.json refuses. */
 static void test_public_tokenize(void) {
-    const dmllm_chat_message user = {.role = "user", .text = "Describe this image.", .has_image = 1};
+    const dmllm_chat_message user = {.struct_size = sizeof user, .role = "user", .text = "Describe this image.",
+                                     .has_image = 1};
     dmllm_model_params mp;
     dmllm_model_params_init(&mp);
     mp.compute = DMLLM_COMPUTE_F32;
@@ -135,7 +137,7 @@ static void test_public_tokenize(void) {
 
 static void test_errors(void) {
     char *text = NULL;
-    dmllm_chat_message m = {.role = "user", .text = "hi"};
+    dmllm_chat_message m = {.struct_size = sizeof m, .role = "user", .text = "hi"};
     CHECK_STATUS(dmllm_chat_apply(&m, 1, 1, 1, NULL), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dmllm_chat_apply(NULL, 1, 1, 1, &text), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK(text == NULL);
@@ -153,11 +155,47 @@ static void test_errors(void) {
     CHECK_STATUS(dmllm_chat_apply(&m, 1, 1, 1, &text), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK(text == NULL);
     /* No image: n_image_tokens is not used. NULL text is empty. */
-    m = (dmllm_chat_message){.role = "system", .text = NULL};
+    m = (dmllm_chat_message){.struct_size = sizeof m, .role = "system", .text = NULL};
     CHECK_OK(dmllm_chat_apply(&m, 1, 0, 0, &text));
     CHECK(text && strcmp(text, "<|begin_of_text|>system\n<|end_of_text|>\n") == 0);
     dmllm_text_free(text);
     dmllm_text_free(NULL);
+}
+
+/* Messages are versioned by struct_size, which is also the array's stride (issue 21, item 3): an
+ * array of a shorter struct, as a caller built against an older header lays it out, renders as
+ * the same turns with the missing fields at their defaults; a wrong size anywhere is refused. */
+static void test_struct_size(void) {
+    typedef struct older_message { /* dmllm_chat_message without has_image and layout */
+        uint32_t struct_size;
+        const char *role, *text;
+    } older_message;
+    const older_message older[2] = {{sizeof(older_message), "user", "hi"},
+                                    {sizeof(older_message), "assistant", "hello"}};
+    const dmllm_chat_message current[2] = {{.struct_size = sizeof current[0], .role = "user", .text = "hi"},
+                                           {.struct_size = sizeof current[0], .role = "assistant",
+                                            .text = "hello"}};
+    char *want = NULL, *got = NULL;
+    CHECK(sizeof(older_message) < sizeof(dmllm_chat_message));
+    CHECK_OK(dmllm_chat_apply(current, 2, 1, 1, &want));
+    CHECK_OK(dmllm_chat_apply((const dmllm_chat_message *)(const void *)older, 2, 1, 1, &got));
+    CHECK(want && got && strcmp(want, got) == 0);
+    dmllm_text_free(want);
+    dmllm_text_free(got);
+
+    dmllm_chat_message bad[2] = {current[0], current[1]};
+    const uint32_t sizes[] = {0, 4, sizeof bad[0] + 8};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        bad[0].struct_size = sizes[i];
+        got = NULL;
+        CHECK_STATUS(dmllm_chat_apply(bad, 2, 1, 1, &got), DMLLM_ERR_INVALID_ARGUMENT);
+        CHECK_MSG(strstr(dmllm_last_error(), "messages[0].struct_size") != NULL, "%s", dmllm_last_error());
+        CHECK(got == NULL);
+    }
+    bad[0].struct_size = sizeof bad[0];
+    bad[1].struct_size = sizeof(older_message); /* not the array's stride */
+    CHECK_STATUS(dmllm_chat_apply(bad, 2, 1, 1, &got), DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK_MSG(strstr(dmllm_last_error(), "messages[1].struct_size") != NULL, "%s", dmllm_last_error());
 }
 
 int main(void) {
@@ -167,5 +205,6 @@ int main(void) {
     dmllm_tokenizer_free(tokenizer);
     test_public_tokenize();
     test_errors();
+    test_struct_size();
     return test_finish("test_chat");
 }

@@ -134,7 +134,7 @@ static void check_estimate(const char *what, double estimate_mib, long long meas
 
 /* The image's prompt: <|vision_start|>, its pads, <|vision_end|>, three text tokens. */
 static int image_prompt(const dmllm_session *s, int32_t *ids, int capacity) {
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     if (dmllm_session_image_grid(s, &grid) != DMLLM_OK) return 0;
     const int n_image = grid.tokens_h * grid.tokens_w;
     if (n_image + 5 > capacity) return 0;
@@ -170,7 +170,7 @@ static double refused_need(dmllm_session *s, dmllm_status status, double *held) 
     CHECK_MSG(parse_refusal(dmllm_session_errmsg(s), &need, held), "message: %s", dmllm_session_errmsg(s));
     printf("  refused: %s\n", dmllm_session_errmsg(s));
     CHECK(dmllm_session_n_past(s) == 0);
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     CHECK_STATUS(dmllm_session_image_grid(s, &grid), DMLLM_ERR_STATE);
     return need;
 }

@@ -138,6 +138,38 @@ static void check_matching(dmllm_session *s, const dmllm_image *img) {
     dmllm_dense_result_free(r);
 }
 
+/* label_names names every label value, so callers never count them (issue 21, item 3): the classes
+ * as read out (NULL entries for classes given as token ids), then the background label. */
+static void check_label_names(const dmllm_dense_result *r, int background) {
+    if (!r) return;
+    CHECK_MSG(r->n_labels == r->n_classes + (background ? 1 : 0), "%d labels for %d classes", r->n_labels,
+              r->n_classes);
+    CHECK(r->label_names != NULL && r->background_label == (background ? r->n_classes : -1));
+    for (int k = 0; r->label_names && k < r->n_classes; k++)
+        CHECK_MSG(r->class_names ? r->label_names[k] && !strcmp(r->label_names[k], r->class_names[k])
+                                 : r->label_names[k] == NULL,
+                  "label %d is named \"%s\"", k, r->label_names[k] ? r->label_names[k] : "(null)");
+    if (background && r->label_names)
+        CHECK(r->label_names[r->n_classes] && !strcmp(r->label_names[r->n_classes], "background"));
+}
+
+/* FG/BG labels are background and foreground; depth labels are bin numbers without names. */
+static void check_fgbg_depth_names(dmllm_session *s, const dmllm_image *img) {
+    dmllm_dense_params p;
+    dmllm_dense_params_init(&p);
+    p.task = DMLLM_TASK_FGBG;
+    dmllm_dense_result *r = NULL;
+    CHECK_OK(dmllm_predict_dense(s, img, &p, &r));
+    CHECK(r && r->n_labels == 2 && r->background_label == 0 && r->label_names &&
+          !strcmp(r->label_names[0], "background") && !strcmp(r->label_names[1], "foreground"));
+    dmllm_dense_result_free(r);
+    r = NULL;
+    p.task = DMLLM_TASK_DEPTH;
+    CHECK_OK(dmllm_predict_dense(s, img, &p, &r));
+    CHECK(r && r->n_labels > 2 && !r->label_names && r->background_label == -1);
+    dmllm_dense_result_free(r);
+}
+
 /* A reply that names nothing falls back to every prompt class, flagged; background mode adds its
  * label after the named classes. */
 static void check_fallback_and_background(dmllm_session *s, const dmllm_image *img) {
@@ -145,10 +177,12 @@ static void check_fallback_and_background(dmllm_session *s, const dmllm_image *i
     CHECK(r && r->named_fallback && r->reply && !strstr(r->reply, "<ref>"));
     CHECK(r && r->n_classes == N_CLASSES && r->n_labels == N_CLASSES);
     for (int k = 0; r && k < r->n_classes; k++) CHECK(!strcmp(r->class_names[k], CLASSES[k]) && r->prompt_index[k] == k);
+    check_label_names(r, 0);
     dmllm_dense_result_free(r);
 
     r = predict(s, img, CLASSES, N_CLASSES, DMLLM_READOUT_NAMED, NULL, 1);
     CHECK(r && !r->named_fallback && r->n_classes > 0 && r->n_labels == r->n_classes + 1);
+    check_label_names(r, 1);
     dmllm_dense_result_free(r);
 }
 
@@ -174,6 +208,7 @@ static void check_bad_settings(dmllm_session *s, const dmllm_image *img) {
     p.readout = DMLLM_FROM_PROFILE; /* token ids: the all-class readout whatever the profile says */
     CHECK_OK(dmllm_predict_dense(s, img, &p, &r));
     CHECK(r && r->readout == DMLLM_READOUT_ALL && !r->class_names && r->n_classes == 2 && r->prompt_index[1] == 1);
+    check_label_names(r, 0);
     dmllm_dense_result_free(r);
     const char *empty[2] = {"sky", ""};
     dmllm_dense_params_init(&p);
@@ -196,6 +231,7 @@ int main(void) {
         check_matching(s, img);
         check_fallback_and_background(s, img);
         check_bad_settings(s, img);
+        check_fgbg_depth_names(s, img);
     }
     dmllm_session_free(s);
     dmllm_image_free(img);

@@ -96,9 +96,9 @@ static void test_demo_refer(dmllm_session *s, const dmllm_image *img) {
     dmllm_regions *regions = NULL;
     CHECK_OK(dmllm_parse_regions("<ref>x</ref><box><x_1><y_2><x_3><y_4></box>"
                                  "<ins><poly><x_12><y_5><x_40><y_9><x_30><y_33></poly></ins>", &regions));
-    CHECK(regions && regions->n_regions == 2 && regions->regions[1].n_points == 3);
+    CHECK(regions && regions->n_regions == 2 && regions->regions[1]->n_points == 3);
     if (regions && regions->n_regions == 2) {
-        const int *b = regions->regions[1].box;
+        const int *b = regions->regions[1]->box;
         CHECK(b[0] == 12 && b[1] == 5 && b[2] == 40 && b[3] == 33);
     }
     dmllm_regions_free(regions);
@@ -112,6 +112,9 @@ static void test_demo_refer(dmllm_session *s, const dmllm_image *img) {
     p.generate = &g;
     dmllm_refer_result *r = NULL;
     CHECK_OK(dmllm_refer_segment(s, img, "the square", &p, &r));
+    /* The mask's values are named, found or not (issue 21, item 3). */
+    CHECK(r && r->n_labels == 2 && r->label_names && !strcmp(r->label_names[0], "background") &&
+          !strcmp(r->label_names[1], "the square"));
     if (r && !r->found) CHECK_MSG(strstr(r->message, "<ins> polygon") != NULL, "message: %s", r->message);
     if (r) printf("demo referring on the tiny model: found %d, answer \"%.60s\"\n", r->found, r->answer);
     dmllm_refer_result_free(r);

@@ -29,7 +29,7 @@ static int reference_logits(const fixture *f, const char *instruction_first, flo
     dmllm_session *s = new_session(f);
     if (!s) return 0;
     CHECK_OK(dmllm_session_encode_image(s, f->image));
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     CHECK_OK(dmllm_session_image_grid(s, &grid));
     const int n_image = grid.tokens_h * grid.tokens_w;
     char text[512];

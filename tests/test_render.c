@@ -364,9 +364,11 @@ static void test_overlay(void) {
 
     /* Boxes: a frame in the colour of the label its text names, a tag with the text above it; an
      * unnamed text takes label n_labels + its rank. */
-    const dmllm_region boxes[2] = {{.label = "H", .box = {20, 40, 80, 100}}, {.label = "cat", .box = {130, 30, 190, 70}}};
+    const dmllm_region boxes[2] = {{sizeof boxes[0], .label = "H", .box = {20, 40, 80, 100}},
+                                   {sizeof boxes[0], .label = "cat", .box = {130, 30, 190, 70}}};
+    const dmllm_region *const box_ptrs[2] = {&boxes[0], &boxes[1]};
     dmllm_overlay_params_init(&p);
-    p.boxes = boxes;
+    p.boxes = box_ptrs;
     p.n_boxes = 2;
     p.alpha = 0.0f;
     p.outline_px = 0;

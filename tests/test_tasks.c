@@ -34,39 +34,39 @@ static void test_official_formats(void) {
                              "<ref>dog</ref><box><x_5><y_6><x_7><y_8></box>");
     CHECK(r && r->n_regions == 3 && r->message[0] == '\0' && r->text == NULL);
     if (r && r->n_regions == 3) {
-        CHECK(box_is(&r->regions[0], "person", 12, 34, 56, 78) && r->regions[0].n_points == 0 && !r->regions[0].points);
-        CHECK(box_is(&r->regions[1], "person", 100, 110, 200, 220));
-        CHECK(box_is(&r->regions[2], "dog", 5, 6, 7, 8));
+        CHECK(box_is(r->regions[0], "person", 12, 34, 56, 78) && r->regions[0]->n_points == 0 && !r->regions[0]->points);
+        CHECK(box_is(r->regions[1], "person", 100, 110, 200, 220));
+        CHECK(box_is(r->regions[2], "dog", 5, 6, 7, 8));
     }
     dmllm_regions_free(r);
 
     r = parse("<ref>the a black and white cat sitting on the edge of the bathtub</ref><box><x_320><y_48><x_1020><y_700></box>");
     CHECK(r && r->n_regions == 1 &&
-          box_is(&r->regions[0], "the a black and white cat sitting on the edge of the bathtub", 320, 48, 1020, 700));
+          box_is(r->regions[0], "the a black and white cat sitting on the edge of the bathtub", 320, 48, 1020, 700));
     dmllm_regions_free(r);
 
     r = parse("<box><x_1><y_2><x_3><y_4></box>"); /* grounding without a <ref> */
-    CHECK(r && r->n_regions == 1 && box_is(&r->regions[0], "", 1, 2, 3, 4));
+    CHECK(r && r->n_regions == 1 && box_is(r->regions[0], "", 1, 2, 3, 4));
     dmllm_regions_free(r);
 
     r = parse("<ins><x_10><y_20><x_30><y_5><x_25><y_40></ins>");
-    CHECK(r && r->n_regions == 1 && r->regions[0].n_points == 3 && box_is(&r->regions[0], "", 10, 5, 30, 40));
-    if (r && r->n_regions == 1 && r->regions[0].n_points == 3) {
+    CHECK(r && r->n_regions == 1 && r->regions[0]->n_points == 3 && box_is(r->regions[0], "", 10, 5, 30, 40));
+    if (r && r->n_regions == 1 && r->regions[0]->n_points == 3) {
         const int want[6] = {10, 20, 30, 5, 25, 40};
-        CHECK(memcmp(r->regions[0].points, want, sizeof want) == 0);
+        CHECK(memcmp(r->regions[0]->points, want, sizeof want) == 0);
     }
     dmllm_regions_free(r);
 
     r = parse("<ref>hotdog on left</ref><ins><poly><x_1><y_1><x_9><y_2><x_4><y_8></poly></ins>");
-    CHECK(r && r->n_regions == 1 && r->regions[0].n_points == 3 && box_is(&r->regions[0], "hotdog on left", 1, 1, 9, 8));
+    CHECK(r && r->n_regions == 1 && r->regions[0]->n_points == 3 && box_is(r->regions[0], "hotdog on left", 1, 1, 9, 8));
     dmllm_regions_free(r);
 
     r = parse("The objects are <ref> cat\n</ref> at <box> <x_0> <y_0>\n<x_2047><y_2047> </box>.");
-    CHECK(r && r->n_regions == 1 && box_is(&r->regions[0], "cat", 0, 0, 2047, 2047) && r->message[0] == '\0');
+    CHECK(r && r->n_regions == 1 && box_is(r->regions[0], "cat", 0, 0, 2047, 2047) && r->message[0] == '\0');
     dmllm_regions_free(r);
 
     r = parse("<ref>猫</ref><box><x_7><y_8><x_9><y_10></box>");
-    CHECK(r && r->n_regions == 1 && box_is(&r->regions[0], "猫", 7, 8, 9, 10));
+    CHECK(r && r->n_regions == 1 && box_is(r->regions[0], "猫", 7, 8, 9, 10));
     dmllm_regions_free(r);
 
     /* a segmentation answer, a plain answer and nothing: no regions, nothing malformed */
@@ -119,7 +119,7 @@ static void test_malformed(void) {
     }
     /* stray closers and invalid UTF-8 are text */
     dmllm_regions *r = parse("</box></ref></ins><<<<>>>\xff\xfe<ref>\xc3</ref><box><x_1><y_1><x_2><y_2></box>");
-    CHECK(r && r->n_regions == 1 && strcmp(r->regions[0].label, "\xc3") == 0 && r->message[0] == '\0');
+    CHECK(r && r->n_regions == 1 && strcmp(r->regions[0]->label, "\xc3") == 0 && r->message[0] == '\0');
     dmllm_regions_free(r);
     CHECK_STATUS(dmllm_parse_regions(NULL, &r), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK(r == NULL);
@@ -144,7 +144,7 @@ static void test_truncations(void) {
             if (!r) continue;
             n_parsed++;
             for (int i = 0; i < r->n_regions; i++)
-                for (int k = 0; k < 4; k++) bad += r->regions[i].box[k] < 0 || r->regions[i].box[k] > 2047;
+                for (int k = 0; k < 4; k++) bad += r->regions[i]->box[k] < 0 || r->regions[i]->box[k] > 2047;
             bad += r->n_regions > 2;
             dmllm_regions_free(r);
         }
@@ -159,7 +159,7 @@ static void test_truncations(void) {
     char *w = many + sprintf(many, "<ref>x</ref>");
     for (int i = 0; i < 2000; i++) w += sprintf(w, "%s", box);
     dmllm_regions *r = parse(many);
-    CHECK(r && r->n_regions == 2000 && box_is(&r->regions[1999], "x", 1, 2, 3, 4));
+    CHECK(r && r->n_regions == 2000 && box_is(r->regions[1999], "x", 1, 2, 3, 4));
     dmllm_regions_free(r);
     free(many);
 }
@@ -194,7 +194,7 @@ static dmllm_generate_result *reference_answer(const fixture *f, const char *que
     dmllm_session *s = new_session(f);
     if (!s) return NULL;
     CHECK_OK(dmllm_session_encode_image(s, f->image));
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     CHECK_OK(dmllm_session_image_grid(s, &grid));
     const int n_image = grid.tokens_h * grid.tokens_w;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n_image + 1024));
@@ -282,7 +282,7 @@ static void test_ask(const fixture *f) {
     }
 
     /* text only: the whole conversation, as dmllm_generate_text on dmllm_chat_apply's text */
-    const dmllm_chat_message user = {.role = "user", .text = "What is 2 + 2?"};
+    const dmllm_chat_message user = {.struct_size = sizeof user, .role = "user", .text = "What is 2 + 2?"};
     char *text = NULL;
     CHECK_OK(dmllm_chat_apply(&user, 1, 1, 1, &text));
     dmllm_session *fresh = new_session(f);
@@ -383,9 +383,9 @@ static void test_boxes_inside_image(void) {
         const int width = dmllm_image_width(image), height = dmllm_image_height(image);
         CHECK(r->n_regions >= 3);
         for (int i = 0; i < r->n_regions; i++) {
-            const int *b = r->regions[i].box;
+            const int *b = r->regions[i]->box;
             CHECK_MSG(b[0] >= 0 && b[1] >= 0 && b[2] <= width && b[3] <= height && b[0] <= b[2] && b[1] <= b[3],
-                      "region %d (%s) [%d, %d, %d, %d] leaves the %dx%d image", i, r->regions[i].label, b[0], b[1],
+                      "region %d (%s) [%d, %d, %d, %d] leaves the %dx%d image", i, r->regions[i]->label, b[0], b[1],
                       b[2], b[3], width, height);
         }
         CHECK(strstr(r->text, "<x_321>") != NULL);

@@ -266,6 +266,10 @@ static void check_openset(dmllm_model *model, const char *heldout, cJSON *index)
             pixels++;
         }
         CHECK_MSG(out_of_range == 0, "%zu labels beyond the %d names", out_of_range, r ? r->n_names : 0);
+        /* label_names: the background, then the names (issue 21, item 3). */
+        CHECK(!r || (r->n_labels == r->n_names + 1 && r->label_names && !strcmp(r->label_names[0], "background")));
+        for (int k = 0; r && r->label_names && k < r->n_names; k++)
+            CHECK(r->label_names[k + 1] && !strcmp(r->label_names[k + 1], r->names[k]));
         dmllm_openset_result_free(r);
         dmllm_image_free(img);
     }

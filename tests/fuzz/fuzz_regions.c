@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (dmllm_parse_regions(text, &regions) == DMLLM_OK) {
         volatile size_t sink = 0;
         for (int i = 0; i < regions->n_regions; i++) {
-            const dmllm_region *r = &regions->regions[i];
+            const dmllm_region *r = regions->regions[i];
             sink += strlen(r->label);
             for (int k = 0; k < r->n_points; k++) {
                 const int x = r->points[2 * k], y = r->points[2 * k + 1];

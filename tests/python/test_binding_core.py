@@ -91,8 +91,8 @@ def test_image_from_array_and_strides(dm):
     assert np.array_equal(dm.Image.from_array(padded[:, :7]).pixels, rgb)  # row stride 27 bytes
     assert np.array_equal(dm.Image.from_array(rgb[:, ::-1]).pixels, rgb[:, ::-1])  # converted once
     assert np.array_equal(dm.Image.from_rgb(padded.tobytes(), 7, 5, stride_bytes=27).pixels, rgb)
-    with pytest.raises(ValueError):
-        dm.Image.from_array(np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError):  # 5 channels: neither gray, gray+alpha, RGB nor RGBA
+        dm.Image.from_array(np.zeros((4, 4, 5), np.uint8))
 
 
 def test_resize_and_target_size(dm, image):

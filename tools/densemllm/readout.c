@@ -68,7 +68,7 @@ static int readout_one(cli_context *context, const cli_item *item, void *user, c
     dmllm_status status = cli_load_image(context->common, path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
     const double t0 = cli_now_seconds();
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     if ((status = dmllm_session_truncate(session, 0)) != DMLLM_OK ||
         (status = dmllm_session_encode_image(session, image)) != DMLLM_OK ||
         (status = dmllm_session_image_grid(session, &grid)) != DMLLM_OK) {

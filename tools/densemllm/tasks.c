@@ -49,12 +49,12 @@ static cJSON *box_json(const int box[4]) {
 static cJSON *regions_json(const dmllm_regions *regions) {
     cJSON *list = cJSON_CreateArray();
     for (int i = 0; i < regions->n_regions; i++) {
+        const dmllm_region *region = regions->regions[i];
         cJSON *item = cJSON_CreateObject();
-        cJSON_AddStringToObject(item, "label", regions->regions[i].label);
-        cJSON_AddItemToObject(item, "box", box_json(regions->regions[i].box));
-        if (regions->regions[i].n_points > 0)
-            cJSON_AddItemToObject(item, "polygon",
-                                  cJSON_CreateIntArray(regions->regions[i].points, 2 * regions->regions[i].n_points));
+        cJSON_AddStringToObject(item, "label", region->label);
+        cJSON_AddItemToObject(item, "box", box_json(region->box));
+        if (region->n_points > 0)
+            cJSON_AddItemToObject(item, "polygon", cJSON_CreateIntArray(region->points, 2 * region->n_points));
         cJSON_AddItemToArray(list, item);
     }
     return list;
@@ -123,8 +123,8 @@ static int regions_fn(cli_context *c, const dmllm_image *image, const char *name
     if (status != DMLLM_OK) return cli_fail_session(status, c->session, grounding ? "ground" : "detect");
     if (!c->common->json) {
         for (int i = 0; i < r->n_regions; i++)
-            printf("%s [%d, %d, %d, %d]\n", r->regions[i].label, r->regions[i].box[0], r->regions[i].box[1],
-                   r->regions[i].box[2], r->regions[i].box[3]);
+            printf("%s [%d, %d, %d, %d]\n", r->regions[i]->label, r->regions[i]->box[0], r->regions[i]->box[1],
+                   r->regions[i]->box[2], r->regions[i]->box[3]);
         if (r->message[0]) fprintf(stderr, "densemllm: %s\n", r->message);
     }
     cJSON_AddStringToObject(json, "answer", r->text ? r->text : "");
@@ -134,7 +134,7 @@ static int regions_fn(cli_context *c, const dmllm_image *image, const char *name
     if (!job->no_png) {
         dmllm_overlay_params overlay;
         dmllm_overlay_params_init(&overlay);
-        overlay.boxes = r->regions;
+        overlay.boxes = (const dmllm_region *const *)r->regions;
         overlay.n_boxes = r->n_regions;
         status = dmllm_write_overlay_png_v2(cli_output_path(c->common, name, ".boxes.png"), image, NULL, 0, NULL,
                                             &overlay);
@@ -168,12 +168,14 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *name,
     for (size_t i = 0; labels && i < n; i++) fg += labels[i] = r->mask[i];
     int failed = labels ? 0 : (fprintf(stderr, "densemllm: out of memory\n"), 1);
     const char *names[2] = {"background", job->text};
-    const dmllm_region box = {.label = job->text, .box = {r->box[0], r->box[1], r->box[2], r->box[3]}};
+    const dmllm_region box = {
+        .struct_size = sizeof box, .label = job->text, .box = {r->box[0], r->box[1], r->box[2], r->box[3]}};
+    const dmllm_region *const boxes[1] = {&box};
     dmllm_overlay_params overlay;
     dmllm_overlay_params_init(&overlay);
     overlay.alpha = job->alpha;
     overlay.background_label = 0;
-    overlay.boxes = &box;
+    overlay.boxes = boxes;
     overlay.n_boxes = r->found;
     if (!failed && !job->no_png)
         failed = cli_write_label_pngs(c->common, image, name, labels, 2, names, &overlay);
@@ -210,7 +212,7 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *name
     dmllm_overlay_params_init(&overlay);
     overlay.alpha = job->alpha;
     overlay.background_label = 0;
-    overlay.boxes = r->regions->regions;
+    overlay.boxes = (const dmllm_region *const *)r->regions->regions;
     overlay.n_boxes = r->regions->n_regions;
     if (!failed && !job->no_png)
         failed = cli_write_label_pngs(c->common, image, name, r->labels, r->n_names + 1, names, &overlay);

@@ -59,7 +59,7 @@ class ImageParams(ctypes.Structure):
 
 
 class ImageGrid(ctypes.Structure):
-    _fields_ = [(name, c_int) for name in ("grid_h", "grid_w", "tokens_h", "tokens_w", "resized_w", "resized_h",
+    _fields_ = [("struct_size", c_uint32)] + [(name, c_int) for name in ("grid_h", "grid_w", "tokens_h", "tokens_w", "resized_w", "resized_h",
                                            "original_w", "original_h")]
 
 
@@ -85,7 +85,8 @@ class DenseResult(ctypes.Structure):
                 ("reused_prefix", c_int), ("seconds_encode", c_double), ("seconds_prefill", c_double),
                 ("seconds_readout", c_double), ("seconds_crf", c_double), ("readout", c_int), ("n_classes", c_int),
                 ("class_names", POINTER(c_char_p)), ("prompt_index", POINTER(c_int)), ("named_fallback", c_int),
-                ("reply", c_char_p), ("seconds_generate", c_double), ("crf", c_int)]
+                ("reply", c_char_p), ("seconds_generate", c_double), ("crf", c_int),
+                ("label_names", POINTER(c_char_p)), ("background_label", c_int)]
 
 
 class SegMetricsParams(ctypes.Structure):
@@ -121,7 +122,8 @@ class MaskTextResult(ctypes.Structure):
 
 
 class ChatMessage(ctypes.Structure):
-    _fields_ = [("role", c_char_p), ("text", c_char_p), ("has_image", c_int), ("layout", c_int)]
+    _fields_ = [("struct_size", c_uint32), ("role", c_char_p), ("text", c_char_p), ("has_image", c_int),
+                ("layout", c_int)]
 
 
 class GenerateParams(ctypes.Structure):
@@ -138,16 +140,18 @@ class GenerateResult(ctypes.Structure):
 
 
 class Region(ctypes.Structure):
-    _fields_ = [("label", c_char_p), ("box", c_int * 4), ("n_points", c_int), ("points", POINTER(c_int))]
+    _fields_ = [("struct_size", c_uint32), ("label", c_char_p), ("box", c_int * 4), ("n_points", c_int),
+                ("points", POINTER(c_int))]
 
 
 class Regions(ctypes.Structure):
-    _fields_ = [("n_regions", c_int), ("regions", POINTER(Region)), ("text", c_char_p), ("message", c_char * 256)]
+    _fields_ = [("n_regions", c_int), ("regions", POINTER(POINTER(Region))), ("text", c_char_p),
+                ("message", c_char * 256)]
 
 
 class OverlayParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("alpha", c_float), ("background_label", c_int), ("outline_px", c_int),
-                ("legend", c_int), ("boxes", POINTER(Region)), ("n_boxes", c_int)]
+                ("legend", c_int), ("boxes", POINTER(POINTER(Region))), ("n_boxes", c_int)]
 
 
 class CropParams(ctypes.Structure):
@@ -163,12 +167,14 @@ class PngValues(ctypes.Structure):
 
 class ReferResult(ctypes.Structure):
     _fields_ = [("width", c_int), ("height", c_int), ("mask", POINTER(c_uint8)), ("found", c_int),
-                ("box", c_int * 4), ("answer", c_char_p), ("message", c_char * 256), ("crf", c_int)]
+                ("box", c_int * 4), ("answer", c_char_p), ("message", c_char * 256), ("crf", c_int),
+                ("n_labels", c_int), ("label_names", POINTER(c_char_p))]
 
 
 class OpensetResult(ctypes.Structure):
     _fields_ = [("width", c_int), ("height", c_int), ("labels", POINTER(c_uint16)), ("n_names", c_int),
-                ("names", POINTER(c_char_p)), ("regions", POINTER(Regions)), ("crf", c_int)]
+                ("names", POINTER(c_char_p)), ("regions", POINTER(Regions)), ("crf", c_int),
+                ("n_labels", c_int), ("label_names", POINTER(c_char_p))]
 
 
 # ---- prototypes ----------------------------------------------------------------------------------------

@@ -130,11 +130,22 @@ def _image_params(max_pixels: Optional[int], max_encoded_bytes: Optional[int],
     return params
 
 
+# Source channel of R, G and B for each channel count of a pixel array, as PIL's convert("RGB")
+# reads modes L, LA, RGB and RGBA: gray is replicated, alpha dropped (not composited).
+_RGB_SOURCE = {1: (0, 0, 0), 2: (0, 0, 0), 3: (0, 1, 2), 4: (0, 1, 2)}
+
+
+def _channels_error(shape) -> ValueError:
+    return ValueError(f"pixels: expected (height, width) gray or (height, width, 1|2|3|4) gray, gray+alpha, "
+                      f"RGB or RGBA, got shape {tuple(shape)}")
+
+
 class Image(_Handle):
     """An 8-bit RGB image owned by the library. Immutable; may be shared across threads.
 
-    Make one with Image.open(path), Image.from_bytes(encoded), Image.from_array(rgb) or
-    Image.from_rgb(buffer, width, height)."""
+    Make one with Image.open(path), Image.from_bytes(encoded), Image.from_array(pixels),
+    Image.from_pil(pil_image) or Image.from_rgb(buffer, width, height). numpy.asarray(image) and
+    image.to_pil() give the pixels back."""
 
     _free = "dmllm_image_free"
     _kind = "image"
@@ -173,23 +184,44 @@ class Image(_Handle):
         return cls(out.value)
 
     @classmethod
-    def from_array(cls, rgb: Any) -> "Image":
-        """Copies a (height, width, 3) uint8 array; numpy row strides are passed on, so a view with
-        padded rows needs no copy on the Python side."""
+    def from_array(cls, pixels: Any) -> "Image":
+        """Copies a uint8 pixel array: (height, width, 3) RGB, or converted as PIL's convert("RGB")
+        does: gray (height, width) or (height, width, 1) and gray+alpha (height, width, 2) are
+        replicated to RGB, RGBA (height, width, 4) loses its alpha. numpy row strides of an RGB
+        array are passed on, so a view with padded rows needs no copy on the Python side."""
         if _arrays.HAVE_NUMPY:
-            arr = _arrays.numpy.asarray(rgb)
-            if arr.ndim != 3 or arr.shape[2] != 3:
-                raise ValueError(f"rgb: expected shape (height, width, 3), got {arr.shape}")
+            arr = _arrays.numpy.asarray(pixels)
+            if arr.ndim == 2:
+                arr = arr[:, :, None]
+            if arr.ndim != 3 or arr.shape[2] not in _RGB_SOURCE:
+                raise _channels_error(arr.shape)
+            if arr.shape[2] != 3:
+                arr = arr[:, :, list(_RGB_SOURCE[arr.shape[2]])]
             if arr.dtype == _arrays.numpy.uint8 and arr.strides[1:] == (3, 1) and arr.strides[0] >= 3 * arr.shape[1]:
                 address = arr.ctypes.data
                 out = ctypes.c_void_p()
                 check(_lib.dmllm_image_from_rgb(address, arr.shape[1], arr.shape[0], arr.strides[0],
                                                 ctypes.byref(out)))
                 return cls(out.value)
-        buf = _arrays.Input(rgb, "B", "rgb")
-        if len(buf.shape) != 3 or buf.shape[2] != 3:
-            raise ValueError(f"rgb: expected shape (height, width, 3), got {buf.shape}")
-        return cls.from_rgb(buf.keep, buf.shape[1], buf.shape[0])
+            pixels = arr
+        buf = _arrays.Input(pixels, "B", "pixels")
+        shape = buf.shape + (1,) if len(buf.shape) == 2 else buf.shape
+        if len(shape) != 3 or shape[2] not in _RGB_SOURCE:
+            raise _channels_error(buf.shape)
+        height, width, channels = shape
+        if channels == 3:
+            return cls.from_rgb(buf.keep, width, height)
+        raw = bytes(memoryview(buf.keep).cast("B"))
+        rgb = bytearray(width * height * 3)
+        for dst, src in enumerate(_RGB_SOURCE[channels]):
+            rgb[dst::3] = raw[src::channels]
+        return cls.from_rgb(rgb, width, height)
+
+    @classmethod
+    def from_pil(cls, image: Any) -> "Image":
+        """Copies a PIL image, converted with its convert("RGB") (any mode PIL can convert)."""
+        rgb = image.convert("RGB")
+        return cls.from_rgb(rgb.tobytes(), rgb.width, rgb.height)
 
     @property
     def width(self) -> int:
@@ -218,6 +250,19 @@ class Image(_Handle):
             shape = (self.height, self.width, 3)
             return _arrays.copy_from(_lib.dmllm_image_pixels(handle), "B", shape)
 
+    def __array__(self, dtype: Any = None, copy: Any = None):
+        """numpy.asarray(image): a copy of the pixels, uint8 (height, width, 3)."""
+        import numpy  # only numpy calls this
+        return numpy.asarray(self.to_array(), dtype=dtype)
+
+    def to_pil(self):
+        """A copy of the pixels as a PIL image of mode RGB (needs Pillow)."""
+        from PIL import Image as PILImage
+        with self._pinned() as handle:
+            width, height = self.width, self.height
+            raw = ctypes.string_at(_lib.dmllm_image_pixels(handle), width * height * 3)
+        return PILImage.frombytes("RGB", (width, height), raw)
+
     def resize(self, width: int, height: int, mode: ResizeMode = ResizeMode.HF) -> "Image":
         """Antialiased bilinear resize (dmllm_image_resize)."""
         out = ctypes.c_void_p()
@@ -236,8 +281,15 @@ def target_size(width: int, height: int, max_num_patches: int = 8192) -> Tuple[i
     return w.value, h.value
 
 
+def _is_pil(image: Any) -> bool:
+    return all(hasattr(image, name) for name in ("convert", "mode", "tobytes", "width", "height"))
+
+
 def as_image(image: Union[Image, str, os.PathLike, Any]) -> Image:
-    """An Image from an Image (as is), a file path or a (height, width, 3) RGB array."""
+    """An Image from an Image (as is), a file path, a PIL image (Image.from_pil) or a pixel
+    array (Image.from_array: RGB, gray, gray+alpha or RGBA)."""
     if isinstance(image, Image):
         return image
-    return Image.open(image) if isinstance(image, (str, os.PathLike)) else Image.from_array(image)
+    if isinstance(image, (str, os.PathLike)):
+        return Image.open(image)
+    return Image.from_pil(image) if _is_pil(image) else Image.from_array(image)

@@ -136,8 +136,10 @@ def _messages(messages: Sequence[Union[ChatMessage, Dict[str, Any]]]):
                             bool(m.get("has_image", m.get("image", False))), Layout(m.get("layout", 0)))
         turns.append(m)
     encoded = [(_encode(m.role), _encode(m.text)) for m in turns]
+    size = ctypes.sizeof(_capi.ChatMessage)  # every element's, the array's stride
     arr = (_capi.ChatMessage * max(len(turns), 1))(
-        *[_capi.ChatMessage(role, text, int(m.has_image), int(m.layout)) for m, (role, text) in zip(turns, encoded)])
+        *[_capi.ChatMessage(size, role, text, int(m.has_image), int(m.layout))
+          for m, (role, text) in zip(turns, encoded)])
     arr._keep = encoded
     return arr, len(turns)
 
@@ -225,9 +227,12 @@ class Model(_Handle):
             self._info = ModelInfo(**values)
         return self._info
 
-    def session(self, **params) -> "Session":
-        """A new Session on this model; keyword arguments as Session()."""
-        return Session(self, **params)
+    def session(self, *, n_threads: int = 0, max_num_patches: int = DEFAULT_MAX_NUM_PATCHES,
+                resize_mode: ResizeMode = ResizeMode.HF, n_ctx: int = 0,
+                progress: Optional[ProgressCallback] = None, memory_limit_bytes: int = 0) -> "Session":
+        """A new Session on this model; the settings are Session()'s."""
+        return Session(self, n_threads=n_threads, max_num_patches=max_num_patches, resize_mode=resize_mode,
+                       n_ctx=n_ctx, progress=progress, memory_limit_bytes=memory_limit_bytes)
 
     # -- tokenizer (needs tokenizer.json: StateError otherwise) --
     def tokenize(self, text: str, parse_special: bool = True):
@@ -293,26 +298,49 @@ class ImageGrid:
         return self.tokens_h * self.tokens_w
 
 
-def crf_params(**values: Any) -> _capi.CrfParams:
-    """dmllm_crf_params with the defaults (model-spec 6.5) and the given fields replaced: iterations,
-    gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat."""
+def crf_params(*, iterations: Optional[int] = None, gaussian_sxy: Optional[float] = None,
+               gaussian_compat: Optional[float] = None, bilateral_sxy: Optional[float] = None,
+               bilateral_srgb: Optional[float] = None, bilateral_compat: Optional[float] = None) -> _capi.CrfParams:
+    """dmllm_crf_params: the defaults (model-spec 6.5) with the settings given replaced (None keeps one).
+
+    iterations: mean-field updates, 0 .. 1000 (default 5; 0 returns the clipped, renormalised input).
+    gaussian_sxy: pixels, > 0 (default 3). gaussian_compat: >= 0, 0 leaves the kernel out (default 3).
+    bilateral_sxy: pixels, > 0 (default 80). bilateral_srgb: RGB levels, > 0 (default 13).
+    bilateral_compat: >= 0, 0 leaves the kernel out (default 10)."""
     p = _capi.CrfParams()
     _lib.dmllm_crf_params_init(byref(p))
-    for name, value in values.items():
-        if name == "struct_size" or name not in dict(_capi.CrfParams._fields_):
-            raise TypeError(f"crf: unknown setting {name!r}")
-        setattr(p, name, value)
+    given = dict(iterations=iterations, gaussian_sxy=gaussian_sxy, gaussian_compat=gaussian_compat,
+                 bilateral_sxy=bilateral_sxy, bilateral_srgb=bilateral_srgb, bilateral_compat=bilateral_compat)
+    for name, value in given.items():
+        if value is not None:
+            setattr(p, name, value)
     return p
 
 
-def crf_refine(image: ImageLike, probabilities: Any, **settings: Any) -> Any:
+def _crf_settings(crf: Optional[Dict[str, Any]]) -> Optional[_capi.CrfParams]:
+    """The dmllm_crf_params of a crf= dict (keys: crf_params()'s), or None."""
+    if crf is None:
+        return None
+    try:
+        return crf_params(**crf)
+    except TypeError as e:  # name the setting, not the helper
+        raise TypeError(f"crf: {e}. The settings are crf_params()'s") from None
+
+
+def crf_refine(image: ImageLike, probabilities: Any, *, iterations: Optional[int] = None,
+               gaussian_sxy: Optional[float] = None, gaussian_compat: Optional[float] = None,
+               bilateral_sxy: Optional[float] = None, bilateral_srgb: Optional[float] = None,
+               bilateral_compat: Optional[float] = None) -> Any:
     """The dense CRF (dmllm_crf_refine) over float32 probabilities (height, width, labels) of the
-    image's size; returns the refined marginals in a new array. settings: as crf_params()."""
+    image's size; returns the refined marginals in a new array. image: an Image, a path, a PIL
+    image or a pixel array. The settings are crf_params()'s (None keeps the default)."""
     img = as_image(image)
     buf = _arrays.Input(probabilities, "f", "probabilities")
     if len(buf.shape) != 3 or buf.shape[:2] != (img.height, img.width):
         raise ValueError(f"probabilities: expected ({img.height}, {img.width}, labels), got {buf.shape}")
-    params = crf_params(**settings)
+    params = crf_params(iterations=iterations, gaussian_sxy=gaussian_sxy, gaussian_compat=gaussian_compat,
+                        bilateral_sxy=bilateral_sxy, bilateral_srgb=bilateral_srgb,
+                        bilateral_compat=bilateral_compat)
     out, address = _arrays.empty("f", buf.shape)
     check(pinned_call(_lib.dmllm_crf_refine, img, buf.address, buf.shape[2], byref(params),
                       address))
@@ -397,9 +425,9 @@ class Session(_Handle):
         return self.image_grid()
 
     def image_grid(self) -> ImageGrid:
-        grid = _capi.ImageGrid()
+        grid = _capi.ImageGrid(struct_size=ctypes.sizeof(_capi.ImageGrid))
         self._call(_lib.dmllm_session_image_grid, byref(grid))
-        return ImageGrid(*(getattr(grid, name) for name, _ in _capi.ImageGrid._fields_))
+        return ImageGrid(*(getattr(grid, name) for name, _ in _capi.ImageGrid._fields_[1:]))
 
     def eval(self, token_ids: Any) -> None:
         """Appends tokens to the context and runs the LLM over them (prefill)."""
@@ -457,12 +485,25 @@ class Session(_Handle):
                       focal_length_px: float = 0.0, keep_token_scores: bool = False,
                       crf: Optional[Dict[str, Any]] = None,
                       readout: Optional[SemanticReadout] = None) -> DenseResult:
-        """DenseMLLM's readout (dmllm_predict_dense). SEMANTIC takes class names, or per class a list
-        of token ids whose logits are averaged; FGBG and DEPTH need neither. Settings left as None
-        come from the model's readout profile. evaluation runs the dense CRF, tuned by crf (keys as
-        crf_refine's; iterations=0 leaves it out). readout NAMED argmaxes over the classes the model
-        names first (report 9.2; the result's class_names), ALL over every class given.
-        evaluation None: the profile's "crf" (on for youtu_vl)."""
+        """DenseMLLM's readout (dmllm_predict_dense). Settings left as None come from the model's
+        readout profile. The result's label_names name every label value.
+
+        image: an Image, a file path, a PIL image or a pixel array (as Image.from_array).
+        classes (SEMANTIC): class names, or one comma-separated string ("sky, wall").
+        label_token_ids (SEMANTIC, instead of classes): per class the token ids whose logits are
+            averaged; such classes have no names (label_names entries None).
+        background (SEMANTIC): add a background label, value len(classes), where no class is likely.
+        evaluation (SEMANTIC, FGBG): softmax, the dense CRF and a confidence map, as the report's
+            benchmarks; False: plain argmax; None: the profile's "crf" (on for youtu_vl).
+        layout: the image before the instruction (official) or after it (report's depth benchmarks).
+        prompt: the instruction; None: the profile's for the task.
+        alignment: which LM-head position carries an image token's labels; None: the profile's.
+        depth_profile (DEPTH): the quantisation ("nyuv2", "cityscapes", "ddad", "open_world").
+        focal_length_px (DEPTH): > 0 resizes the input to a 2000 px focal length first.
+        keep_token_scores: also return the label scores on the token grid.
+        crf (evaluation): dense CRF settings, keys as crf_params() (iterations=0 leaves it out).
+        readout (SEMANTIC with classes): NAMED argmaxes over the classes the model names first
+            (report 9.2; the result's class_names), ALL over every class given."""
         p = _capi.DenseParams()
         _lib.dmllm_dense_params_init(byref(p))
         p.task, p.background, p.layout = int(task), int(background), int(layout)
@@ -473,7 +514,7 @@ class Session(_Handle):
         keep = [_encode(prompt), _encode(depth_profile)]  # the C strings live as long as this list
         p.prompt, p.depth_profile = keep[0], keep[1]
         if crf is not None:
-            keep.append(crf_params(**crf))
+            keep.append(_crf_settings(crf))
             p.crf = ctypes.pointer(keep[-1])
         if classes is not None:
             classes = _class_list(classes)
@@ -498,14 +539,25 @@ class Session(_Handle):
         finally:
             _lib.dmllm_dense_result_free(out)
 
-    def segment(self, image: ImageLike, classes: Union[str, Sequence[str]], **options) -> DenseResult:
+    def segment(self, image: ImageLike, classes: Union[str, Sequence[str]], *, background: bool = False,
+                evaluation: Optional[bool] = None, layout: Layout = Layout.IMAGE_FIRST,
+                prompt: Optional[str] = None, alignment: Optional[Alignment] = None,
+                keep_token_scores: bool = False, crf: Optional[Dict[str, Any]] = None,
+                readout: Optional[SemanticReadout] = None) -> DenseResult:
         """Semantic segmentation into the given classes (predict_dense with task SEMANTIC): a
-        sequence of names, or one comma-separated string as the CLI's --classes ("sky, wall")."""
-        return self.predict_dense(image, DenseTask.SEMANTIC, classes=classes, **options)
+        sequence of names, or one comma-separated string as the CLI's --classes ("sky, wall").
+        The settings are predict_dense()'s."""
+        return self.predict_dense(image, DenseTask.SEMANTIC, classes=classes, background=background,
+                                  evaluation=evaluation, layout=layout, prompt=prompt, alignment=alignment,
+                                  keep_token_scores=keep_token_scores, crf=crf, readout=readout)
 
-    def depth(self, image: ImageLike, **options) -> DenseResult:
-        """Depth in metres (predict_dense with task DEPTH)."""
-        return self.predict_dense(image, DenseTask.DEPTH, **options)
+    def depth(self, image: ImageLike, *, layout: Layout = Layout.IMAGE_FIRST, prompt: Optional[str] = None,
+              alignment: Optional[Alignment] = None, depth_profile: Optional[str] = None,
+              focal_length_px: float = 0.0, keep_token_scores: bool = False) -> DenseResult:
+        """Depth in metres (predict_dense with task DEPTH); the settings are predict_dense()'s."""
+        return self.predict_dense(image, DenseTask.DEPTH, layout=layout, prompt=prompt, alignment=alignment,
+                                  depth_profile=depth_profile, focal_length_px=focal_length_px,
+                                  keep_token_scores=keep_token_scores)
 
     # -- generation and text tasks --
     def _generate_params(self, max_new_tokens: Optional[int] = None, do_sample: Optional[bool] = None,
@@ -530,8 +582,7 @@ class Session(_Handle):
         p._on_token = p.on_token = self._callbacks.token(on_token)
         return p
 
-    def _generated(self, fn, *args, options) -> GenerateResult:
-        params = self._generate_params(**options)
+    def _generated(self, fn, *args, params: _capi.GenerateParams) -> GenerateResult:
         out = ctypes.POINTER(_capi.GenerateResult)()
         try:
             self._call(fn, *args, byref(params), byref(out))
@@ -539,24 +590,57 @@ class Session(_Handle):
         finally:
             _lib.dmllm_generate_result_free(out)
 
-    def generate(self, prompt_ids: Any = (), **options) -> GenerateResult:
-        """Evaluates prompt_ids (may be empty: continue from the last logits), then decodes.
-        Options: max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty, seed,
-        stop_ids, skip_special, rescale_coordinates, on_token(token_id, text) -> truthy stops."""
+    def generate(self, prompt_ids: Any = (), *, max_new_tokens: Optional[int] = None,
+                 do_sample: Optional[bool] = None, temperature: Optional[float] = None,
+                 top_k: Optional[int] = None, top_p: Optional[float] = None,
+                 repetition_penalty: Optional[float] = None, seed: Optional[int] = None,
+                 stop_ids: Optional[Sequence[int]] = None, skip_special: Optional[bool] = None,
+                 rescale_coordinates: Optional[bool] = None,
+                 on_token: Optional[TokenCallback] = None) -> GenerateResult:
+        """Evaluates prompt_ids (may be empty: continue from the last logits), then decodes. None
+        keeps the official decoding (dmllm_generate_params_init: greedy, penalty 1.05).
+
+        max_new_tokens: at most this many tokens (default 4096).
+        do_sample: draw with temperature, top_k and top_p as Hugging Face does (default: argmax).
+        temperature: > 0 (default 1). top_k: 0 = off (default). top_p: (0, 1], 1 = off (default).
+        repetition_penalty: > 0, 1 = off (default 1.05), over every id in the context.
+        seed: of the draws (default 0).
+        stop_ids: ids that end generation (default: config.json's eos_token_id).
+        skip_special: leave special tokens out of the text (default True).
+        rescale_coordinates: map <x_k>/<y_k> to original-image pixels (default True).
+        on_token(token_id, text): called per token with the text it completes; truthy stops."""
         buf = _ids_input(prompt_ids, "prompt_ids")
-        return self._generated(_lib.dmllm_generate, buf.address, buf.size, options=options)
+        params = self._generate_params(max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty,
+                                       seed, stop_ids, skip_special, rescale_coordinates, on_token)
+        return self._generated(_lib.dmllm_generate, buf.address, buf.size, params=params)
 
-    def generate_text(self, prompt: str, **options) -> GenerateResult:
-        """generate() from prompt text (special tokens recognised)."""
-        return self._generated(_lib.dmllm_generate_text, _encode(prompt), options=options)
+    def generate_text(self, prompt: str, *, max_new_tokens: Optional[int] = None,
+                      do_sample: Optional[bool] = None, temperature: Optional[float] = None,
+                      top_k: Optional[int] = None, top_p: Optional[float] = None,
+                      repetition_penalty: Optional[float] = None, seed: Optional[int] = None,
+                      stop_ids: Optional[Sequence[int]] = None, skip_special: Optional[bool] = None,
+                      rescale_coordinates: Optional[bool] = None,
+                      on_token: Optional[TokenCallback] = None) -> GenerateResult:
+        """generate() from prompt text (special tokens recognised); the settings are generate()'s."""
+        params = self._generate_params(max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty,
+                                       seed, stop_ids, skip_special, rescale_coordinates, on_token)
+        return self._generated(_lib.dmllm_generate_text, _encode(prompt), params=params)
 
-    def ask(self, image: Optional[ImageLike], question: str, **options) -> GenerateResult:
-        """Answers a question about an image (None: text only) in the official chat layout."""
+    def ask(self, image: Optional[ImageLike], question: str, *, max_new_tokens: Optional[int] = None,
+            do_sample: Optional[bool] = None, temperature: Optional[float] = None,
+            top_k: Optional[int] = None, top_p: Optional[float] = None,
+            repetition_penalty: Optional[float] = None, seed: Optional[int] = None,
+            stop_ids: Optional[Sequence[int]] = None, skip_special: Optional[bool] = None,
+            rescale_coordinates: Optional[bool] = None,
+            on_token: Optional[TokenCallback] = None) -> GenerateResult:
+        """Answers a question about an image (None: text only) in the official chat layout; the
+        settings are generate()'s."""
         img = as_image(image) if image is not None else None
-        return self._generated(_lib.dmllm_ask, img, _encode(question), options=options)
+        params = self._generate_params(max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty,
+                                       seed, stop_ids, skip_special, rescale_coordinates, on_token)
+        return self._generated(_lib.dmllm_ask, img, _encode(question), params=params)
 
-    def _regions(self, fn, *args, options) -> Regions:
-        params = self._generate_params(**options)
+    def _regions(self, fn, *args, params: _capi.GenerateParams) -> Regions:
         out = ctypes.POINTER(_capi.Regions)()
         try:
             self._call(fn, *args, byref(params), byref(out))
@@ -564,17 +648,34 @@ class Session(_Handle):
         finally:
             _lib.dmllm_regions_free(out)
 
-    def ground(self, image: ImageLike, phrase: str, **options) -> Regions:
-        """The box of the region a phrase describes (demo grounding prompt)."""
+    def ground(self, image: ImageLike, phrase: str, *, max_new_tokens: Optional[int] = None,
+               do_sample: Optional[bool] = None, temperature: Optional[float] = None,
+               top_k: Optional[int] = None, top_p: Optional[float] = None,
+               repetition_penalty: Optional[float] = None, seed: Optional[int] = None,
+               stop_ids: Optional[Sequence[int]] = None, skip_special: Optional[bool] = None,
+               rescale_coordinates: Optional[bool] = None,
+               on_token: Optional[TokenCallback] = None) -> Regions:
+        """The box of the region a phrase describes (demo grounding prompt); the settings are
+        generate()'s."""
         img = as_image(image)
-        return self._regions(_lib.dmllm_ground, img, _encode(phrase), options=options)
+        params = self._generate_params(max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty,
+                                       seed, stop_ids, skip_special, rescale_coordinates, on_token)
+        return self._regions(_lib.dmllm_ground, img, _encode(phrase), params=params)
 
-    def detect(self, image: ImageLike, classes: Union[str, Sequence[str], None] = None,
-               **options) -> Regions:
-        """Every object (classes None) or every object of the given categories, with boxes."""
+    def detect(self, image: ImageLike, classes: Union[str, Sequence[str], None] = None, *,
+               max_new_tokens: Optional[int] = None, do_sample: Optional[bool] = None,
+               temperature: Optional[float] = None, top_k: Optional[int] = None,
+               top_p: Optional[float] = None, repetition_penalty: Optional[float] = None,
+               seed: Optional[int] = None, stop_ids: Optional[Sequence[int]] = None,
+               skip_special: Optional[bool] = None, rescale_coordinates: Optional[bool] = None,
+               on_token: Optional[TokenCallback] = None) -> Regions:
+        """Every object (classes None) or every object of the given categories, with boxes; the
+        settings are generate()'s."""
         classes = _class_list(classes)
         img, names = as_image(image), _string_array(classes)
-        return self._regions(_lib.dmllm_detect, img, names, len(classes), options=options)
+        params = self._generate_params(max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty,
+                                       seed, stop_ids, skip_special, rescale_coordinates, on_token)
+        return self._regions(_lib.dmllm_detect, img, names, len(classes), params=params)
 
     # -- box-prompted pipelines --
     def _crop_params(self, padding: Optional[float], short_side: Optional[int], box_px: Optional[int],
@@ -586,7 +687,7 @@ class Session(_Handle):
         p.evaluation = FROM_PROFILE if evaluation is None else int(evaluation)
         p.variant = int(demo)  # DMLLM_VARIANT_DEMO
         if crf is not None:
-            p._crf = crf_params(**crf)  # kept alive by the struct
+            p._crf = _crf_settings(crf)  # kept alive by the struct
             p.crf = ctypes.pointer(p._crf)
         for name, value in (("padding", padding), ("short_side", short_side), ("box_px", box_px),
                             ("max_regions", max_regions)):
@@ -595,7 +696,10 @@ class Session(_Handle):
         if box_rgb is not None:
             p.box_rgb[:] = list(box_rgb)
         if generate is not None:
-            p._generate = self._generate_params(**generate)
+            try:
+                p._generate = self._generate_params(**generate)
+            except TypeError as e:  # name the setting, not the helper
+                raise TypeError(f"generate: {e}. The settings are generate()'s") from None
             p.generate = ctypes.pointer(p._generate)
         return p
 

@@ -10,8 +10,8 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 from . import _arrays, _capi
 from .errors import check
-from .image import Image, pinned_call
-from .model import _string_array
+from .image import as_image, pinned_call
+from .model import ImageLike, _string_array
 from .results import MaskText
 
 _lib = _capi.lib
@@ -49,30 +49,54 @@ def write_label_png(path: PathLike, labels: Any, n_labels: Optional[int] = None,
 
 
 def _boxes(boxes: Sequence[Any]):
-    """(label, (x0, y0, x1, y1)) pairs or objects with .label and .box (Region) as a C array; the
-    encoded labels are returned too, to live as long as the array."""
-    labels, array = [], (_capi.Region * len(boxes))()
+    """(label, (x0, y0, x1, y1)) pairs or objects with .label and .box (Region) as the C array of
+    pointers dmllm_overlay_params.boxes takes; the structs and encoded labels are returned too, to
+    live as long as the array."""
+    labels, structs = [], (_capi.Region * len(boxes))()
+    pointers = (ctypes.POINTER(_capi.Region) * max(len(boxes), 1))()
     for i, item in enumerate(boxes):
         label, box = (item.label, item.box) if hasattr(item, "box") else item
         if len(box) != 4:
             raise ValueError(f"boxes[{i}]: expected x0, y0, x1, y1, got {box!r}")
         labels.append((label or "").encode())
-        array[i].label = labels[-1]
-        array[i].box[:] = [int(v) for v in box]
-    return array, labels
+        structs[i].struct_size = ctypes.sizeof(_capi.Region)
+        structs[i].label = labels[-1]
+        structs[i].box[:] = [int(v) for v in box]
+        pointers[i] = ctypes.pointer(structs[i])
+    return pointers, (structs, labels)
 
 
-def write_overlay_png(path: PathLike, image: Image, labels: Any, n_labels: int,
+def write_overlay_png(path: PathLike, image: ImageLike, labels: Any, n_labels: Optional[int] = None,
                       names: Optional[Sequence[Optional[str]]] = None, alpha: float = 0.5, *,
                       background: Optional[int] = None, outline: Optional[int] = None, legend: bool = True,
                       boxes: Sequence[Any] = ()) -> None:
-    """The image blended toward each label's overlay colour with outlines along the label borders
-    (outline px wide; None: by the image size, 0: none), the background label left as the photo,
-    boxes with their label on a tag ((label, (x0, y0, x1, y1)) or Region), and a legend of the labels
-    present in a panel right of the image. labels None with n_labels 0 draws the boxes alone."""
+    """The image blended toward each label's overlay colour with outlines along the label borders,
+    the background label left as the photo, boxes with their label on a tag, and a legend of the
+    labels present in a panel right of the image (dmllm_write_overlay_png_v2).
+
+    image: what segment() takes: an Image, a file path, a PIL image or a pixel array.
+    labels: a (height, width) label map of the image's size, or a result (DenseResult, ReferResult,
+        OpensetResult), whose labels, label_names and background_label then give labels, n_labels,
+        names and background unless these are passed; None with n_labels 0 draws the boxes alone.
+    n_labels: label values are 0 .. n_labels-1; None: len(names), else the largest label + 1.
+    names: the legend's name of each label value (None, or a None entry: "label N").
+    alpha: weight of the label colour, 0 .. 1.
+    background: the label left as the photo (no colour, outline or legend row), or None.
+    outline: width in px of the outline along the inside of label borders; None: by the image
+        size; 0: none.
+    legend: draw the legend panel.
+    boxes: (label, (x0, y0, x1, y1)) pairs or Region objects (a Regions result works)."""
+    if hasattr(labels, "label_names"):  # a result: it names its own labels
+        result = labels
+        labels = result.labels
+        names = result.label_names if names is None else names
+        background = result.background_label if background is None else background
+    img = as_image(image)
     buf = _arrays.Input(labels, "H", "labels") if labels is not None else None
-    if buf is not None and buf.size != image.width * image.height:
-        raise ValueError(f"labels: {buf.size} values for a {image.width}x{image.height} image")
+    if buf is not None and buf.size != img.width * img.height:
+        raise ValueError(f"labels: {buf.size} values for a {img.width}x{img.height} image")
+    if n_labels is None:
+        n_labels = len(names) if names is not None else ((buf.max_value() or 0) + 1 if buf is not None else 0)
     name_arr = _string_array(names) if names is not None else None
     if names is not None and len(names) < n_labels:
         raise ValueError(f"names: {len(names)} names for {n_labels} labels")
@@ -83,10 +107,10 @@ def write_overlay_png(path: PathLike, image: Image, labels: Any, n_labels: int,
     params.background_label = -1 if background is None else background
     params.outline_px = -1 if outline is None else outline  # -1: DMLLM_AUTO
     params.legend = int(bool(legend))
-    box_array, _labels = _boxes(boxes)
-    params.boxes = ctypes.cast(box_array, ctypes.POINTER(_capi.Region))
+    box_array, _keep = _boxes(boxes)
+    params.boxes = ctypes.cast(box_array, ctypes.POINTER(ctypes.POINTER(_capi.Region)))
     params.n_boxes = len(boxes)
-    check(pinned_call(_lib.dmllm_write_overlay_png_v2, os.fsencode(path), image,
+    check(pinned_call(_lib.dmllm_write_overlay_png_v2, os.fsencode(path), img,
                       buf.address if buf is not None else None, n_labels, names_c, byref(params)))
 
 
@@ -158,9 +182,11 @@ def mask_text_parse(text: str, width: int, height: int) -> MaskText:
         _lib.dmllm_mask_text_result_free(out)
 
 
-def write_pca_overlay_png(path: PathLike, image: Image, features: Any, grid_w: int, grid_h: int,
+def write_pca_overlay_png(path: PathLike, image: ImageLike, features: Any, grid_w: int, grid_h: int,
                           alpha: float = 0.5) -> None:
-    """The PCA picture resized smoothly to the image and blended over it (Figure 4)."""
+    """The PCA picture resized smoothly to the image and blended over it (Figure 4). image: what
+    segment() takes (an Image, a file path, a PIL image or a pixel array)."""
+    image = as_image(image)
     buf = _arrays.Input(features, "f", "features")
     if len(buf.shape) != 2:
         raise ValueError(f"features: expected (tokens, features), got shape {buf.shape}")

@@ -34,6 +34,10 @@ def _text(raw: Optional[bytes]) -> Optional[str]:
     return None if raw is None else raw.decode("utf-8", "replace")
 
 
+def _names(pointer, n: int) -> List[str]:
+    return [_text(pointer[k]) or "" for k in range(n)]
+
+
 @dataclass
 class DenseResult:
     """dmllm_dense_result. Maps are (height, width) at the original image size."""
@@ -61,6 +65,11 @@ class DenseResult:
     named_fallback: bool = False     # NAMED: the reply named no class, so all prompt classes were read
     reply: Optional[str] = None      # NAMED: the generated category text
     seconds_generate: float = 0.0    # NAMED: generating the reply
+    # What every label value 0 .. n_labels-1 stands for, so an overlay or legend needs no names
+    # passed again: the classes (None for classes given as token ids), then "background" in
+    # background mode; FGBG "background", "foreground"; DEPTH None (the labels are depth bins).
+    label_names: Optional[List[Optional[str]]] = None
+    background_label: Optional[int] = None  # the value meaning none of the classes, if any
 
     @property
     def open_vocabulary(self) -> List[str]:
@@ -85,7 +94,9 @@ class DenseResult:
             readout=SemanticReadout(r.readout),
             class_names=[_text(r.class_names[k]) for k in range(r.n_classes)] if r.class_names else None,
             prompt_index=[r.prompt_index[k] for k in range(r.n_classes)] if r.prompt_index else [],
-            named_fallback=bool(r.named_fallback), reply=_text(r.reply), seconds_generate=r.seconds_generate)
+            named_fallback=bool(r.named_fallback), reply=_text(r.reply), seconds_generate=r.seconds_generate,
+            label_names=[_text(r.label_names[k]) for k in range(r.n_labels)] if r.label_names else None,
+            background_label=r.background_label if r.background_label >= 0 else None)
 
 
 @dataclass
@@ -128,7 +139,7 @@ class Regions:
     def _from_c(cls, r: _capi.Regions) -> "Regions":
         regions = []
         for i in range(r.n_regions):
-            c = r.regions[i]
+            c = r.regions[i].contents
             points = [(c.points[2 * k], c.points[2 * k + 1]) for k in range(c.n_points)]
             regions.append(Region(_text(c.label) or "", tuple(c.box), points))
         return cls(regions, _text(r.text), r.message.decode("utf-8", "replace"))
@@ -154,15 +165,19 @@ class ReferResult:
     answer: Optional[str]
     message: str
     crf: bool                        # the dense CRF refined the mask
+    label_names: List[str] = field(default_factory=list)  # of the mask values: "background", the phrase
+    background_label: int = 0
+
+    @property
+    def labels(self) -> Any:
+        """The mask as a label map (values index label_names), for write_overlay_png."""
+        return self.mask
 
     @classmethod
     def _from_c(cls, r: _capi.ReferResult) -> "ReferResult":
         return cls(r.width, r.height, _arrays.copy_from(r.mask, "B", (r.height, r.width)), bool(r.found),
-                   tuple(r.box), _text(r.answer), r.message.decode("utf-8", "replace"), bool(r.crf))
-
-
-def _names(pointer, n: int) -> List[str]:
-    return [_text(pointer[k]) or "" for k in range(n)]
+                   tuple(r.box), _text(r.answer), r.message.decode("utf-8", "replace"), bool(r.crf),
+                   _names(r.label_names, r.n_labels))
 
 
 @dataclass
@@ -173,11 +188,14 @@ class OpensetResult:
     labels: Any
     names: List[str]
     regions: Regions
+    label_names: List[str] = field(default_factory=list)  # "background", then names
+    background_label: int = 0
 
     @classmethod
     def _from_c(cls, r: _capi.OpensetResult) -> "OpensetResult":
         return cls(r.width, r.height, _arrays.copy_from(r.labels, "H", (r.height, r.width)),
-                   _names(r.names, r.n_names), Regions._from_c(r.regions.contents))
+                   _names(r.names, r.n_names), Regions._from_c(r.regions.contents),
+                   _names(r.label_names, r.n_labels))
 
 
 @dataclass

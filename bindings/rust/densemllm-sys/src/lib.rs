@@ -151,6 +151,8 @@ pub struct dmllm_session_params {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct dmllm_image_grid {
+    /// Set by the caller: `size_of::<dmllm_image_grid>()`.
+    pub struct_size: u32,
     pub grid_h: c_int,
     pub grid_w: c_int,
     pub tokens_h: c_int,
@@ -233,6 +235,10 @@ pub struct dmllm_dense_result {
     pub reply: *mut c_char,
     pub seconds_generate: c_double,
     pub crf: c_int,
+    /// `[n_labels]` what each label value stands for (NULL entries for classes given as ids); NULL
+    /// for depth.
+    pub label_names: *const *const c_char,
+    pub background_label: c_int,
 }
 
 // ---- evaluation metrics ----
@@ -339,6 +345,8 @@ pub struct dmllm_mask_text_result {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct dmllm_chat_message {
+    /// `size_of::<dmllm_chat_message>()`, the same in every element (the array's stride).
+    pub struct_size: u32,
     pub role: *const c_char,
     pub text: *const c_char,
     pub has_image: c_int,
@@ -393,6 +401,8 @@ pub struct dmllm_generate_result {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct dmllm_region {
+    /// `size_of::<dmllm_region>()`: set by the library in results, by the caller in overlay boxes.
+    pub struct_size: u32,
     pub label: *const c_char,
     /// x0, y0, x1, y1 (`box` in C, a reserved word in Rust).
     pub r#box: [c_int; 4],
@@ -411,7 +421,8 @@ pub struct dmllm_overlay_params {
     pub background_label: c_int,
     pub outline_px: c_int,
     pub legend: c_int,
-    pub boxes: *const dmllm_region,
+    /// `[n_boxes]` pointers; `dmllm_regions.regions` fits.
+    pub boxes: *const *const dmllm_region,
     pub n_boxes: c_int,
 }
 
@@ -419,7 +430,8 @@ pub struct dmllm_overlay_params {
 #[derive(Debug)]
 pub struct dmllm_regions {
     pub n_regions: c_int,
-    pub regions: *mut dmllm_region,
+    /// `[n_regions]` pointers, each region allocated on its own.
+    pub regions: *mut *mut dmllm_region,
     pub text: *mut c_char,
     pub message: [c_char; 256],
 }
@@ -455,6 +467,8 @@ pub struct dmllm_refer_result {
     pub answer: *mut c_char,
     pub message: [c_char; 256],
     pub crf: c_int,
+    pub n_labels: c_int,
+    pub label_names: *const *const c_char,
 }
 
 #[repr(C)]
@@ -467,6 +481,8 @@ pub struct dmllm_openset_result {
     pub names: *mut *mut c_char,
     pub regions: *mut dmllm_regions,
     pub crf: c_int,
+    pub n_labels: c_int,
+    pub label_names: *const *const c_char,
 }
 
 // Getters and *_sizeof() functions take no pointers and have no preconditions, so they are

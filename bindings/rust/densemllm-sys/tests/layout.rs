@@ -28,6 +28,24 @@ fn params_sizes_match_the_library() {
     assert_eq!(size_of::<dmllm_overlay_params>(), dmllm_overlay_params_sizeof());
 }
 
+/// dmllm_region grows by struct_size: the library allocates each region on its own and hands out
+/// an array of pointers, each region stamped with the size the library filled.
+#[test]
+fn regions_are_pointers_to_sized_structs() {
+    let mut out = std::ptr::null_mut();
+    let text = c"<ref>a</ref><box><x_1><y_2><x_3><y_4></box><ref>b</ref><box><x_5><y_6><x_7><y_8></box>";
+    // SAFETY: a valid string and out pointer; the result is read, then freed once.
+    unsafe {
+        assert_eq!(dmllm_parse_regions(text.as_ptr(), &mut out), DMLLM_OK);
+        let r = &*out;
+        assert_eq!(r.n_regions, 2);
+        let second = &**r.regions.add(1);
+        assert_eq!(second.struct_size as usize, size_of::<dmllm_region>());
+        assert_eq!((CStr::from_ptr(second.label), second.r#box), (c"b", [5, 6, 7, 8]));
+        dmllm_regions_free(out);
+    }
+}
+
 #[test]
 fn params_defaults_are_the_documented_ones() {
     let m = init(dmllm_model_params_init);

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result, Status};
 use crate::image::Image;
 use crate::session::{Alignment, Session};
-use crate::util::{CStrings, cstring, string_from, to_c_int, vec_from};
+use crate::util::{CStrings, cstring, optional_strings_from, string_from, to_c_int, vec_from};
 use densemllm_sys as sys;
 use std::ffi::{CString, c_int};
 
@@ -244,6 +244,12 @@ pub struct DenseResult {
     pub named_fallback: bool,
     /// Named readout: the generated category text.
     pub reply: Option<String>,
+    /// What every label value 0 .. n_labels - 1 stands for, so an overlay or a legend needs no
+    /// names counted again: the classes (None for classes given as token ids), then "background"
+    /// in background mode; FGBG "background", "foreground"; None for DEPTH (bin numbers).
+    pub label_names: Option<Vec<Option<String>>>,
+    /// The label value meaning none of the classes (background mode, FGBG), if any.
+    pub background_label: Option<u16>,
 }
 
 impl DenseResult {
@@ -285,6 +291,8 @@ impl DenseResult {
                 .collect(),
             named_fallback: r.named_fallback != 0,
             reply: unsafe { string_from(r.reply) },
+            label_names: unsafe { optional_strings_from(r.label_names, r.n_labels) },
+            background_label: u16::try_from(r.background_label).ok(),
         }
     }
 }

@@ -84,6 +84,8 @@ pub struct ReferResult {
     pub answer: String,
     /// Why nothing was segmented, or "".
     pub message: String,
+    /// Names of the mask values: "background", the phrase.
+    pub label_names: Vec<String>,
 }
 
 /// Open-set segmentation result (`dmllm_openset_result`) copied out.
@@ -96,6 +98,8 @@ pub struct OpensetResult {
     pub names: Vec<String>,
     /// The detection answer the boxes came from.
     pub regions: Regions,
+    /// Names of every label value: "background", then `names`.
+    pub label_names: Vec<String>,
 }
 
 impl Session<'_> {
@@ -132,6 +136,7 @@ impl Session<'_> {
                 bbox: r.r#box,
                 answer: string_from(r.answer).unwrap_or_default(),
                 message: string_from_array(&r.message),
+                label_names: strings_from(r.label_names.cast(), r.n_labels),
             };
             sys::dmllm_refer_result_free(out);
             Ok(result)
@@ -161,6 +166,7 @@ impl Session<'_> {
                 labels: vec_from(r.labels, r.width as usize * r.height as usize),
                 names: strings_from(r.names, r.n_names),
                 regions: Regions::copy(r.regions),
+                label_names: strings_from(r.label_names.cast(), r.n_labels),
             };
             sys::dmllm_openset_result_free(out);
             Ok(result)

@@ -253,7 +253,7 @@ impl<'m> Session<'m> {
 
     /// Grid of the encoded image: patches, merged tokens, resized and original size.
     pub fn image_grid(&self) -> Result<ImageGrid> {
-        let mut grid = ImageGrid::default();
+        let mut grid = ImageGrid { struct_size: std::mem::size_of::<ImageGrid>() as u32, ..Default::default() };
         // SAFETY: a live session and a valid out struct.
         crate::error::check(unsafe { sys::dmllm_session_image_grid(self.ptr.as_ptr(), &mut grid) })?;
         Ok(grid)

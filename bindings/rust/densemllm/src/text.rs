@@ -57,6 +57,7 @@ impl ChatMessage {
             .iter()
             .zip(strings.chunks(2))
             .map(|(m, s)| sys::dmllm_chat_message {
+                struct_size: std::mem::size_of::<sys::dmllm_chat_message>() as u32,
                 role: s[0].as_ptr(),
                 text: s[1].as_ptr(),
                 has_image: m.image.is_some() as c_int,
@@ -253,6 +254,7 @@ impl Regions {
         };
         let regions = unsafe { vec_from(r.regions, r.n_regions) }
             .into_iter()
+            .map(|g| unsafe { &*g })
             .map(|g| Region {
                 label: unsafe { string_from(g.label) }.unwrap_or_default(),
                 bbox: g.r#box,

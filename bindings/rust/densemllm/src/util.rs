@@ -85,6 +85,15 @@ pub(crate) unsafe fn vec_from<T: Copy>(ptr: *const T, len: impl TryInto<usize>) 
     }
 }
 
+/// Copy of a library array of `n` C strings that may be NULL (a label name table); None for a NULL
+/// array.
+///
+/// # Safety
+/// `ptr` is NULL or points to `n` pointers, each NULL or a valid NUL-terminated string.
+pub(crate) unsafe fn optional_strings_from(ptr: *const *const c_char, n: c_int) -> Option<Vec<Option<String>>> {
+    (!ptr.is_null()).then(|| unsafe { vec_from(ptr, n) }.into_iter().map(|s| unsafe { string_from(s) }).collect())
+}
+
 /// Copy of a library array of `n` C strings.
 ///
 /// # Safety

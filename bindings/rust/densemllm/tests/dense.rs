@@ -97,18 +97,29 @@ fn tiny_model_dense_prediction() {
     let seg = s.predict_dense(&image, &DenseParams::semantic(&classes).keep_token_scores(true)).unwrap();
     assert_eq!((seg.width, seg.height, seg.n_labels as usize), (image.width(), image.height(), classes.len()));
     assert!(seg.labels.iter().all(|&l| (l as usize) < classes.len()));
+    // Every label value is named, so an overlay needs no names counted again (issue 21, item 3).
+    let named: Vec<Option<String>> = seg.classes.iter().map(|c| Some(c.name.clone())).collect();
+    assert_eq!((seg.label_names.as_ref(), seg.background_label), (Some(&named), None));
+    let with_bg = s.predict_dense(&image, &DenseParams::semantic(&classes).background(true)).unwrap();
+    let mut want: Vec<Option<String>> = with_bg.classes.iter().map(|c| Some(c.name.clone())).collect();
+    want.push(Some("background".to_owned()));
+    assert_eq!(with_bg.n_labels as usize, want.len());
+    assert_eq!((with_bg.label_names, with_bg.background_label), (Some(want), Some(with_bg.classes.len() as u16)));
     let text = densemllm::mask_text_write(&seg.labels, seg.width, seg.height, seg.n_labels, Some(&classes)).unwrap();
     assert_eq!(densemllm::mask_text_parse(&text, seg.width, seg.height).unwrap().labels, seg.labels);
 
     let fg = s.predict_dense(&image, &DenseParams::fgbg()).unwrap();
     assert!(fg.reused_prefix, "the second query on the same image reuses the prefix");
     assert_eq!(fg.n_labels, 2);
+    let fgbg_names = Some(vec![Some("background".to_owned()), Some("foreground".to_owned())]);
+    assert_eq!((fg.label_names.clone(), fg.background_label), (fgbg_names, Some(0)));
     assert!(fg.labels.iter().all(|&l| l < 2));
 
     let depth = s.predict_dense(&image, &DenseParams::depth()).unwrap();
     let metres = depth.depth_m.as_ref().unwrap();
     assert_eq!(metres.len(), (depth.width * depth.height) as usize);
     assert!(metres.iter().all(|d| d.is_finite() && *d > 0.0));
+    assert_eq!((depth.label_names.as_ref(), depth.background_label), (None, None));
     let grid = depth.depth_grid.as_ref().unwrap();
     assert!(grid.width > 0 && grid.height > 0);
     assert_eq!(grid.bins.len(), (grid.width * grid.height) as usize);
