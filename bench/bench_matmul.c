@@ -1,10 +1,11 @@
 /*
- * bench_matmul.c: matmul throughput ratios in one run, at the LLM MLP shape K=2560 N=9728 for
- * M = 1 (decode) and M = 512 (prefill chunk): the library's pre-packed onednn-bf16 and onednn-f32
- * linears, openblas-f32, and a oneDNN bf16 matmul on plain (`ba`, not pre-packed) weights, which
- * is what skipping the pre-pack would cost. The last one calls oneDNN directly: it measures an
- * alternative the library deliberately does not implement.
- * Usage: bench_matmul [repeats_m512]   (threads from OMP_NUM_THREADS)
+ * bench_matmul.c: matmul throughput ratios in one run, at the LLM MLP shape K=2560 N=9728 (or
+ * another K, N) for M = 1 (decode) and M = 512 (prefill chunk): the library's pre-packed
+ * onednn-bf16 and onednn-f32 linears, openblas-f32, int8 weights (W8A8; the time includes
+ * quantising x and dequantising y, as forward runs them), and a oneDNN bf16 matmul on plain (`ba`,
+ * not pre-packed) weights, which is what skipping the pre-pack would cost. The last one calls
+ * oneDNN directly: it measures an alternative the library deliberately does not implement.
+ * Usage: bench_matmul [repeats_m512 [K N]]   (threads from OMP_NUM_THREADS)
  */
 #include "backend.h"
 
@@ -15,7 +16,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum { K = 2560, N = 9728 };
+static int K = 2560, N = 9728; /* y[M, N] = x[M, K] W^T */
 
 static double now_seconds(void) {
     struct timespec t;
@@ -92,7 +93,12 @@ static double time_unpacked_bf16(const uint16_t *w, const uint16_t *x, int m, fl
 
 int main(int argc, char **argv) {
     const int repeats_large = argc > 1 ? atoi(argv[1]) : 5, repeats_small = 50;
-    enum { M_LARGE = 512 };
+    if (argc > 3) {
+        K = atoi(argv[2]);
+        N = atoi(argv[3]);
+        if (K <= 0 || N <= 0) return 2;
+    }
+    enum { M_LARGE = 512, N_PATHS = 4 };
     printf("bench_matmul: K=%d N=%d, %d OpenMP threads, OpenBLAS core %s\n", K, N, omp_get_max_threads(),
            openblas_get_corename());
     float *w = malloc(sizeof(float) * (size_t)K * N);        /* [N, K] */
@@ -112,12 +118,16 @@ int main(int argc, char **argv) {
         x_bf16[i] = dmllm_f32_to_bf16(x[i]);
     }
 
-    static const dmllm_compute_type paths[] = {DMLLM_COMPUTE_BF16, DMLLM_COMPUTE_F32, DMLLM_COMPUTE_OPENBLAS};
-    double rate[3][2] = {{0}}; /* [path][M=1, M=512] GFLOP/s */
-    for (int p = 0; p < 3; p++) {
+    static const dmllm_compute_type paths[N_PATHS] = {DMLLM_COMPUTE_BF16, DMLLM_COMPUTE_F32, DMLLM_COMPUTE_OPENBLAS,
+                                                      DMLLM_COMPUTE_BF16};
+    static const dmllm_weights_type weights[N_PATHS] = {DMLLM_WEIGHTS_AUTO, DMLLM_WEIGHTS_AUTO, DMLLM_WEIGHTS_AUTO,
+                                                        DMLLM_WEIGHTS_INT8};
+    static const int weight_bytes[N_PATHS] = {2, 4, 4, 1};
+    double rate[N_PATHS][2] = {{0}}; /* [path][M=1, M=512] GFLOP/s (GOP/s for int8) */
+    for (int p = 0; p < N_PATHS; p++) {
         dmllm_backend *backend = NULL;
         dmllm_linear *linear = NULL;
-        if (dmllm_backend_create(paths[p], &backend) != DMLLM_OK ||
+        if (dmllm_backend_create_with_weights(paths[p], weights[p], &backend) != DMLLM_OK ||
             dmllm_linear_create(backend, DMLLM_DTYPE_F32, w, N, K, K, NULL, &linear) != DMLLM_OK) {
             fprintf(stderr, "path %d: %s\n", (int)paths[p], dmllm_last_error());
             dmllm_backend_free(backend);
@@ -128,8 +138,8 @@ int main(int argc, char **argv) {
         rate[p][0] = gflops(1, t1);
         rate[p][1] = gflops(M_LARGE, t512);
         printf("%-14s M=1: %8.3f ms %7.1f GFLOP/s (%5.1f GB/s of weights)   M=512: %8.2f ms %7.1f GFLOP/s\n",
-               dmllm_backend_name(backend), t1 * 1e3, rate[p][0],
-               (double)K * N * (p == 0 ? 2 : 4) / t1 * 1e-9, t512 * 1e3, rate[p][1]);
+               weights[p] == DMLLM_WEIGHTS_INT8 ? "int8-weights" : dmllm_backend_name(backend), t1 * 1e3, rate[p][0],
+               (double)K * N * weight_bytes[p] / t1 * 1e-9, t512 * 1e3, rate[p][1]);
         dmllm_linear_free(linear);
         dmllm_backend_free(backend);
     }
@@ -137,9 +147,9 @@ int main(int argc, char **argv) {
                                 gflops(M_LARGE, time_unpacked_bf16(w_bf16, x_bf16, M_LARGE, y, repeats_large))};
     printf("%-14s M=1: %7.1f GFLOP/s   M=512: %7.1f GFLOP/s\n", "unpacked-bf16", unpacked[0], unpacked[1]);
     for (int s = 0; s < 2; s++) {
-        printf("ratios M=%-3d bf16/f32 %.2f  bf16/openblas %.2f  f32/openblas %.2f  packed/unpacked bf16 %.2f\n",
-               s ? M_LARGE : 1, rate[0][s] / rate[1][s], rate[0][s] / rate[2][s], rate[1][s] / rate[2][s],
-               rate[0][s] / unpacked[s]);
+        printf("ratios M=%-3d bf16/f32 %.2f  bf16/openblas %.2f  f32/openblas %.2f  packed/unpacked bf16 %.2f  "
+               "int8/bf16 %.2f\n", s ? M_LARGE : 1, rate[0][s] / rate[1][s], rate[0][s] / rate[2][s],
+               rate[1][s] / rate[2][s], rate[0][s] / unpacked[s], rate[3][s] / rate[0][s]);
     }
     free(w);
     free(w_bf16);

@@ -134,6 +134,19 @@ typedef enum dmllm_compute_type {
     DMLLM_COMPUTE_OPENBLAS = 3  /* OpenBLAS sgemm on f32 weights, for comparison */
 } dmllm_compute_type;
 
+/* Format of the packed matmul weights. AUTO and BF16/F32 keep them in the compute type's format
+ * (BF16 and F32 imply that compute type, and a different explicit compute is an error). INT8
+ * quantises every linear of the vision tower, merger and decoder layers at load to int8 per
+ * output channel (symmetric) and their inputs per token at run time (W8A8, oneDNN VNNI/AMX int8);
+ * the tied LM head stays in the compute type. Half the weight memory of bf16; fails with
+ * DMLLM_ERR_UNSUPPORTED on CPUs without VNNI (or AMX) and with DMLLM_COMPUTE_OPENBLAS. */
+typedef enum dmllm_weights_type {
+    DMLLM_WEIGHTS_AUTO = 0,
+    DMLLM_WEIGHTS_BF16 = 1,
+    DMLLM_WEIGHTS_F32 = 2,
+    DMLLM_WEIGHTS_INT8 = 3
+} dmllm_weights_type;
+
 typedef struct dmllm_model_params {
     uint32_t struct_size;              /* set by dmllm_model_params_init() */
     dmllm_compute_type compute;        /* default DMLLM_COMPUTE_AUTO */
@@ -145,6 +158,7 @@ typedef struct dmllm_model_params {
                                           be created. Default 0. */
     int64_t memory_limit_bytes;        /* the default of its sessions' memory_limit_bytes (see MEMORY
                                           LIMIT); the load itself is not checked. 0 (default): none */
+    dmllm_weights_type weights;        /* default DMLLM_WEIGHTS_AUTO */
 } dmllm_model_params;
 
 DMLLM_API void dmllm_model_params_init(dmllm_model_params *params);
@@ -173,6 +187,8 @@ typedef struct dmllm_model_info {
     int q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim;
     double rope_theta;
     char weights_dtype[8];      /* dtype of the stored weights: "BF16", "F16", "F32" (of embed_tokens) */
+    const char *weights;        /* format of the packed matmul weights: "bf16", "f32", "int8", or
+                                   "none" for a check_only model */
 } dmllm_model_info;
 
 DMLLM_API dmllm_status dmllm_model_get_info(const dmllm_model *model, dmllm_model_info *info);

@@ -1,6 +1,6 @@
 /*
- * backend.c: dense y = x W^T + b through oneDNN 2.6 (bf16 or f32, weights pre-packed once) or
- * OpenBLAS sgemm (f32, for comparison). Every oneDNN and OpenBLAS call of the library lives here,
+ * backend.c: dense y = x W^T + b through oneDNN 2.6 (bf16, f32 or int8, weights pre-packed once)
+ * or OpenBLAS sgemm (f32, for comparison). Every oneDNN and OpenBLAS call of the library lives here,
  * so a oneDNN v3 port touches this file only. It must not touch model or session state: a linear
  * is immutable after creation and shared by sessions running on different threads.
  *
@@ -8,12 +8,19 @@
  * chunks M into at most LINEAR_CHUNK_ROWS rows and keeps primitives in a per-backend cache keyed
  * by (shape, data type, bias, rows, threads). Cached primitives are never destroyed before the
  * backend, so a primitive found in the cache stays valid while another thread executes it.
+ *
+ * int8 (W8A8): W is quantised at load per output channel (symmetric, scale = max|row| / 127) and
+ * each chunk of x per token at run time, both s8 (s8 and u8 sources ran at the same speed on
+ * AVX512-VNNI). oneDNN 2.6 returns the exact s32 sums as f32; the per-row and per-column scales
+ * and the bias are applied afterwards in one pass, because its per-row binary post-op falls back
+ * to the reference implementation (ref_int8:any, orders of magnitude slower).
  */
 #include "backend.h"
 #include "kernels.h"
 
 #include <cblas.h>
 #include <immintrin.h>
+#include <math.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -45,6 +52,7 @@ typedef struct primitive_cache {
 
 struct dmllm_backend {
     dmllm_compute_type compute; /* resolved: BF16, F32 or OPENBLAS */
+    dmllm_weights_type weights; /* resolved: BF16, F32 (as compute) or INT8 */
     dnnl_engine_t engine;       /* CPU engine, NULL for OPENBLAS */
     primitive_cache *cache;     /* mutable through a const backend */
 };
@@ -54,9 +62,10 @@ struct dmllm_linear {
     int64_t out_features, in_features;
     float *bias;                    /* [out_features] or NULL */
     /* oneDNN paths */
-    dnnl_data_type_t weights_type;  /* dnnl_bf16 or dnnl_f32 (also the source type) */
+    dnnl_data_type_t weights_type;  /* dnnl_bf16, dnnl_f32 or dnnl_s8 (also the source type) */
     dnnl_memory_desc_t packed_md;   /* the layout the matmul chose for W^T (K, N) */
     void *packed_weights;           /* dnnl_memory_desc_get_size(packed_md) bytes */
+    float *weight_scales;           /* [out_features] W[o, :] ~= scale[o] * W_s8[o, :]; s8 only */
     /* OpenBLAS path */
     float *weights_f32;             /* [out_features, in_features] */
 };
@@ -117,6 +126,60 @@ static void convert_rows_to_bf16(const float *src, uint16_t *dst, int64_t rows, 
     }
 }
 
+/* ---- f32 -> int8, symmetric per row ----------------------------------------------------------- */
+
+/* q[i] = round(x[i] * 127 / max|x|) (nearest even, as lrintf); returns the scale max|x| / 127
+ * (0 for a zero row, whose q is then 0). */
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static float quantise_row_avx512(const float *x, int8_t *q, int64_t n) {
+    __m512 amax = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 live = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(live, x + i)));
+    }
+    const float max_abs = _mm512_reduce_max_ps(amax);
+    const __m512 inverse = _mm512_set1_ps(max_abs > 0.0f ? 127.0f / max_abs : 0.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 live = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512i rounded = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(live, x + i), inverse));
+        _mm512_mask_cvtsepi32_storeu_epi8(q + i, live, rounded);
+    }
+    return max_abs / 127.0f;
+}
+
+static float quantise_row_scalar(const float *x, int8_t *q, int64_t n) {
+    float max_abs = 0.0f;
+    for (int64_t i = 0; i < n; i++) max_abs = fmaxf(max_abs, fabsf(x[i]));
+    const float inverse = max_abs > 0.0f ? 127.0f / max_abs : 0.0f;
+    for (int64_t i = 0; i < n; i++) q[i] = (int8_t)fminf(127.0f, fmaxf(-128.0f, (float)lrintf(x[i] * inverse)));
+    return max_abs / 127.0f;
+}
+
+/* q[r] = int8 of x[r] for rows of n floats, both contiguous, scales[r] their scales. */
+static void quantise_rows(const float *x, int8_t *q, float *scales, int64_t rows, int64_t n) {
+    const bool vectorised = dmllm_kernels_use_avx512();
+    #pragma omp parallel for schedule(static) if (rows * n >= (1 << 16))
+    for (int64_t r = 0; r < rows; r++) {
+        scales[r] = vectorised ? quantise_row_avx512(x + r * n, q + r * n, n)
+                               : quantise_row_scalar(x + r * n, q + r * n, n);
+    }
+}
+
+/* y[r, c] = y[r, c] * row_scales[r] * column_scales[c] + bias[c]: the exact int32 sums to floats. */
+static void dequantise_rows(float *y, const float *row_scales, const float *column_scales, const float *bias,
+                            int64_t rows, int64_t n) {
+    #pragma omp parallel for schedule(static) if (rows * n >= (1 << 16))
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = y + r * n;
+        const float s = row_scales[r];
+        if (bias) {
+            for (int64_t c = 0; c < n; c++) row[c] = row[c] * s * column_scales[c] + bias[c];
+        } else {
+            for (int64_t c = 0; c < n; c++) row[c] = row[c] * s * column_scales[c];
+        }
+    }
+}
+
 /* ---- matmul primitive descriptors ------------------------------------------------------------ */
 
 /* A matmul pd for rows x in -> rows x out with the given weights layout (NULL: format any). */
@@ -150,11 +213,16 @@ static dnnl_status_t create_matmul_pd(dnnl_engine_t engine, dnnl_data_type_t typ
     return status;
 }
 
+/* int8 linears add their bias while dequantising, after the matmul. */
+static bool bias_in_matmul(const dmllm_linear *linear) {
+    return linear->bias != NULL && linear->weights_type != dnnl_s8;
+}
+
 /* Creates the primitive for one chunk of rows, with weights in the linear's packed layout. */
 static dmllm_status create_chunk_primitive(const dmllm_linear *linear, int64_t rows, cached_primitive *entry) {
     dnnl_engine_t engine = linear->backend->engine;
     dnnl_primitive_desc_t pd;
-    const bool has_bias = linear->bias != NULL;
+    const bool has_bias = bias_in_matmul(linear);
     DNNL_TRY(create_matmul_pd(engine, linear->weights_type, rows, linear->in_features, linear->out_features, has_bias,
                               NULL, &pd),
              "creating a %s matmul for %lld x %lld -> %lld", dnnl_dt2str(linear->weights_type), (long long)rows,
@@ -182,7 +250,7 @@ static dmllm_status create_chunk_primitive(const dmllm_linear *linear, int64_t r
 static bool entry_matches(const cached_primitive *entry, const dmllm_linear *linear, int64_t rows, int n_threads) {
     return entry->rows == rows && entry->n_threads == n_threads && entry->in_features == linear->in_features &&
            entry->out_features == linear->out_features && entry->weights_type == linear->weights_type &&
-           entry->has_bias == (linear->bias != NULL);
+           entry->has_bias == bias_in_matmul(linear);
 }
 
 /* Finds or creates the primitive for rows; *owned tells the caller to destroy it after use
@@ -218,6 +286,16 @@ static const char *compute_name(dmllm_compute_type compute) {
     case DMLLM_COMPUTE_F32: return "onednn-f32";
     case DMLLM_COMPUTE_OPENBLAS: return "openblas-f32";
     case DMLLM_COMPUTE_AUTO: break;
+    }
+    return "auto";
+}
+
+static const char *weights_name(dmllm_weights_type weights) {
+    switch (weights) {
+    case DMLLM_WEIGHTS_BF16: return "bf16";
+    case DMLLM_WEIGHTS_F32: return "f32";
+    case DMLLM_WEIGHTS_INT8: return "int8";
+    case DMLLM_WEIGHTS_AUTO: break;
     }
     return "auto";
 }
@@ -278,11 +356,54 @@ static dmllm_status resolve_compute(dmllm_backend *backend, dmllm_compute_type r
     return DMLLM_OK;
 }
 
+/* Whether oneDNN runs an s8 x s8 matmul here with VNNI (or AMX) dot products; without them it
+ * would be slower than f32, so int8 weights are refused rather than emulated. */
+static dmllm_status probe_int8(dnnl_engine_t engine) {
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t status = create_matmul_pd(engine, dnnl_s8, 1, 64, 64, false, NULL, &pd);
+    if (status == dnnl_success) dnnl_primitive_desc_destroy(pd);
+    else if (status != dnnl_unimplemented) DNNL_TRY(status, "probing for an int8 matmul");
+    const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    const bool vnni = (isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni ||
+                      (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni;
+    if (status == dnnl_success && vnni) return DMLLM_OK;
+    return dmllm_fail(DMLLM_ERR_UNSUPPORTED,
+                      "int8 weights requested but oneDNN has no VNNI int8 matmul on this CPU (ISA 0x%x%s); "
+                      "use bf16 or f32 weights", isa, status == dnnl_unimplemented ? ", dnnl_unimplemented" : "");
+}
+
+/* The compute type the requested weights imply (bf16 and f32 weights pick their own oneDNN path);
+ * fails when both were given and disagree. */
+static dmllm_status compute_for_weights(dmllm_compute_type *compute, dmllm_weights_type weights) {
+    const dmllm_compute_type wanted = weights == DMLLM_WEIGHTS_BF16 ? DMLLM_COMPUTE_BF16
+                                      : weights == DMLLM_WEIGHTS_F32 ? DMLLM_COMPUTE_F32
+                                                                     : DMLLM_COMPUTE_AUTO;
+    const bool f32_compute = *compute == DMLLM_COMPUTE_F32 || *compute == DMLLM_COMPUTE_OPENBLAS;
+    if (weights == DMLLM_WEIGHTS_INT8 && *compute == DMLLM_COMPUTE_OPENBLAS)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "int8 weights run on oneDNN only, not with compute openblas");
+    if (wanted == DMLLM_COMPUTE_AUTO || *compute == wanted || (wanted == DMLLM_COMPUTE_F32 && f32_compute))
+        return DMLLM_OK;
+    if (*compute != DMLLM_COMPUTE_AUTO)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s weights conflict with compute %s", weights_name(weights),
+                          compute_name(*compute));
+    *compute = wanted;
+    return DMLLM_OK;
+}
+
 dmllm_status dmllm_backend_create(dmllm_compute_type requested, dmllm_backend **out) {
+    return dmllm_backend_create_with_weights(requested, DMLLM_WEIGHTS_AUTO, out);
+}
+
+dmllm_status dmllm_backend_create_with_weights(dmllm_compute_type requested, dmllm_weights_type weights,
+                                               dmllm_backend **out) {
     *out = NULL;
     if ((unsigned)requested > DMLLM_COMPUTE_OPENBLAS) {
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "unknown compute type %d", (int)requested);
     }
+    if ((unsigned)weights > DMLLM_WEIGHTS_INT8) {
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "unknown weights type %d", (int)weights);
+    }
+    DMLLM_TRY(compute_for_weights(&requested, weights));
     dmllm_backend *backend = dmllm_calloc(1, sizeof *backend);
     primitive_cache *cache = dmllm_calloc(1, sizeof *cache);
     if (!backend || !cache) {
@@ -293,13 +414,19 @@ dmllm_status dmllm_backend_create(dmllm_compute_type requested, dmllm_backend **
     pthread_mutex_init(&cache->lock, NULL);
     backend->cache = cache;
     dmllm_status status = resolve_compute(backend, requested);
+    backend->weights = backend->compute == DMLLM_COMPUTE_BF16 ? DMLLM_WEIGHTS_BF16 : DMLLM_WEIGHTS_F32;
+    if (status == DMLLM_OK && weights == DMLLM_WEIGHTS_INT8) {
+        status = probe_int8(backend->engine);
+        backend->weights = DMLLM_WEIGHTS_INT8;
+    }
     if (status != DMLLM_OK) {
         dmllm_backend_free(backend);
         return status;
     }
     const dnnl_version_t *version = dnnl_version();
-    dmllm_log(DMLLM_LOG_INFO, "compute backend %s (oneDNN %d.%d.%d, OpenBLAS %s)", compute_name(backend->compute),
-              version->major, version->minor, version->patch, openblas_get_corename());
+    dmllm_log(DMLLM_LOG_INFO, "compute backend %s, %s weights (oneDNN %d.%d.%d, OpenBLAS %s)",
+              compute_name(backend->compute), weights_name(backend->weights), version->major, version->minor,
+              version->patch, openblas_get_corename());
     *out = backend;
     return DMLLM_OK;
 }
@@ -317,6 +444,10 @@ dmllm_compute_type dmllm_backend_compute(const dmllm_backend *backend) { return 
 
 const char *dmllm_backend_name(const dmllm_backend *backend) { return compute_name(backend->compute); }
 
+dmllm_weights_type dmllm_backend_weights(const dmllm_backend *backend) { return backend->weights; }
+
+const char *dmllm_backend_weights_name(const dmllm_backend *backend) { return weights_name(backend->weights); }
+
 /* ---- linear creation ------------------------------------------------------------------------- */
 
 /* Reorders W [out, in] (row stride ld, type source_type) into the packed layout chosen by the matmul. */
@@ -324,7 +455,7 @@ static dmllm_status pack_weights(dmllm_linear *linear, dnnl_data_type_t source_t
     dnnl_engine_t engine = linear->backend->engine;
     const int64_t in = linear->in_features, out = linear->out_features;
     dnnl_primitive_desc_t matmul_pd;
-    DNNL_TRY(create_matmul_pd(engine, linear->weights_type, LINEAR_CHUNK_ROWS, in, out, linear->bias != NULL, NULL,
+    DNNL_TRY(create_matmul_pd(engine, linear->weights_type, LINEAR_CHUNK_ROWS, in, out, bias_in_matmul(linear), NULL,
                               &matmul_pd),
              "choosing the packed layout of a %lld x %lld %s weight", (long long)out, (long long)in,
              dnnl_dt2str(linear->weights_type));
@@ -364,9 +495,39 @@ static dmllm_status pack_weights(dmllm_linear *linear, dnnl_data_type_t source_t
     return DMLLM_OK;
 }
 
-static dmllm_status fill_weights(dmllm_linear *linear, dmllm_dtype dtype, const void *w, int64_t ld) {
+/* Quantises W [out, in] (row stride ld) per output channel and packs the s8 matrix. */
+static dmllm_status fill_int8_weights(dmllm_linear *linear, dmllm_dtype dtype, const void *w, int64_t ld) {
     const int64_t in = linear->in_features, out = linear->out_features;
     const size_t element = dmllm_dtype_size(dtype);
+    linear->weights_type = dnnl_s8;
+    DMLLM_TRY(dmllm_alloc(&linear->weight_scales, (size_t)out, sizeof(float), "int8 weight scales"));
+    int8_t *quantised; /* [out, in] */
+    float *widened;    /* [threads, in]: one f32 row per thread */
+    const int threads = omp_get_max_threads();
+    DMLLM_TRY(dmllm_alloc(&quantised, (size_t)(out * in), 1, "int8 weights before packing"));
+    dmllm_status status = dmllm_alloc(&widened, (size_t)threads * (size_t)in, sizeof(float), "a widened weight row");
+    if (status != DMLLM_OK) {
+        free(quantised);
+        return status;
+    }
+    const bool vectorised = dmllm_kernels_use_avx512();
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < out; r++) {
+        float *row = widened + (size_t)omp_get_thread_num() * (size_t)in;
+        dmllm_convert_to_f32(dtype, (const char *)w + (size_t)(r * ld) * element, row, (size_t)in);
+        linear->weight_scales[r] = vectorised ? quantise_row_avx512(row, quantised + r * in, in)
+                                              : quantise_row_scalar(row, quantised + r * in, in);
+    }
+    free(widened);
+    status = pack_weights(linear, dnnl_s8, quantised, in);
+    free(quantised);
+    return status;
+}
+
+static dmllm_status fill_weights(dmllm_linear *linear, bool int8, dmllm_dtype dtype, const void *w, int64_t ld) {
+    const int64_t in = linear->in_features, out = linear->out_features;
+    const size_t element = dmllm_dtype_size(dtype);
+    if (int8) return fill_int8_weights(linear, dtype, w, ld);
     if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS) {
         DMLLM_TRY(dmllm_alloc(&linear->weights_f32, (size_t)(out * in), sizeof(float), "f32 weights"));
         for (int64_t r = 0; r < out; r++) {
@@ -388,9 +549,9 @@ static dmllm_status fill_weights(dmllm_linear *linear, dmllm_dtype dtype, const 
     return status;
 }
 
-dmllm_status dmllm_linear_create(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
-                                 int64_t out_features, int64_t in_features, int64_t ld, const float *bias,
-                                 dmllm_linear **out) {
+static dmllm_status create_linear(const dmllm_backend *backend, bool int8, dmllm_dtype dtype, const void *w,
+                                  int64_t out_features, int64_t in_features, int64_t ld, const float *bias,
+                                  dmllm_linear **out) {
     *out = NULL;
     if (!backend || !w) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "linear: NULL backend or weights");
     if (dtype != DMLLM_DTYPE_F32 && dtype != DMLLM_DTYPE_F16 && dtype != DMLLM_DTYPE_BF16) {
@@ -411,10 +572,10 @@ dmllm_status dmllm_linear_create(const dmllm_backend *backend, dmllm_dtype dtype
         status = dmllm_alloc(&linear->bias, (size_t)out_features, sizeof(float), "linear bias");
         if (status == DMLLM_OK) memcpy(linear->bias, bias, (size_t)out_features * sizeof(float));
     }
-    if (status == DMLLM_OK) status = fill_weights(linear, dtype, w, ld);
+    if (status == DMLLM_OK) status = fill_weights(linear, int8, dtype, w, ld);
     if (status != DMLLM_OK) {
-        dmllm_fail_context(status, "linear [%lld, %lld] (%s) on %s", (long long)out_features, (long long)in_features,
-                           dmllm_dtype_name(dtype), dmllm_backend_name(backend));
+        dmllm_fail_context(status, "linear [%lld, %lld] (%s) on %s%s", (long long)out_features, (long long)in_features,
+                           dmllm_dtype_name(dtype), dmllm_backend_name(backend), int8 ? " with int8 weights" : "");
         dmllm_linear_free(linear);
         return status;
     }
@@ -422,10 +583,24 @@ dmllm_status dmllm_linear_create(const dmllm_backend *backend, dmllm_dtype dtype
     return DMLLM_OK;
 }
 
+dmllm_status dmllm_linear_create(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
+                                 int64_t out_features, int64_t in_features, int64_t ld, const float *bias,
+                                 dmllm_linear **out) {
+    const bool int8 = backend && backend->weights == DMLLM_WEIGHTS_INT8;
+    return create_linear(backend, int8, dtype, w, out_features, in_features, ld, bias, out);
+}
+
+dmllm_status dmllm_linear_create_unquantised(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
+                                             int64_t out_features, int64_t in_features, int64_t ld,
+                                             const float *bias, dmllm_linear **out) {
+    return create_linear(backend, false, dtype, w, out_features, in_features, ld, bias, out);
+}
+
 void dmllm_linear_free(dmllm_linear *linear) {
     if (!linear) return;
     free(linear->bias);
     free(linear->packed_weights);
+    free(linear->weight_scales);
     free(linear->weights_f32);
     free(linear);
 }
@@ -454,7 +629,7 @@ static dmllm_status execute_chunk(const dmllm_linear *linear, const cached_primi
     if (status == dnnl_success)
         status = dnnl_memory_create(&memories[WEIGHTS], &linear->packed_md, engine, linear->packed_weights);
     if (status == dnnl_success) status = dnnl_memory_create(&memories[DST], &dst_md, engine, y);
-    if (status == dnnl_success && linear->bias)
+    if (status == dnnl_success && bias_in_matmul(linear))
         status = dnnl_memory_create(&memories[BIAS], &bias_md, engine, linear->bias);
     if (status == dnnl_success && entry->scratchpad_bytes)
         status = dnnl_memory_create(&memories[SCRATCH], &scratch_md, engine, scratchpad);
@@ -475,17 +650,25 @@ static dmllm_status execute_chunk(const dmllm_linear *linear, const cached_primi
     return DMLLM_OK;
 }
 
+/* Where the f32 row scales follow the s8 rows [chunk_rows, in] in forward's buffer (64-aligned). */
+static size_t row_scales_offset(int64_t chunk_rows, int64_t in) {
+    return ((size_t)(chunk_rows * in) + 63) & ~(size_t)63;
+}
+
 static dmllm_status forward_onednn(const dmllm_linear *linear, const float *x, int64_t m, float *y) {
     const int64_t in = linear->in_features, out = linear->out_features;
     const int64_t chunk_rows = m < LINEAR_CHUNK_ROWS ? m : LINEAR_CHUNK_ROWS;
-    const bool bf16 = linear->weights_type == dnnl_bf16;
+    const bool bf16 = linear->weights_type == dnnl_bf16, int8 = linear->weights_type == dnnl_s8;
     dnnl_stream_t stream;
     DNNL_TRY(dnnl_stream_create(&stream, linear->backend->engine, dnnl_stream_default_flags), "creating a stream");
-    uint16_t *x_bf16 = NULL;   /* [chunk_rows, in] */
+    void *converted = NULL;    /* [chunk_rows, in] of the weights' type (bf16 or s8), then for s8
+                                  [chunk_rows] f32 row scales; NULL for f32 */
     void *scratchpad = NULL;   /* the largest chunk primitive's scratchpad */
     size_t scratchpad_capacity = 0;
-    dmllm_status status = bf16 ? dmllm_alloc(&x_bf16, (size_t)(chunk_rows * in), sizeof(uint16_t), "bf16 activations")
-                               : DMLLM_OK;
+    const size_t converted_bytes = dmllm_linear_forward_bytes(linear, m);
+    dmllm_status status = converted_bytes ? dmllm_alloc(&converted, converted_bytes, 1, "converted activations")
+                                          : DMLLM_OK;
+    float *row_scales = int8 && converted ? (float *)((char *)converted + row_scales_offset(chunk_rows, in)) : NULL;
     for (int64_t row0 = 0; status == DMLLM_OK && row0 < m; row0 += chunk_rows) {
         const int64_t rows = m - row0 < chunk_rows ? m - row0 : chunk_rows;
         cached_primitive entry;
@@ -499,22 +682,28 @@ static dmllm_status forward_onednn(const dmllm_linear *linear, const float *x, i
             status = dmllm_alloc(&scratchpad, scratchpad_capacity, 1, "matmul scratchpad");
         }
         if (status == DMLLM_OK) {
-            if (bf16) convert_rows_to_bf16(x + row0 * in, x_bf16, rows, in);
-            status = execute_chunk(linear, &entry, stream, bf16 ? (const void *)x_bf16 : (const void *)(x + row0 * in),
+            if (bf16) convert_rows_to_bf16(x + row0 * in, converted, rows, in);
+            if (int8) quantise_rows(x + row0 * in, converted, row_scales, rows, in);
+            status = execute_chunk(linear, &entry, stream, converted ? converted : (const void *)(x + row0 * in),
                                    y + row0 * out, scratchpad);
         }
+        if (status == DMLLM_OK && int8)
+            dequantise_rows(y + row0 * out, row_scales, linear->weight_scales, linear->bias, rows, out);
         if (owned) dnnl_primitive_destroy(entry.primitive);
     }
     free(scratchpad);
-    free(x_bf16);
+    free(converted);
     dnnl_stream_destroy(stream);
     return status;
 }
 
 size_t dmllm_linear_forward_bytes(const dmllm_linear *linear, int64_t m) {
-    if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS || linear->weights_type != dnnl_bf16) return 0;
     const int64_t chunk_rows = m < LINEAR_CHUNK_ROWS ? m : LINEAR_CHUNK_ROWS;
-    return (size_t)(chunk_rows * linear->in_features) * sizeof(uint16_t);
+    if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS) return 0;
+    if (linear->weights_type == dnnl_bf16) return (size_t)(chunk_rows * linear->in_features) * sizeof(uint16_t);
+    if (linear->weights_type == dnnl_s8)
+        return row_scales_offset(chunk_rows, linear->in_features) + (size_t)chunk_rows * sizeof(float);
+    return 0;
 }
 
 /* pthread OpenBLAS: its thread count is set from serial code only, never inside an OpenMP region

@@ -17,15 +17,29 @@ typedef struct dmllm_linear dmllm_linear;
  * bf16 falls back to f32 with a log message when oneDNN has no bf16 matmul on this CPU
  * (dnnl_unimplemented), unless BF16 was requested explicitly, which then fails. */
 dmllm_status dmllm_backend_create(dmllm_compute_type requested, dmllm_backend **out);
+/* As dmllm_backend_create, with the weights' format: BF16 and F32 weights imply that compute
+ * (and conflict with another one); INT8 makes dmllm_linear_create quantise, with the compute
+ * type for the linears kept in floating point, and fails with DMLLM_ERR_UNSUPPORTED where oneDNN
+ * has no VNNI/AMX int8 matmul or with OPENBLAS. */
+dmllm_status dmllm_backend_create_with_weights(dmllm_compute_type requested, dmllm_weights_type weights,
+                                               dmllm_backend **out);
 void dmllm_backend_free(dmllm_backend *backend);
 dmllm_compute_type dmllm_backend_compute(const dmllm_backend *backend);
 const char *dmllm_backend_name(const dmllm_backend *backend); /* "onednn-bf16", "onednn-f32", "openblas-f32" */
+dmllm_weights_type dmllm_backend_weights(const dmllm_backend *backend); /* BF16, F32 or INT8 */
+const char *dmllm_backend_weights_name(const dmllm_backend *backend);  /* "bf16", "f32", "int8" */
 
 /* w: out_features rows of in_features elements of dtype (F32/F16/BF16), row stride ld elements.
- * bias: out_features floats or NULL. Neither is referenced after the call. */
+ * bias: out_features floats or NULL. Neither is referenced after the call. On a backend with
+ * INT8 weights, W is quantised per output channel (symmetric, scale max|W[o, :]| / 127) and x
+ * per row at each forward; the bias stays f32. */
 dmllm_status dmllm_linear_create(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
                                  int64_t out_features, int64_t in_features, int64_t ld, const float *bias,
                                  dmllm_linear **out);
+/* As dmllm_linear_create, but never int8: for the layers int8 weights leave in the compute type. */
+dmllm_status dmllm_linear_create_unquantised(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
+                                             int64_t out_features, int64_t in_features, int64_t ld,
+                                             const float *bias, dmllm_linear **out);
 void dmllm_linear_free(dmllm_linear *linear);
 int64_t dmllm_linear_out_features(const dmllm_linear *linear);
 int64_t dmllm_linear_in_features(const dmllm_linear *linear);
@@ -34,7 +48,8 @@ int64_t dmllm_linear_in_features(const dmllm_linear *linear);
  * thread count (the session sets it). */
 dmllm_status dmllm_linear_forward(const dmllm_linear *linear, const float *x, int64_t m, float *y);
 /* Bytes dmllm_linear_forward allocates for m rows besides oneDNN's scratchpad (whose size is
- * known only once the chunk's primitive exists): the bf16 copy of a chunk of x. */
+ * known only once the chunk's primitive exists): the bf16 or int8 copy of a chunk of x (with its
+ * row scales). */
 size_t dmllm_linear_forward_bytes(const dmllm_linear *linear, int64_t m);
 
 #endif

@@ -94,9 +94,13 @@ static dmllm_status load_norm(const dmllm_checkpoint *checkpoint, int layer, con
     return DMLLM_OK;
 }
 
-static dmllm_status linear_from_tensor(const dmllm_backend *backend, const dmllm_tensor *t, dmllm_linear **out) {
-    dmllm_status status = dmllm_linear_create(backend, t->dtype, t->data, t->shape[0], t->shape[1], t->shape[1],
-                                              NULL, out);
+/* quantisable: int8 when the backend's weights are (dmllm_linear_create), else never. */
+static dmllm_status linear_from_tensor(const dmllm_backend *backend, const dmllm_tensor *t, bool quantisable,
+                                       dmllm_linear **out) {
+    dmllm_status status =
+        quantisable ? dmllm_linear_create(backend, t->dtype, t->data, t->shape[0], t->shape[1], t->shape[1], NULL, out)
+                    : dmllm_linear_create_unquantised(backend, t->dtype, t->data, t->shape[0], t->shape[1],
+                                                      t->shape[1], NULL, out);
     dmllm_tensor_release(t);
     return status == DMLLM_OK ? status : dmllm_fail_context(status, "packing %s", t->name);
 }
@@ -175,12 +179,12 @@ static dmllm_status load_layer(const dmllm_backend *backend, const dmllm_checkpo
     DMLLM_TRY(get_layer_tensor(checkpoint, l, "mlp.down_proj.weight", hidden, inter, &down));
     const dmllm_tensor *qkv_a_parts[2] = {q_a, kv_a}, *gate_up_parts[2] = {gate, up};
     DMLLM_TRY(linear_stacked(backend, qkv_a_parts, 2, &layer->qkv_a));
-    DMLLM_TRY(linear_from_tensor(backend, q_b, &layer->q_b));
-    DMLLM_TRY(linear_from_tensor(backend, kv_b, &layer->kv_b));
+    DMLLM_TRY(linear_from_tensor(backend, q_b, true, &layer->q_b));
+    DMLLM_TRY(linear_from_tensor(backend, kv_b, true, &layer->kv_b));
     DMLLM_TRY(load_absorbed(backend, c, kv_b, layer));
-    DMLLM_TRY(linear_from_tensor(backend, o, &layer->o));
+    DMLLM_TRY(linear_from_tensor(backend, o, true, &layer->o));
     DMLLM_TRY(linear_stacked(backend, gate_up_parts, 2, &layer->gate_up));
-    DMLLM_TRY(linear_from_tensor(backend, down, &layer->down));
+    DMLLM_TRY(linear_from_tensor(backend, down, true, &layer->down));
     return DMLLM_OK;
 }
 
@@ -194,7 +198,8 @@ static dmllm_status load_all(const dmllm_backend *backend, const dmllm_checkpoin
     DMLLM_TRY(get_tensor(checkpoint, "model.embed_tokens.weight", c->vocab_size, c->hidden_size, &embed));
     llm->embed_dtype = embed->dtype;
     llm->embed = embed->data;
-    DMLLM_TRY(linear_from_tensor(backend, embed, &llm->lm_head));
+    /* With int8 weights the LM head stays in the compute type: it only scores generated tokens. */
+    DMLLM_TRY(linear_from_tensor(backend, embed, false, &llm->lm_head));
     DMLLM_TRY(load_norm(checkpoint, -1, "model.norm.weight", c->hidden_size, &llm->final_norm));
 
     int half = c->qk_rope_head_dim / 2;

@@ -43,7 +43,7 @@ static dmllm_status load_tokenizer(const char *model_dir, dmllm_tokenizer **out)
 /* Packs the three stages' weights; "load" progress counts the checkpoint plus each stage. */
 static dmllm_status pack_weights(dmllm_model *model, const dmllm_model_params *params,
                                  const dmllm_progress *progress) {
-    DMLLM_TRY(dmllm_backend_create(params->compute, &model->backend));
+    DMLLM_TRY(dmllm_backend_create_with_weights(params->compute, params->weights, &model->backend));
     DMLLM_TRY(dmllm_progress_report(progress, "load", 1, 4));
     DMLLM_TRY(dmllm_vision_load(model->backend, model->checkpoint, &model->vision));
     DMLLM_TRY(dmllm_progress_report(progress, "load", 2, 4));
@@ -63,6 +63,9 @@ dmllm_status dmllm_model_load(const char *model_dir, const dmllm_model_params *p
     if (p.compute < DMLLM_COMPUTE_AUTO || p.compute > DMLLM_COMPUTE_OPENBLAS)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_model_params.compute = %d is not a dmllm_compute_type",
                           (int)p.compute);
+    if (p.weights < DMLLM_WEIGHTS_AUTO || p.weights > DMLLM_WEIGHTS_INT8)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_model_params.weights = %d is not a dmllm_weights_type",
+                          (int)p.weights);
 
     if (p.memory_limit_bytes < 0)
         return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "dmllm_model_params.memory_limit_bytes = %lld; 0 (none) or more",
@@ -89,8 +92,9 @@ dmllm_status dmllm_model_load(const char *model_dir, const dmllm_model_params *p
         dmllm_model_free(model);
         return dmllm_fail_context(status, "loading %s", model_dir);
     }
-    dmllm_log(DMLLM_LOG_INFO, "loaded %s (%s, %lld parameters)", model_dir,
+    dmllm_log(DMLLM_LOG_INFO, "loaded %s (%s, %s weights, %lld parameters)", model_dir,
               model->backend ? dmllm_backend_name(model->backend) : "check only",
+              model->backend ? dmllm_backend_weights_name(model->backend) : "no",
               (long long)dmllm_checkpoint_n_params(model->checkpoint));
     *out_model = model;
     return DMLLM_OK;
@@ -107,6 +111,7 @@ dmllm_status dmllm_model_get_info(const dmllm_model *model, dmllm_model_info *in
     full.struct_size = caller_size;
     full.architecture = c->architecture;
     full.compute = model->backend ? dmllm_backend_name(model->backend) : "none";
+    full.weights = model->backend ? dmllm_backend_weights_name(model->backend) : "none";
     full.model_dir = dmllm_checkpoint_dir(model->checkpoint);
     full.n_params = dmllm_checkpoint_n_params(model->checkpoint);
     full.vocab_size = c->text.vocab_size;

@@ -1,9 +1,9 @@
 /*
- * test_backend.c: every matmul path (onednn-bf16, onednn-f32, openblas-f32) against a double
- * reference for several M, shapes (incl. sizes that are not multiples of 16), weight dtypes,
+ * test_backend.c: every matmul path (onednn-bf16, onednn-f32, openblas-f32, int8 weights) against a
+ * double reference for several M, shapes (incl. sizes that are not multiples of 16), weight dtypes,
  * row strides and with/without bias; compute selection and its fallback. Run a second time by
  * tests/backend.cmake with ONEDNN_MAX_CPU_ISA=AVX2 (DMLLM_EXPECT_NO_BF16=1), where AUTO must
- * fall back to onednn-f32 and an explicit bf16 request must fail.
+ * fall back to onednn-f32 and explicit bf16 and int8 requests must fail.
  */
 #include "testutil.h"
 
@@ -38,8 +38,19 @@ static float load_weight(dmllm_dtype dtype, const void *w, size_t index) {
     return dmllm_f16_to_f32(((const uint16_t *)w)[index]);
 }
 
+/* v[i] = round(v[i] * 127 / max|v|) for n floats (nearest even, as the library); returns the scale
+ * max|v| / 127 that brings them back. */
+static double quantise(float *v, int64_t n) {
+    float max_abs = 0.0f;
+    for (int64_t i = 0; i < n; i++) max_abs = fmaxf(max_abs, fabsf(v[i]));
+    const float inverse = max_abs > 0.0f ? 127.0f / max_abs : 0.0f;
+    for (int64_t i = 0; i < n; i++) v[i] = (float)lrintf(v[i] * inverse);
+    return max_abs / 127.0f;
+}
+
 /* max |y - ref| / max|ref| over the output, with ref in double from the (converted) weights and
- * the inputs rounded as the path rounds them (bf16 path: x rounded to bf16). */
+ * the inputs rounded as the path rounds them (bf16 path: x rounded to bf16; int8 weights: W per
+ * row and x per row quantised to int8, so only the float rounding of the scales differs). */
 static double check_linear(const dmllm_backend *backend, dmllm_dtype dtype, int64_t m, int64_t out, int64_t in,
                            int64_t ld, bool with_bias) {
     const size_t element = dmllm_dtype_size(dtype);
@@ -50,8 +61,10 @@ static double check_linear(const dmllm_backend *backend, dmllm_dtype dtype, int6
     for (int64_t i = 0; i < out * ld; i++) store_weight(dtype, w, (size_t)i, random_uniform());
     for (int64_t i = 0; i < m * in; i++) x[i] = random_uniform();
     for (int64_t i = 0; i < out; i++) bias[i] = random_uniform();
-    const bool bf16 = dmllm_backend_compute(backend) == DMLLM_COMPUTE_BF16;
+    const bool int8 = dmllm_backend_weights(backend) == DMLLM_WEIGHTS_INT8;
+    const bool bf16 = !int8 && dmllm_backend_compute(backend) == DMLLM_COMPUTE_BF16;
     double max_error = INFINITY;
+    float *w_row = malloc((size_t)in * sizeof(float)), *x_row = malloc((size_t)in * sizeof(float)); /* [in] */
     dmllm_linear *linear = NULL;
     CHECK_OK(dmllm_linear_create(backend, dtype, w, out, in, ld, with_bias ? bias : NULL, &linear));
     if (linear) {
@@ -59,17 +72,21 @@ static double check_linear(const dmllm_backend *backend, dmllm_dtype dtype, int6
         CHECK_OK(dmllm_linear_forward(linear, x, m, y));
         double max_reference = 0.0, max_difference = 0.0;
         for (int64_t r = 0; r < m; r++) {
+            memcpy(x_row, x + r * in, (size_t)in * sizeof(float));
+            const double x_scale = int8 ? quantise(x_row, in) : 1.0;
             for (int64_t o = 0; o < out; o++) {
-                double reference = with_bias ? bias[o] : 0.0;
+                for (int64_t i = 0; i < in; i++) w_row[i] = load_weight(dtype, w, (size_t)(o * ld + i));
+                const double w_scale = int8 ? quantise(w_row, in) : 1.0;
+                double sum = 0.0;
                 for (int64_t i = 0; i < in; i++) {
-                    float weight = load_weight(dtype, w, (size_t)(o * ld + i));
-                    float input = x[r * in + i];
+                    float weight = w_row[i], input = x_row[i];
                     if (bf16) {
                         weight = dmllm_bf16_to_f32(dmllm_f32_to_bf16(weight));
                         input = dmllm_bf16_to_f32(dmllm_f32_to_bf16(input));
                     }
-                    reference += (double)weight * input;
+                    sum += (double)weight * input;
                 }
+                const double reference = sum * x_scale * w_scale + (with_bias ? bias[o] : 0.0);
                 max_reference = fmax(max_reference, fabs(reference));
                 max_difference = fmax(max_difference, fabs(reference - y[r * out + o]));
             }
@@ -77,6 +94,8 @@ static double check_linear(const dmllm_backend *backend, dmllm_dtype dtype, int6
         max_error = max_difference / max_reference;
     }
     dmllm_linear_free(linear);
+    free(w_row);
+    free(x_row);
     free(w);
     free(x);
     free(y);
@@ -84,11 +103,12 @@ static double check_linear(const dmllm_backend *backend, dmllm_dtype dtype, int6
     return max_error;
 }
 
-static void test_path(dmllm_compute_type compute, const char *name) {
+static void test_path(dmllm_compute_type compute, dmllm_weights_type weights, const char *name) {
     dmllm_backend *backend = NULL;
-    CHECK_OK(dmllm_backend_create(compute, &backend));
+    CHECK_OK(dmllm_backend_create_with_weights(compute, weights, &backend));
     if (!backend) return;
     CHECK(strcmp(dmllm_backend_name(backend), name) == 0);
+    CHECK(weights == DMLLM_WEIGHTS_AUTO || dmllm_backend_weights(backend) == weights);
     /* bf16: the reference rounds the inputs as the path does, so only accumulation order differs. */
     const double tolerance = 1e-5;
     static const int64_t ms[] = {1, 3, 17, 64, 300};
@@ -111,7 +131,7 @@ static void test_path(dmllm_compute_type compute, const char *name) {
     const double error = check_linear(backend, DMLLM_DTYPE_BF16, 1100, 24, 40, 40, true);
     CHECK_MSG(error < tolerance, "%s m=1100: relative error %.3g", name, error);
     worst = fmax(worst, error);
-    printf("%s: max relative error %.3g\n", name, worst);
+    printf("%s, %s weights: max relative error %.3g\n", name, dmllm_backend_weights_name(backend), worst);
     dmllm_backend_free(backend);
 }
 
@@ -153,11 +173,52 @@ static void test_bad_arguments(void) {
     CHECK(linear == NULL);
     CHECK_STATUS(dmllm_linear_create(backend, DMLLM_DTYPE_I32, w, 2, 2, 2, NULL, &linear), DMLLM_ERR_UNSUPPORTED);
     CHECK_STATUS(dmllm_backend_create((dmllm_compute_type)7, &(dmllm_backend *){NULL}), DMLLM_ERR_INVALID_ARGUMENT);
+    dmllm_backend *other = NULL;
+    CHECK_STATUS(dmllm_backend_create_with_weights(DMLLM_COMPUTE_F32, (dmllm_weights_type)9, &other),
+                 DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(dmllm_last_error(), "weights type 9"));
+    CHECK_STATUS(dmllm_backend_create_with_weights(DMLLM_COMPUTE_F32, DMLLM_WEIGHTS_BF16, &other),
+                 DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(dmllm_last_error(), "bf16 weights conflict with compute onednn-f32"));
+    CHECK_STATUS(dmllm_backend_create_with_weights(DMLLM_COMPUTE_BF16, DMLLM_WEIGHTS_F32, &other),
+                 DMLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dmllm_backend_create_with_weights(DMLLM_COMPUTE_OPENBLAS, DMLLM_WEIGHTS_INT8, &other),
+                 DMLLM_ERR_UNSUPPORTED);
+    CHECK(other == NULL && strstr(dmllm_last_error(), "openblas"));
+    CHECK_OK(dmllm_backend_create_with_weights(DMLLM_COMPUTE_OPENBLAS, DMLLM_WEIGHTS_F32, &other));
+    CHECK(other && dmllm_backend_weights(other) == DMLLM_WEIGHTS_F32);
+    dmllm_backend_free(other);
     CHECK_OK(dmllm_linear_create(backend, DMLLM_DTYPE_F32, w, 2, 2, 2, NULL, &linear));
     CHECK_STATUS(dmllm_linear_forward(linear, x, -1, y), DMLLM_ERR_INVALID_ARGUMENT);
     CHECK_OK(dmllm_linear_forward(linear, x, 0, y));
     CHECK_OK(dmllm_linear_forward(linear, x, 1, y));
     CHECK(y[0] == 3.0f && y[1] == 7.0f);
+    dmllm_linear_free(linear);
+    dmllm_backend_free(backend);
+}
+
+/* int8 weights: exact int32 sums of the quantised operands (vectorised and scalar quantisation,
+ * with bf16 and f32 for the unquantised linears); refused without VNNI (the AVX2 run). */
+static void test_int8(bool expect_no_vnni) {
+    dmllm_backend *backend = NULL;
+    if (expect_no_vnni) {
+        CHECK_STATUS(dmllm_backend_create_with_weights(DMLLM_COMPUTE_AUTO, DMLLM_WEIGHTS_INT8, &backend),
+                     DMLLM_ERR_UNSUPPORTED);
+        CHECK(backend == NULL && strstr(dmllm_last_error(), "int8") && strstr(dmllm_last_error(), "VNNI"));
+        return;
+    }
+    test_path(DMLLM_COMPUTE_F32, DMLLM_WEIGHTS_INT8, "onednn-f32");
+    dmllm_kernels_force_generic(true); /* the scalar quantisation */
+    test_path(DMLLM_COMPUTE_F32, DMLLM_WEIGHTS_INT8, "onednn-f32");
+    dmllm_kernels_force_generic(false);
+    CHECK_OK(dmllm_backend_create_with_weights(DMLLM_COMPUTE_AUTO, DMLLM_WEIGHTS_INT8, &backend));
+    if (!backend) return;
+    /* the unquantised twin keeps the compute type: exact on f32-representable inputs */
+    float w[4] = {1, 2, 3, 4}, x[2] = {1, 1}, y[2];
+    dmllm_linear *linear = NULL;
+    CHECK_OK(dmllm_linear_create_unquantised(backend, DMLLM_DTYPE_F32, w, 2, 2, 2, NULL, &linear));
+    if (linear) CHECK_OK(dmllm_linear_forward(linear, x, 1, y));
+    CHECK(linear && y[0] == 3.0f && y[1] == 7.0f);
     dmllm_linear_free(linear);
     dmllm_backend_free(backend);
 }
@@ -195,14 +256,15 @@ int main(void) {
         CHECK_STATUS(dmllm_backend_create(DMLLM_COMPUTE_BF16, &backend), DMLLM_ERR_UNSUPPORTED);
         CHECK(backend == NULL);
     } else {
-        test_path(DMLLM_COMPUTE_BF16, "onednn-bf16");
+        test_path(DMLLM_COMPUTE_BF16, DMLLM_WEIGHTS_AUTO, "onednn-bf16");
         dmllm_kernels_force_generic(true); /* the scalar f32 -> bf16 activation rounding */
-        test_path(DMLLM_COMPUTE_BF16, "onednn-bf16");
+        test_path(DMLLM_COMPUTE_BF16, DMLLM_WEIGHTS_AUTO, "onednn-bf16");
         dmllm_kernels_force_generic(false);
         test_bf16_against_f32_reference();
     }
-    test_path(DMLLM_COMPUTE_F32, "onednn-f32");
-    test_path(DMLLM_COMPUTE_OPENBLAS, "openblas-f32");
+    test_path(DMLLM_COMPUTE_F32, DMLLM_WEIGHTS_AUTO, "onednn-f32");
+    test_path(DMLLM_COMPUTE_OPENBLAS, DMLLM_WEIGHTS_AUTO, "openblas-f32");
+    test_int8(expect_no_bf16);
     test_bad_arguments();
     test_environment_override();
     return test_finish("test_backend");

@@ -251,6 +251,17 @@ static void rows_model(void) {
     mp.compute = (dmllm_compute_type)99;
     BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_INVALID_ARGUMENT, "compute");
     dmllm_model_params_init(&mp);
+    mp.weights = (dmllm_weights_type)-1;
+    BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_INVALID_ARGUMENT, "weights = -1");
+    mp.weights = (dmllm_weights_type)4;
+    BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_INVALID_ARGUMENT, "weights = 4");
+    mp.weights = DMLLM_WEIGHTS_BF16;
+    mp.compute = DMLLM_COMPUTE_F32;
+    BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_INVALID_ARGUMENT, "bf16 weights conflict with compute onednn-f32");
+    mp.weights = DMLLM_WEIGHTS_INT8;
+    mp.compute = DMLLM_COMPUTE_OPENBLAS;
+    BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_UNSUPPORTED, "int8 weights run on oneDNN only");
+    dmllm_model_params_init(&mp);
     mp.memory_limit_bytes = -1;
     BAD(dmllm_model_load(dir, &mp, &m), DMLLM_ERR_INVALID_ARGUMENT, "memory_limit_bytes");
     CHECK(m == NULL);

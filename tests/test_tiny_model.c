@@ -23,14 +23,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TOKEN_PX = 32, MAX_CLASSES = 32 };
+enum { TOKEN_PX = 32, MAX_CLASSES = 32, MAX_SCENES = 32, MAX_SCENE_TOKENS = 127 };
 static const double MIN_COVERAGE = 0.08; /* tools/train/data.py: a class is a token's positive from 8% */
 static const char SYMBOLS[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+static const int INT8_AGREEMENT_PERMILLE = 990; /* measured: 1788 of 1792 tokens (2026-12-07) */
 
 typedef struct scores {
     double token_accuracy, miou, miou_evaluation, delta1, refseg_ciou, box_iou, true_box_ciou;
-    size_t tokens_same_as_pytorch, tokens;
+    size_t tokens_same_as_pytorch, tokens; /* or as the reference run's, when there is one */
     int boxes_same_as_pytorch, scenes;
+    char token_argmax[MAX_SCENES][MAX_SCENE_TOKENS + 1]; /* per scene, the argmax class of each token as
+                                                            SYMBOLS[k], row-major (as eval_pytorch.json) */
 } scores;
 
 static cJSON *read_json(const char *path) {
@@ -134,7 +137,10 @@ static dmllm_dense_result *predict(dmllm_session *s, const dmllm_image *img, dml
     return r;
 }
 
-static void run_scenes(dmllm_model *model, const char *heldout, cJSON *index, cJSON *pytorch, scores *out) {
+/* Scores model on the held-out scenes; token argmaxes are compared with PyTorch's, else with those
+ * of reference (when not NULL). */
+static void run_scenes(dmllm_model *model, const char *heldout, cJSON *index, cJSON *pytorch, const scores *reference,
+                       scores *out) {
     cJSON *classes = cJSON_GetObjectItem(index, "classes");
     const char *names[MAX_CLASSES];
     const int n_classes = cJSON_GetArraySize(classes);
@@ -184,7 +190,10 @@ static void run_scenes(dmllm_model *model, const char *heldout, cJSON *index, cJ
         dmllm_dense_result_free(sem_eval);
         if (labels && gt_depth && sem && dep && sem->width == w && sem->height == h) {
             const char *want = pytorch ? cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(pytorch, "per_scene"), i),
-                                                             "token_argmax")->valuestring : NULL;
+                                                             "token_argmax")->valuestring
+                               : reference && i < MAX_SCENES ? reference->token_argmax[i]
+                                                             : NULL;
+            CHECK(i < MAX_SCENES && sem->tokens_h * sem->tokens_w <= MAX_SCENE_TOKENS);
             for (int r = 0; r < sem->tokens_h; r++)
                 for (int c = 0; c < sem->tokens_w; c++) {
                     const float *t = sem->token_scores + ((size_t)r * sem->tokens_w + c) * sem->n_scores;
@@ -195,6 +204,7 @@ static void run_scenes(dmllm_model *model, const char *heldout, cJSON *index, cJ
                     const size_t t_index = (size_t)r * sem->tokens_w + c;
                     out->tokens++;
                     if (want && t_index < strlen(want)) out->tokens_same_as_pytorch += want[t_index] == SYMBOLS[best];
+                    if (i < MAX_SCENES && t_index < MAX_SCENE_TOKENS) out->token_argmax[i][t_index] = SYMBOLS[best];
                 }
             CHECK_OK(dmllm_seg_metrics_add(seg, sem->labels, labels, (size_t)w * h));
             CHECK_OK(dmllm_depth_metrics_add(depth, dep->depth_m, w, h, gt_depth, w, h));
@@ -284,6 +294,39 @@ static double number(cJSON *json, const char *key) {
     return cJSON_IsNumber(item) ? item->valuedouble : NAN;
 }
 
+/* int8 weights (W8A8) against the default path: the issue's targets still hold, and the token argmax
+ * of the semantic readout agrees on nearly every token (floors just under the measured levels). */
+static void check_int8(const char *model_dir, const char *heldout, cJSON *index, const char *reference_name,
+                       const scores *reference) {
+    dmllm_model_params mp;
+    dmllm_model_params_init(&mp);
+    mp.weights = DMLLM_WEIGHTS_INT8;
+    dmllm_model *model = NULL;
+    const dmllm_status status = dmllm_model_load(model_dir, &mp, &model);
+    if (status == DMLLM_ERR_UNSUPPORTED) {
+        printf("int8 weights not supported on this CPU, skipped: %s\n", dmllm_last_error());
+        return;
+    }
+    CHECK_OK(status);
+    if (!model || !reference->tokens) {
+        dmllm_model_free(model);
+        return;
+    }
+    static scores got;
+    run_scenes(model, heldout, index, NULL, reference, &got);
+    printf("%-12s token accuracy %.4f  mIoU %.4f (evaluation protocol %.4f)  delta1 %.4f  refseg cIoU %.4f  "
+           "box IoU %.4f; token argmax equal to %s on %zu of %zu\n", "int8", got.token_accuracy, got.miou,
+           got.miou_evaluation, got.delta1, got.refseg_ciou, got.box_iou, reference_name, got.tokens_same_as_pytorch,
+           got.tokens);
+    CHECK(got.tokens == reference->tokens);
+    CHECK_MSG(got.tokens_same_as_pytorch * 1000 >= got.tokens * INT8_AGREEMENT_PERMILLE,
+              "int8 token argmax equal to %s on %zu of %zu", reference_name, got.tokens_same_as_pytorch, got.tokens);
+    CHECK_MSG(got.token_accuracy >= 0.95, "int8 token accuracy %.4f < 0.95", got.token_accuracy);
+    CHECK_MSG(got.miou_evaluation >= 0.75, "int8 mIoU (softmax + CRF) %.4f < 0.75", got.miou_evaluation);
+    CHECK_MSG(got.delta1 >= 0.90, "int8 delta1 %.4f < 0.90", got.delta1);
+    dmllm_model_free(model);
+}
+
 int main(void) {
     const char *heldout = getenv("DMLLM_HELDOUT_DIR");
     CHECK_MSG(heldout != NULL, "DMLLM_HELDOUT_DIR is not set (the CTest fixture writes the held-out scenes)");
@@ -301,10 +344,11 @@ int main(void) {
 
     dmllm_model *model = test_load_model(model_dir, DMLLM_COMPUTE_AUTO);
     dmllm_model_info info = {.struct_size = sizeof info};
-    scores got;
+    static scores got, automatic; /* automatic: the default path's, the int8 run's reference */
     if (model) {
         CHECK_OK(dmllm_model_get_info(model, &info));
-        run_scenes(model, heldout, index, NULL, &got);
+        run_scenes(model, heldout, index, NULL, NULL, &got);
+        automatic = got;
         printf("%-12s tokens %zu  token accuracy %.4f  mIoU %.4f (evaluation protocol %.4f)  delta1 %.4f\n"
                "%-12s refseg cIoU %.4f  box IoU %.4f  FG/BG cIoU given the true box %.4f\n",
                info.compute, got.tokens, got.token_accuracy, got.miou, got.miou_evaluation, got.delta1, "",
@@ -324,7 +368,7 @@ int main(void) {
 
     model = test_load_model(model_dir, DMLLM_COMPUTE_F32);
     if (model) {
-        run_scenes(model, heldout, index, pytorch, &got);
+        run_scenes(model, heldout, index, pytorch, NULL, &got);
         const double want_acc = number(pytorch, "token_accuracy"), want_miou = number(pytorch, "miou");
         const double want_d1 = number(pytorch, "depth_delta1");
         const double want_ciou = number(pytorch, "refseg_ciou"), want_box = number(pytorch, "grounding_box_iou");
@@ -345,6 +389,7 @@ int main(void) {
                   got.boxes_same_as_pytorch, got.scenes);
         dmllm_model_free(model);
     }
+    check_int8(model_dir, heldout, index, info.compute, &automatic);
     cJSON_Delete(index);
     cJSON_Delete(pytorch);
     return test_finish("test_tiny_model");

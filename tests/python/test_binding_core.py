@@ -129,6 +129,20 @@ def test_model_info_matches_config(model, model_dir):
     assert info.vision_hidden_size == config["vision_config"]["hidden_size"]
     assert info.image_token_id == config["image_token_id"] and info.rope_theta == config["rope_theta"]
     assert info.model_dir == model_dir and info.weights_dtype == "F32" and info.compute == "onednn-f32"
+    assert info.weights == "f32"
+
+
+def test_model_int8_weights(dm, model_dir):
+    try:
+        int8 = dm.Model(model_dir, weights=dm.Weights.INT8)
+    except dm.UnsupportedError as error:  # a CPU without VNNI
+        assert "int8" in error.message
+        return
+    with int8:
+        assert int8.info.weights == "int8"
+    with pytest.raises(dm.InvalidArgumentError) as info:
+        dm.Model(model_dir, compute=dm.Compute.F32, weights=dm.Weights.BF16)
+    assert "bf16 weights conflict with compute onednn-f32" in info.value.message
 
 
 def test_model_load_errors(dm, tmp_path):

@@ -45,15 +45,15 @@ double cli_now_seconds(void) {
 
 /* ---- model and session ----------------------------------------------------------------------- */
 
-static int parse_compute(const char *name, dmllm_compute_type *out) {
-    static const struct { const char *name; dmllm_compute_type type; } kinds[] = {
-        {"auto", DMLLM_COMPUTE_AUTO}, {"bf16", DMLLM_COMPUTE_BF16}, {"f32", DMLLM_COMPUTE_F32},
-        {"openblas", DMLLM_COMPUTE_OPENBLAS}};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (!strcmp(name, kinds[i].name)) {
-            *out = kinds[i].type;
-            return 0;
-        }
+typedef struct named_kind {
+    const char *name;
+    int value;
+} named_kind;
+
+/* The value of name in kinds (a {NULL} terminated list), or -1. */
+static int parse_kind(const char *name, const named_kind *kinds) {
+    for (; kinds->name; kinds++)
+        if (!strcmp(name, kinds->name)) return kinds->value;
     return -1;
 }
 
@@ -64,10 +64,21 @@ int cli_open(const cli_common *common, cli_context *context) {
     dmllm_model_params_init(&mp);
     dmllm_session_params sp;
     dmllm_session_params_init(&sp);
-    if (parse_compute(common->compute, &mp.compute) != 0) {
+    static const named_kind computes[] = {{"auto", DMLLM_COMPUTE_AUTO}, {"bf16", DMLLM_COMPUTE_BF16},
+                                          {"f32", DMLLM_COMPUTE_F32}, {"openblas", DMLLM_COMPUTE_OPENBLAS}, {NULL, 0}};
+    static const named_kind weights[] = {{"auto", DMLLM_WEIGHTS_AUTO}, {"bf16", DMLLM_WEIGHTS_BF16},
+                                         {"f32", DMLLM_WEIGHTS_F32}, {"int8", DMLLM_WEIGHTS_INT8}, {NULL, 0}};
+    const int compute = parse_kind(common->compute, computes), weight_kind = parse_kind(common->weights, weights);
+    if (compute < 0) {
         fprintf(stderr, "densemllm: --compute %s: expected auto, bf16, f32 or openblas\n", common->compute);
         return 2;
     }
+    if (weight_kind < 0) {
+        fprintf(stderr, "densemllm: --weights %s: expected auto, bf16, f32 or int8\n", common->weights);
+        return 2;
+    }
+    mp.compute = (dmllm_compute_type)compute;
+    mp.weights = (dmllm_weights_type)weight_kind;
     if (strcmp(common->resize, "hf") && strcmp(common->resize, "pillow")) {
         fprintf(stderr, "densemllm: --resize %s: expected hf or pillow\n", common->resize);
         return 2;

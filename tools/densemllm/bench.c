@@ -26,6 +26,7 @@ typedef struct query_time {
 
 typedef struct bench_result {
     char compute[32]; /* as the model reports it (a copy: the model is freed before printing) */
+    char weights[8];  /* likewise */
     query_time first[MAX_REPEAT], second[MAX_REPEAT];
 } bench_result;
 
@@ -64,6 +65,7 @@ static int measure(const cli_common *common, const dmllm_image *image, const ben
     dmllm_model_info info = {.struct_size = sizeof info};
     if (!failed) failed = dmllm_model_get_info(c.model, &info) != DMLLM_OK;
     if (!failed) snprintf(out->compute, sizeof out->compute, "%s", info.compute);
+    if (!failed) snprintf(out->weights, sizeof out->weights, "%s", info.weights);
     for (int i = 0; !failed && i < job->repeat; i++) {
         failed = dmllm_session_truncate(c.session, 0) != DMLLM_OK ||
                  query(c.session, image, &job->first, &out->first[i]) ||
@@ -107,6 +109,7 @@ static cJSON *query_json(const query_time *times, int n) {
 static cJSON *result_json(const bench_result *r, int n) {
     cJSON *json = cJSON_CreateObject();
     cJSON_AddStringToObject(json, "compute", r->compute);
+    cJSON_AddStringToObject(json, "weights", r->weights);
     cJSON_AddItemToObject(json, "first_query", query_json(r->first, n));
     cJSON_AddItemToObject(json, "second_query", query_json(r->second, n));
     const double first = median(r->first, n, offsetof(query_time, total));
@@ -117,7 +120,7 @@ static cJSON *result_json(const bench_result *r, int n) {
 static void print_result(const bench_result *r, int n) {
     const double first = median(r->first, n, offsetof(query_time, total));
     const double second = median(r->second, n, offsetof(query_time, total));
-    printf("%s, median of %d:\n", r->compute, n);
+    printf("%s, %s weights, median of %d:\n", r->compute, r->weights, n);
     printf("  first query   %9.4f s  (encode %.4f, prefill %.4f, readout %.4f, crf %.4f)\n", first,
            median(r->first, n, offsetof(query_time, encode)), median(r->first, n, offsetof(query_time, prefill)),
            median(r->first, n, offsetof(query_time, readout)), median(r->first, n, offsetof(query_time, crf)));

@@ -99,7 +99,8 @@ static int readout_one(cli_context *context, const cli_item *item, void *user, c
         goto done;
     }
     const double t3 = cli_now_seconds();
-    printf("model: %s (%s, %.1f M parameters)\n", info.model_dir, info.compute, info.n_params / 1e6);
+    printf("model: %s (%s, %s weights, %.1f M parameters)\n", info.model_dir, info.compute, info.weights,
+           info.n_params / 1e6);
     printf("image: %s %dx%d -> %dx%d, %d x %d patches, %d tokens\n", path, grid.original_w, grid.original_h,
            grid.resized_w, grid.resized_h, grid.grid_h, grid.grid_w, n_tokens);
     printf("time: vision+merger %.3f s, LLM %.3f s (%d tokens), readout %.4f s\n", t1 - t0, t2 - t1, n_tokens + 2,

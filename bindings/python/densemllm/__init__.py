@@ -24,8 +24,8 @@ from .library import (LogLevel, coordinate_to_original, last_error, log_set, par
                       version_number)
 from .metrics import DepthCrop, DepthMetrics, DepthScores, MaskMetrics, MaskScores, SegMetrics, SegResult, box_iou
 from .model import (DEFAULT_MAX_NUM_PATCHES, DEFAULT_SYSTEM_PROMPT, FROM_PROFILE, HF_MAX_NUM_PATCHES,
-                    Alignment, ChatMessage, Compute, ImageGrid, Layout, Model, ModelInfo, Session, chat_apply,
-                    crf_params, crf_refine)
+                    Alignment, ChatMessage, Compute, ImageGrid, Layout, Model, ModelInfo, Session, Weights,
+                    chat_apply, crf_params, crf_refine)
 from .outputs import (DEPTH_PNG_SCALE, label_color, mask_text_parse, mask_text_write, overlay_color, read_png_values,
                       write_depth_color_png, write_depth_png16, write_label_png, write_overlay_png, write_pca_overlay_png,
                       write_pca_png)
@@ -44,7 +44,7 @@ __all__ = [
     "mask_text_parse", "mask_text_write", "MaskMetrics", "MaskScores", "MaskText", "Model", "ModelInfo",
     "OpensetResult", "OutOfMemoryError", "parse_regions", "read_png_values", "ReferResult", "Region", "Regions", "ResizeMode",
     "SegMetrics", "SegResult", "SemanticReadout", "Session", "ShapeError", "StateError", "status_str", "StopReason", "target_size",
-    "UnsupportedError", "version", "version_number", "write_depth_color_png", "write_depth_png16", "write_label_png",
+    "UnsupportedError", "version", "version_number", "Weights", "write_depth_color_png", "write_depth_png16", "write_label_png",
     "write_overlay_png", "write_pca_overlay_png", "write_pca_png", "overlay_color",
 ]
 

@@ -30,7 +30,8 @@ LOG_CALLBACK = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 # ---- structs (field order and types exactly as in the header) ----------------------------------------
 class ModelParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("compute", c_int), ("n_threads", c_int), ("progress", PROGRESS_CALLBACK),
-                ("progress_user_data", c_void_p), ("check_only", c_int), ("memory_limit_bytes", c_int64)]
+                ("progress_user_data", c_void_p), ("check_only", c_int), ("memory_limit_bytes", c_int64),
+                ("weights", c_int)]
 
 
 class ModelInfo(ctypes.Structure):
@@ -44,7 +45,7 @@ class ModelInfo(ctypes.Structure):
                 ("text_intermediate_size", c_int), ("vision_intermediate_size", c_int),
                 ("q_lora_rank", c_int), ("kv_lora_rank", c_int), ("qk_nope_head_dim", c_int),
                 ("qk_rope_head_dim", c_int), ("v_head_dim", c_int),
-                ("rope_theta", c_double), ("weights_dtype", c_char * 8)]
+                ("rope_theta", c_double), ("weights_dtype", c_char * 8), ("weights", c_char_p)]
 
 
 class SessionParams(ctypes.Structure):

@@ -37,6 +37,14 @@ class Compute(enum.IntEnum):
     OPENBLAS = 3
 
 
+class Weights(enum.IntEnum):
+    """dmllm_weights_type: format of the packed matmul weights (INT8: W8A8, the LM head kept)."""
+    AUTO = 0
+    BF16 = 1
+    F32 = 2
+    INT8 = 3
+
+
 class Alignment(enum.IntEnum):
     """dmllm_alignment: which LM-head position carries an image token's labels."""
     OWN = 0
@@ -187,13 +195,14 @@ class Model(_Handle):
 
     def __init__(self, model_dir: Union[str, os.PathLike], *, compute: Compute = Compute.AUTO, n_threads: int = 0,
                  progress: Optional[ProgressCallback] = None, check_only: bool = False,
-                 memory_limit_bytes: int = 0):
+                 memory_limit_bytes: int = 0, weights: Weights = Weights.AUTO):
         super().__init__(None)
         params = _capi.ModelParams()
         _lib.dmllm_model_params_init(byref(params))
         callbacks = _Callbacks()
         params.compute, params.n_threads, params.check_only = int(compute), n_threads, int(check_only)
         params.memory_limit_bytes = memory_limit_bytes  # its sessions' default; 0: none
+        params.weights = int(weights)
         params.progress = callbacks.progress(progress)  # the struct keeps the thunk alive
         out = c_void_p()
         status = _lib.dmllm_model_load(os.fsencode(model_dir), byref(params), byref(out))

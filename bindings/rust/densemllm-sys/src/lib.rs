@@ -58,6 +58,12 @@ pub const DMLLM_COMPUTE_BF16: dmllm_compute_type = 1;
 pub const DMLLM_COMPUTE_F32: dmllm_compute_type = 2;
 pub const DMLLM_COMPUTE_OPENBLAS: dmllm_compute_type = 3;
 
+pub type dmllm_weights_type = c_int;
+pub const DMLLM_WEIGHTS_AUTO: dmllm_weights_type = 0;
+pub const DMLLM_WEIGHTS_BF16: dmllm_weights_type = 1;
+pub const DMLLM_WEIGHTS_F32: dmllm_weights_type = 2;
+pub const DMLLM_WEIGHTS_INT8: dmllm_weights_type = 3;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct dmllm_model_params {
@@ -68,6 +74,7 @@ pub struct dmllm_model_params {
     pub progress_user_data: *mut c_void,
     pub check_only: c_int,
     pub memory_limit_bytes: i64,
+    pub weights: dmllm_weights_type,
 }
 
 #[repr(C)]
@@ -101,6 +108,7 @@ pub struct dmllm_model_info {
     pub v_head_dim: c_int,
     pub rope_theta: c_double,
     pub weights_dtype: [c_char; 8],
+    pub weights: *const c_char,
 }
 
 // ---- images ----

@@ -39,7 +39,7 @@ pub use metrics::{
     DepthCrop, DepthMetrics, DepthMetricsParams, DepthScores, MaskMetrics, MaskScores, SegMetrics, SegMetricsParams,
     SegResult, box_iou,
 };
-pub use model::{ComputeType, Model, ModelInfo, ModelParams};
+pub use model::{ComputeType, Model, ModelInfo, ModelParams, WeightsType};
 pub use outputs::{
     DEPTH_PNG_SCALE, MaskText, label_color, mask_text_parse, mask_text_write, overlay_color, write_depth_color_png, write_depth_png16,
     write_label_png, write_overlay_png, write_pca_png,

@@ -34,6 +34,30 @@ impl ComputeType {
     }
 }
 
+/// Format of the packed matmul weights (`dmllm_weights_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WeightsType {
+    /// The compute type's own (bf16 or f32).
+    #[default]
+    Auto,
+    Bf16,
+    F32,
+    /// int8 per output channel, activations per token (W8A8); the LM head stays in the compute type.
+    Int8,
+}
+
+impl WeightsType {
+    fn raw(self) -> sys::dmllm_weights_type {
+        match self {
+            WeightsType::Auto => sys::DMLLM_WEIGHTS_AUTO,
+            WeightsType::Bf16 => sys::DMLLM_WEIGHTS_BF16,
+            WeightsType::F32 => sys::DMLLM_WEIGHTS_F32,
+            WeightsType::Int8 => sys::DMLLM_WEIGHTS_INT8,
+        }
+    }
+}
+
 /// Options of [`Model::load_with`]; `Default` is `dmllm_model_params_init()`.
 pub struct ModelParams {
     raw: sys::dmllm_model_params,
@@ -59,6 +83,12 @@ impl Default for ModelParams {
 impl ModelParams {
     pub fn compute(mut self, compute: ComputeType) -> Self {
         self.raw.compute = compute.raw();
+        self
+    }
+
+    /// Format of the packed weights; Int8 fails with Status::Unsupported on CPUs without VNNI.
+    pub fn weights(mut self, weights: WeightsType) -> Self {
+        self.raw.weights = weights.raw();
         self
     }
 
@@ -130,6 +160,8 @@ pub struct ModelInfo {
     pub rope_theta: f64,
     /// "BF16", "F16" or "F32".
     pub weights_dtype: String,
+    /// Packed matmul weights: "bf16", "f32", "int8", or "none" (check_only).
+    pub weights: String,
 }
 
 impl Model {
@@ -193,6 +225,7 @@ impl Model {
             v_head_dim: i.v_head_dim,
             rope_theta: i.rope_theta,
             weights_dtype: string_from_array(&i.weights_dtype),
+            weights: s(i.weights),
         })
     }
 

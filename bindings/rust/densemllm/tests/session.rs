@@ -4,7 +4,7 @@
 use common::{rel_diff, tensor};
 use densemllm::{
     Alignment, ComputeType, GenerateParams, Image, Model, ModelParams, ResizeMode, Session, SessionParams, Status,
-    StopReason,
+    StopReason, WeightsType,
 };
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -52,6 +52,7 @@ fn model_info_matches_config_json() {
     assert_eq!(info.architecture, "YoutuVLForConditionalGeneration");
     assert_eq!(info.compute, "onednn-f32");
     assert_eq!(info.weights_dtype, "F32");
+    assert_eq!(info.weights, "f32");
     assert_eq!((info.vocab_size, info.text_hidden_size, info.text_layers, info.text_heads), (600, 96, 2, 4));
     assert_eq!((info.vision_hidden_size, info.vision_layers, info.vision_heads), (64, 3, 4));
     assert_eq!((info.patch_size, info.spatial_merge_size), (16, 2));
@@ -70,7 +71,14 @@ fn model_info_matches_config_json() {
     )
     .unwrap();
     assert_eq!(checked.info().unwrap().compute, "none");
+    assert_eq!(checked.info().unwrap().weights, "none");
     assert_eq!(checked.session(&SessionParams::default()).unwrap_err().status(), Status::State);
+
+    let dir = common::model_dir("session_int8", "one_window", false);
+    match Model::load_with(&dir, ModelParams::default().weights(WeightsType::Int8)) {
+        Ok(int8) => assert_eq!(int8.info().unwrap().weights, "int8"),
+        Err(e) => assert_eq!(e.status(), Status::Unsupported, "{e}"), // a CPU without VNNI
+    }
 }
 
 #[test]
