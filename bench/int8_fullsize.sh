@@ -9,10 +9,10 @@
 set -eu
 MODEL=$1
 OUT=$2
-LOCK=${DMLLM_FULLSIZE_LOCK:-/work/cache/fullsize.lock}
+LOCK=${DMLLM_FULLSIZE_LOCK:-${XDG_CACHE_HOME:-$HOME/.cache}/densemllm/fullsize.lock}
 PHOTOS=${DMLLM_PHOTOS:-../../shared/testdata/images}
 LABELS=${DMLLM_LABELS:-1000,5000,9000,13000,17000,21000,25000,29000,33000,37000,41000,45000,49000,53000,57000,61000}
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$(dirname "$LOCK")"
 for w in bf16 int8; do
     flock "$LOCK" /usr/bin/time -v ./densemllm readout --model "$MODEL" --weights $w --max-patches 1024 --quiet \
         --out "$OUT" --labels $LABELS "$PHOTOS"/*.png "$PHOTOS"/*.jpg >"$OUT/readout_$w.txt" 2>"$OUT/readout_$w.time"
