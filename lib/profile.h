@@ -23,6 +23,10 @@
  *     "depth_upsample": 2,                      token grid -> argmax grid factor (App. A.1.7)
  *     "depth_profile": "open_world",            the default quantisation
  *     "depth_profiles": { "name": {"kind": "linear" | "log", "min": m, "max": M}, ... },
+ *     "depth_evaluation": {"layout": "prompt_first", "min_depth": 0.001, "max_depth": 10},
+ *                                               the defaults of `densemllm eval --task depth`: where
+ *                                               the instruction goes, the valid ground truth (strict)
+ *                                               (only checked here; youtu_vl: the report's NYUv2 ones)
  *     "crop_padding": 1.2,                      box-prompted FG/BG (referring, open-set): the box
  *     "crop_short_side": 1280,                  scaled about its centre, cropped, the box drawn
  *     "crop_box_px": 1,                         (px, 0 = not drawn), the crop resized to this short side

@@ -58,6 +58,8 @@ static void test_overrides(void) {
     CHECK(!p.interpolate_probabilities);
     CHECK_OK(parse("{\"crf\": false}", &p));
     CHECK(!p.crf);
+    CHECK_OK(parse("{\"depth_evaluation\": {\"layout\": \"image_first\", \"min_depth\": 0.001, \"max_depth\": 25}}",
+                   &p));
     CHECK_OK(parse("{\"prompts\": {\"openset\": \"\"}, \"crop_short_side\": 256, \"crop_box_px\": 2, \"crop_padding\": 1.5}", &p));
     CHECK(p.prompt_openset[0] == '\0' && p.crop_short_side == 256 && p.crop_box_px == 2 && p.crop_padding == 1.5f);
     /* Redefining a built-in replaces it instead of adding one. */
@@ -93,6 +95,11 @@ static void test_malformed(void) {
         {"{\"crop_padding\": 0.5}", "\"crop_padding\""},
         {"{\"crop_box_px\": -1}", "\"crop_box_px\""},
         {"{\"crf\": 1}", "\"crf\""},
+        {"{\"depth_evaluation\": {\"layout\": \"sideways\"}}", "\"layout\""},
+        {"{\"depth_evaluation\": {\"max_depth\": \"far\"}}", "\"max_depth\""},
+        {"{\"depth_evaluation\": {\"min_depth\": 5, \"max_depth\": 1}}", "\"depth_evaluation\""},
+        {"{\"depth_evaluation\": {\"range\": [1, 2]}}", "\"range\""},
+        {"{\"depth_evaluation\": 10}", "\"depth_evaluation\""},
         {"{\"fg_token\": \"" "0123456789012345678901234567890123456789012345678901234567890\"}", "\"fg_token\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

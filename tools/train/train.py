@@ -171,6 +171,9 @@ def write_profile(path):
         "depth_upsample": 2,
         "depth_profile": "synthetic",
         "depth_profiles": {"synthetic": {"kind": "log", "min": scenes.MIN_DEPTH_M, "max": scenes.MAX_DEPTH_M}},
+        # `densemllm eval --task depth`: the model was trained image first, and the walls stand at
+        # exactly MAX_DEPTH_M, so the valid ground truth must reach past it (evaluate.py DEPTH_VALID).
+        "depth_evaluation": {"layout": "image_first", "min_depth": 0.001, "max_depth": 25.0},
         "crop_padding": data.CROP_PAD,
         "crop_short_side": data.CROP_SHORT_SIDE,
         "crop_box_px": data.CROP_BOX_PX,
