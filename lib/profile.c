@@ -39,6 +39,7 @@ void dmllm_profile_defaults(dmllm_readout_profile *p) {
     p->depth_first_bin = 1;
     p->depth_bins = 1000;
     p->depth_upsample = 2;
+    p->depth_refine_bins = 0; /* App. A.1.7: the argmax */
     add_depth(p, "nyuv2", DMLLM_DEPTH_LINEAR, 0.0, 10.0);
     add_depth(p, "cityscapes", DMLLM_DEPTH_LINEAR, 0.0, 80.0);
     add_depth(p, "ddad", DMLLM_DEPTH_LINEAR, 0.05, 120.0);
@@ -263,6 +264,8 @@ static dmllm_status parse_key(const parse_scope *s, const cJSON *item, dmllm_rea
         return read_int(s, item, 1, 16, &p->depth_upsample);
     } else if (strcmp(key, "depth_evaluation") == 0) {
         return check_depth_evaluation(s, item);
+    } else if (strcmp(key, "depth_refine_bins") == 0) {
+        return read_int(s, item, 0, 65535, &p->depth_refine_bins);
     } else if (strcmp(key, "depth_profile") == 0) {
         return read_text(s, item, p->depth_profile, sizeof p->depth_profile);
     } else if (strcmp(key, "depth_profiles") == 0) {

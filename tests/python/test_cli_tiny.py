@@ -241,3 +241,16 @@ def test_eval_depth_defaults_match_library(tmp_path, dm):
         got = json.load(f)
     assert got["delta1"] == pytest.approx(want.delta1, abs=1e-6)
     assert got["abs_rel"] == pytest.approx(want.abs_rel, rel=1e-5)
+
+
+def test_depth_map_without_plateaus(sample, dm):
+    """The tiny profile reads each x2 cell as the mean bin near its argmax ("depth_refine_bins"), so
+    the full-size map follows the blend between tokens: on the sample, 35% of the pixels equal their
+    right-hand neighbour, against 70% with the argmax alone, whose cells step by whole bins and
+    leave the token grid as plateaus."""
+    path, _ = sample
+    with dm.Model(os.path.join(SOURCE, "models/tiny")) as model, model.session() as s:
+        depth = np.asarray(s.depth(path).depth_m)
+    flat_x = np.mean(depth[:, 1:] == depth[:, :-1])
+    flat_y = np.mean(depth[1:] == depth[:-1])
+    assert flat_x < 0.5 and flat_y < 0.5, (flat_x, flat_y)
