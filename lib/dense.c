@@ -447,7 +447,8 @@ static size_t depth_maps_bytes(const dmllm_readout_profile *profile, int th, int
     const depth_shape d = depth_shape_of(profile, th, tw, width, height);
     const dmllm_score_transform plain = depth_transform(profile);
     const size_t resized = d.n_grid > d.n_pixels ? d.n_grid : d.n_pixels;
-    const size_t buffers = d.n_up * (sizeof(uint16_t) + 2 * sizeof(float)) +
+    const size_t probabilities = profile->depth_refine_bins > 0 ? (size_t)profile->depth_bins : 0;
+    const size_t buffers = d.n_up * (sizeof(uint16_t) + (probabilities + 2) * sizeof(float)) +
                            resized * 2 * sizeof(float) + d.n_grid * sizeof(uint16_t) +
                            d.n_pixels * (sizeof(uint16_t) + sizeof(float));
     size_t readout = dmllm_readout_bytes(th, tw, profile->depth_bins, &plain, d.uh, d.uw);
@@ -458,8 +459,48 @@ static size_t depth_maps_bytes(const dmllm_readout_profile *profile, int th, int
     return buffers + readout;
 }
 
-/* Report 9.3: bin logits upsampled by depth_upsample, argmax (no softmax, no CRF), then the bin map
- * resized bilinearly to the demo's (H//16) x (W//16) grid and to full size. */
+/* The bin index of every upsampled cell into bins[uh][uw][0] (fractional when refined): the argmax
+ * (report 9.3), or with the profile's depth_refine_bins = w the mean bin under the cell's softmax
+ * within w bins of the argmax. The argmax alone steps by whole bins from token to token, so the
+ * full-size map shows the token grid as plateaus; the mean follows the blend of neighbouring tokens
+ * (x2 cells between two tokens of bins a and b get values between a and b), while a window narrower
+ * than the gap between two surfaces' bins keeps their edge: the other surface's mode stays out. */
+static dmllm_status depth_cell_bins(const dmllm_readout_profile *profile, const float *scores, int th,
+                                    int tw, int uh, int uw, float *bins) {
+    const dmllm_score_transform plain = depth_transform(profile);
+    const int n = profile->depth_bins, w = profile->depth_refine_bins;
+    const size_t n_up = (size_t)uh * uw;
+    if (w == 0) {
+        uint16_t *argmax = NULL; /* [uh][uw] */
+        DMLLM_TRY(dmllm_alloc(&argmax, n_up, sizeof *argmax, "the depth argmax"));
+        const dmllm_status status = dmllm_readout_argmax(scores, th, tw, n, &plain, uh, uw, argmax, NULL);
+        for (size_t i = 0; status == DMLLM_OK && i < n_up; i++) bins[2 * i] = (float)argmax[i];
+        free(argmax);
+        return status;
+    }
+    float *p = NULL; /* [uh][uw][n] softmax of the upsampled bin scores */
+    DMLLM_TRY(dmllm_alloc(&p, n_up * n, sizeof *p, "the depth bin probabilities"));
+    const dmllm_status status = dmllm_readout_probabilities(scores, th, tw, n, &plain, uh, uw, p);
+    for (size_t i = 0; status == DMLLM_OK && i < n_up; i++) {
+        const float *cell = p + i * n;
+        int best = 0;
+        for (int k = 1; k < n; k++)
+            if (cell[k] > cell[best]) best = k;
+        const int lo = best > w ? best - w : 0, hi = best + w < n - 1 ? best + w : n - 1;
+        double mass = 0.0, moment = 0.0;
+        for (int k = lo; k <= hi; k++) {
+            mass += cell[k];
+            moment += (double)k * cell[k];
+        }
+        bins[2 * i] = (float)(moment / mass);
+    }
+    free(p);
+    return status;
+}
+
+/* Report 9.3: bin logits upsampled by depth_upsample, argmax (no softmax, no CRF; see
+ * depth_cell_bins for the refinement), then the bin map resized bilinearly to the demo's
+ * (H//16) x (W//16) grid and to full size. */
 static dmllm_status depth_maps(const dmllm_model *model, const dmllm_dense_params *p, const float *scores, int th,
                                int tw, dmllm_dense_result *r) {
     const dmllm_readout_profile *profile = &model->profile;
@@ -473,22 +514,18 @@ static dmllm_status depth_maps(const dmllm_model *model, const dmllm_dense_param
     r->depth_grid_w = d.grid_w;
     r->depth_grid_h = d.grid_h;
 
-    uint16_t *argmax = NULL;  /* [uh][uw] index into the bins */
-    float *bins = NULL;       /* [uh][2][uw]: bin number and metres, interleaved per pixel */
+    float *bins = NULL;       /* [uh][uw][2]: bin number and metres, interleaved per pixel */
     float *resized = NULL;    /* [max(n_grid, n_pixels)][2] */
-    const dmllm_score_transform plain = depth_transform(profile);
-    dmllm_status status = dmllm_alloc(&argmax, n_up, sizeof *argmax, "the depth argmax");
-    if (status == DMLLM_OK) status = dmllm_alloc(&bins, n_up * 2, sizeof *bins, "the depth bins");
+    dmllm_status status = dmllm_alloc(&bins, n_up * 2, sizeof *bins, "the depth bins");
     if (status == DMLLM_OK)
         status = dmllm_alloc(&resized, (n_grid > n_pixels ? n_grid : n_pixels) * 2, sizeof *resized, "the depth maps");
     if (status == DMLLM_OK) status = dmllm_alloc(&r->depth_grid_bins, n_grid, sizeof *r->depth_grid_bins, "the depth grid");
     if (status == DMLLM_OK) status = dmllm_alloc(&r->labels, n_pixels, sizeof *r->labels, "the depth bin map");
     if (status == DMLLM_OK) status = dmllm_alloc(&r->depth_m, n_pixels, sizeof *r->depth_m, "the depth map");
-    if (status == DMLLM_OK)
-        status = dmllm_readout_argmax(scores, th, tw, profile->depth_bins, &plain, uh, uw, argmax, NULL);
+    if (status == DMLLM_OK) status = depth_cell_bins(profile, scores, th, tw, uh, uw, bins);
     if (status == DMLLM_OK) {
         for (size_t i = 0; i < n_up; i++) {
-            const double bin = profile->depth_first_bin + argmax[i];
+            const double bin = profile->depth_first_bin + (double)bins[2 * i];
             bins[2 * i] = (float)bin;
             bins[2 * i + 1] = (float)dmllm_depth_bin_metres(profile, q, bin);
         }
@@ -503,7 +540,6 @@ static dmllm_status depth_maps(const dmllm_model *model, const dmllm_dense_param
             r->labels[i] = (uint16_t)lrintf(resized[2 * i]);
             r->depth_m[i] = resized[2 * i + 1];
         }
-    free(argmax);
     free(bins);
     free(resized);
     return status;

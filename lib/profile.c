@@ -39,6 +39,7 @@ void dmllm_profile_defaults(dmllm_readout_profile *p) {
     p->depth_first_bin = 1;
     p->depth_bins = 1000;
     p->depth_upsample = 2;
+    p->depth_refine_bins = 0; /* App. A.1.7: the argmax */
     add_depth(p, "nyuv2", DMLLM_DEPTH_LINEAR, 0.0, 10.0);
     add_depth(p, "cityscapes", DMLLM_DEPTH_LINEAR, 0.0, 80.0);
     add_depth(p, "ddad", DMLLM_DEPTH_LINEAR, 0.05, 120.0);
@@ -183,6 +184,30 @@ static dmllm_status parse_depth_profiles(const parse_scope *outer, const cJSON *
     return DMLLM_OK;
 }
 
+/* "depth_evaluation": how the model's depth is benchmarked. Only checked here (the library's own
+ * calls do not use it): densemllm eval reads it for its defaults, so that a bad value fails at load
+ * with the key named, as every other key. */
+static dmllm_status check_depth_evaluation(const parse_scope *outer, const cJSON *object) {
+    if (!cJSON_IsObject(object)) return bad(outer, "must be an object with layout, min_depth, max_depth");
+    double range[2] = {1e-3, 10.0}; /* dmllm_depth_metrics_params_init's */
+    const cJSON *field;
+    cJSON_ArrayForEach(field, object) {
+        const parse_scope fs = {outer->source, field->string};
+        int choice;
+        if (strcmp(field->string, "layout") == 0) {
+            static const char *const layouts[] = {"image_first", "prompt_first", NULL};
+            DMLLM_TRY(read_choice(&fs, field, layouts, &choice));
+        } else if (strcmp(field->string, "min_depth") == 0 || strcmp(field->string, "max_depth") == 0) {
+            const bool max = strcmp(field->string, "max_depth") == 0;
+            DMLLM_TRY(read_number(&fs, field, 0.0, 1e6, &range[max]));
+        } else {
+            return bad(&fs, "is not a depth evaluation key (layout, min_depth, max_depth)");
+        }
+    }
+    if (!(range[0] > 0.0 && range[1] > range[0])) return bad(outer, "needs 0 < min_depth < max_depth");
+    return DMLLM_OK;
+}
+
 static dmllm_status parse_prompts(const parse_scope *outer, const cJSON *object, dmllm_readout_profile *p) {
     if (!cJSON_IsObject(object)) return bad(outer, "must be an object of task prompts");
     const cJSON *item;
@@ -263,6 +288,10 @@ static dmllm_status parse_key(const parse_scope *s, const cJSON *item, dmllm_rea
         return read_int(s, item, 2, 65535, &p->depth_bins);
     } else if (strcmp(key, "depth_upsample") == 0) {
         return read_int(s, item, 1, 16, &p->depth_upsample);
+    } else if (strcmp(key, "depth_evaluation") == 0) {
+        return check_depth_evaluation(s, item);
+    } else if (strcmp(key, "depth_refine_bins") == 0) {
+        return read_int(s, item, 0, 65535, &p->depth_refine_bins);
     } else if (strcmp(key, "depth_profile") == 0) {
         return read_text(s, item, p->depth_profile, sizeof p->depth_profile);
     } else if (strcmp(key, "depth_profiles") == 0) {

@@ -21,8 +21,16 @@
  *     "depth_token_format": "<custom_%d>",      one %d: the bin number
  *     "depth_first_bin": 1, "depth_bins": 1000,
  *     "depth_upsample": 2,                      token grid -> argmax grid factor (App. A.1.7)
+ *     "depth_refine_bins": 0,                   0: each cell's value is its argmax bin (report 9.3);
+ *                                               w > 0: the probability-weighted mean bin within w
+ *                                               bins of the argmax, a value between bins that
+ *                                               follows the blend across cells (no plateaus)
  *     "depth_profile": "open_world",            the default quantisation
  *     "depth_profiles": { "name": {"kind": "linear" | "log", "min": m, "max": M}, ... },
+ *     "depth_evaluation": {"layout": "prompt_first", "min_depth": 0.001, "max_depth": 10},
+ *                                               the defaults of `densemllm eval --task depth`: where
+ *                                               the instruction goes, the valid ground truth (strict)
+ *                                               (only checked here; youtu_vl: the report's NYUv2 ones)
  *     "crop_padding": 1.2,                      box-prompted FG/BG (referring, open-set): the box
  *     "crop_short_side": 1280,                  scaled about its centre, cropped, the box drawn
  *     "crop_box_px": 1,                         (px, 0 = not drawn), the crop resized to this short side
@@ -66,6 +74,7 @@ typedef struct dmllm_readout_profile {
     char fg_token[DMLLM_PROFILE_NAME], bg_token[DMLLM_PROFILE_NAME];
     char depth_token_format[DMLLM_PROFILE_NAME];
     int depth_first_bin, depth_bins, depth_upsample;
+    int depth_refine_bins;                     /* 0: argmax bin; w: mean bin within w of it */
     char depth_profile[DMLLM_PROFILE_NAME];
     int n_depth_profiles;
     dmllm_depth_quantisation depth_profiles[DMLLM_MAX_DEPTH_PROFILES];

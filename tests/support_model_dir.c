@@ -38,6 +38,23 @@ const char *test_model_dir(const char *name, const char *golden_case, const char
     return dir;
 }
 
+const char *test_model_variant(const char *name, const char *model_dir, const char *profile_json) {
+    static char dir[1024];
+    char target[1100];
+    snprintf(dir, sizeof dir, "%s/%s", test_temp_dir(), name);
+    if (mkdir(dir, 0700) != 0) {
+        perror(dir);
+        return NULL;
+    }
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(target, sizeof target, "%s/%s", model_dir, files[i]);
+        if (link_into(dir, files[i], target) != 0) return NULL;
+    }
+    snprintf(target, sizeof target, "%s/readout_profile.json", dir);
+    return test_write_file(target, profile_json, strlen(profile_json)) == 0 ? dir : NULL;
+}
+
 dmllm_model *test_load_model(const char *dir, dmllm_compute_type compute) {
     dmllm_model_params mp;
     dmllm_model_params_init(&mp);

@@ -11,6 +11,11 @@
  * the directory (static storage, valid until the next call) or NULL after printing why. */
 const char *test_model_dir(const char *name, const char *golden_case, const char *tokenizer_json);
 
+/* Makes <temp>/<name>/ with symlinks to model_dir's config.json, model.safetensors and
+ * tokenizer.json, and profile_json written as its readout_profile.json: the model read out
+ * otherwise. Returns the directory (static storage, valid until the next call) or NULL. */
+const char *test_model_variant(const char *name, const char *model_dir, const char *profile_json);
+
 #include "densemllm.h"
 
 /* Loads a model with the given compute path, counting a failure as a CHECK; NULL on failure. */

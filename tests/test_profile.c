@@ -22,6 +22,7 @@ static void test_defaults(void) {
     CHECK(p.alignment == DMLLM_ALIGN_PREVIOUS && !p.first_subtoken_only && p.depth_bins == 1000);
     CHECK(!p.interpolate_probabilities && p.semantic_readout == DMLLM_READOUT_NAMED);
     CHECK(p.crf); /* the demo refines with the dense CRF */
+    CHECK(p.depth_refine_bins == 0); /* report 9.3: the argmax bin */
     CHECK(p.softmax_temperature == 0.2f && p.sigmoid_scale == 0.25f && p.background_level == 0.5f);
     CHECK(strcmp(p.depth_token_format, "<custom_%d>") == 0 && strcmp(p.fg_token, "<FG>") == 0);
     const dmllm_depth_quantisation *nyu = dmllm_profile_depth(&p, "nyuv2"), *open = dmllm_profile_depth(&p, "open_world");
@@ -60,6 +61,9 @@ static void test_overrides(void) {
     CHECK(!p.interpolate_probabilities);
     CHECK_OK(parse("{\"crf\": false}", &p));
     CHECK(!p.crf);
+    CHECK_OK(parse("{\"depth_refine_bins\": 12, \"depth_evaluation\": {\"layout\": \"image_first\","
+                   " \"min_depth\": 0.001, \"max_depth\": 25}}", &p));
+    CHECK(p.depth_refine_bins == 12);
     CHECK_OK(parse("{\"prompts\": {\"openset\": \"\"}, \"crop_short_side\": 256, \"crop_box_px\": 2, \"crop_padding\": 1.5}", &p));
     CHECK(p.prompt_openset[0] == '\0' && p.crop_short_side == 256 && p.crop_box_px == 2 && p.crop_padding == 1.5f);
     /* Redefining a built-in replaces it instead of adding one. */
@@ -99,6 +103,12 @@ static void test_malformed(void) {
         {"{\"classes\": []}", "\"classes\""},
         {"{\"classes\": [\"sky\", 3]}", "\"classes\""},
         {"{\"classes\": [\"sky\", \"\"]}", "\"classes\""},
+        {"{\"depth_refine_bins\": -1}", "\"depth_refine_bins\""},
+        {"{\"depth_evaluation\": {\"layout\": \"sideways\"}}", "\"layout\""},
+        {"{\"depth_evaluation\": {\"max_depth\": \"far\"}}", "\"max_depth\""},
+        {"{\"depth_evaluation\": {\"min_depth\": 5, \"max_depth\": 1}}", "\"depth_evaluation\""},
+        {"{\"depth_evaluation\": {\"range\": [1, 2]}}", "\"range\""},
+        {"{\"depth_evaluation\": 10}", "\"depth_evaluation\""},
         {"{\"fg_token\": \"" "0123456789012345678901234567890123456789012345678901234567890\"}", "\"fg_token\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

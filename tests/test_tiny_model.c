@@ -10,7 +10,7 @@
  * box-prompted FG/BG stage given the true box).
  *
  * Parity with the PyTorch model on the f32 path: the numbers of models/tiny/eval_pytorch.json
- * (tools/train/evaluate.py on the same scenes, plain readout) within 0.01 (0.03 for the generated
+ * (tools/train/evaluate.py on the same scenes, plain readout, depth as the argmax bin) within 0.01 (0.03 for the generated
  * boxes and what follows from them), the per-token argmax maps equal on >= 99% of the tokens and
  * the grounding boxes equal on >= 90% of the scenes.
  */
@@ -327,6 +327,22 @@ static void check_int8(const char *model_dir, const char *heldout, cJSON *index,
     dmllm_model_free(model);
 }
 
+/* The tiny model read out as tools/train/evaluate.py reads it (depth: the argmax bin, report 9.3),
+ * for the comparison with eval_pytorch.json; NULL after a failed CHECK. */
+static const char *argmax_depth_model(const char *model_dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/readout_profile.json", model_dir);
+    cJSON *profile = read_json(path);
+    if (!profile) return NULL;
+    cJSON_ReplaceItemInObject(profile, "depth_refine_bins", cJSON_CreateNumber(0));
+    char *text = cJSON_Print(profile);
+    const char *dir = text ? test_model_variant("tiny_argmax_depth", model_dir, text) : NULL;
+    CHECK_MSG(dir != NULL, "cannot write the argmax-depth variant of %s", model_dir);
+    free(text);
+    cJSON_Delete(profile);
+    return dir;
+}
+
 int main(void) {
     const char *heldout = getenv("DMLLM_HELDOUT_DIR");
     CHECK_MSG(heldout != NULL, "DMLLM_HELDOUT_DIR is not set (the CTest fixture writes the held-out scenes)");
@@ -366,7 +382,8 @@ int main(void) {
         dmllm_model_free(model);
     }
 
-    model = test_load_model(model_dir, DMLLM_COMPUTE_F32);
+    const char *argmax_dir = argmax_depth_model(model_dir);
+    model = argmax_dir ? test_load_model(argmax_dir, DMLLM_COMPUTE_F32) : NULL;
     if (model) {
         run_scenes(model, heldout, index, pytorch, NULL, &got);
         const double want_acc = number(pytorch, "token_accuracy"), want_miou = number(pytorch, "miou");

@@ -150,6 +150,84 @@ def test_depth_matches_numpy(setup):
         assert m[key] == pytest.approx(value, rel=1e-5), key
 
 
+def test_depth_defaults_from_profile(setup, tmp_path):
+    """Without --image-first/--prompt-first/--min-depth/--max-depth, eval --task depth takes them from
+    the profile's "depth_evaluation" (models/tiny: image first, ground truth valid up to 25 m, so its
+    10 m walls count)."""
+    root, _, models = setup
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        os.symlink(models["model_depth"] / name, model / name)
+    profile = json.loads((models["model_depth"] / "readout_profile.json").read_text())
+    profile["depth_evaluation"] = {"layout": "image_first", "min_depth": 0.5, "max_depth": 20}
+    (model / "readout_profile.json").write_text(json.dumps(profile))
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    (ds / "depth").mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), np.uint8)).save(ds / "images" / f"im{i}.png")
+        depth_mm = (np.linspace(300, 19000, 64)[None, :] * np.ones((48, 1))).astype(np.uint16)  # 0.3 .. 19 m
+        Image.fromarray(depth_mm).save(ds / "depth" / f"im{i}.png")
+    default, image_first = tmp_path / "default", tmp_path / "image_first"
+    cli("eval", "--model", model, "--task", "depth", "--out", default, "--quiet", ds)
+    cli("eval", "--model", model, "--task", "depth", "--image-first", "--min-depth", "0.5", "--max-depth", "20",
+        "--out", image_first, "--quiet", ds)
+    for i in range(3):
+        assert np.array_equal(np.load(default / f"im{i}.depth.npy"), np.load(image_first / f"im{i}.depth.npy"))
+    m, want = read_metrics(default), read_metrics(image_first)
+    assert m["delta1"] == want["delta1"] and m["abs_rel"] == want["abs_rel"]
+    deltas = []
+    for i in range(3):
+        gt = np.array(Image.open(ds / "depth" / f"im{i}.png")).astype(np.float64) / 1000.0
+        pred = np.clip(np.load(default / f"im{i}.depth.npy").astype(np.float64), 0.5, 20.0)
+        valid = (gt > 0.5) & (gt < 20.0)
+        deltas.append(np.mean(np.maximum(gt[valid] / pred[valid], pred[valid] / gt[valid]) < 1.25))
+    assert m["delta1"] == pytest.approx(np.mean(deltas), rel=1e-6)
+    # the flags still decide when given
+    cli("eval", "--model", model, "--task", "depth", "--prompt-first", "--image-first", "--out", tmp_path / "both",
+        ds, expect=2)
+    profile["depth_evaluation"] = {"layout": "sideways"}
+    (model / "readout_profile.json").write_text(json.dumps(profile))
+    run = cli("eval", "--model", model, "--task", "depth", "--out", tmp_path / "bad", "--quiet", ds, expect=1)
+    assert '"layout" must be one of "image_first", "prompt_first"' in run.stderr
+
+
+@pytest.mark.parametrize("task, layout, missing", [
+    ("semantic", "no_images", "images: No such file or directory"),
+    ("semantic", "no_truth", "5 of the 5 ground-truth files are missing"),
+    ("depth", "no_truth", "5 of the 5 ground-truth files are missing"),
+    ("depth", "no_image_files", "holds no .jpg, .jpeg or .png image"),
+    ("refseg", "no_truth", "5 of the 10 image and mask files of the list are missing"),
+    ("refseg", "bad_sample", 'sample 0 has no "image", "phrase" or "mask" string'),
+])
+def test_eval_bad_dataset_layout_said_once(setup, tmp_path, task, layout, missing):
+    """A dataset not laid out as the task reads it fails before any prediction (exit 2), with one
+    message naming what is missing and the layout the task expects, not one per file."""
+    root, ds, models = setup
+    bad = tmp_path / "ds"
+    bad.mkdir()
+    if layout in ("no_truth", "no_image_files"):
+        (bad / "images").mkdir()
+        for name in os.listdir(ds / "images"):
+            target = bad / "images" / (name + ".txt" if layout == "no_image_files" else name)
+            os.symlink(ds / "images" / name, target)
+    if task == "refseg":
+        refs = [{"image": f"images/im{k}.png", "phrase": "x", "mask": f"masks/im{k}.png"} for k in range(5)]
+        if layout == "bad_sample":
+            refs[0] = {"image": "images/im0.png"}
+        for name in ("images", "masks"):
+            os.makedirs(bad / name, exist_ok=True)
+        (bad / "refs.jsonl").write_text("\n".join(json.dumps(r) for r in refs) + "\n")
+    args = {"semantic": ["--classes-file", ds / "classes.txt"], "depth": [], "refseg": []}[task]
+    run = cli("eval", "--model", models["model"], "--task", task, *args, "--out", tmp_path / "out", bad, expect=2)
+    assert missing in run.stderr
+    assert run.stderr.count("expects") == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert "--task " + task + " expects " in run.stderr
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
 def test_refseg_matches_numpy(setup):
     root, ds, models = setup
     out = root / "out_refseg"

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -214,3 +215,42 @@ def test_max_patches_hf(tmp_path):
     assert grids["hf"] == (57, 44)   # 1824x1408 fits under 36864 patches as it is
     assert grids["8192"][0] < 57
     assert "not a valid" in cli("depth", "--max-patches", "hf2", path, expect=2).stderr
+
+
+def test_eval_depth_defaults_match_library(tmp_path, dm):
+    """eval --task depth without options scores as the library's own readout does (image first, the
+    walls at 10 m valid): the tiny profile's "depth_evaluation". With the report's NYUv2 defaults it
+    ran prompt first and dropped the walls (issue 21: delta1 0.887 where the library gave 0.913)."""
+    sys.path.insert(0, os.path.join(SOURCE, "tools", "train"))
+    import heldout
+    index = heldout.write_heldout(str(tmp_path / "scenes"), 6, seed=9301)
+    for sub in ("images", "depth"):
+        (tmp_path / "ds" / sub).mkdir(parents=True)
+    with dm.Model(os.path.join(SOURCE, "models/tiny")) as model, model.session() as s:
+        metrics = dm.DepthMetrics(max_depth=25.0)
+        for entry in index["scenes"]:
+            base = tmp_path / "scenes" / entry["name"]
+            gt = np.fromfile(str(base) + ".depth.f32", "<f4").reshape(entry["height"], entry["width"])
+            gt_mm = np.round(gt * 1000.0).astype(np.uint16)
+            Image.fromarray(gt_mm).save(tmp_path / "ds" / "depth" / (entry["name"] + ".png"))
+            os.symlink(str(base) + ".png", tmp_path / "ds" / "images" / (entry["name"] + ".png"))
+            metrics.add(s.depth(str(base) + ".png").depth_m, gt_mm.astype(np.float32) / 1000.0)
+        want = metrics.result()
+    cli("eval", "--task", "depth", "--out", tmp_path / "out", "--quiet", tmp_path / "ds")
+    with open(tmp_path / "out" / "metrics.json") as f:
+        got = json.load(f)
+    assert got["delta1"] == pytest.approx(want.delta1, abs=1e-6)
+    assert got["abs_rel"] == pytest.approx(want.abs_rel, rel=1e-5)
+
+
+def test_depth_map_without_plateaus(sample, dm):
+    """The tiny profile reads each x2 cell as the mean bin near its argmax ("depth_refine_bins"), so
+    the full-size map follows the blend between tokens: on the sample, 35% of the pixels equal their
+    right-hand neighbour, against 70% with the argmax alone, whose cells step by whole bins and
+    leave the token grid as plateaus."""
+    path, _ = sample
+    with dm.Model(os.path.join(SOURCE, "models/tiny")) as model, model.session() as s:
+        depth = np.asarray(s.depth(path).depth_m)
+    flat_x = np.mean(depth[:, 1:] == depth[:, :-1])
+    flat_y = np.mean(depth[1:] == depth[:-1])
+    assert flat_x < 0.5 and flat_y < 0.5, (flat_x, flat_y)

@@ -7,7 +7,8 @@
  *   semantic  DATASET/images/<stem>.jpg|png + DATASET/annotations/<stem>.png (class indices),
  *             class names from --classes-file, one per line; predictions OUT/<stem>.labels.png
  *   depth     DATASET/images/<stem>.* + DATASET/depth/<stem>.png (16-bit, --depth-scale units per
- *             metre, default millimetres; 0 = no depth); predictions OUT/<stem>.depth.npy (metres)
+ *             metre, default millimetres; 0 = no depth); predictions OUT/<stem>.depth.npy (metres);
+ *             layout and valid range by default from the readout profile's "depth_evaluation"
  *   refseg    a JSON array or JSON-lines file of {"image", "phrase", "mask"} (paths relative to the
  *             file; mask PNG nonzero = the object), or a folder holding refs.jsonl / refs.json;
  *             sample k runs under the id sample-<k>; predictions OUT/<id>.mask.png
@@ -20,10 +21,12 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 typedef enum eval_task { TASK_SEMANTIC, TASK_DEPTH, TASK_REFSEG } eval_task;
@@ -46,7 +49,7 @@ typedef struct eval_job {
     dmllm_seg_metrics *seg;
     /* depth */
     const char *depth_profile;
-    int image_first;
+    int image_first, prompt_first; /* the flags; neither: the profile's layout */
     float depth_scale;
     dmllm_depth_metrics_params depth_params;
     dmllm_depth_metrics *depth;
@@ -148,6 +151,95 @@ static int read_values(const char *path, dmllm_png_values **values) {
 
 /* ---- datasets -------------------------------------------------------------------------------- */
 
+/* What each task reads, for the message about a dataset that does not hold it. */
+static const char *const dataset_layouts[] = {
+    "DATASET/images/<stem>.jpg|.jpeg|.png and DATASET/annotations/<stem>.png (class indices)",
+    "DATASET/images/<stem>.jpg|.jpeg|.png and DATASET/depth/<stem>.png (16-bit, --depth-scale units "
+    "per metre)",
+    "a JSON array or JSON-lines file of {\"image\", \"phrase\", \"mask\"} objects, or a folder "
+    "holding one as refs.jsonl or refs.json"};
+
+static int bad_dataset(const eval_job *job, const char *problem) {
+    static const char *const names[] = {"semantic", "depth", "refseg"};
+    fprintf(stderr, "densemllm eval: %s; --task %s expects %s\n", problem, names[job->task],
+            dataset_layouts[job->task]);
+    return 2;
+}
+
+/* Ground truth of an image: DATASET/<folder>/<stem>.png. */
+static char *truth_path(const eval_job *job, const char *folder, const char *stem) {
+    char *path = malloc(strlen(job->dataset) + strlen(folder) + strlen(stem) + 8);
+    if (path) sprintf(path, "%s/%s/%s.png", job->dataset, folder, stem);
+    return path;
+}
+
+static int is_image_file(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return name[0] != '.' && dot &&
+           (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
+}
+
+/* The files a dataset lacks, reported once with their count and the first of them. */
+static int report_missing(const eval_job *job, int n_missing, int n_total, const char *what, const char *first) {
+    if (n_missing == 0) return 0;
+    char problem[1024];
+    snprintf(problem, sizeof problem, "%d of the %d %s are missing (the first: %s)", n_missing, n_total, what, first);
+    return bad_dataset(job, problem);
+}
+
+/* An image folder with the ground truth of every image, checked before any prediction: a dataset
+ * laid out otherwise is reported once, with the count of what is missing, not file by file. */
+static int check_image_folder(const eval_job *job) {
+    const char *truth = job->task == TASK_SEMANTIC ? "annotations" : "depth";
+    char problem[1024];
+    char *images = join_path(job->dataset, "images");
+    DIR *dir = images ? opendir(images) : NULL;
+    if (!dir) {
+        snprintf(problem, sizeof problem, "%s: %s", images ? images : job->dataset, strerror(errno));
+        free(images);
+        return bad_dataset(job, problem);
+    }
+    int n_images = 0, n_missing = 0;
+    char first_missing[512] = "";
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        if (!is_image_file(entry->d_name)) continue;
+        n_images++;
+        char *stem = strdup(entry->d_name), *path = NULL;
+        if (stem) {
+            *strrchr(stem, '.') = '\0';
+            path = truth_path(job, truth, stem);
+        }
+        struct stat st;
+        if (!path) n_images = -1;
+        else if (stat(path, &st) != 0 && n_missing++ == 0) snprintf(first_missing, sizeof first_missing, "%s", path);
+        free(path);
+        free(stem);
+        if (n_images < 0) break;
+    }
+    closedir(dir);
+    int failed = n_images < 0 ? (fprintf(stderr, "densemllm: out of memory\n"), 1) : 0;
+    if (!failed && n_images == 0) {
+        snprintf(problem, sizeof problem, "%s holds no .jpg, .jpeg or .png image", images);
+        failed = bad_dataset(job, problem);
+    }
+    free(images);
+    return failed ? failed : report_missing(job, n_missing, n_images, "ground-truth files", first_missing);
+}
+
+/* The image and mask files of every sample of a refseg list. */
+static int check_samples(const eval_job *job) {
+    int n_missing = 0;
+    const char *first = NULL;
+    for (int i = 0; i < job->n_samples; i++) {
+        struct stat st;
+        const char *files[2] = {job->samples[i].image, job->samples[i].mask};
+        for (int k = 0; k < 2; k++)
+            if (stat(files[k], &st) != 0 && n_missing++ == 0) first = files[k];
+    }
+    return report_missing(job, n_missing, 2 * job->n_samples, "image and mask files of the list", first);
+}
+
 /* One class name per line (line k = class k), surrounding blanks trimmed. */
 static int read_classes(const char *path, eval_job *job) {
     job->class_storage = read_text(path);
@@ -185,8 +277,9 @@ static int add_sample(eval_job *job, const cJSON *item, const char *dir, int num
     const char *image = string_field(item, "image"), *phrase = string_field(item, "phrase"),
                *mask = string_field(item, "mask");
     if (!image || !phrase || !mask) {
-        fprintf(stderr, "densemllm eval: sample %d needs the strings \"image\", \"phrase\" and \"mask\"\n", number);
-        return 2;
+        char problem[96];
+        snprintf(problem, sizeof problem, "sample %d has no \"image\", \"phrase\" or \"mask\" string", number);
+        return bad_dataset(job, problem);
     }
     ref_sample *s = &job->samples[job->n_samples];
     char **id = &job->sample_ids[job->n_samples++]; /* counted now, so free_job frees what follows */
@@ -215,9 +308,10 @@ static int read_samples(eval_job *job) {
     }
     char *text = path ? read_text(path) : NULL;
     if (!text) {
-        fprintf(stderr, "densemllm eval: %s: %s\n", path ? path : job->dataset, strerror(errno));
+        char problem[1024];
+        snprintf(problem, sizeof problem, "%s: %s", path ? path : job->dataset, strerror(errno));
         free(path);
-        return 2;
+        return bad_dataset(job, problem);
     }
     char *slash = strrchr(path, '/');
     const char *dir = ".";
@@ -239,7 +333,7 @@ static int read_samples(eval_job *job) {
     int failed = !job->samples || !job->sample_ids ? (fprintf(stderr, "densemllm: out of memory\n"), 1) : 0;
     if (!failed && *start == '[') {
         if (!cJSON_IsArray(array))
-            failed = (fprintf(stderr, "densemllm eval: %s is not valid JSON\n", job->dataset), 2);
+            failed = bad_dataset(job, "the list is not valid JSON");
         for (int i = 0; !failed && i < capacity; i++) failed = add_sample(job, cJSON_GetArrayItem(array, i), dir, i);
     } else {
         int number = 0;
@@ -250,9 +344,10 @@ static int read_samples(eval_job *job) {
             while (isspace((unsigned char)*c)) c++;
             if (*c) {
                 cJSON *item = cJSON_Parse(c);
+                char problem[64];
+                snprintf(problem, sizeof problem, "line %d of the list is not a JSON object", number + 1);
                 if (!cJSON_IsObject(item))
-                    failed =
-                        (fprintf(stderr, "densemllm eval: line %d of the list is not a JSON object\n", number + 1), 2);
+                    failed = bad_dataset(job, problem);
                 else
                     failed = add_sample(job, item, dir, number);
                 cJSON_Delete(item);
@@ -261,7 +356,7 @@ static int read_samples(eval_job *job) {
             line = next;
         }
     }
-    if (!failed && job->n_samples == 0) failed = (fprintf(stderr, "densemllm eval: the list holds no samples\n"), 2);
+    if (!failed && job->n_samples == 0) failed = bad_dataset(job, "the list holds no samples");
     cJSON_Delete(array);
     free(text);
     free(path);
@@ -282,13 +377,6 @@ static void free_job(eval_job *job) {
     dmllm_seg_metrics_free(job->seg);
     dmllm_depth_metrics_free(job->depth);
     dmllm_mask_metrics_free(job->masks);
-}
-
-/* Ground truth of an image: DATASET/<folder>/<stem>.png. */
-static char *truth_path(const eval_job *job, const char *folder, const char *stem) {
-    char *path = malloc(strlen(job->dataset) + strlen(folder) + strlen(stem) + 8);
-    if (path) sprintf(path, "%s/%s/%s.png", job->dataset, folder, stem);
-    return path;
 }
 
 static int compare_ids(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -619,8 +707,41 @@ static int parse_crop(const char *name, dmllm_depth_crop *crop) {
     return 2;
 }
 
+/* The depth options not given (min/max NaN, neither layout flag) from the readout profile's
+ * "depth_evaluation" (lib/profile.h; the library checks its values when it loads the model), else
+ * the report's NYUv2 protocol: prompt first, valid ground truth 0.001 .. 10 m. */
+static int depth_defaults(eval_job *job, const char *model_dir) {
+    if (job->image_first && job->prompt_first)
+        return fprintf(stderr, "densemllm eval: --image-first and --prompt-first exclude each other\n"), 2;
+    dmllm_depth_metrics_params protocol;
+    dmllm_depth_metrics_params_init(&protocol);
+    char *path = join_path(model_dir, "readout_profile.json");
+    char *text = path ? read_text(path) : NULL;
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    const cJSON *given = cJSON_GetObjectItemCaseSensitive(root, "depth_evaluation");
+    const cJSON *layout = cJSON_GetObjectItemCaseSensitive(given, "layout");
+    const cJSON *range[2] = {cJSON_GetObjectItemCaseSensitive(given, "min_depth"),
+                             cJSON_GetObjectItemCaseSensitive(given, "max_depth")};
+    int failed = text && !root ? (fprintf(stderr, "densemllm eval: %s is not valid JSON\n", path), 2) : 0;
+    if (!failed && ((given && !cJSON_IsObject(given)) || (layout && !cJSON_IsString(layout)) ||
+                    (range[0] && !cJSON_IsNumber(range[0])) || (range[1] && !cJSON_IsNumber(range[1]))))
+        failed = (fprintf(stderr, "densemllm eval: %s: \"depth_evaluation\" must be an object of a layout "
+                                  "string and min_depth, max_depth numbers\n", path), 2);
+    if (!failed && !job->image_first && !job->prompt_first)
+        job->image_first = layout && !strcmp(layout->valuestring, "image_first");
+    if (!failed && isnan(job->depth_params.min_depth))
+        job->depth_params.min_depth = range[0] ? range[0]->valuedouble : protocol.min_depth;
+    if (!failed && isnan(job->depth_params.max_depth))
+        job->depth_params.max_depth = range[1] ? range[1]->valuedouble : protocol.max_depth;
+    cJSON_Delete(root);
+    free(text);
+    free(path);
+    return failed;
+}
+
 /* Checks the options of the task and opens its metrics accumulator. */
-static int prepare(eval_job *job, const char *task, const char *classes_file, const char *crop, int no_crf) {
+static int prepare(eval_job *job, const char *model_dir, const char *task, const char *classes_file,
+                   const char *crop, int no_crf) {
     int failed = parse_task(task, &job->task);
     if (!failed && !(job->scale > 0.0f && job->scale <= 16.0f))
         failed = (fprintf(stderr, "densemllm eval: --scale must be in (0, 16]\n"), 2);
@@ -632,18 +753,19 @@ static int prepare(eval_job *job, const char *task, const char *classes_file, co
     switch (job->task) {
     case TASK_SEMANTIC:
         if (!classes_file) return fprintf(stderr, "densemllm eval: --task semantic needs --classes-file\n"), 2;
-        if ((failed = read_classes(classes_file, job))) return failed;
+        if ((failed = read_classes(classes_file, job)) || (failed = check_image_folder(job))) return failed;
         job->seg_params.n_classes = job->n_classes;
         status = dmllm_seg_metrics_create(&job->seg_params, &job->seg);
         break;
     case TASK_DEPTH:
         if ((failed = parse_crop(crop, &job->depth_params.crop))) return failed;
         if (!(job->depth_scale > 0.0f)) return fprintf(stderr, "densemllm eval: --depth-scale must be > 0\n"), 2;
+        if ((failed = depth_defaults(job, model_dir)) || (failed = check_image_folder(job))) return failed;
         status = dmllm_depth_metrics_create(&job->depth_params, &job->depth);
         break;
     case TASK_REFSEG:
         if (job->generate.max_new_tokens < 1) return fprintf(stderr, "densemllm eval: --max-tokens must be >= 1\n"), 2;
-        if ((failed = read_samples(job))) return failed;
+        if ((failed = read_samples(job)) || (failed = check_samples(job))) return failed;
         status = dmllm_mask_metrics_create(&job->masks);
         break;
     }
@@ -658,7 +780,7 @@ static int run_eval(int argc, char **argv) {
     dmllm_generate_params_init(&job.generate);
     const char *task = NULL, *classes_file = NULL, *crop = "none", *readout = NULL;
     int no_crf = 0, metrics_only = 0;
-    float min_depth = (float)job.depth_params.min_depth, max_depth = (float)job.depth_params.max_depth;
+    float min_depth = NAN, max_depth = NAN; /* not given: the profile's */
     const cli_option options[] = {
         {"--task", CLI_STRING, &task, "TASK", "semantic | depth | refseg (required)"},
         {"--metrics-only", CLI_FLAG, &metrics_only, NULL, "score the predictions already in --out"},
@@ -673,10 +795,11 @@ static int run_eval(int argc, char **argv) {
         {"--crf-iterations", CLI_INT, &job.crf.iterations, "N", "semantic, refseg: mean-field iterations (default 5)"},
         {"--depth-profile", CLI_STRING, &job.depth_profile, "NAME", "depth: bin quantisation (default: the profile's)"},
         {"--image-first", CLI_FLAG, &job.image_first, NULL,
-         "depth: image before the prompt (default: the report's prompt first)"},
+         "depth: image before the prompt (default: the profile's depth_evaluation layout, else prompt first)"},
+        {"--prompt-first", CLI_FLAG, &job.prompt_first, NULL, "depth: prompt before the image (the report's)"},
         {"--depth-scale", CLI_FLOAT, &job.depth_scale, "U", "depth: GT PNG units per metre (default 1000)"},
-        {"--min-depth", CLI_FLOAT, &min_depth, "M", "depth: valid GT above this (default 0.001)"},
-        {"--max-depth", CLI_FLOAT, &max_depth, "M", "depth: valid GT below this (default 10)"},
+        {"--min-depth", CLI_FLOAT, &min_depth, "M", "depth: valid GT above this (default: the profile's, else 0.001)"},
+        {"--max-depth", CLI_FLOAT, &max_depth, "M", "depth: valid GT below this (default: the profile's, else 10)"},
         {"--crop", CLI_STRING, &crop, "KIND", "depth: none | eigen (NYUv2 480x640) | garg (default none)"},
         {"--max-tokens", CLI_INT, &job.generate.max_new_tokens, "N", "refseg: longest grounding answer (default 4096)"},
         {0},
@@ -692,7 +815,7 @@ static int run_eval(int argc, char **argv) {
     job.depth_params.min_depth = min_depth;
     job.depth_params.max_depth = max_depth;
     int exit_code = cli_parse_readout("eval", readout, &job.readout);
-    if (!exit_code) exit_code = prepare(&job, task, classes_file, crop, no_crf);
+    if (!exit_code) exit_code = prepare(&job, common.model_dir, task, classes_file, crop, no_crf);
     /* The runner's inputs: the image folder, or the refseg sample ids. */
     char *images = exit_code ? NULL : join_path(job.dataset, "images");
     if (!exit_code && job.task == TASK_REFSEG) {
