@@ -3,7 +3,8 @@
 #
 # The shared library carries its dependencies itself, so consumers need only the header and
 # libdensemllm.so. The static archive does not: its users also link oneDNN, OpenBLAS, libjpeg-turbo,
-# libpng, cJSON, OpenMP and libm, which pkg-config lists as Libs.private/Requires.private
+# libpng, libwebp(demux), libtiff, gdk-pixbuf, cJSON, OpenMP and libm, which pkg-config lists as
+# Libs.private/Requires.private
 # (`pkg-config --static`) and the CMake package finds when the `static` component is requested.
 include(CMakePackageConfigHelpers)
 

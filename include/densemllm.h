@@ -206,7 +206,8 @@ typedef struct dmllm_image dmllm_image; /* 8-bit RGB, row-major, 3 bytes per pix
  * DMLLM_ERR_INVALID_ARGUMENT naming it. */
 typedef struct dmllm_image_params {
     uint32_t struct_size;          /* set by dmllm_image_params_init() */
-    int64_t max_pixels;            /* width * height read from the JPEG frame header or PNG IHDR;
+    int64_t max_pixels;            /* width * height read from the image header (JPEG frame
+                                      header, PNG IHDR, WebP, TIFF or BMP header);
                                       default DMLLM_DEFAULT_MAX_IMAGE_PIXELS; 0: only the library's
                                       hard limit of 2^28 pixels */
     int64_t max_encoded_bytes;     /* size of the file or memory block; a file is read no further
@@ -219,9 +220,11 @@ typedef struct dmllm_image_params {
 DMLLM_API void dmllm_image_params_init(dmllm_image_params *params);
 DMLLM_API size_t dmllm_image_params_sizeof(void);
 
-/* JPEG (EXIF orientation applied) or PNG (8/16-bit, gray, palette, alpha: converted to RGB as
- * PIL's convert("RGB") does; eXIf/XMP orientation applied), within the limits of params (NULL:
- * dmllm_image_params_init()'s defaults). A directory fails with DMLLM_ERR_IO. */
+/* JPEG (EXIF orientation applied), PNG (8/16-bit, gray, palette, alpha: converted to RGB as
+ * PIL's convert("RGB") does; eXIf/XMP orientation applied), WebP (EXIF orientation applied; an
+ * animation's first frame), TIFF (first page, its Orientation tag applied) or BMP, told apart by
+ * their first bytes, within the limits of params (NULL: dmllm_image_params_init()'s defaults).
+ * A directory fails with DMLLM_ERR_IO. */
 DMLLM_API dmllm_status dmllm_image_load_file_ex(const char *path, const dmllm_image_params *params,
                                                 dmllm_image **out_image);
 DMLLM_API dmllm_status dmllm_image_load_memory_ex(const void *data, size_t size, const dmllm_image_params *params,

@@ -8,22 +8,36 @@
  *  - PNG through libpng: every colour type and depth, interlaced or not, converted as PIL does
  *    (alpha and tRNS dropped, not composited; 16-bit samples keep their high byte except 16-bit
  *    gray, which PIL opens as mode "I" and clips to 255; palette indices past PLTE map to gray i).
- * Decoding only; never resizes. The limits of dmllm_image_params (pixels from the frame header or
- * IHDR, encoded bytes, decode memory) are checked before the memory they guard is allocated, and a
- * file is never read past its byte limit.
+ *  - WebP through libwebp (the same decoder as PIL, so lossy files match too); an animation gives
+ *    its first frame as libwebpdemux composites it. Orientation from the EXIF chunk, as PIL.
+ *  - TIFF through libtiff's RGBA interface, first page only, turned by its Orientation tag as PIL
+ *    9.4's TIFF loader does (its exif_transpose would turn such a file a second time; we do not).
+ *    8-bit files match PIL exactly; libtiff rounds 16-bit samples to 8 bits where PIL keeps the
+ *    high byte.
+ *  - BMP through gdk-pixbuf's loader (every depth, RLE, bitfields; one small, fuzzed decoder with
+ *    per-call error messages, and a size callback before any pixel memory).
+ * Formats are told apart by their first bytes, never by a file name. Decoding only; never
+ * resizes. The limits of dmllm_image_params (pixels from the frame header, IHDR, VP8X, IFD or BMP
+ * header, encoded bytes, decode memory) are checked before the memory they guard is allocated, and
+ * a file is never read past its byte limit.
  */
 #include "image.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <gdk-pixbuf/gdk-pixbuf.h>
 #include <png.h>
 #include <setjmp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <tiffio.h>
 #include <turbojpeg.h>
 #include <unistd.h>
+#include <webp/decode.h>
+#include <webp/demux.h>
 
 /* ---- the handle ------------------------------------------------------------------------------- */
 
@@ -110,14 +124,21 @@ typedef struct decode_limits {
  * JPEG: a progressive or multi-scan file's coefficients (2 bytes x 64 per block and component,
  * at most 4 full-resolution components: 8 bytes) plus the CMYK samples (4), or the rotated copy
  * (3) after both are freed; PNG: libpng's rows after our transforms (at most 4: RGBA, 16-bit gray
- * is 2) and a row pointer per row, or the rotated copy. */
-enum { JPEG_EXTRA_BYTES_PER_PIXEL = 12, PNG_EXTRA_BYTES_PER_PIXEL = 4 };
-/* libjpeg's and libpng's own tables and per-row buffers, zlib's window. */
+ * is 2) and a row pointer per row, or the rotated copy; WebP: a lossless frame's ARGB words (4)
+ * and a lossy frame's alpha plane (1); an animation's two RGBA canvases (8) besides; TIFF: the
+ * RGBA raster (4), plus the strip or tile buffer that check_decode_size is given in bytes; BMP:
+ * gdk-pixbuf's RGB or RGBA pixbuf (4). */
+enum {
+    JPEG_EXTRA_BYTES_PER_PIXEL = 12, PNG_EXTRA_BYTES_PER_PIXEL = 4, WEBP_EXTRA_BYTES_PER_PIXEL = 5,
+    WEBP_ANIMATION_EXTRA_BYTES_PER_PIXEL = 13, TIFF_EXTRA_BYTES_PER_PIXEL = 4, BMP_EXTRA_BYTES_PER_PIXEL = 4
+};
+/* The decoders' own tables and per-row buffers, zlib's window. */
 #define DECODER_FIXED_BYTES ((int64_t)4 << 20)
 
-/* Checks a size read from a header before any pixel memory exists. */
+/* Checks a size read from a header before any pixel memory exists; extra_bytes: decoder buffers
+ * the header sizes apart from the pixels (a TIFF strip). */
 static dmllm_status check_decode_size(const char *format, int64_t width, int64_t height, int extra_per_pixel,
-                                      const decode_limits *limits) {
+                                      int64_t extra_bytes, const decode_limits *limits) {
     const int64_t pixels = width * height, asked = limits->params->max_pixels;
     const int64_t cap = asked > 0 && asked < DMLLM_IMAGE_MAX_PIXELS ? asked : DMLLM_IMAGE_MAX_PIXELS;
     if (pixels > cap)
@@ -126,7 +147,7 @@ static dmllm_status check_decode_size(const char *format, int64_t width, int64_t
                           cap == asked ? "dmllm_image_params.max_pixels" : "the library's hard limit");
     char stage[64];
     snprintf(stage, sizeof stage, "decoding the %lldx%lld %s", (long long)width, (long long)height, format);
-    const int64_t need = pixels * (3 + extra_per_pixel) + height * 8 + DECODER_FIXED_BYTES;
+    const int64_t need = pixels * (3 + extra_per_pixel) + height * 8 + extra_bytes + DECODER_FIXED_BYTES;
     return dmllm_check_memory(limits->params->memory_limit_bytes, stage, (size_t)need, limits->held_bytes);
 }
 
@@ -242,6 +263,28 @@ static dmllm_status apply_orientation(dmllm_image **image_io, int orientation) {
     return DMLLM_OK;
 }
 
+/* Copies the RGB samples of packed 8-bit pixels of `channels` samples each (3, or 4 with the
+ * alpha dropped as PIL's convert("RGB") drops it), rows stride bytes apart, into image. */
+static void packed_to_rgb(const uint8_t *src, size_t stride, int channels, dmllm_image *image) {
+    for (int y = 0; y < image->height; y++) {
+        const uint8_t *row = src + (size_t)y * stride;
+        uint8_t *rgb = image->pixels + (size_t)y * image->width * 3;
+        for (int x = 0; x < image->width; x++) memcpy(rgb + 3 * x, row + (size_t)channels * x, 3);
+    }
+}
+
+/* The end of every decoder: frees image on failure, else applies the orientation (which may fail)
+ * and hands the image over. */
+static dmllm_status finish_decode(dmllm_status status, dmllm_image *image, int orientation, dmllm_image **out) {
+    if (status == DMLLM_OK) status = apply_orientation(&image, orientation);
+    if (status != DMLLM_OK) {
+        dmllm_image_free(image);
+        return status;
+    }
+    *out = image;
+    return DMLLM_OK;
+}
+
 /* ---- JPEG --------------------------------------------------------------------------------------- */
 
 /* PIL reads 4-component JPEGs as "CMYK;I" (inverted, Adobe polarity) and converts with
@@ -268,7 +311,7 @@ static dmllm_status decode_jpeg_pixels(tjhandle tj, const uint8_t *data, size_t 
      * tables) before a frame header. */
     if (width <= 0 || height <= 0)
         return dmllm_fail(DMLLM_ERR_FORMAT, "JPEG data without a frame header (truncated?): %s", tjGetErrorStr2(tj));
-    DMLLM_TRY(check_decode_size("JPEG", width, height, JPEG_EXTRA_BYTES_PER_PIXEL, limits));
+    DMLLM_TRY(check_decode_size("JPEG", width, height, JPEG_EXTRA_BYTES_PER_PIXEL, 0, limits));
     /* A Huffman code is at least one bit, and every 8x8 block of the full-resolution component
      * codes its DC value, so shorter data is truncated. The decoder would pad the missing blocks
      * with gray only to be refused below: a few hundred bytes claiming 2^28 pixels would cost
@@ -320,13 +363,7 @@ static dmllm_status decode_jpeg(const uint8_t *data, size_t size, const decode_l
     const bool arithmetic = markers.frame_marker && (frame_type & 8);
     dmllm_status status = decode_jpeg_pixels(tj, data, size, !arithmetic, limits, &image);
     tjDestroy(tj);
-    if (status == DMLLM_OK) status = apply_orientation(&image, markers.orientation);
-    if (status != DMLLM_OK) {
-        dmllm_image_free(image);
-        return status;
-    }
-    *out = image;
-    return DMLLM_OK;
+    return finish_decode(status, image, markers.orientation, out);
 }
 
 /* ---- PNG ---------------------------------------------------------------------------------------- */
@@ -396,7 +433,7 @@ static void read_png(png_decode *d) {
     png_uint_32 width, height;
     int bit_depth, color_type, interlace;
     png_get_IHDR(d->png, d->info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
-    d->status = check_decode_size("PNG", width, height, PNG_EXTRA_BYTES_PER_PIXEL, d->limits);
+    d->status = check_decode_size("PNG", width, height, PNG_EXTRA_BYTES_PER_PIXEL, 0, d->limits);
     if (d->status != DMLLM_OK) {
         snprintf(d->message, sizeof d->message, "%s", dmllm_last_error());
         return;
@@ -522,17 +559,337 @@ static dmllm_status decode_png(const uint8_t *data, size_t size, const decode_li
     png_destroy_read_struct(&d.png, &d.info, NULL);
     free(d.rows);
     free(d.row_ptrs);
-    if (d.status != DMLLM_OK) {
-        dmllm_image_free(d.image);
-        return dmllm_fail(d.status, "%s%s", d.status == DMLLM_ERR_FORMAT ? "corrupt or truncated PNG: " : "", d.message);
+    if (d.status != DMLLM_OK)
+        dmllm_fail(d.status, "%s%s", d.status == DMLLM_ERR_FORMAT ? "corrupt or truncated PNG: " : "", d.message);
+    return finish_decode(d.status, d.image, orientation, out);
+}
+
+/* ---- WebP --------------------------------------------------------------------------------------- */
+
+static const char *webp_status_text(VP8StatusCode status) {
+    switch (status) {
+    case VP8_STATUS_OK: return "ok";
+    case VP8_STATUS_OUT_OF_MEMORY: return "out of memory";
+    case VP8_STATUS_INVALID_PARAM: return "invalid parameter";
+    case VP8_STATUS_BITSTREAM_ERROR: return "bitstream error";
+    case VP8_STATUS_UNSUPPORTED_FEATURE: return "unsupported feature";
+    case VP8_STATUS_SUSPENDED: return "decoding suspended";
+    case VP8_STATUS_USER_ABORT: return "decoding aborted";
+    default: return "the data ends early";
     }
-    const dmllm_status status = apply_orientation(&d.image, orientation);
-    if (status != DMLLM_OK) {
-        dmllm_image_free(d.image);
+}
+
+/* The orientation tag of the EXIF chunk, which PIL's getexif() reads for WebP (XMP it does not). */
+static int webp_orientation(const uint8_t *data, size_t size) {
+    const WebPData bitstream = {data, size};
+    WebPDemuxer *demux = WebPDemux(&bitstream);
+    if (!demux) return ORIENTATION_ABSENT;
+    int orientation = ORIENTATION_ABSENT;
+    WebPChunkIterator chunk;
+    if (WebPDemuxGetChunk(demux, "EXIF", 1, &chunk)) {
+        orientation = exif_orientation(chunk.chunk.bytes, chunk.chunk.size);
+        WebPDemuxReleaseChunkIterator(&chunk);
+    }
+    WebPDemuxDelete(demux);
+    return orientation;
+}
+
+/* An animation's first frame as PIL shows it: composited by libwebpdemux onto the canvas
+ * (transparent black where the frame does not reach), non-premultiplied RGBA, alpha dropped. */
+static dmllm_status decode_webp_first_frame(const uint8_t *data, size_t size, dmllm_image *image) {
+    WebPAnimDecoderOptions options;
+    if (!WebPAnimDecoderOptionsInit(&options))
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "animated WebP: libwebpdemux ABI mismatch");
+    options.color_mode = MODE_RGBA;
+    options.use_threads = 0;
+    const WebPData bitstream = {data, size};
+    WebPAnimDecoder *decoder = WebPAnimDecoderNew(&bitstream, &options);
+    if (!decoder) return dmllm_fail(DMLLM_ERR_FORMAT, "corrupt or truncated animated WebP: its chunks do not parse");
+    WebPAnimInfo info;
+    uint8_t *canvas = NULL; /* [height][width][4] owned by the decoder */
+    int timestamp;
+    dmllm_status status = DMLLM_OK;
+    if (!WebPAnimDecoderGetInfo(decoder, &info) || (int)info.canvas_width != image->width ||
+        (int)info.canvas_height != image->height)
+        status = dmllm_fail(DMLLM_ERR_FORMAT, "animated WebP: the canvas is not the %dx%d of its header",
+                            image->width, image->height);
+    else if (!WebPAnimDecoderGetNext(decoder, &canvas, &timestamp))
+        status = dmllm_fail(DMLLM_ERR_FORMAT, "corrupt or truncated animated WebP: its first frame (of %u) does "
+                            "not decode", info.frame_count);
+    else
+        packed_to_rgb(canvas, (size_t)image->width * 4, 4, image);
+    WebPAnimDecoderDelete(decoder);
+    return status;
+}
+
+static dmllm_status decode_webp(const uint8_t *data, size_t size, const decode_limits *limits, dmllm_image **out) {
+    WebPDecoderConfig config;
+    if (!WebPInitDecoderConfig(&config)) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "WebP: libwebp ABI mismatch");
+    const VP8StatusCode header = WebPGetFeatures(data, size, &config.input);
+    if (header != VP8_STATUS_OK)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "malformed or truncated WebP header (%zu bytes): %s", size,
+                          webp_status_text(header));
+    const WebPBitstreamFeatures *features = &config.input;
+    const bool animated = features->has_animation;
+    DMLLM_TRY(check_decode_size(animated ? "animated WebP" : "WebP", features->width, features->height,
+                                animated ? WEBP_ANIMATION_EXTRA_BYTES_PER_PIXEL : WEBP_EXTRA_BYTES_PER_PIXEL, 0,
+                                limits));
+    dmllm_image *image;
+    DMLLM_TRY(dmllm_image_alloc(features->width, features->height, &image));
+    dmllm_status status = DMLLM_OK;
+    if (animated) {
+        status = decode_webp_first_frame(data, size, image);
+    } else {
+        /* Straight into the image: RGB of the non-premultiplied samples, as PIL's RGBA minus alpha. */
+        config.output.colorspace = MODE_RGB;
+        config.output.is_external_memory = 1;
+        config.output.u.RGBA.rgba = image->pixels;
+        config.output.u.RGBA.stride = image->width * 3;
+        config.output.u.RGBA.size = (size_t)image->width * image->height * 3;
+        const VP8StatusCode decoded = WebPDecode(data, size, &config);
+        WebPFreeDecBuffer(&config.output);
+        if (decoded != VP8_STATUS_OK)
+            status = dmllm_fail(DMLLM_ERR_FORMAT, "corrupt or truncated WebP data (%dx%d, %s): %s", image->width,
+                                image->height, features->format == 2 ? "lossless" : "lossy",
+                                webp_status_text(decoded));
+    }
+    return finish_decode(status, image, status == DMLLM_OK ? webp_orientation(data, size) : 0, out);
+}
+
+/* ---- TIFF --------------------------------------------------------------------------------------- */
+
+/* The encoded bytes libtiff reads through the client procedures, and its first error message. */
+typedef struct tiff_memory {
+    const uint8_t *data;
+    size_t size;
+    uint64_t pos;       /* may lie past the end after a seek: reads there return nothing */
+    bool short_read;    /* libtiff asked for bytes past the end: the file is truncated */
+    char message[256];  /* libtiff's first error, "" when none */
+    char warning[256];  /* libtiff's first warning, "" when none */
+} tiff_memory;
+
+static tmsize_t tiff_read(thandle_t handle, void *dst, tmsize_t n) {
+    tiff_memory *m = handle;
+    const uint64_t left = m->pos < m->size ? m->size - m->pos : 0;
+    const size_t count = n <= 0 ? 0 : (uint64_t)n < left ? (size_t)n : (size_t)left;
+    if (count) memcpy(dst, m->data + m->pos, count);
+    if ((tmsize_t)count < n) m->short_read = true;
+    m->pos += count;
+    return (tmsize_t)count;
+}
+
+static tmsize_t tiff_write(thandle_t handle, void *src, tmsize_t n) { return -1; } /* opened read-only */
+
+static toff_t tiff_seek(thandle_t handle, toff_t offset, int whence) {
+    tiff_memory *m = handle;
+    const uint64_t base = whence == SEEK_CUR ? m->pos : whence == SEEK_END ? m->size : 0;
+    if (offset > UINT64_MAX - base) return (toff_t)-1;
+    m->pos = base + offset;
+    return m->pos;
+}
+
+static int tiff_close(thandle_t handle) { return 0; }
+static toff_t tiff_size(thandle_t handle) { return ((tiff_memory *)handle)->size; }
+/* No mapping ("m" mode): libtiff copies through tiff_read and never sees the caller's buffer. */
+static int tiff_map(thandle_t handle, void **base, toff_t *size) { return 0; }
+static void tiff_unmap(thandle_t handle, void *base, toff_t size) {}
+
+/* "module: message" of a libtiff error or warning into dst[256]. */
+static void tiff_format(char dst[256], const char *module, const char *fmt, va_list args) {
+    int n = snprintf(dst, 256, "%s: ", module ? module : "libtiff");
+    if (n < 0 || n > 255) n = 255;
+    vsnprintf(dst + n, 256 - (size_t)n, fmt, args);
+}
+
+/* Per-file handlers: the first error becomes part of our message, warnings go to the debug log,
+ * and returning 1 keeps libtiff's global handlers (which print to stderr) from running. */
+static int tiff_on_error(TIFF *tif, void *user_data, const char *module, const char *fmt, va_list args) {
+    tiff_memory *m = user_data;
+    if (!m->message[0]) tiff_format(m->message, module, fmt, args);
+    return 1;
+}
+
+static int tiff_on_warning(TIFF *tif, void *user_data, const char *module, const char *fmt, va_list args) {
+    tiff_memory *m = user_data;
+    char text[256];
+    tiff_format(text, module, fmt, args);
+    dmllm_log(DMLLM_LOG_DEBUG, "libtiff warning: %s", text);
+    if (!m->warning[0]) memcpy(m->warning, text, sizeof text);
+    return 1;
+}
+
+/* libtiff's RGBA interface premultiplies unassociated alpha into the colours; PIL keeps them and
+ * drops the alpha. Declaring the alpha associated makes libtiff copy the colours as stored. */
+static dmllm_status tiff_keep_colours(TIFF *tif) {
+    uint16_t n_extra = 0, *kinds = NULL; /* [n_extra] EXTRASAMPLE_* of each extra sample */
+    if (!TIFFGetField(tif, TIFFTAG_EXTRASAMPLES, &n_extra, &kinds) || n_extra == 0 ||
+        kinds[0] != EXTRASAMPLE_UNASSALPHA)
+        return DMLLM_OK;
+    uint16_t *associated = dmllm_malloc(n_extra, sizeof *associated); /* [n_extra] */
+    if (!associated) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory reading a TIFF directory");
+    memcpy(associated, kinds, n_extra * sizeof *associated);
+    associated[0] = EXTRASAMPLE_ASSOCALPHA;
+    TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, n_extra, associated);
+    free(associated);
+    return DMLLM_OK;
+}
+
+/* The first page of an open TIFF, in the file's own row and column order. */
+static dmllm_status read_tiff_page(TIFF *tif, tiff_memory *m, const decode_limits *limits, dmllm_image **out) {
+    uint32_t width = 0, height = 0;
+    uint16_t orientation = ORIENTATION_TOPLEFT, planar = PLANARCONFIG_CONTIG, samples = 1;
+    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width);
+    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orientation);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples);
+    /* libtiff only warns about a tag whose data lies past the end, and goes on without it (a
+     * palette file without its colour map); PIL refuses such a file, so do we. */
+    if (m->short_read)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "truncated TIFF: its directory points past the end of the %zu bytes (%s)",
+                          m->size, m->warning[0] ? m->warning : "no libtiff message");
+    char reason[1024];
+    if (!TIFFRGBAImageOK(tif, reason)) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unsupported TIFF: %s", reason);
+    /* libtiff reads one strip or tile (of every plane, when separate) at a time. A tile may be far
+     * larger than a small image, so that buffer is bounded as well as counted: 8 bytes per pixel
+     * of the pixel cap hold any strip of a legitimate RGBA 16-bit image. */
+    const uint64_t unit = TIFFIsTiled(tif) ? TIFFTileSize64(tif) : TIFFStripSize64(tif);
+    const uint64_t planes = planar == PLANARCONFIG_SEPARATE ? samples : 1;
+    const int64_t asked = limits->params->max_pixels;
+    const uint64_t cap = (uint64_t)(asked > 0 && asked < DMLLM_IMAGE_MAX_PIXELS ? asked : DMLLM_IMAGE_MAX_PIXELS) * 8;
+    const bool too_large = unit > cap / planes;
+    DMLLM_TRY(check_decode_size("TIFF", width, height, TIFF_EXTRA_BYTES_PER_PIXEL,
+                                too_large ? (int64_t)cap : (int64_t)(unit * planes), limits));
+    if (too_large)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "TIFF %s of %llu bytes (x %llu planes) exceeds %llu bytes, "
+                          "8 per pixel of the pixel limit", TIFFIsTiled(tif) ? "tile" : "strip", (unsigned long long)unit,
+                          (unsigned long long)planes, (unsigned long long)cap);
+    DMLLM_TRY(tiff_keep_colours(tif));
+    dmllm_image *image;
+    DMLLM_TRY(dmllm_image_alloc((int)width, (int)height, &image));
+    uint32_t *raster = dmllm_malloc((size_t)width * height, sizeof *raster); /* [height][width] ABGR words */
+    if (!raster) {
+        dmllm_image_free(image);
+        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory decoding a %ux%u TIFF", width, height);
+    }
+    dmllm_status status = DMLLM_OK;
+    /* Asking for the file's own orientation makes libtiff flip nothing; PIL's exif_transpose is
+     * applied afterwards, as for JPEG. stop_on_error: a damaged strip fails the whole decode. */
+    if (!TIFFReadRGBAImageOriented(tif, width, height, raster, orientation, 1)) {
+        status = dmllm_fail(DMLLM_ERR_FORMAT, "corrupt or truncated TIFF data (%ux%u): %s", width, height,
+                            m->message[0] ? m->message : "libtiff gave no reason");
+    } else {
+        for (size_t i = 0; i < (size_t)width * height; i++) {
+            image->pixels[3 * i] = (uint8_t)TIFFGetR(raster[i]);
+            image->pixels[3 * i + 1] = (uint8_t)TIFFGetG(raster[i]);
+            image->pixels[3 * i + 2] = (uint8_t)TIFFGetB(raster[i]);
+        }
+    }
+    free(raster);
+    return finish_decode(status, image, ORIENTATION_ABSENT, out);
+}
+
+static dmllm_status decode_tiff(const uint8_t *data, size_t size, const decode_limits *limits, dmllm_image **out) {
+    tiff_memory m = {.data = data, .size = size};
+    TIFFOpenOptions *options = TIFFOpenOptionsAlloc();
+    if (!options) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "cannot create libtiff open options");
+    TIFFOpenOptionsSetErrorHandlerExtR(options, tiff_on_error, &m);
+    TIFFOpenOptionsSetWarningHandlerExtR(options, tiff_on_warning, &m);
+    if (limits->params->memory_limit_bytes > 0)
+        TIFFOpenOptionsSetMaxSingleMemAlloc(options, (tmsize_t)limits->params->memory_limit_bytes);
+    TIFF *tif = TIFFClientOpenExt("TIFF", "rm", &m, tiff_read, tiff_write, tiff_seek, tiff_close, tiff_size,
+                                  tiff_map, tiff_unmap, options);
+    TIFFOpenOptionsFree(options);
+    if (!tif)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "malformed or truncated TIFF (%zu bytes): %s", size,
+                          m.message[0] ? m.message : "libtiff cannot read its first directory");
+    dmllm_image *image = NULL;
+    const dmllm_status status = read_tiff_page(tif, &m, limits, &image);
+    TIFFClose(tif);
+    /* The Orientation tag of the first IFD, applied as PIL's TIFF loader applies it. */
+    return finish_decode(status, image, status == DMLLM_OK ? tiff_orientation(data, size) : 0, out);
+}
+
+/* ---- BMP ---------------------------------------------------------------------------------------- */
+
+/* What gdk-pixbuf's loader callbacks report back. */
+typedef struct bmp_decode {
+    const decode_limits *limits;
+    dmllm_status status;  /* of the size check */
+    char message[256];    /* its error */
+    int64_t rows_done;    /* rows the loader wrote ("area-updated"), to tell a truncated file */
+} bmp_decode;
+
+static void bmp_size_prepared(GdkPixbufLoader *loader, gint width, gint height, gpointer user_data) {
+    bmp_decode *d = user_data;
+    d->status = check_decode_size("BMP", width, height, BMP_EXTRA_BYTES_PER_PIXEL, 0, d->limits);
+    if (d->status == DMLLM_OK) return;
+    snprintf(d->message, sizeof d->message, "%s", dmllm_last_error());
+    gdk_pixbuf_loader_set_size(loader, 0, 0); /* a zero size stops the BMP loader before its pixbuf */
+}
+
+static void bmp_area_updated(GdkPixbufLoader *loader, gint x, gint y, gint width, gint height, gpointer user_data) {
+    ((bmp_decode *)user_data)->rows_done += height;
+}
+
+static dmllm_status decode_bmp(const uint8_t *data, size_t size, const decode_limits *limits, dmllm_image **out) {
+    /* gdk-pixbuf's loader allocates the declared info header size, the declared pixel data offset
+     * (direct colour) and the declared palette (a negative count passes its check) before it
+     * checks them: up to 4 GiB for a 30-byte file. These fields are checked first; the header
+     * sizes are the ones the loader reads (it refuses any other). */
+    enum { FILE_HEADER_BYTES = 14 };
+    if (size < FILE_HEADER_BYTES + 4)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "truncated BMP: %zu bytes cannot hold its headers", size);
+    const uint32_t data_offset = read_u32(data + 10, false), header_size = read_u32(data + FILE_HEADER_BYTES, false);
+    if (header_size != 12 && header_size != 40 && header_size != 64 && header_size != 108 && header_size != 124)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "BMP with a %u-byte info header (only 12, 40, 64, 108 and 124 are "
+                          "read)", header_size);
+    if (data_offset > size)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "truncated BMP: its pixels start at byte %u, past the end of its %zu bytes",
+                          data_offset, size);
+    if (header_size >= 40 && size >= FILE_HEADER_BYTES + 36) {
+        const unsigned depth = read_u16(data + 28, false);
+        const uint32_t n_colors = read_u32(data + 46, false);
+        if (depth <= 8 && n_colors > 256)
+            return dmllm_fail(DMLLM_ERR_FORMAT, "corrupt BMP: a palette of %u colours at %u bits per pixel", n_colors,
+                              depth);
+    }
+    GError *error = NULL;
+    GdkPixbufLoader *loader = gdk_pixbuf_loader_new_with_type("bmp", &error);
+    if (!loader) {
+        const dmllm_status status = dmllm_fail(DMLLM_ERR_UNSUPPORTED, "BMP: gdk-pixbuf has no BMP loader: %s",
+                                               error ? error->message : "unknown error");
+        g_clear_error(&error);
         return status;
     }
-    *out = d.image;
-    return DMLLM_OK;
+    bmp_decode d = {.limits = limits};
+    g_signal_connect(loader, "size-prepared", G_CALLBACK(bmp_size_prepared), &d);
+    g_signal_connect(loader, "area-updated", G_CALLBACK(bmp_area_updated), &d);
+    const bool written = gdk_pixbuf_loader_write(loader, data, size, &error);
+    /* close() also after a failed write: it is then a no-op that reports nothing new. */
+    const bool closed = gdk_pixbuf_loader_close(loader, written ? &error : NULL);
+    GdkPixbuf *pixbuf = written && closed ? gdk_pixbuf_loader_get_pixbuf(loader) : NULL;
+    dmllm_status status = DMLLM_OK;
+    dmllm_image *image = NULL;
+    if (d.status != DMLLM_OK) {
+        status = dmllm_fail(d.status, "%s", d.message);
+    } else if (!pixbuf) {
+        status = dmllm_fail(DMLLM_ERR_FORMAT, "corrupt or truncated BMP: %s", error ? error->message : "no image");
+    } else if (gdk_pixbuf_get_bits_per_sample(pixbuf) != 8 || gdk_pixbuf_get_n_channels(pixbuf) < 3) {
+        status = dmllm_fail(DMLLM_ERR_UNSUPPORTED, "BMP: gdk-pixbuf returned %d-bit samples, %d channels",
+                            gdk_pixbuf_get_bits_per_sample(pixbuf), gdk_pixbuf_get_n_channels(pixbuf));
+    } else if (d.rows_done < gdk_pixbuf_get_height(pixbuf)) {
+        /* The loader reports a missing end only inside the headers; missing rows stay unwritten. */
+        status = dmllm_fail(DMLLM_ERR_FORMAT, "truncated BMP: the data ends after %lld of %d rows",
+                            (long long)d.rows_done, gdk_pixbuf_get_height(pixbuf));
+    } else if ((status = dmllm_image_alloc(gdk_pixbuf_get_width(pixbuf), gdk_pixbuf_get_height(pixbuf), &image)) ==
+               DMLLM_OK) {
+        packed_to_rgb(gdk_pixbuf_read_pixels(pixbuf), (size_t)gdk_pixbuf_get_rowstride(pixbuf),
+                      gdk_pixbuf_get_n_channels(pixbuf), image);
+    }
+    g_clear_error(&error);
+    g_object_unref(loader);
+    return finish_decode(status, image, ORIENTATION_ABSENT, out);
 }
 
 /* ---- entry points ------------------------------------------------------------------------------- */
@@ -540,8 +897,7 @@ static dmllm_status decode_png(const uint8_t *data, size_t size, const decode_li
 /* A name for a signature we do not decode, so the error says what the file is. */
 static const char *other_format_name(const uint8_t *data, size_t size) {
     static const struct { const char *magic; size_t offset, length; const char *name; } known[] = {
-        {"GIF8", 0, 4, "GIF"},          {"BM", 0, 2, "BMP"},       {"WEBP", 8, 4, "WebP"},
-        {"II*\0", 0, 4, "TIFF"},        {"MM\0*", 0, 4, "TIFF"},   {"ftypavif", 4, 8, "AVIF"},
+        {"GIF8", 0, 4, "GIF"},          {"ftypavif", 4, 8, "AVIF"},
         {"ftypheic", 4, 8, "HEIC"},     {"ftypmif1", 4, 8, "HEIF"}, {"qoif", 0, 4, "QOI"},
         {"\0\0\1\0", 0, 4, "ICO"},      {"8BPS", 0, 4, "PSD"},     {"\xff\x0a", 0, 2, "JPEG XL"},
         {"\0\0\0\x0cjP  ", 0, 8, "JPEG 2000"},
@@ -552,6 +908,8 @@ static const char *other_format_name(const uint8_t *data, size_t size) {
             return known[i].name;
     return NULL;
 }
+
+#define DECODED_FORMATS "only JPEG, PNG, WebP, TIFF and BMP are decoded"
 
 static dmllm_status decode_any(const uint8_t *bytes, size_t size, const decode_limits *limits,
                                dmllm_image **out_image) {
@@ -564,13 +922,20 @@ static dmllm_status decode_any(const uint8_t *bytes, size_t size, const decode_l
     if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
         return decode_jpeg(bytes, size, limits, out_image);
     if (size >= 8 && memcmp(bytes, png_signature, 8) == 0) return decode_png(bytes, size, limits, out_image);
+    if (size >= 12 && memcmp(bytes, "RIFF", 4) == 0 && memcmp(bytes + 8, "WEBP", 4) == 0)
+        return decode_webp(bytes, size, limits, out_image);
+    /* Classic and BigTIFF, in either byte order. */
+    if (size >= 4 && (memcmp(bytes, "II*\0", 4) == 0 || memcmp(bytes, "MM\0*", 4) == 0 ||
+                      memcmp(bytes, "II+\0", 4) == 0 || memcmp(bytes, "MM\0+", 4) == 0))
+        return decode_tiff(bytes, size, limits, out_image);
+    if (size >= 2 && memcmp(bytes, "BM", 2) == 0) return decode_bmp(bytes, size, limits, out_image);
     const char *name = other_format_name(bytes, size);
-    if (name) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unsupported image format %s (only JPEG and PNG are decoded)", name);
+    if (name) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unsupported image format %s (%s)", name, DECODED_FORMATS);
     char head[3 * 8] = ""; /* "xx xx ... xx" of up to 8 bytes */
     size_t used = 0;
     for (size_t i = 0; i < size && i < 8; i++)
         used += (size_t)snprintf(head + used, sizeof head - used, i ? " %02x" : "%02x", bytes[i]);
-    return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unknown image format (first bytes %s; only JPEG and PNG are decoded)", head);
+    return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "unknown image format (first bytes %s; %s)", head, DECODED_FORMATS);
 }
 
 dmllm_status dmllm_image_load_memory_ex(const void *data, size_t size, const dmllm_image_params *params,

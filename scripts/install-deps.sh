@@ -15,6 +15,7 @@ $SUDO apt-get install -y --no-install-recommends \
     libdnnl-dev ocl-icd-opencl-dev opencl-c-headers \
     libopenblas-dev libopenblas0-openmp \
     libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libcjson-dev \
+    libwebp-dev libtiff-dev libgdk-pixbuf-2.0-dev \
     python3 python3-numpy python3-pil python3-pytest \
     python3-pip python3-setuptools python3-wheel python3-venv \
     unicode-data \

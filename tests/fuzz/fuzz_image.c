@@ -1,8 +1,10 @@
 /* fuzz_image.c: arbitrary bytes decoded as an image from memory (JPEG with EXIF orientation, PNG
- * of every type). A decoded image's pixel buffer is read end to end under ASan. The pixel cap is
- * 2^24 rather than the default 178,956,970: arithmetic-coded JPEG data has no size bound, so a
- * few hundred bytes may legitimately decode (slowly) to any size under the cap, and the fuzzer's
- * time and memory limits would report that as a finding; test_image covers the cap itself. */
+ * of every type, WebP still and animated, TIFF, BMP). A decoded image's pixel buffer is read end
+ * to end under ASan. The pixel cap is 2^24 rather than the default 178,956,970: arithmetic-coded
+ * JPEG data has no size bound, so a few hundred bytes may legitimately decode (slowly) to any size
+ * under the cap, and the fuzzer's time and memory limits would report that as a finding;
+ * test_image covers the cap itself. libwebp, libtiff and gdk-pixbuf are Debian's uninstrumented
+ * builds: ASan sees their allocations (and libFuzzer's malloc limit), coverage only our code. */
 #include "densemllm.h"
 #include "fuzz_support.h"
 

@@ -132,7 +132,10 @@ static void free_paths(path_list *list) {
 
 static int is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
-    return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
+    static const char *const extensions[] = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"};
+    for (size_t i = 0; dot && i < sizeof extensions / sizeof extensions[0]; i++)
+        if (!strcasecmp(dot, extensions[i])) return 1;
+    return 0;
 }
 
 static int add_directory(path_list *list, const char *dir) {
@@ -175,7 +178,7 @@ static int expand_inputs(const cli_common *common, path_list *list) {
         int status, is_folder = 0;
         errno = 0;
         if (input[0] == '@') status = add_list_file(list, input + 1);
-        else if (stat(input, &st) == 0 && (is_folder = S_ISDIR(st.st_mode)))
+        else if (strcmp(input, "-") != 0 && stat(input, &st) == 0 && (is_folder = S_ISDIR(st.st_mode)))
             status = add_directory(list, input);
         else status = add_path(list, input);
         if (status != 0) {
@@ -184,7 +187,7 @@ static int expand_inputs(const cli_common *common, path_list *list) {
         }
         if (list->count == before) {
             fprintf(stderr, "densemllm: %s: %s\n", input,
-                    is_folder ? "no images (.jpg, .jpeg, .png) in this folder"
+                    is_folder ? "no images (.jpg, .jpeg, .png, .webp, .tif, .tiff, .bmp) in this folder"
                               : "the list names no images");
             return -1;
         }
@@ -331,7 +334,9 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
+/* "-" (standard input) has no file name: its outputs are named "stdin". */
 static char *stem_of(const char *path) {
+    if (strcmp(path, "-") == 0) return strdup("stdin");
     char *stem = strdup(base_name(path));
     char *dot = stem ? strrchr(stem, '.') : NULL;
     if (dot && dot != stem) *dot = '\0';
@@ -368,7 +373,7 @@ static int name_inputs(const path_list *list, const cli_common *common, const ch
         const int k = order[i].index;
         const int shared = (i > 0 && !strcmp(order[i - 1].key, ids[k])) ||
                            (i + 1 < n && !strcmp(order[i + 1].key, ids[k]));
-        const char *first = shared ? base_name(list->paths[k]) : ids[k];
+        const char *first = shared && strcmp(list->paths[k], "-") ? base_name(list->paths[k]) : ids[k];
         const size_t size = strlen(first) + (task ? strlen(task) + 1 : 0) + 1;
         if (!(names[k] = malloc(size))) status = 1;
         else snprintf(names[k], size, "%s%s%s", first, task ? "." : "", task ? task : "");

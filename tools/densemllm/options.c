@@ -19,11 +19,39 @@ int cli_fail_session(dmllm_status status, const dmllm_session *session, const ch
     return 1;
 }
 
+/* Standard input read to its end, but never more than max_encoded_bytes + 1 (0: no limit): one
+ * byte past the limit is enough for dmllm_image_load_memory_ex to refuse it with its own message. */
+static dmllm_status load_stdin(const dmllm_image_params *params, dmllm_image **out) {
+    const size_t ceiling = params->max_encoded_bytes > 0 ? (size_t)params->max_encoded_bytes + 1 : SIZE_MAX;
+    uint8_t *data = NULL; /* [capacity] the bytes read so far */
+    size_t size = 0, capacity = 0;
+    while (size < ceiling && !feof(stdin) && !ferror(stdin)) {
+        if (size == capacity) {
+            const size_t grown_capacity = capacity > ceiling / 2 ? ceiling : capacity ? 2 * capacity : 1 << 16;
+            uint8_t *grown = realloc(data, grown_capacity);
+            if (!grown) break;
+            data = grown;
+            capacity = grown_capacity;
+        }
+        size += fread(data + size, 1, capacity - size, stdin);
+    }
+    if (ferror(stdin) || (size == capacity && size < ceiling && !feof(stdin))) {
+        fprintf(stderr, "densemllm: -: cannot read standard input: %s\n",
+                ferror(stdin) ? strerror(errno) : "out of memory");
+        free(data);
+        return ferror(stdin) ? DMLLM_ERR_IO : DMLLM_ERR_OUT_OF_MEMORY;
+    }
+    const dmllm_status status = dmllm_image_load_memory_ex(data ? data : (const void *)"", size, params, out);
+    free(data);
+    return status;
+}
+
 dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_image **out) {
     dmllm_image_params params;
     dmllm_image_params_init(&params);
     params.max_pixels = common->max_image_pixels;
     params.memory_limit_bytes = common->memory_limit;
+    if (strcmp(path, "-") == 0) return load_stdin(&params, out);
     return dmllm_image_load_file_ex(path, &params, out);
 }
 
@@ -72,7 +100,8 @@ static void print_usage(FILE *out, const cli_command *command, const cli_option 
         fprintf(out,
                 "\nfiles per input, in --out:\n  %s\n"
                 "  <name> is the image's file name without its extension, or with it when two\n"
-                "  inputs share that stem (photo.jpg.%s.json, photo.png.%s.json); inputs that\n"
+                "  inputs share that stem (photo.jpg.%s.json, photo.png.%s.json); `stdin` for -,\n"
+                "  the image read from standard input; inputs that\n"
                 "  would still write the same files (one file name in two folders) stop the run\n"
                 "  before it starts. --resume skips an input when all its files exist; a run\n"
                 "  removes the *.tmp.<pid> files that an interrupted run left.\n",

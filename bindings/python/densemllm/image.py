@@ -153,10 +153,10 @@ class Image(_Handle):
     @classmethod
     def open(cls, path: Union[str, os.PathLike], *, max_pixels: Optional[int] = None,
              max_encoded_bytes: Optional[int] = None, memory_limit_bytes: Optional[int] = None) -> "Image":
-        """Decodes a JPEG (EXIF orientation applied) or PNG file. The limits (dmllm_image_params;
-        None keeps the default: 178,956,970 pixels, 256 MiB, no memory limit; 0 switches one off)
-        are checked on the header before decoding; exceeding one raises UnsupportedError or
-        OutOfMemoryError."""
+        """Decodes a JPEG (EXIF orientation applied), PNG, WebP, TIFF or BMP file. The limits
+        (dmllm_image_params; None keeps the default: 178,956,970 pixels, 256 MiB, no memory limit;
+        0 switches one off) are checked on the header before decoding; exceeding one raises
+        UnsupportedError or OutOfMemoryError."""
         params = _image_params(max_pixels, max_encoded_bytes, memory_limit_bytes)
         out = ctypes.c_void_p()
         check(_lib.dmllm_image_load_file_ex(os.fsencode(path), ctypes.byref(params), ctypes.byref(out)))
@@ -165,7 +165,7 @@ class Image(_Handle):
     @classmethod
     def from_bytes(cls, data: Union[bytes, bytearray, memoryview], *, max_pixels: Optional[int] = None,
                    max_encoded_bytes: Optional[int] = None, memory_limit_bytes: Optional[int] = None) -> "Image":
-        """Decodes a JPEG or PNG held in memory, within the limits of open()."""
+        """Decodes a JPEG, PNG, WebP, TIFF or BMP held in memory, within the limits of open()."""
         params = _image_params(max_pixels, max_encoded_bytes, memory_limit_bytes)
         buf = _arrays.Input(memoryview(data).cast("B"), "B", "data")
         out = ctypes.c_void_p()

@@ -80,7 +80,7 @@ impl Image {
         Ok(Image { ptr: NonNull::new(ptr).expect("the library returned success without an image") })
     }
 
-    /// Decodes a JPEG (EXIF orientation applied) or PNG file to RGB.
+    /// Decodes a JPEG (EXIF orientation applied), PNG, WebP, TIFF or BMP file to RGB.
     pub fn load(path: impl AsRef<Path>) -> Result<Image> {
         let path = path_cstring(path.as_ref())?;
         let mut out = std::ptr::null_mut();
@@ -107,7 +107,7 @@ impl Image {
         Image::created(status, out)
     }
 
-    /// Decodes a JPEG or PNG held in memory.
+    /// Decodes a JPEG, PNG, WebP, TIFF or BMP held in memory.
     pub fn from_memory(data: &[u8]) -> Result<Image> {
         let mut out = std::ptr::null_mut();
         // SAFETY: data is valid for data.len() bytes during the call (the library copies it).

@@ -30,7 +30,7 @@ fn status_names_come_from_the_library() {
 fn bad_images_fail_with_format_or_io() {
     let err = Image::load(common::fixture("images/garbage.bin")).unwrap_err();
     assert_eq!(err.status(), Status::Unsupported, "{err}");
-    assert!(err.message().contains("only JPEG and PNG"), "{err}");
+    assert!(err.message().contains("only JPEG, PNG, WebP, TIFF and BMP"), "{err}");
     let err = Image::load(common::fixture("images/truncated.png")).unwrap_err();
     assert_eq!(err.status(), Status::Format, "{err}");
     let err = Image::load(common::fixture("images/not_there.png")).unwrap_err();
