@@ -112,7 +112,7 @@ def test_semantic_matches_numpy(setup):
     sharded = root / "out_shards"
     for shard in ("0/2", "1/2"):
         part = cli("eval", "--model", models["model"], "--task", "semantic", "--classes-file", ds / "classes.txt",
-                   "--out", sharded, "--quiet", "--shard", shard, ds)
+                   "--out", sharded, "--quiet", "--json", "--shard", shard, ds)
         assert json.loads(part.stdout)["n_images"] == (3 if shard == "0/2" else 2)
     cli("eval", "--task", "semantic", "--classes-file", ds / "classes.txt", "--out", sharded, "--metrics-only", ds)
     combined = read_metrics(sharded)

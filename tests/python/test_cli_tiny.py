@@ -77,8 +77,8 @@ def test_segment_files_and_text(tmp_path, sample, classes):
     plain = json.loads(cli("segment", "--classes", ", ".join(classes), "--no-crf", "--no-png", "--out",
                            tmp_path / "plain", "--json", path).stdout)
     assert plain["crf"] is False
-    assert abs(sum(out["label_shares"].values()) - 1.0) < 1e-9
-    assert set(out["label_shares"]) <= set(classes)
+    assert abs(sum(out["shares"].values()) - 1.0) < 1e-9
+    assert set(out["labels"].values()) <= set(classes)
     labels = np.asarray(Image.open(tmp_path / "sample.segment.labels.png"))
     assert labels.shape == (h, w)
     with Image.open(tmp_path / "sample.segment.overlay.png") as overlay:
@@ -86,8 +86,9 @@ def test_segment_files_and_text(tmp_path, sample, classes):
     text = (tmp_path / "sample.segment.mask.txt").read_text()
     assert np.array_equal(expand_rle(text).reshape(h, w), labels)
     names = re.findall(r"<ref>(.*?)</ref>", text)
-    for k, share in out["label_shares"].items():
-        assert abs(np.mean(labels == names.index(k)) - share) < 1e-9
+    for k, share in out["shares"].items():
+        assert names[int(k)] == out["labels"][k]
+        assert abs(np.mean(labels == int(k)) - share) < 1e-9
 
 
 def test_depth_files(tmp_path, sample):
@@ -105,10 +106,10 @@ def test_depth_files(tmp_path, sample):
 def test_refseg_openseg_text_tasks(tmp_path, sample):
     path, (w, h) = sample
     ref = json.loads(cli("refseg", "--phrase", "the red ball", "--out", tmp_path, "--json", path).stdout)
-    assert set(ref) >= {"found", "box", "foreground_share", "answer"}
+    assert set(ref) >= {"found", "box", "shares", "answer"}
     labels = np.asarray(Image.open(tmp_path / "sample.refseg.labels.png"))
     assert labels.shape == (h, w) and set(np.unique(labels)) <= {0, 1}
-    assert abs(np.mean(labels) - ref["foreground_share"]) < 1e-9
+    assert abs(np.mean(labels) - ref["shares"]["1"]) < 1e-9
     assert ref["variant"] == "report" and ref["crf"] is True   # the demo refines with the CRF (issue 19)
     demo = json.loads(cli("refseg", "--phrase", "the red ball", "--demo", "--no-crf", "--no-png", "--out",
                           tmp_path / "demo", "--json", path).stdout)

@@ -2,10 +2,11 @@
  * batch.c: model and session set-up from the common options (with progress bars), and the batch
  * runner: input expansion, output names unique per input and task, --shard, --resume over each
  * input's complete outputs, files written atomically, temporary files removed on SIGINT/SIGTERM/
- * SIGHUP and after interrupted runs, one JSON result per input.
+ * SIGHUP and after interrupted runs, one JSON result (result.c) or stdout line per input.
  */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -18,24 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- progress bars --------------------------------------------------------------------------- */
-
-static int progress_bar(const char *stage, int done, int total, void *user_data) {
-    (void)user_data;
-    if (total <= 0) return 0;
-    enum { WIDTH = 30 };
-    const int filled = (int)((long long)WIDTH * done / total);
-    fprintf(stderr, "\r%-8s [%.*s%*s] %3d%%", stage, filled, "##############################", WIDTH - filled, "",
-            (int)(100LL * done / total));
-    if (done >= total) fputc('\n', stderr);
-    fflush(stderr);
-    return 0;
-}
-
-static int progress_wanted(const cli_common *common) {
-    const char *forced = getenv("DMLLM_PROGRESS");
-    return !common->quiet && ((forced && *forced == '1') || isatty(STDERR_FILENO));
-}
+/* ---- clock ---------------------------------------------------------------------------------- */
 
 double cli_now_seconds(void) {
     struct timespec t;
@@ -87,7 +71,8 @@ int cli_open(const cli_common *common, cli_context *context) {
     mp.n_threads = sp.n_threads = common->n_threads;
     sp.max_num_patches = common->max_num_patches;
     mp.memory_limit_bytes = common->memory_limit; /* the session's 0 takes it */
-    if (progress_wanted(common)) mp.progress = sp.progress = progress_bar;
+    cli_progress_init(common);
+    mp.progress = sp.progress = cli_progress_stage;
     dmllm_status status = dmllm_model_load(common->model_dir, &mp, &context->model);
     if (status != DMLLM_OK) return cli_fail(status, common->model_dir);
     status = dmllm_session_create(context->model, &sp, &context->session);
@@ -268,15 +253,12 @@ static void release_temporaries(int n) { atomic_store(&n_in_flight, n); }
 static int write_through_temporary(const char *path, const void *bytes, size_t size, int end_line) {
     const int held = atomic_load(&n_in_flight);
     const char *temporary = hold_temporary(path);
-    if (!temporary) {
-        fprintf(stderr, "densemllm: cannot write %s: %s\n", path, strerror(ENAMETOOLONG));
-        return 1;
-    }
+    if (!temporary) return cli_error("cannot write %s: %s", path, strerror(ENAMETOOLONG));
     FILE *f = fopen(temporary, "wb");
     int ok = f && fwrite(bytes, 1, size, f) == size && (!end_line || fputc('\n', f) != EOF);
     if (f) ok = (fclose(f) == 0) && ok;
     if (!ok || rename(temporary, path) != 0) {
-        fprintf(stderr, "densemllm: cannot write %s: %s\n", path, strerror(errno));
+        cli_error("cannot write %s: %s", path, strerror(errno));
         remove(temporary);
         release_temporaries(held);
         return 1;
@@ -425,20 +407,46 @@ static int outputs_complete(const cli_common *common, const char *name,
     return 1;
 }
 
-/* Runs one input with its outputs' temporary files held for the signal handler; 0 when done. */
+/* Runs one input with its outputs' temporary files held for the signal handler, and reports it
+ * on stdout unless the batch is silent; 0 when done. */
 static int run_item(cli_context *context, const cli_batch *batch, const cli_item *item) {
     const cli_common *common = context->common;
     const int held = atomic_load(&n_in_flight);
-    for (const char *const *suffix = batch->outputs; suffix && *suffix; suffix++)
-        hold_temporary(cli_output_path(common, item->name, *suffix));
-    char *json = NULL;
-    int failed = batch->fn(context, item, batch->user, &json);
-    if (!failed && batch->outputs) {
-        if (!json) fprintf(stderr, "densemllm: %s: out of memory for the JSON summary\n", item->path);
-        failed = json ? cli_write_text(cli_output_path(common, item->name, ".json"), json) : 1;
+    enum { MAX_OUTPUTS = 8 };        /* the most files a command writes per input is 5 */
+    const char *files[MAX_OUTPUTS]; /* the outputs' paths, malloc'ed */
+    int n_files = 0;
+    for (const char *const *suffix = batch->outputs; suffix && *suffix && n_files < MAX_OUTPUTS;
+         suffix++) {
+        const char *path = cli_output_path(common, item->name, *suffix);
+        hold_temporary(path);
+        files[n_files++] = strdup(path);
     }
-    if (!failed && json && common->json) printf("%s\n", json);
-    free(json);
+    cli_error_reset();
+    context->line_printed = 0;
+    cJSON *json = cli_json_result(common->command, item->path);
+    int failed = json ? 0 : cli_error("%s: out of memory", item->path);
+    for (int i = 0; i < n_files && !failed; i++)
+        if (!files[i]) failed = cli_error("%s: out of memory", item->path);
+    if (!failed) failed = batch->fn(context, item, batch->user, json);
+    char *text = NULL;
+    if (!failed) {
+        cli_json_finish(json, files, n_files);
+        text = cJSON_PrintUnformatted(json);
+        if (!text) failed = cli_error("%s: out of memory for the JSON result", item->path);
+    }
+    if (!failed && batch->outputs)
+        failed = cli_write_text(cli_output_path(common, item->name, ".json"), text);
+    if (failed && json) { /* the result fields so far are not the input's: only what failed */
+        cJSON_Delete(json);
+        json = cli_json_result(common->command, item->path);
+        cJSON_AddStringToObject(json, "error", cli_last_error()[0] ? cli_last_error() : "failed");
+        cli_json_finish(json, NULL, 0);
+    }
+    if (json && !batch->silent && !(context->line_printed && !common->json))
+        cli_print_result(common, json);
+    cJSON_Delete(json);
+    free(text);
+    for (int i = 0; i < n_files; i++) free((char *)files[i]);
     release_temporaries(held);
     return failed;
 }
@@ -474,18 +482,23 @@ int cli_for_each_input(cli_context *context, const cli_batch *batch) {
         qsort(mine, (size_t)n_mine, sizeof *mine, compare_paths);
         remove_stale_temporaries(common, mine, n_mine, batch->outputs);
     }
-    const int show = progress_wanted(common) && n_mine > 1;
+    cli_progress_init(common);
+    cli_progress_batch(n_mine);
     for (int k = shard; exit_code == 0 && k < n; k += n_shards) {
         if (common->resume && batch->outputs &&
             outputs_complete(common, names[k], batch->outputs)) {
             skipped++;
+            cli_progress_finished(list.paths[k], 0, 0);
             continue;
         }
-        if (show) fprintf(stderr, "[%d/%d] %s\n", done + failed + skipped + 1, n_mine, list.paths[k]);
+        cli_progress_item(list.paths[k]);
         const cli_item item = {list.paths[k], ids[k], names[k]};
-        if (run_item(context, batch, &item) != 0) failed++;
-        else done++;
+        const int item_failed = run_item(context, batch, &item) != 0;
+        failed += item_failed;
+        done += !item_failed;
+        cli_progress_finished(list.paths[k], 1, item_failed);
     }
+    cli_progress_end();
     if (exit_code == 0 && (n_mine != 1 || skipped || failed))
         fprintf(stderr, "densemllm: %d done, %d skipped (already done), %d failed, shard %d/%d of %d "
                         "inputs\n", done, skipped, failed, shard, n_shards, n);

@@ -70,11 +70,13 @@ static int measure(const cli_common *common, const dmllm_image *image, const ben
         failed = dmllm_session_truncate(c.session, 0) != DMLLM_OK ||
                  query(c.session, image, &job->first, &out->first[i]) ||
                  query(c.session, image, &job->second, &out->second[i]);
+        if (!common->quiet && !failed) cli_progress_clear();
         if (!common->quiet && !failed)
             fprintf(stderr, "%s repetition %d: first %.4f s, second %.4f s\n", out->compute, i + 1, out->first[i].total,
                     out->second[i].total);
     }
     cli_close(&c);
+    cli_progress_end(); /* the stage bar, before the report on stdout */
     return failed;
 }
 
@@ -229,10 +231,17 @@ static int run_bench(int argc, char **argv) {
                 exit_code = 1;
         }
     }
+    char input[64]; /* the JSON's "input": the image, or what was generated */
+    snprintf(input, sizeof input, "generated:%dx%d", width, height);
+    cJSON *json = cli_json_result(cli_bench_command.name, image_path ? image_path : input);
+    if (exit_code == 1 && common.json) {
+        cJSON_AddStringToObject(json, "error", cli_last_error()[0] ? cli_last_error() : "failed");
+        cli_json_finish(json, NULL, 0);
+        cli_print_result(&common, json);
+    }
     if (!exit_code) {
         if (!common.json)
             printf("image %dx%d, %d repetitions\n", dmllm_image_width(image), dmllm_image_height(image), job.repeat);
-        cJSON *json = cJSON_CreateObject();
         cJSON_AddNumberToObject(json, "width", dmllm_image_width(image));
         cJSON_AddNumberToObject(json, "height", dmllm_image_height(image));
         cJSON_AddNumberToObject(json, "repeat", job.repeat);
@@ -247,11 +256,16 @@ static int run_bench(int argc, char **argv) {
             if (!common.json) printf("first query %s / %s = %.3f\n", results[0].compute, results[1].compute, ratio);
             cJSON_AddNumberToObject(json, "bf16_over_f32", ratio);
         }
-        char *text = cJSON_PrintUnformatted(json);
-        if (common.json && text) printf("%s\n", text);
-        free(text);
-        cJSON_Delete(json);
+        const double first = median(results[0].first, job.repeat, offsetof(query_time, total));
+        const double second = median(results[0].second, job.repeat, offsetof(query_time, total));
+        char summary[96];
+        snprintf(summary, sizeof summary, "%s first query %.4f s, second %.3f x first",
+                 results[0].compute, first, second / first);
+        cJSON_AddStringToObject(json, "summary", summary);
+        cli_json_finish(json, NULL, 0);
+        if (common.json) cli_print_result(&common, json);
     }
+    cJSON_Delete(json);
     free(results);
     dmllm_image_free(image);
     free(names_a);

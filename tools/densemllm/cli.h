@@ -1,7 +1,8 @@
 /*
  * cli.h: the densemllm command-line tool: a table of subcommands, each in its own file, sharing
- * option parsing, model/session set-up with progress bars, and the batch runner (inputs from
- * files, folders or lists; --shard i/n; resumable output). Commands use only the public header.
+ * option parsing, model/session set-up with progress bars (progress.c), the batch runner (inputs
+ * from files, folders or lists; --shard i/n; resumable output) and the JSON result every input
+ * gets (result.c). Commands use only the public header.
  */
 #ifndef DMLLM_CLI_H
 #define DMLLM_CLI_H
@@ -49,6 +50,7 @@ typedef struct cli_option {
 
 /* Options of every command that runs the model. */
 typedef struct cli_common {
+    const char *command;    /* the command's name, set by cli_parse (JSON "command") */
     const char *model_dir;  /* --model; default: $DMLLM_MODEL, else cli_default_model_dir() */
     int n_threads;          /* --threads; 0 = all cores */
     int max_num_patches;    /* --max-patches N | hf */
@@ -84,7 +86,13 @@ dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_im
 const char *cli_default_model_dir(void);
 extern const char *const cli_default_model_help; /* --model's line of --help: this order */
 
-/* Prints "densemllm: <what>: <status text>: <library message>" to stderr; returns exit code 1. */
+/* Prints "densemllm: <message>" to stderr (clearing the live progress bars first) and keeps the
+ * message for the failed input's JSON ("error"); returns exit code 1. */
+int cli_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* The message of the last cli_error since cli_error_reset(), "" for none. */
+const char *cli_last_error(void);
+void cli_error_reset(void);
+/* cli_error("<what>: <status text>: <library message>"); returns exit code 1. */
 int cli_fail(dmllm_status status, const char *what);
 /* Same with the session's message. */
 int cli_fail_session(dmllm_status status, const dmllm_session *session, const char *what);
@@ -94,6 +102,8 @@ typedef struct cli_context {
     const cli_common *common;
     dmllm_model *model;
     dmllm_session *session;
+    int line_printed; /* set by an item function that printed the input's stdout line itself
+                         (ask --stream); the runner then prints none */
 } cli_context;
 
 int cli_open(const cli_common *common, cli_context *context);
@@ -108,9 +118,13 @@ typedef struct cli_item {
                          batch has the same id */
 } cli_item;
 
-/* Runs one input. Returns 0 on success; the text it writes to *json_out (a JSON object,
- * malloc'ed) is printed with --json and kept as OUT/<name>.json. */
-typedef int (*cli_item_fn)(cli_context *context, const cli_item *item, void *user, char **json_out);
+/* Runs one input: adds the command's fields to json, an object that already holds "schema",
+ * "command" and "input" (see CLI_JSON_SCHEMA_HELP), among them "summary" and, for a label map,
+ * cli_add_label_map's "labels" and "shares". Returns 0 on success (then the runner adds "files",
+ * writes OUT/<name>.json and prints the object with --json, else "<input>: <summary>"). */
+struct cJSON;
+typedef int (*cli_item_fn)(cli_context *context, const cli_item *item, void *user,
+                           struct cJSON *json);
 
 typedef struct cli_batch {
     const char *task;           /* part of every output name; NULL: the names are the ids (eval) */
@@ -118,6 +132,8 @@ typedef struct cli_batch {
                                    included, NULL-ended; NULL: the batch writes no files */
     cli_item_fn fn;
     void *user;
+    int silent;                 /* 1: nothing on stdout per input (eval: its one result is the
+                                   dataset's metrics) */
 } cli_batch;
 
 /* Expands the inputs (image files, folders of images, @list files with one path per line) into a
@@ -148,8 +164,49 @@ int cli_check_alpha(const char *command, float alpha);
 int cli_parse_readout(const char *command, const char *text, int *readout);
 /* What a semantic result's label values stand for, as JSON fields: "readout", "classes" (name and
  * prompt_index, -1 for a name outside the prompt, per label value), "named_fallback", "reply". */
-struct cJSON;
 void cli_add_semantic_classes(struct cJSON *json, const dmllm_dense_result *r);
+
+/* ---- JSON results ---------------------------------------------------------------------------- */
+/* Version of the shape every JSON result of the CLI has; raised when a field changes meaning or
+ * goes away (new fields do not raise it). */
+enum { CLI_JSON_SCHEMA = 1 };
+/* The shape, for --help (options.c) and docs/cli-json.md. */
+extern const char *const cli_json_schema_help;
+/* {"schema": CLI_JSON_SCHEMA, "command": command, "input": input}: the start of every result. */
+struct cJSON *cli_json_result(const char *command, const char *input);
+/* Adds "files" (paths, in order; n_files may be 0) and "labels" / "shares" as {} when the command
+ * made no label map, so every result has them. */
+void cli_json_finish(struct cJSON *json, const char *const *files, int n_files);
+/* "labels": {"<value>": name} for the label values 0 .. n_labels-1 of a map, and "shares":
+ * {"<value>": fraction of the n entries of labels[n] holding it}, every value, 0 included.
+ * Returns 0, or 1 after cli_error (out of memory). */
+int cli_add_label_map(struct cJSON *json, const uint16_t *labels, size_t n, int n_labels,
+                      const char *const *names);
+/* The same from counts[n_labels] of each value (shares: fractions of their sum). */
+void cli_add_label_counts(struct cJSON *json, const size_t *counts, int n_labels,
+                          const char *const *names);
+/* "summary": "name 61.0%, name 12.5%, ..." the labels with a nonzero share, largest first, after
+ * prefix (may be ""). */
+void cli_add_share_summary(struct cJSON *json, const char *prefix);
+/* Prints the result on stdout: the JSON object on one line with --json, else
+ * "<input>: <summary>" with line breaks of the summary as spaces (one line either way). */
+void cli_print_result(const cli_common *common, const struct cJSON *json);
+
+/* ---- progress (progress.c) ------------------------------------------------------------------- */
+/* Decides the display from --quiet, DMLLM_PROGRESS (0: none, 1: one plain line per input when
+ * stderr is not a terminal) and whether stderr is a terminal (live bars). */
+void cli_progress_init(const cli_common *common);
+int cli_progress_live(void);
+/* The library's progress callback: the stage bar under the batch bar. */
+int cli_progress_stage(const char *stage, int done, int total, void *user_data);
+/* A batch of total inputs starts; input current starts; an input ends (ran: 0 when skipped). */
+void cli_progress_batch(int total);
+void cli_progress_item(const char *current);
+void cli_progress_finished(const char *input, int ran, int failed);
+/* Erases the live bars (before other output on the terminal); they return at the next update. */
+void cli_progress_clear(void);
+/* Erases the bars for good at the end of a batch. */
+void cli_progress_end(void);
 
 /* Monotonic clock in seconds, for the timings commands print. */
 double cli_now_seconds(void);

@@ -2,8 +2,9 @@
  * eval.c: "densemllm eval": the report's dense benchmarks over a dataset, scored with the library's
  * metrics (header section "evaluation metrics"). Two passes through the batch runner: predictions
  * per sample (--shard, --resume; OUT/<id>.json marks a sample done), saved as files, then the
- * metrics over every saved prediction (of this shard with --shard), printed as JSON and written to
- * OUT/metrics.json. Shards run apart are combined by a last run with --metrics-only.
+ * metrics over every saved prediction (of this shard with --shard), written to OUT/metrics.json
+ * and printed as the command's one result (a line, or the JSON object with --json; per-sample
+ * results only go to OUT/<id>.json). Shards run apart are combined by a run with --metrics-only.
  *   semantic  DATASET/images/<stem>.jpg|png + DATASET/annotations/<stem>.png (class indices),
  *             class names from --classes-file, one per line; predictions OUT/<stem>.labels.png
  *   depth     DATASET/images/<stem>.* + DATASET/depth/<stem>.png (16-bit, --depth-scale units per
@@ -29,6 +30,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+/* The name of the label value n_classes: a class the model named that the class file lacks. */
+#define OUTSIDE_THE_CLASS_FILE "not in the class file"
+
 typedef enum eval_task { TASK_SEMANTIC, TASK_DEPTH, TASK_REFSEG } eval_task;
 
 typedef struct ref_sample {
@@ -47,6 +51,7 @@ typedef struct eval_job {
     dmllm_seg_metrics_params seg_params;
     dmllm_crf_params crf;
     dmllm_seg_metrics *seg;
+    size_t *predicted; /* [n_classes + 1] scored pixels predicted per value of the label maps */
     /* depth */
     const char *depth_profile;
     int image_first, prompt_first; /* the flags; neither: the profile's layout */
@@ -374,6 +379,7 @@ static void free_job(eval_job *job) {
     free(job->sample_ids);
     free(job->class_names);
     free(job->class_storage);
+    free(job->predicted);
     dmllm_seg_metrics_free(job->seg);
     dmllm_depth_metrics_free(job->depth);
     dmllm_mask_metrics_free(job->masks);
@@ -403,6 +409,16 @@ static int load_input(const cli_context *c, const eval_job *job, const char *pat
     return status == DMLLM_OK ? 0 : cli_fail(status, "--scale");
 }
 
+/* What the semantic label maps' values stand for: names[n_classes + 1], the class file's lines,
+ * then OUTSIDE_THE_CLASS_FILE (malloc'ed; NULL after cli_error). */
+static const char **label_names(const eval_job *job) {
+    const char **names = malloc(sizeof *names * ((size_t)job->n_classes + 1));
+    if (!names) return cli_error("out of memory"), NULL;
+    for (int k = 0; k < job->n_classes; k++) names[k] = job->class_names[k];
+    names[job->n_classes] = OUTSIDE_THE_CLASS_FILE;
+    return names;
+}
+
 static void add_timings(cJSON *json, const dmllm_dense_result *r) {
     cJSON_AddNumberToObject(json, "seconds_encode", r->seconds_encode);
     cJSON_AddNumberToObject(json, "seconds_prefill", r->seconds_prefill);
@@ -428,7 +444,7 @@ static int predict_semantic(cli_context *c, const eval_job *job, const cli_item 
     int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, path) : 0;
     uint16_t *labels = NULL; /* [h][w]: the prediction at the image's size (nearest neighbour) */
     if (!failed && !(labels = malloc(sizeof *labels * (size_t)w * h)))
-        failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
+        failed = cli_error("out of memory");
     /* Label values index the classes the model named; the map holds class-file indices, and
      * n_classes for a named class outside the file (wrong wherever it is). */
     for (int y = 0; !failed && y < h; y++)
@@ -447,6 +463,10 @@ static int predict_semantic(cli_context *c, const eval_job *job, const cli_item 
                                 cli_output_path(c->common, item->name, ".labels.png"));
         cli_add_semantic_classes(json, r);
         add_timings(json, r);
+        const char **names = label_names(job);
+        failed = !names || cli_add_label_map(json, labels, (size_t)w * h, job->n_classes + 1, names);
+        cli_add_share_summary(json, "");
+        free(names);
     }
     free(labels);
     dmllm_dense_result_free(r);
@@ -471,6 +491,7 @@ static int predict_depth(cli_context *c, const eval_job *job, const cli_item *it
     if (!failed) {
         cJSON_AddStringToObject(json, "prediction", npy);
         add_timings(json, r);
+        cJSON_AddStringToObject(json, "summary", npy);
     }
     dmllm_dense_result_free(r);
     dmllm_image_free(input);
@@ -494,7 +515,7 @@ static int predict_refseg(cli_context *c, const eval_job *job, const cli_item *i
     int failed = status != DMLLM_OK ? cli_fail_session(status, c->session, s->image) : 0;
     const size_t n = failed ? 0 : (size_t)r->width * r->height;
     uint16_t *labels = failed ? NULL : malloc(sizeof *labels * (n ? n : 1));
-    if (!failed && !labels) failed = (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    if (!failed && !labels) failed = cli_error("out of memory");
     for (size_t i = 0; !failed && i < n; i++) labels[i] = r->mask[i];
     if (!failed) {
         status = dmllm_write_label_png(cli_output_path(c->common, item->name, ".mask.png"), labels,
@@ -509,6 +530,9 @@ static int predict_refseg(cli_context *c, const eval_job *job, const cli_item *i
         cJSON_AddBoolToObject(json, "found", r->found);
         cJSON_AddItemToObject(json, "box", cJSON_CreateIntArray(r->box, 4));
         cJSON_AddStringToObject(json, "answer", r->answer ? r->answer : "");
+        const char *names[2] = {"background", s->phrase};
+        failed = cli_add_label_map(json, labels, n, 2, names);
+        cli_add_share_summary(json, r->found ? "found: " : "not found: ");
     }
     free(labels);
     dmllm_refer_result_free(r);
@@ -516,17 +540,12 @@ static int predict_refseg(cli_context *c, const eval_job *job, const cli_item *i
     return failed;
 }
 
-static int predict_one(cli_context *c, const cli_item *item, void *user, char **json_out) {
+static int predict_one(cli_context *c, const cli_item *item, void *user, cJSON *json) {
     const eval_job *job = user;
-    cJSON *json = cJSON_CreateObject();
-    if (!json) return fprintf(stderr, "densemllm: out of memory\n"), 1;
     cJSON_AddStringToObject(json, "id", item->id);
-    const int failed = job->task == TASK_SEMANTIC ? predict_semantic(c, job, item, json)
-                       : job->task == TASK_DEPTH  ? predict_depth(c, job, item, json)
-                                                  : predict_refseg(c, job, item, json);
-    *json_out = failed ? NULL : cJSON_PrintUnformatted(json);
-    cJSON_Delete(json);
-    return failed;
+    return job->task == TASK_SEMANTIC ? predict_semantic(c, job, item, json)
+           : job->task == TASK_DEPTH  ? predict_depth(c, job, item, json)
+                                      : predict_refseg(c, job, item, json);
 }
 
 /* ---- metrics --------------------------------------------------------------------------------- */
@@ -548,6 +567,8 @@ static int score_semantic(cli_context *c, eval_job *job, const cli_item *item) {
             dmllm_seg_metrics_add(job->seg, pred->values, gt->values, (size_t)gt->width * gt->height);
         failed = status != DMLLM_OK ? cli_fail(status, truth) : 0;
     }
+    for (size_t i = 0; !failed && i < (size_t)pred->width * pred->height; i++)
+        if (pred->values[i] <= job->n_classes) job->predicted[pred->values[i]]++;
     dmllm_png_values_free(pred);
     dmllm_png_values_free(gt);
     free(truth);
@@ -601,9 +622,9 @@ static int score_refseg(cli_context *c, eval_job *job, const cli_item *item) {
     return failed;
 }
 
-static int score_one(cli_context *c, const cli_item *item, void *user, char **json_out) {
+static int score_one(cli_context *c, const cli_item *item, void *user, cJSON *json) {
+    (void)json; /* the scoring pass reports only the metrics */
     eval_job *job = user;
-    *json_out = NULL;
     return job->task == TASK_SEMANTIC ? score_semantic(c, job, item)
            : job->task == TASK_DEPTH  ? score_depth(c, job, item)
                                       : score_refseg(c, job, item);
@@ -611,11 +632,11 @@ static int score_one(cli_context *c, const cli_item *item, void *user, char **js
 
 static cJSON *number_or_null(double value) { return isfinite(value) ? cJSON_CreateNumber(value) : cJSON_CreateNull(); }
 
-static cJSON *semantic_summary(const eval_job *job) {
+/* The metrics of a task into json, and its "summary"; 0, or 1 after printing what failed. */
+static int semantic_summary(const eval_job *job, cJSON *json) {
     dmllm_seg_result *r = NULL;
     const dmllm_status status = dmllm_seg_metrics_result(job->seg, &r);
-    if (status != DMLLM_OK) return cli_fail(status, "semantic metrics"), NULL;
-    cJSON *json = cJSON_CreateObject();
+    if (status != DMLLM_OK) return cli_fail(status, "semantic metrics");
     cJSON_AddNumberToObject(json, "n_images", (double)r->n_images);
     cJSON_AddStringToObject(json, "readout", job->readout == DMLLM_READOUT_NAMED ? "named" : "all");
     cJSON_AddBoolToObject(json, "crf", job->crf.iterations > 0);
@@ -630,15 +651,22 @@ static cJSON *semantic_summary(const eval_job *job) {
         cJSON_AddItemToObject(item, "Acc", number_or_null(r->acc[k]));
         cJSON_AddItemToArray(classes, item);
     }
+    char summary[96];
+    snprintf(summary, sizeof summary, "mIoU %.4f, mAcc %.4f, aAcc %.4f over %lld images", r->miou,
+             r->macc, r->aacc, (long long)r->n_images);
+    cJSON_AddStringToObject(json, "summary", summary);
     dmllm_seg_result_free(r);
-    return json;
+    const char **names = label_names(job);
+    if (!names) return 1;
+    cli_add_label_counts(json, job->predicted, job->n_classes + 1, names);
+    free(names);
+    return 0;
 }
 
-static cJSON *depth_summary(const eval_job *job) {
+static int depth_summary(const eval_job *job, cJSON *json) {
     dmllm_depth_scores d = {.struct_size = sizeof d};
     const dmllm_status status = dmllm_depth_metrics_result(job->depth, &d);
-    if (status != DMLLM_OK) return cli_fail(status, "depth metrics"), NULL;
-    cJSON *json = cJSON_CreateObject();
+    if (status != DMLLM_OK) return cli_fail(status, "depth metrics");
     cJSON_AddNumberToObject(json, "n_images", (double)d.n_images);
     cJSON_AddNumberToObject(json, "n_images_empty", (double)d.n_images_empty);
     const struct {
@@ -649,36 +677,49 @@ static cJSON *depth_summary(const eval_job *job) {
                   {"rmse_log", d.rmse_log}, {"log10", d.log10},   {"silog", d.silog}};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
         cJSON_AddItemToObject(json, values[i].name, number_or_null(values[i].value));
-    return json;
+    char summary[96];
+    snprintf(summary, sizeof summary, "delta1 %.4f, abs_rel %.4f over %lld images", d.delta1,
+             d.abs_rel, (long long)d.n_images);
+    cJSON_AddStringToObject(json, "summary", summary);
+    return 0;
 }
 
-static cJSON *refseg_summary(const eval_job *job) {
+static int refseg_summary(const eval_job *job, cJSON *json) {
     dmllm_mask_scores m = {.struct_size = sizeof m};
     const dmllm_status status = dmllm_mask_metrics_result(job->masks, &m);
-    if (status != DMLLM_OK) return cli_fail(status, "referring metrics"), NULL;
-    cJSON *json = cJSON_CreateObject();
+    if (status != DMLLM_OK) return cli_fail(status, "referring metrics");
     cJSON_AddNumberToObject(json, "n_samples", (double)m.n_samples);
     cJSON_AddNumberToObject(json, "cIoU", m.ciou);
     cJSON_AddNumberToObject(json, "gIoU", m.giou);
-    return json;
+    char summary[96];
+    snprintf(summary, sizeof summary, "cIoU %.4f, gIoU %.4f over %lld samples", m.ciou, m.giou,
+             (long long)m.n_samples);
+    cJSON_AddStringToObject(json, "summary", summary);
+    return 0;
 }
 
 /* complete: every sample (of the shard) had a prediction and was scored. */
 static int report_metrics(const cli_common *common, const eval_job *job, int complete) {
     static const char *const names[] = {"semantic", "depth", "refseg"};
-    cJSON *json = job->task == TASK_SEMANTIC ? semantic_summary(job)
-                  : job->task == TASK_DEPTH  ? depth_summary(job)
-                                             : refseg_summary(job);
-    if (!json) return 1;
+    cJSON *json = cli_json_result("eval", job->dataset);
+    if (!json) return cli_error("out of memory");
+    const int failed_summary = job->task == TASK_SEMANTIC ? semantic_summary(job, json)
+                               : job->task == TASK_DEPTH  ? depth_summary(job, json)
+                                                          : refseg_summary(job, json);
+    if (failed_summary) {
+        cJSON_Delete(json);
+        return 1;
+    }
     cJSON_AddStringToObject(json, "task", names[job->task]);
     cJSON_AddStringToObject(json, "dataset", job->dataset);
     if (common->shard) cJSON_AddStringToObject(json, "shard", common->shard);
     cJSON_AddBoolToObject(json, "complete", complete);
-    char *text = common->json ? cJSON_PrintUnformatted(json) : cJSON_Print(json);
+    const char *path = cli_output_path(common, "metrics", ".json");
+    cli_json_finish(json, &path, 1);
+    char *text = cJSON_Print(json);
+    int failed = text ? cli_write_text(path, text) : cli_error("out of memory");
+    if (!failed) cli_print_result(common, json);
     cJSON_Delete(json);
-    if (!text) return fprintf(stderr, "densemllm: out of memory\n"), 1;
-    printf("%s\n", text);
-    const int failed = cli_write_text(cli_output_path(common, "metrics", ".json"), text);
     free(text);
     return failed;
 }
@@ -755,6 +796,8 @@ static int prepare(eval_job *job, const char *model_dir, const char *task, const
         if (!classes_file) return fprintf(stderr, "densemllm eval: --task semantic needs --classes-file\n"), 2;
         if ((failed = read_classes(classes_file, job)) || (failed = check_image_folder(job))) return failed;
         job->seg_params.n_classes = job->n_classes;
+        if (!(job->predicted = calloc((size_t)job->n_classes + 1, sizeof *job->predicted)))
+            return cli_error("out of memory");
         status = dmllm_seg_metrics_create(&job->seg_params, &job->seg);
         break;
     case TASK_DEPTH:
@@ -831,7 +874,7 @@ static int run_eval(int argc, char **argv) {
                                              {".json", ".mask.png", NULL}};
     cli_context context = {.common = &common};
     if (!exit_code && !metrics_only) {
-        const cli_batch predictions = {NULL, outputs[job.task], predict_one, &job};
+        const cli_batch predictions = {NULL, outputs[job.task], predict_one, &job, 1};
         exit_code = cli_open(&common, &context);
         if (!exit_code) exit_code = cli_for_each_input(&context, &predictions);
         cli_close(&context);
@@ -843,7 +886,7 @@ static int run_eval(int argc, char **argv) {
         scoring.quiet = 1;
         scoring.json = 0;
         context.common = &scoring;
-        const cli_batch scores = {NULL, NULL, score_one, &job};
+        const cli_batch scores = {NULL, NULL, score_one, &job, 1};
         const int scoring_failed = cli_for_each_input(&context, &scores);
         const int reported = scoring_failed == 2 ? 2 : report_metrics(&common, &job, scoring_failed == 0);
         exit_code = reported ? reported : exit_code | scoring_failed;

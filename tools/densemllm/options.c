@@ -6,17 +6,32 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-int cli_fail(dmllm_status status, const char *what) {
-    fprintf(stderr, "densemllm: %s: %s: %s\n", what, dmllm_status_str(status), dmllm_last_error());
+static char last_error[1024]; /* the message of the last cli_error, for the input's JSON */
+
+int cli_error(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vsnprintf(last_error, sizeof last_error, format, args);
+    va_end(args);
+    cli_progress_clear();
+    fprintf(stderr, "densemllm: %s\n", last_error);
     return 1;
 }
 
+const char *cli_last_error(void) { return last_error; }
+
+void cli_error_reset(void) { last_error[0] = '\0'; }
+
+int cli_fail(dmllm_status status, const char *what) {
+    return cli_error("%s: %s: %s", what, dmllm_status_str(status), dmllm_last_error());
+}
+
 int cli_fail_session(dmllm_status status, const dmllm_session *session, const char *what) {
-    fprintf(stderr, "densemllm: %s: %s: %s\n", what, dmllm_status_str(status), dmllm_session_errmsg(session));
-    return 1;
+    return cli_error("%s: %s: %s", what, dmllm_status_str(status), dmllm_session_errmsg(session));
 }
 
 /* Standard input read to its end, but never more than max_encoded_bytes + 1 (0: no limit): one
@@ -72,7 +87,9 @@ static void common_table(cli_common *c, cli_option table[14]) {
         {"--shard", CLI_STRING, &c->shard, "I/N", "process only inputs k with k mod N = I"},
         {"--resume", CLI_FLAG, &c->resume, NULL, "skip inputs whose output files all exist"},
         {"--json", CLI_FLAG, &c->json, NULL, "print one JSON object per input on stdout"},
-        {"--quiet", CLI_FLAG, &c->quiet, NULL, "no progress bars"},
+        {"--quiet", CLI_FLAG, &c->quiet, NULL,
+         "no progress (on a terminal: a batch bar and a stage bar; elsewhere none, or with\n"
+         "                         DMLLM_PROGRESS=1 one line per input; DMLLM_PROGRESS=0: none)"},
     };
     memcpy(table, options, sizeof options);
     memset(&table[sizeof options / sizeof options[0]], 0, sizeof table[0]);
@@ -106,6 +123,7 @@ static void print_usage(FILE *out, const cli_command *command, const cli_option 
                 "  before it starts. --resume skips an input when all its files exist; a run\n"
                 "  removes the *.tmp.<pid> files that an interrupted run left.\n",
                 command->outputs, command->name, command->name);
+    fprintf(out, "\nresults:\n  %s\n", cli_json_schema_help);
     fprintf(out, "\nexit status: 0 every input done (or skipped), 1 an input or one of its files\n"
                  "failed, 2 bad usage; a signal ends the run and removes the files being written\n");
 }
@@ -172,6 +190,7 @@ int cli_parse(const cli_command *command, int argc, char **argv, const cli_optio
     cli_option common_options[14];
     if (common) {
         memset(common, 0, sizeof *common);
+        common->command = command->name;
         const char *from_env = getenv("DMLLM_MODEL");
         common->model_dir = from_env && *from_env ? from_env : cli_default_model_dir();
         common->out_dir = ".";

@@ -46,22 +46,6 @@ void cli_add_semantic_classes(cJSON *json, const dmllm_dense_result *r) {
     cJSON_AddNumberToObject(json, "seconds_generate", r->seconds_generate);
 }
 
-/* Share of pixels per label, as a JSON object name -> fraction. */
-static cJSON *label_shares(const dmllm_dense_result *r, const char *const *names) {
-    const size_t n = (size_t)r->width * r->height;
-    size_t *counts = calloc((size_t)r->n_labels, sizeof *counts);
-    cJSON *shares = cJSON_CreateObject();
-    if (!counts || !shares) {
-        free(counts);
-        return shares;
-    }
-    for (size_t i = 0; i < n; i++) counts[r->labels[i]]++;
-    for (int k = 0; k < r->n_labels; k++)
-        if (counts[k]) cJSON_AddNumberToObject(shares, names[k], (double)counts[k] / n);
-    free(counts);
-    return shares;
-}
-
 int cli_write_label_pngs(const cli_common *common, const dmllm_image *image, const char *name,
                          const uint16_t *labels, int n_labels, const char *const *names,
                          const dmllm_overlay_params *overlay) {
@@ -84,7 +68,7 @@ static int outputs_segment(cli_context *c, const dmllm_image *image, const char 
                            const dmllm_dense_result *r, const dense_job *job, cJSON *json) {
     /* Label values: the classes the result lists, then "background" in background mode. */
     const char **names = calloc((size_t)r->n_classes + 1, sizeof *names);
-    if (!names) return fprintf(stderr, "densemllm: out of memory\n"), 1;
+    if (!names) return cli_error("out of memory");
     for (int k = 0; k < r->n_classes; k++) names[k] = r->class_names[k];
     names[r->n_classes] = "background";
     /* The background's value follows the classes this result lists (named readout). */
@@ -102,7 +86,9 @@ static int outputs_segment(cli_context *c, const dmllm_image *image, const char 
     if (!failed) failed = cli_write_text(cli_output_path(c->common, name, ".mask.txt"), text);
     dmllm_text_free(text);
     cli_add_semantic_classes(json, r);
-    cJSON_AddItemToObject(json, "label_shares", label_shares(r, names));
+    failed = failed ||
+             cli_add_label_map(json, r->labels, (size_t)r->width * r->height, r->n_labels, names);
+    cli_add_share_summary(json, "");
     free(names);
     return failed;
 }
@@ -142,10 +128,13 @@ static int outputs_depth(cli_context *c, const char *name, const dmllm_dense_res
     cJSON_AddNumberToObject(json, "depth_mean_m", sum / (double)n);
     cJSON_AddNumberToObject(json, "depth_grid_w", r->depth_grid_w);
     cJSON_AddNumberToObject(json, "depth_grid_h", r->depth_grid_h);
+    char summary[128];
+    snprintf(summary, sizeof summary, "depth %.2f .. %.2f m, mean %.2f m", lo, hi, sum / (double)n);
+    cJSON_AddStringToObject(json, "summary", summary);
     return failed;
 }
 
-static int dense_one(cli_context *c, const cli_item *item, void *user, char **json_out) {
+static int dense_one(cli_context *c, const cli_item *item, void *user, cJSON *json) {
     const dense_job *job = user;
     const char *path = item->path;
     dmllm_image *image = NULL;
@@ -157,8 +146,6 @@ static int dense_one(cli_context *c, const cli_item *item, void *user, char **js
         dmllm_image_free(image);
         return cli_fail_session(status, c->session, path);
     }
-    cJSON *json = cJSON_CreateObject();
-    cJSON_AddStringToObject(json, "input", path);
     cJSON_AddNumberToObject(json, "width", r->width);
     cJSON_AddNumberToObject(json, "height", r->height);
     cJSON_AddNumberToObject(json, "tokens_w", r->tokens_w);
@@ -171,8 +158,6 @@ static int dense_one(cli_context *c, const cli_item *item, void *user, char **js
     const int failed = job->params.task == DMLLM_TASK_DEPTH
                            ? outputs_depth(c, item->name, r, job, json)
                            : outputs_segment(c, image, item->name, r, job, json);
-    *json_out = failed ? NULL : cJSON_PrintUnformatted(json);
-    cJSON_Delete(json);
     dmllm_dense_result_free(r);
     dmllm_image_free(image);
     return failed;
@@ -182,7 +167,7 @@ static int dense_one(cli_context *c, const cli_item *item, void *user, char **js
 static int run_parsed(const cli_command *command, cli_common *common, dense_job *job,
                       const char **outputs, int first_png) {
     if (!job->write_png) outputs[first_png] = NULL;
-    const cli_batch batch = {command->name, outputs, dense_one, job};
+    const cli_batch batch = {command->name, outputs, dense_one, job, 0};
     cli_context context;
     int exit_code = cli_open(common, &context);
     if (exit_code == 0) exit_code = cli_for_each_input(&context, &batch);

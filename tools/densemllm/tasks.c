@@ -60,15 +60,25 @@ static cJSON *regions_json(const dmllm_regions *regions) {
     return list;
 }
 
+/* ask --stream: the input's stdout line, "<input>: " and the answer's pieces with line breaks
+ * as spaces; the prefix comes with the first piece, once the stage bars are gone. */
+typedef struct stream_line {
+    const char *input;
+    int started; /* the prefix is printed */
+} stream_line;
+
 static int print_piece(int32_t token_id, const char *text, size_t length, void *user_data) {
     (void)token_id;
-    (void)user_data;
-    fwrite(text, 1, length, stdout);
+    stream_line *line = user_data;
+    cli_progress_clear();
+    if (!line->started) printf("%s: ", line->input);
+    line->started = 1;
+    for (size_t i = 0; i < length; i++) putchar(text[i] == '\n' || text[i] == '\r' ? ' ' : text[i]);
     fflush(stdout);
     return 0;
 }
 
-/* Loads the input, runs fn, and hands back the JSON text. */
+/* Loads the input and runs fn, which adds its results to json. */
 typedef int (*task_fn)(cli_context *c, const dmllm_image *image, const char *name,
                        const task_job *job, cJSON *json);
 
@@ -77,17 +87,13 @@ typedef struct task_run {
     const task_job *job;
 } task_run;
 
-static int task_one(cli_context *c, const cli_item *item, void *user, char **json_out) {
+static int task_one(cli_context *c, const cli_item *item, void *user, cJSON *json) {
     const task_run *run = user;
     const char *path = item->path;
     dmllm_image *image = NULL;
     dmllm_status status = cli_load_image(c->common, path, &image);
     if (status != DMLLM_OK) return cli_fail(status, path);
-    cJSON *json = cJSON_CreateObject();
-    cJSON_AddStringToObject(json, "input", path);
     const int failed = run->fn(c, image, item->name, run->job, json);
-    *json_out = failed ? NULL : cJSON_PrintUnformatted(json);
-    cJSON_Delete(json);
     dmllm_image_free(image);
     return failed;
 }
@@ -97,12 +103,18 @@ static int ask_fn(cli_context *c, const dmllm_image *image, const char *name, co
     (void)name;
     dmllm_generate_params p;
     generate_params(job, &p);
-    if (job->stream) p.on_token = print_piece;
+    const int stream = job->stream && !c->common->json; /* --json: the answer in the JSON only */
+    stream_line line = {cJSON_GetStringValue(cJSON_GetObjectItem(json, "input")), 0};
+    if (stream) {
+        p.on_token = print_piece;
+        p.user_data = &line;
+    }
     dmllm_generate_result *r = NULL;
     dmllm_status status = dmllm_ask(c->session, image, job->text, &p, &r);
+    if (line.started) putchar('\n');
+    c->line_printed = line.started; /* else (an error, no token) the runner prints the line */
     if (status != DMLLM_OK) return cli_fail_session(status, c->session, "ask");
-    if (job->stream) putchar('\n');
-    else if (!c->common->json) printf("%s\n", r->text ? r->text : "");
+    cJSON_AddStringToObject(json, "summary", r->text ? r->text : "");
     cJSON_AddStringToObject(json, "question", job->text);
     cJSON_AddStringToObject(json, "answer", r->text ? r->text : "");
     cJSON_AddNumberToObject(json, "tokens", r->n_ids);
@@ -110,6 +122,24 @@ static int ask_fn(cli_context *c, const dmllm_image *image, const char *name, co
     cJSON_AddNumberToObject(json, "seconds_generate", r->seconds_generate);
     dmllm_generate_result_free(r);
     return 0;
+}
+
+/* "2 regions: cat [1, 2, 30, 40], dog [...]" and the parser's message, if any. */
+static cJSON *regions_summary(const dmllm_regions *r) {
+    const size_t size = 64 + strlen(r->message) + (size_t)r->n_regions * 64;
+    char *text = malloc(size);
+    if (!text) return NULL;
+    size_t length =
+        (size_t)snprintf(text, size, "%d region%s", r->n_regions, r->n_regions == 1 ? "" : "s");
+    for (int i = 0; i < r->n_regions; i++) {
+        const int *b = r->regions[i]->box;
+        length += (size_t)snprintf(text + length, size - length, "%s%.24s [%d, %d, %d, %d]",
+                                   i ? ", " : ": ", r->regions[i]->label, b[0], b[1], b[2], b[3]);
+    }
+    if (r->message[0]) snprintf(text + length, size - length, " (%s)", r->message);
+    cJSON *summary = cJSON_CreateString(text);
+    free(text);
+    return summary;
 }
 
 static int regions_fn(cli_context *c, const dmllm_image *image, const char *name,
@@ -121,12 +151,7 @@ static int regions_fn(cli_context *c, const dmllm_image *image, const char *name
                                     : dmllm_detect(c->session, image, (const char *const *)job->classes,
                                                    job->n_classes, &p, &r);
     if (status != DMLLM_OK) return cli_fail_session(status, c->session, grounding ? "ground" : "detect");
-    if (!c->common->json) {
-        for (int i = 0; i < r->n_regions; i++)
-            printf("%s [%d, %d, %d, %d]\n", r->regions[i]->label, r->regions[i]->box[0], r->regions[i]->box[1],
-                   r->regions[i]->box[2], r->regions[i]->box[3]);
-        if (r->message[0]) fprintf(stderr, "densemllm: %s\n", r->message);
-    }
+    cJSON_AddItemToObject(json, "summary", regions_summary(r));
     cJSON_AddStringToObject(json, "answer", r->text ? r->text : "");
     cJSON_AddItemToObject(json, "regions", regions_json(r));
     if (r->message[0]) cJSON_AddStringToObject(json, "message", r->message);
@@ -164,9 +189,8 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *name,
     if (status != DMLLM_OK) return cli_fail_session(status, c->session, "refseg");
     const size_t n = (size_t)r->width * r->height;
     uint16_t *labels = malloc(n * sizeof *labels);
-    size_t fg = 0;
-    for (size_t i = 0; labels && i < n; i++) fg += labels[i] = r->mask[i];
-    int failed = labels ? 0 : (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    for (size_t i = 0; labels && i < n; i++) labels[i] = r->mask[i];
+    int failed = labels ? 0 : cli_error("out of memory");
     const char *names[2] = {"background", job->text};
     const dmllm_region box = {
         .struct_size = sizeof box, .label = job->text, .box = {r->box[0], r->box[1], r->box[2], r->box[3]}};
@@ -179,12 +203,17 @@ static int refseg_fn(cli_context *c, const dmllm_image *image, const char *name,
     overlay.n_boxes = r->found;
     if (!failed && !job->no_png)
         failed = cli_write_label_pngs(c->common, image, name, labels, 2, names, &overlay);
-    if (!c->common->json)
-        printf("%s: %s\n", job->text, r->found ? "found" : r->message);
+    failed = failed || cli_add_label_map(json, labels, n, 2, names);
+    char prefix[sizeof r->message + 64];
+    if (r->found)
+        snprintf(prefix, sizeof prefix, "found, box [%d, %d, %d, %d]: ", r->box[0], r->box[1],
+                 r->box[2], r->box[3]);
+    else
+        snprintf(prefix, sizeof prefix, "not found (%s): ", r->message);
+    cli_add_share_summary(json, prefix);
     cJSON_AddStringToObject(json, "phrase", job->text);
     cJSON_AddBoolToObject(json, "found", r->found);
     cJSON_AddItemToObject(json, "box", box_json(r->box));
-    cJSON_AddNumberToObject(json, "foreground_share", n ? (double)fg / n : 0.0);
     cJSON_AddStringToObject(json, "answer", r->answer ? r->answer : "");
     if (r->message[0]) cJSON_AddStringToObject(json, "message", r->message);
     crop_json(&p, r->crf, json);
@@ -203,7 +232,7 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *name
                                                 &p, &r);
     if (status != DMLLM_OK) return cli_fail_session(status, c->session, "openseg");
     const char **names = calloc((size_t)r->n_names + 1, sizeof *names);
-    int failed = names ? 0 : (fprintf(stderr, "densemllm: out of memory\n"), 1);
+    int failed = names ? 0 : cli_error("out of memory");
     if (names) {
         names[0] = "background";
         for (int k = 0; k < r->n_names; k++) names[k + 1] = r->names[k];
@@ -221,8 +250,13 @@ static int openseg_fn(cli_context *c, const dmllm_image *image, const char *name
     cJSON_AddItemToObject(json, "classes", classes);
     cJSON_AddItemToObject(json, "regions", regions_json(r->regions));
     crop_json(&p, r->crf, json);
-    if (!c->common->json)
-        for (int k = 0; k < r->n_names; k++) printf("label %d: %s\n", k + 1, r->names[k]);
+    failed = failed || cli_add_label_map(json, r->labels, (size_t)r->width * r->height,
+                                         r->n_names + 1, names);
+    if (!failed) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "%d classes: ", r->n_names);
+        cli_add_share_summary(json, prefix);
+    }
     free(names);
     dmllm_openset_result_free(r);
     return failed;
@@ -257,6 +291,10 @@ static int features_fn(cli_context *c, const dmllm_image *image, const char *nam
         cJSON_AddNumberToObject(json, "tokens_w", r->tokens_w);
         cJSON_AddNumberToObject(json, "tokens_h", r->tokens_h);
         cJSON_AddNumberToObject(json, "hidden_size", (double)cols);
+        char summary[96];
+        snprintf(summary, sizeof summary, "%d x %d tokens, hidden size %zu", r->tokens_w,
+                 r->tokens_h, cols);
+        cJSON_AddStringToObject(json, "summary", summary);
     }
     free(hidden);
     dmllm_dense_result_free(r);
@@ -286,7 +324,7 @@ static int run_task(const cli_command *command, task_fn fn, task_job *job, const
     }
     task_run run = {fn, job};
     if (job->no_png) outputs[1] = NULL;
-    const cli_batch batch = {command->name, outputs, task_one, &run};
+    const cli_batch batch = {command->name, outputs, task_one, &run, 0};
     cli_context context;
     int exit_code = cli_open(&common, &context);
     if (exit_code == 0) exit_code = cli_for_each_input(&context, &batch);
