@@ -47,6 +47,7 @@ def test_stdin_gives_the_outputs_of_the_same_file(tmp_path):
         assert (out / ("stdin.segment" + suffix)).read_bytes() == (out / ("photo.segment" + suffix)).read_bytes()
     a, b = (json.loads((out / (stem + ".segment.json")).read_text()) for stem in ("stdin", "photo"))
     assert a.pop("input") == "-" and b.pop("input") == str(photo)
+    assert a.pop("files") == [f.replace("photo.segment", "stdin.segment") for f in b.pop("files")]
     timings = [key for key in a if key.startswith("seconds_") or key == "reused_prefix"]
     assert {k: v for k, v in a.items() if k not in timings} == {k: v for k, v in b.items() if k not in timings}
 
