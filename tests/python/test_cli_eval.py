@@ -286,6 +286,19 @@ def test_help():
     assert "--classes-file" in cli("eval", "--help").stdout
 
 
+def test_bench_decode(setup):
+    """--decode N: N greedy steps after the queries, also after a second query that truncated the
+    session to its prefix (no logits left), and their rate."""
+    _, _, models = setup
+    run = cli("bench", "--model", models["model"], "--size", "72x40", "--repeat", "1", "--decode", "5", "--json",
+              "--quiet")
+    decoded = json.loads(run.stdout)["runs"][0]["decode"]
+    assert decoded["tokens"] == 5 and decoded["seconds"] > 0
+    assert decoded["tokens_per_second"] == pytest.approx(5 / decoded["seconds"])
+    text = cli("bench", "--model", models["model"], "--size", "72x40", "--repeat", "1", "--decode", "3").stdout
+    assert "decode        3 tokens in" in text and "(load " in text
+
+
 def test_bench(setup):
     _, _, models = setup
     run = cli("bench", "--model", models["model"], "--size", "72x40", "--repeat", "2", "--evaluation", "--json",
@@ -296,5 +309,7 @@ def test_bench(setup):
     assert first["seconds_encode"] > 0 and second["seconds_encode"] == 0 and second["seconds_prefill"] == 0
     assert first["seconds_crf"] > 0
     assert result["runs"][0]["second_over_first"] == pytest.approx(second["seconds"] / first["seconds"])
-    for bad in (["--repeat", "0"], ["--size", "64"], ["--label-ids", "5,x"], ["extra"]):
+    assert result["runs"][0]["seconds_load"] > 0 and "decode" not in result["runs"][0]
+    for bad in (["--repeat", "0"], ["--size", "64"], ["--label-ids", "5,x"], ["extra"], ["--decode", "-1"],
+                ["--decode", "4097"]):
         cli("bench", "--model", models["model"], *bad, expect=2)

@@ -21,18 +21,21 @@ DT = torch.float64
 
 
 # ----------------------------------------------------------------------------- checkpoint
+def checkpoint_files(ckpt_dir):
+    """The safetensors file names: those of the shard index, else model.safetensors."""
+    index = os.path.join(ckpt_dir, "model.safetensors.index.json")
+    if not os.path.exists(index):
+        return ["model.safetensors"]
+    with open(index) as f:
+        return sorted(set(json.load(f)["weight_map"].values()))
+
+
 def load_checkpoint(ckpt_dir):
     """(config dict, {name: float64 tensor}) from config.json and one or several safetensors."""
     with open(os.path.join(ckpt_dir, "config.json")) as f:
         cfg = json.load(f)
-    index = os.path.join(ckpt_dir, "model.safetensors.index.json")
-    if os.path.exists(index):
-        with open(index) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
     weights = {}
-    for fname in files:
+    for fname in checkpoint_files(ckpt_dir):
         for name, arr in read_safetensors(os.path.join(ckpt_dir, fname)).items():
             weights[name] = torch.from_numpy(arr.astype(np.float64))
     return cfg, weights
