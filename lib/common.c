@@ -177,6 +177,12 @@ double dmllm_now_seconds(void) {
     return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
+uint64_t dmllm_fnv1a(uint64_t hash, const void *data, size_t size) {
+    const unsigned char *bytes = data;
+    for (size_t i = 0; i < size; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+    return hash;
+}
+
 int dmllm_resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : omp_get_num_procs(); }
 
 /* ---- dtypes ---------------------------------------------------------------------------------- */

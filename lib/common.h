@@ -86,6 +86,11 @@ dmllm_status dmllm_check_memory(int64_t limit, const char *stage, size_t needed,
 /* Monotonic clock in seconds, for the timings results report. */
 double dmllm_now_seconds(void);
 
+/* FNV-1a 64 over size bytes, continuing from hash (start with DMLLM_FNV1A_INIT): the library's
+ * one non-cryptographic hash (prefix tags, the vocabulary table, packed-weight cache keys). */
+#define DMLLM_FNV1A_INIT 0xcbf29ce484222325ull
+uint64_t dmllm_fnv1a(uint64_t hash, const void *data, size_t size);
+
 /* Number of threads a call should use: n_threads if > 0, else the number of cores. */
 int dmllm_resolve_threads(int n_threads);
 

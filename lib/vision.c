@@ -86,6 +86,11 @@ dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dm
         same_dtype = same_dtype && weights[p]->dtype == weights[0]->dtype;
         out_features += part_rows[p];
     }
+    char name[192]; /* the packed-weight cache's name: the first part's, "+N" for N more stacked */
+    if (n_parts == 1) snprintf(name, sizeof name, "%s", weight_names[0]);
+    else snprintf(name, sizeof name, "%s+%d", weight_names[0], n_parts - 1);
+    DMLLM_TRY(dmllm_linear_find(backend, name, out_features, in_features, bias_names != NULL, out));
+    if (*out) return DMLLM_OK;
     float *bias = NULL;    /* [out_features] */
     void *stacked = NULL;  /* [out_features, in_features] of the weights' dtype (F32 when they differ) */
     dmllm_status status = DMLLM_OK;
@@ -109,7 +114,8 @@ dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dm
         w = stacked;
     }
     if (status == DMLLM_OK)
-        status = dmllm_linear_create(backend, dtype, w, out_features, in_features, in_features, bias, out);
+        status = dmllm_linear_create_named(backend, name, dtype, w, out_features, in_features,
+                                           in_features, bias, out);
     if (status != DMLLM_OK) status = dmllm_fail_context(status, "linear %s", weight_names[0]);
     for (int p = 0; p < n_parts; p++) dmllm_tensor_release(weights[p]);
     free(stacked);

@@ -27,7 +27,7 @@ dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_im
     return dmllm_image_load_file_ex(path, &params, out);
 }
 
-static void common_table(cli_common *c, cli_option table[13]) {
+static void common_table(cli_common *c, cli_option table[14]) {
     const cli_option options[] = {
         {"--model", CLI_STRING, &c->model_dir, "DIR", cli_default_model_help},
         {"--out", CLI_STRING, &c->out_dir, "DIR", "output directory (default: .)"},
@@ -39,6 +39,8 @@ static void common_table(cli_common *c, cli_option table[13]) {
         {"--memory-limit", CLI_SIZE, &c->memory_limit, "SIZE",
          "refuse a step needing more memory: bytes, or 512M, 4G (default: none)"},
         {"--compute", CLI_STRING, &c->compute, "KIND", "auto|bf16|f32|openblas (default auto)"},
+        {"--cache-dir", CLI_STRING, &c->cache_dir, "DIR",
+         "packed-weight cache dir, or off (default: $DMLLM_CACHE_DIR, else ~/.cache/densemllm)"},
         {"--resize", CLI_STRING, &c->resize, "MODE", "hf|pillow resize filter (default hf)"},
         {"--shard", CLI_STRING, &c->shard, "I/N", "process only inputs k with k mod N = I"},
         {"--resume", CLI_FLAG, &c->resume, NULL, "skip inputs whose output files all exist"},
@@ -139,7 +141,7 @@ static int set_value(const cli_option *o, const char *value) {
 }
 
 int cli_parse(const cli_command *command, int argc, char **argv, const cli_option *own, cli_common *common) {
-    cli_option common_options[13];
+    cli_option common_options[14];
     if (common) {
         memset(common, 0, sizeof *common);
         const char *from_env = getenv("DMLLM_MODEL");

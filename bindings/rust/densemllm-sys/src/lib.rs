@@ -68,6 +68,7 @@ pub struct dmllm_model_params {
     pub progress_user_data: *mut c_void,
     pub check_only: c_int,
     pub memory_limit_bytes: i64,
+    pub cache_dir: *const c_char,
 }
 
 #[repr(C)]
