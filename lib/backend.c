@@ -364,7 +364,7 @@ static dmllm_status pack_weights(dmllm_linear *linear, dnnl_data_type_t source_t
     const dnnl_dims_t dims = {in, out}, strides = {1, ld};
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&source_md, 2, dims, source_type, strides), "describing a weight");
     const size_t packed_bytes = dnnl_memory_desc_get_size(&linear->packed_md);
-    DMLLM_TRY(dmllm_alloc(&linear->packed_weights, packed_bytes, 1, "packed weights"));
+    DMLLM_TRY(dmllm_alloc_large(&linear->packed_weights, packed_bytes, 1, "packed weights"));
 
     dnnl_primitive_desc_t reorder_pd;
     DNNL_TRY(dnnl_reorder_primitive_desc_create(&reorder_pd, &source_md, engine, &linear->packed_md, engine, NULL),
@@ -400,7 +400,8 @@ static dmllm_status fill_weights(dmllm_linear *linear, dmllm_dtype dtype, const 
     const int64_t in = linear->in_features, out = linear->out_features;
     const size_t element = dmllm_dtype_size(dtype);
     if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS) {
-        DMLLM_TRY(dmllm_alloc(&linear->weights_f32, (size_t)(out * in), sizeof(float), "f32 weights"));
+        DMLLM_TRY(dmllm_alloc_large(&linear->weights_f32, (size_t)(out * in), sizeof(float),
+                                    "f32 weights"));
         for (int64_t r = 0; r < out; r++) {
             dmllm_convert_to_f32(dtype, (const char *)w + (size_t)(r * ld) * element, linear->weights_f32 + r * in,
                                  (size_t)in);

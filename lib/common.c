@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define DMLLM_ERROR_CAPACITY 1024
@@ -137,6 +138,22 @@ void *dmllm_malloc_aligned(size_t count, size_t size) {
 dmllm_status dmllm_alloc(void *out_ptr, size_t count, size_t size, const char *what) {
     void *p = dmllm_malloc_aligned(count, size);
     if (!p) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
+    memcpy(out_ptr, &p, sizeof p);
+    return DMLLM_OK;
+}
+
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
+dmllm_status dmllm_alloc_large(void *out_ptr, size_t count, size_t size, const char *what) {
+    size_t bytes;
+    if (!size_product(count, size, &bytes) || bytes < HUGE_PAGE_BYTES)
+        return dmllm_alloc(out_ptr, count, size, what);
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE_BYTES, bytes) != 0)
+        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY,
+                          "out of memory allocating %zu x %zu bytes for %s", count, size, what);
+    /* Whole huge pages only: a huge page over the tail would hold up to 2 MiB nobody uses. */
+    madvise(p, bytes & ~(HUGE_PAGE_BYTES - 1), MADV_HUGEPAGE);
     memcpy(out_ptr, &p, sizeof p);
     return DMLLM_OK;
 }

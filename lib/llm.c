@@ -119,7 +119,8 @@ static dmllm_status linear_stacked(const dmllm_backend *backend, const dmllm_ten
     if (*out) return DMLLM_OK;
     size_t element = dmllm_dtype_size(dtype);
     char *stacked; /* [rows, cols] of dtype */
-    DMLLM_TRY(dmllm_alloc(&stacked, (size_t)(rows * cols), element, "a stacked LLM projection"));
+    DMLLM_TRY(dmllm_alloc_large(&stacked, (size_t)(rows * cols), element,
+                                "a stacked LLM projection"));
     char *dst = stacked;
     for (int p = 0; p < n_parts; p++) {
         size_t n = (size_t)parts[p]->n_elements;

@@ -104,7 +104,8 @@ dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dm
     if (status == DMLLM_OK && n_parts > 1) {
         dtype = same_dtype ? dtype : DMLLM_DTYPE_F32;
         const size_t element = dmllm_dtype_size(dtype);
-        status = dmllm_alloc(&stacked, (size_t)(out_features * in_features), element, weight_names[0]);
+        status = dmllm_alloc_large(&stacked, (size_t)(out_features * in_features), element,
+                                   weight_names[0]);
         for (int64_t p = 0, row = 0; status == DMLLM_OK && p < n_parts; row += part_rows[p], p++) {
             char *dst = (char *)stacked + (size_t)(row * in_features) * element;
             const size_t n = (size_t)(part_rows[p] * in_features);
