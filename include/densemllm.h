@@ -159,8 +159,23 @@ typedef struct dmllm_model_params {
     int64_t memory_limit_bytes;        /* the default of its sessions' memory_limit_bytes (see MEMORY
                                           LIMIT); the load itself is not checked. 0 (default): none */
     dmllm_weights_type weights;        /* default DMLLM_WEIGHTS_AUTO */
+    const char *cache_dir;             /* packed-weight cache directory (see PACKED-WEIGHT CACHE).
+                                          NULL or "" (default): $DMLLM_CACHE_DIR, else
+                                          $XDG_CACHE_HOME/densemllm, else ~/.cache/densemllm;
+                                          "off": no cache. Read during the load only. */
 } dmllm_model_params;
 
+/* PACKED-WEIGHT CACHE: the first load of a checkpoint with a compute path repacks every weight for
+ * oneDNN (seconds to a minute for a 4B model) and writes the packed bytes to one file in the cache
+ * directory (<model dir name>-<hash>.dmllm-pack, about the size of the packed weights); later loads
+ * map that file read-only instead, so the weights live once in the page cache, shared by every
+ * process using them. The file is keyed by the library and oneDNN versions, the CPU ISA oneDNN
+ * uses, the compute path, the weights format (bf16, f32 or int8: each its own file) and the
+ * checkpoint (config.json, the index, and each shard's size, mtime, inode and safetensors header:
+ * not a hash of the tensor bytes, which would take as long as repacking). A file that is
+ * truncated, corrupt (header or index checksum), or stale is rebuilt, never trusted; it is replaced
+ * atomically (written aside, synced, renamed), so concurrent loads are safe. A directory that
+ * cannot be written is logged and the model loads without a cache. */
 DMLLM_API void dmllm_model_params_init(dmllm_model_params *params);
 DMLLM_API size_t dmllm_model_params_sizeof(void);
 

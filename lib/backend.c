@@ -14,9 +14,13 @@
  * AVX512-VNNI). oneDNN 2.6 returns the exact s32 sums as f32; the per-row and per-column scales
  * and the bias are applied afterwards in one pass, because its per-row binary post-op falls back
  * to the reference implementation (ref_int8:any, orders of magnitude slower).
+ *
+ * The packed-weight cache (packcache.c, a file) stores a linear as a linear_record plus its arrays;
+ * a linear found there points into the read-only mapping instead of owning its weights.
  */
 #include "backend.h"
 #include "kernels.h"
+#include "packcache.h"
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -55,6 +59,7 @@ struct dmllm_backend {
     dmllm_weights_type weights; /* resolved: BF16, F32 (as compute) or INT8 */
     dnnl_engine_t engine;       /* CPU engine, NULL for OPENBLAS */
     primitive_cache *cache;     /* mutable through a const backend */
+    dmllm_pack_cache *packed;   /* the packed-weight cache of the load in progress, or NULL */
 };
 
 struct dmllm_linear {
@@ -68,7 +73,20 @@ struct dmllm_linear {
     float *weight_scales;           /* [out_features] W[o, :] ~= scale[o] * W_s8[o, :]; s8 only */
     /* OpenBLAS path */
     float *weights_f32;             /* [out_features, in_features] */
+    bool mapped;                    /* weights and bias point into the packed-weight cache */
 };
+
+/* A linear as the packed-weight cache stores it: this record, then the arrays [0] the weights
+ * (packed per packed_md, or f32 rows for OpenBLAS), with has_bias [1] the bias [out_features]
+ * f32, and for s8 weights last the weight_scales [out_features] f32. */
+enum { LINEAR_RECORD_ONEDNN = 1, LINEAR_RECORD_OPENBLAS = 2 };
+typedef struct linear_record {
+    uint32_t kind;                  /* LINEAR_RECORD_* */
+    uint32_t weights_type;          /* dnnl_data_type_t of the packed weights; 0 for OpenBLAS */
+    int64_t out_features, in_features;
+    uint32_t has_bias, reserved;    /* reserved: 0 */
+    dnnl_memory_desc_t packed_md;   /* ONEDNN: the layout of array 0; zero for OpenBLAS */
+} linear_record;
 
 static const char *dnnl_status_name(dnnl_status_t status) {
     switch (status) {
@@ -214,8 +232,12 @@ static dnnl_status_t create_matmul_pd(dnnl_engine_t engine, dnnl_data_type_t typ
 }
 
 /* int8 linears add their bias while dequantising, after the matmul. */
+static bool matmul_takes_bias(dnnl_data_type_t weights_type, bool has_bias) {
+    return has_bias && weights_type != dnnl_s8;
+}
+
 static bool bias_in_matmul(const dmllm_linear *linear) {
-    return linear->bias != NULL && linear->weights_type != dnnl_s8;
+    return matmul_takes_bias(linear->weights_type, linear->bias != NULL);
 }
 
 /* Creates the primitive for one chunk of rows, with weights in the linear's packed layout. */
@@ -450,24 +472,35 @@ const char *dmllm_backend_weights_name(const dmllm_backend *backend) { return we
 
 /* ---- linear creation ------------------------------------------------------------------------- */
 
-/* Reorders W [out, in] (row stride ld, type source_type) into the packed layout chosen by the matmul. */
-static dmllm_status pack_weights(dmllm_linear *linear, dnnl_data_type_t source_type, const void *w, int64_t ld) {
-    dnnl_engine_t engine = linear->backend->engine;
+/* Sets linear->packed_md to the weights layout the matmul chooses for the linear's shape and
+ * weights_type. */
+static dmllm_status choose_layout(dmllm_linear *linear, bool has_bias) {
     const int64_t in = linear->in_features, out = linear->out_features;
     dnnl_primitive_desc_t matmul_pd;
-    DNNL_TRY(create_matmul_pd(engine, linear->weights_type, LINEAR_CHUNK_ROWS, in, out, bias_in_matmul(linear), NULL,
+    DNNL_TRY(create_matmul_pd(linear->backend->engine, linear->weights_type, LINEAR_CHUNK_ROWS, in,
+                              out, matmul_takes_bias(linear->weights_type, has_bias), NULL,
                               &matmul_pd),
              "choosing the packed layout of a %lld x %lld %s weight", (long long)out, (long long)in,
              dnnl_dt2str(linear->weights_type));
     linear->packed_md = *dnnl_primitive_desc_query_md(matmul_pd, dnnl_query_weights_md, 0);
     dnnl_primitive_desc_destroy(matmul_pd);
+    return DMLLM_OK;
+}
+
+/* Reorders W [out, in] (row stride ld, type source_type) into the packed layout chosen by the
+ * matmul. */
+static dmllm_status pack_weights(dmllm_linear *linear, dnnl_data_type_t source_type, const void *w,
+                                 int64_t ld) {
+    dnnl_engine_t engine = linear->backend->engine;
+    const int64_t in = linear->in_features, out = linear->out_features;
+    DMLLM_TRY(choose_layout(linear, linear->bias != NULL));
 
     /* W [out, in] is the matmul's (K = in, N = out) matrix with strides (1, ld): tag ba when ld == in. */
     dnnl_memory_desc_t source_md;
     const dnnl_dims_t dims = {in, out}, strides = {1, ld};
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&source_md, 2, dims, source_type, strides), "describing a weight");
     const size_t packed_bytes = dnnl_memory_desc_get_size(&linear->packed_md);
-    DMLLM_TRY(dmllm_alloc(&linear->packed_weights, packed_bytes, 1, "packed weights"));
+    DMLLM_TRY(dmllm_alloc_large(&linear->packed_weights, packed_bytes, 1, "packed weights"));
 
     dnnl_primitive_desc_t reorder_pd;
     DNNL_TRY(dnnl_reorder_primitive_desc_create(&reorder_pd, &source_md, engine, &linear->packed_md, engine, NULL),
@@ -493,6 +526,10 @@ static dmllm_status pack_weights(dmllm_linear *linear, dnnl_data_type_t source_t
     dnnl_primitive_destroy(reorder);
     DNNL_TRY(status, "packing a %lld x %lld weight", (long long)out, (long long)in);
     return DMLLM_OK;
+}
+
+static dnnl_data_type_t weights_type_of(const dmllm_backend *backend) {
+    return backend->compute == DMLLM_COMPUTE_BF16 ? dnnl_bf16 : dnnl_f32;
 }
 
 /* Quantises W [out, in] (row stride ld) per output channel and packs the s8 matrix. */
@@ -529,14 +566,15 @@ static dmllm_status fill_weights(dmllm_linear *linear, bool int8, dmllm_dtype dt
     const size_t element = dmllm_dtype_size(dtype);
     if (int8) return fill_int8_weights(linear, dtype, w, ld);
     if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS) {
-        DMLLM_TRY(dmllm_alloc(&linear->weights_f32, (size_t)(out * in), sizeof(float), "f32 weights"));
+        DMLLM_TRY(dmllm_alloc_large(&linear->weights_f32, (size_t)(out * in), sizeof(float),
+                                    "f32 weights"));
         for (int64_t r = 0; r < out; r++) {
             dmllm_convert_to_f32(dtype, (const char *)w + (size_t)(r * ld) * element, linear->weights_f32 + r * in,
                                  (size_t)in);
         }
         return DMLLM_OK;
     }
-    linear->weights_type = linear->backend->compute == DMLLM_COMPUTE_BF16 ? dnnl_bf16 : dnnl_f32;
+    linear->weights_type = weights_type_of(linear->backend);
     if (dtype != DMLLM_DTYPE_F16) return pack_weights(linear, dtype == DMLLM_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32, w, ld);
     /* oneDNN 2.6 has no f16 reorders on most CPUs: widen to f32 [out, in] first. */
     float *widened; /* [out, in] */
@@ -583,11 +621,16 @@ static dmllm_status create_linear(const dmllm_backend *backend, bool int8, dmllm
     return DMLLM_OK;
 }
 
+/* Whether a linear gets s8 weights: a quantisable one when the backend's weights are int8. */
+static bool quantised(const dmllm_backend *backend, bool quantisable) {
+    return backend && quantisable && backend->weights == DMLLM_WEIGHTS_INT8;
+}
+
 dmllm_status dmllm_linear_create(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
                                  int64_t out_features, int64_t in_features, int64_t ld, const float *bias,
                                  dmllm_linear **out) {
-    const bool int8 = backend && backend->weights == DMLLM_WEIGHTS_INT8;
-    return create_linear(backend, int8, dtype, w, out_features, in_features, ld, bias, out);
+    return create_linear(backend, quantised(backend, true), dtype, w, out_features, in_features, ld,
+                         bias, out);
 }
 
 dmllm_status dmllm_linear_create_unquantised(const dmllm_backend *backend, dmllm_dtype dtype, const void *w,
@@ -598,11 +641,133 @@ dmllm_status dmllm_linear_create_unquantised(const dmllm_backend *backend, dmllm
 
 void dmllm_linear_free(dmllm_linear *linear) {
     if (!linear) return;
-    free(linear->bias);
-    free(linear->packed_weights);
-    free(linear->weight_scales);
-    free(linear->weights_f32);
+    if (!linear->mapped) {
+        free(linear->bias);
+        free(linear->packed_weights);
+        free(linear->weight_scales);
+        free(linear->weights_f32);
+    }
     free(linear);
+}
+
+/* ---- packed-weight cache --------------------------------------------------------------------- */
+
+void dmllm_backend_set_pack_cache(dmllm_backend *backend, dmllm_pack_cache *cache) {
+    backend->packed = cache;
+}
+
+dmllm_status dmllm_backend_cache_key(const dmllm_backend *backend, char *key, size_t size) {
+    const dnnl_version_t *version = dnnl_version();
+    const int written =
+        snprintf(key, size,
+                 "densemllm %s packed weights; oneDNN %d.%d.%d (%s), ISA 0x%x; compute %s; "
+                 "weights %s; memory desc %zu bytes",
+                 dmllm_version_string(), version->major, version->minor, version->patch,
+                 version->hash, (unsigned)dnnl_get_effective_cpu_isa(),
+                 compute_name(backend->compute), weights_name(backend->weights),
+                 sizeof(dnnl_memory_desc_t));
+    if (written < 0 || (size_t)written >= size)
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT,
+                          "packed-weight cache key needs %d bytes, have %zu", written, size);
+    return DMLLM_OK;
+}
+
+/* Whether a cached record and its arrays are exactly what packing this linear would produce
+ * here (int8: with s8 weights); fills the linear's weights (pointing into the mapping) when they
+ * are. */
+static dmllm_status adopt_record(dmllm_linear *linear, const linear_record *record,
+                                 const dmllm_pack_array *arrays, int n_arrays, bool has_bias,
+                                 bool int8, bool *adopted) {
+    const dmllm_backend *backend = linear->backend;
+    const bool openblas = backend->compute == DMLLM_COMPUTE_OPENBLAS;
+    const int64_t out = linear->out_features, in = linear->in_features;
+    const size_t vector_bytes = (size_t)out * sizeof(float); /* the bias or the weight scales */
+    *adopted = false;
+    if (record->kind != (openblas ? LINEAR_RECORD_OPENBLAS : LINEAR_RECORD_ONEDNN) ||
+        record->out_features != out || record->in_features != in || record->has_bias != has_bias ||
+        n_arrays != 1 + (int)has_bias + (int)int8 ||
+        (has_bias && arrays[1].bytes != vector_bytes) ||
+        (int8 && arrays[n_arrays - 1].bytes != vector_bytes))
+        return DMLLM_OK;
+    if (openblas) {
+        if (arrays[0].bytes != (size_t)(out * in) * sizeof(float)) return DMLLM_OK;
+        linear->weights_f32 = (float *)arrays[0].data;
+    } else {
+        linear->weights_type = int8 ? dnnl_s8 : weights_type_of(backend);
+        if (record->weights_type != (uint32_t)linear->weights_type || record->packed_md.ndims != 2)
+            return DMLLM_OK;
+        DMLLM_TRY(choose_layout(linear, has_bias));
+        if (!dnnl_memory_desc_equal(&linear->packed_md, &record->packed_md) ||
+            arrays[0].bytes != dnnl_memory_desc_get_size(&linear->packed_md))
+            return DMLLM_OK;
+        linear->packed_weights = (void *)arrays[0].data;
+    }
+    linear->bias = has_bias ? (float *)arrays[1].data : NULL;
+    linear->weight_scales = int8 ? (float *)arrays[n_arrays - 1].data : NULL;
+    linear->mapped = true;
+    *adopted = true;
+    return DMLLM_OK;
+}
+
+dmllm_status dmllm_linear_find(const dmllm_backend *backend, const char *name, int64_t out_features,
+                               int64_t in_features, bool has_bias, bool quantisable,
+                               dmllm_linear **out) {
+    *out = NULL;
+    const void *meta;
+    size_t meta_bytes;
+    dmllm_pack_array arrays[DMLLM_PACK_MAX_ARRAYS];
+    int n_arrays;
+    if (!dmllm_pack_cache_get(backend->packed, name, &meta, &meta_bytes, arrays, &n_arrays) ||
+        meta_bytes != sizeof(linear_record))
+        return DMLLM_OK;
+    linear_record record; /* copied: the meta record is not aligned in the mapping */
+    memcpy(&record, meta, sizeof record);
+    dmllm_linear *linear = dmllm_calloc(1, sizeof *linear);
+    if (!linear) return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory allocating a linear");
+    linear->backend = backend;
+    linear->out_features = out_features;
+    linear->in_features = in_features;
+    bool adopted;
+    dmllm_status status = adopt_record(linear, &record, arrays, n_arrays, has_bias,
+                                       quantised(backend, quantisable), &adopted);
+    if (status != DMLLM_OK || !adopted) {
+        free(linear);
+        return status;
+    }
+    *out = linear;
+    return DMLLM_OK;
+}
+
+dmllm_status dmllm_linear_create_named(const dmllm_backend *backend, const char *name,
+                                       dmllm_dtype dtype, const void *w, int64_t out_features,
+                                       int64_t in_features, int64_t ld, const float *bias,
+                                       bool quantisable, dmllm_linear **out) {
+    DMLLM_TRY(create_linear(backend, quantised(backend, quantisable), dtype, w, out_features,
+                            in_features, ld, bias, out));
+    if (!backend->packed) return DMLLM_OK;
+    const dmllm_linear *linear = *out;
+    const bool openblas = backend->compute == DMLLM_COMPUTE_OPENBLAS;
+    linear_record record;
+    memset(&record, 0, sizeof record); /* padding too: the file's bytes are deterministic */
+    record.kind = openblas ? LINEAR_RECORD_OPENBLAS : LINEAR_RECORD_ONEDNN;
+    record.out_features = out_features;
+    record.in_features = in_features;
+    record.has_bias = bias != NULL;
+    const size_t f32_bytes = (size_t)(out_features * in_features) * sizeof(float);
+    const size_t vector_bytes = (size_t)out_features * sizeof(float);
+    dmllm_pack_array arrays[3] = {{linear->weights_f32, f32_bytes}};
+    int n_arrays = 1;
+    if (!openblas) {
+        record.weights_type = (uint32_t)linear->weights_type;
+        record.packed_md = linear->packed_md;
+        arrays[0] = (dmllm_pack_array){linear->packed_weights,
+                                       dnnl_memory_desc_get_size(&linear->packed_md)};
+    }
+    if (bias) arrays[n_arrays++] = (dmllm_pack_array){linear->bias, vector_bytes};
+    if (linear->weight_scales)
+        arrays[n_arrays++] = (dmllm_pack_array){linear->weight_scales, vector_bytes};
+    dmllm_pack_cache_put(backend->packed, name, &record, sizeof record, arrays, n_arrays);
+    return DMLLM_OK;
 }
 
 int64_t dmllm_linear_out_features(const dmllm_linear *linear) { return linear->out_features; }

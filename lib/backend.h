@@ -12,6 +12,7 @@
 
 typedef struct dmllm_backend dmllm_backend;
 typedef struct dmllm_linear dmllm_linear;
+typedef struct dmllm_pack_cache dmllm_pack_cache;
 
 /* Resolves AUTO (and the DMLLM_COMPUTE environment override) to a concrete path and probes it:
  * bf16 falls back to f32 with a log message when oneDNN has no bf16 matmul on this CPU
@@ -43,6 +44,29 @@ dmllm_status dmllm_linear_create_unquantised(const dmllm_backend *backend, dmllm
 void dmllm_linear_free(dmllm_linear *linear);
 int64_t dmllm_linear_out_features(const dmllm_linear *linear);
 int64_t dmllm_linear_in_features(const dmllm_linear *linear);
+
+/* ---- packed-weight cache (packcache.h) ----
+ * A load attaches its cache to the backend, then asks dmllm_linear_find for each linear by a name
+ * unique within the model, and builds the ones not found with dmllm_linear_create_named, which
+ * stores them. Detach (NULL) before the load ends; linears found keep pointing into the cache's
+ * mapping, which must outlive them. */
+void dmllm_backend_set_pack_cache(dmllm_backend *backend, dmllm_pack_cache *cache);
+/* What the packed bytes depend on besides the checkpoint: library and oneDNN versions, the ISA
+ * oneDNN dispatches to, the compute path, the weights' format. */
+dmllm_status dmllm_backend_cache_key(const dmllm_backend *backend, char *key, size_t size);
+/* The linear stored under name when its record is exactly what packing would produce here (kind,
+ * shape, bias, weights type, and oneDNN's packed layout, compared with the one it chooses now);
+ * else *out is NULL (no cache, absent, stale) and the caller packs it. quantisable: as for
+ * dmllm_linear_create_named. Fails only on oneDNN or memory errors. */
+dmllm_status dmllm_linear_find(const dmllm_backend *backend, const char *name, int64_t out_features,
+                               int64_t in_features, bool has_bias, bool quantisable,
+                               dmllm_linear **out);
+/* dmllm_linear_create (quantisable) or dmllm_linear_create_unquantised (not), then stores the
+ * linear under name in the attached cache (if any). */
+dmllm_status dmllm_linear_create_named(const dmllm_backend *backend, const char *name,
+                                       dmllm_dtype dtype, const void *w, int64_t out_features,
+                                       int64_t in_features, int64_t ld, const float *bias,
+                                       bool quantisable, dmllm_linear **out);
 
 /* y[m, out] = x[m, in] W^T + b. x and y must not overlap. Uses the calling thread's OpenMP
  * thread count (the session sets it). */

@@ -46,6 +46,7 @@ struct dmllm_checkpoint {
     int n_tensors;
     const dmllm_tensor **tensors; /* [n_tensors], sorted by name; point into files */
     int64_t n_params;
+    uint64_t json_hash;           /* FNV-1a of config.json and, when sharded, the index */
 };
 
 /* ---- files ----------------------------------------------------------------------------------- */
@@ -99,6 +100,7 @@ static dmllm_status load_config(dmllm_checkpoint *checkpoint) {
     char *text;
     size_t size;
     DMLLM_TRY(read_text_file(path, &text, &size));
+    checkpoint->json_hash = dmllm_fnv1a(checkpoint->json_hash, text, size);
     dmllm_status status = dmllm_config_parse(text, size, &checkpoint->config);
     free(text);
     if (status != DMLLM_OK) return dmllm_fail_context(status, "%s", checkpoint->dir);
@@ -185,6 +187,7 @@ static dmllm_status load_tensors(dmllm_checkpoint *checkpoint) {
         char *text;
         size_t size;
         DMLLM_TRY(read_text_file(index_path, &text, &size));
+        checkpoint->json_hash = dmllm_fnv1a(checkpoint->json_hash, text, size);
         cJSON *root = cJSON_ParseWithLength(text, size);
         free(text);
         if (!cJSON_IsObject(root)) {
@@ -377,6 +380,7 @@ dmllm_status dmllm_checkpoint_open(const char *model_dir, dmllm_checkpoint **out
     *out = NULL;
     dmllm_checkpoint *checkpoint = dmllm_calloc(1, sizeof *checkpoint);
     if (checkpoint) checkpoint->dir = strdup(model_dir);
+    if (checkpoint) checkpoint->json_hash = DMLLM_FNV1A_INIT;
     if (!checkpoint || !checkpoint->dir) {
         free(checkpoint);
         return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY, "out of memory opening %s", model_dir);
@@ -427,3 +431,13 @@ const dmllm_tensor *dmllm_checkpoint_tensorf(const dmllm_checkpoint *checkpoint,
 }
 
 int64_t dmllm_checkpoint_n_params(const dmllm_checkpoint *checkpoint) { return checkpoint->n_params; }
+
+uint64_t dmllm_checkpoint_identity(const dmllm_checkpoint *checkpoint) {
+    uint64_t hash = checkpoint->json_hash;
+    for (int i = 0; i < checkpoint->n_files; i++) {
+        const uint64_t file = dmllm_safetensors_identity(checkpoint->files[i]);
+        hash = dmllm_fnv1a(hash, checkpoint->file_names[i], strlen(checkpoint->file_names[i]) + 1);
+        hash = dmllm_fnv1a(hash, &file, sizeof file);
+    }
+    return hash;
+}

@@ -23,5 +23,8 @@ const dmllm_tensor *dmllm_checkpoint_tensorf(const dmllm_checkpoint *checkpoint,
     DMLLM_PRINTF(2, 3);
 /* Parameters used by inference (tied head counted once, unused position embedding excluded). */
 int64_t dmllm_checkpoint_n_params(const dmllm_checkpoint *checkpoint);
+/* Identifies the checkpoint's content for the packed-weight cache: config.json, the index and
+ * every shard's dmllm_safetensors_identity() (stat data and header, not the tensor bytes). */
+uint64_t dmllm_checkpoint_identity(const dmllm_checkpoint *checkpoint);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define DMLLM_ERROR_CAPACITY 1024
@@ -141,6 +142,22 @@ dmllm_status dmllm_alloc(void *out_ptr, size_t count, size_t size, const char *w
     return DMLLM_OK;
 }
 
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
+dmllm_status dmllm_alloc_large(void *out_ptr, size_t count, size_t size, const char *what) {
+    size_t bytes;
+    if (!size_product(count, size, &bytes) || bytes < HUGE_PAGE_BYTES)
+        return dmllm_alloc(out_ptr, count, size, what);
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE_BYTES, bytes) != 0)
+        return dmllm_fail(DMLLM_ERR_OUT_OF_MEMORY,
+                          "out of memory allocating %zu x %zu bytes for %s", count, size, what);
+    /* Whole huge pages only: a huge page over the tail would hold up to 2 MiB nobody uses. */
+    madvise(p, bytes & ~(HUGE_PAGE_BYTES - 1), MADV_HUGEPAGE);
+    memcpy(out_ptr, &p, sizeof p);
+    return DMLLM_OK;
+}
+
 dmllm_status dmllm_copy_versioned(void *dst, size_t dst_size, const void *src, const char *what) {
     if (!src) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "%s is NULL", what);
     uint32_t size;
@@ -205,6 +222,12 @@ double dmllm_now_seconds(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+uint64_t dmllm_fnv1a(uint64_t hash, const void *data, size_t size) {
+    const unsigned char *bytes = data;
+    for (size_t i = 0; i < size; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+    return hash;
 }
 
 int dmllm_resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : omp_get_num_procs(); }

@@ -98,9 +98,10 @@ static dmllm_status load_norm(const dmllm_checkpoint *checkpoint, int layer, con
 static dmllm_status linear_from_tensor(const dmllm_backend *backend, const dmllm_tensor *t, bool quantisable,
                                        dmllm_linear **out) {
     dmllm_status status =
-        quantisable ? dmllm_linear_create(backend, t->dtype, t->data, t->shape[0], t->shape[1], t->shape[1], NULL, out)
-                    : dmllm_linear_create_unquantised(backend, t->dtype, t->data, t->shape[0], t->shape[1],
-                                                      t->shape[1], NULL, out);
+        dmllm_linear_find(backend, t->name, t->shape[0], t->shape[1], false, quantisable, out);
+    if (status == DMLLM_OK && !*out)
+        status = dmllm_linear_create_named(backend, t->name, t->dtype, t->data, t->shape[0],
+                                           t->shape[1], t->shape[1], NULL, quantisable, out);
     dmllm_tensor_release(t);
     return status == DMLLM_OK ? status : dmllm_fail_context(status, "packing %s", t->name);
 }
@@ -115,9 +116,14 @@ static dmllm_status linear_stacked(const dmllm_backend *backend, const dmllm_ten
         rows += parts[p]->shape[0];
         if (parts[p]->dtype != dtype) dtype = DMLLM_DTYPE_F32;
     }
+    char name[192];
+    snprintf(name, sizeof name, "%s+%d", parts[0]->name, n_parts - 1);
+    DMLLM_TRY(dmllm_linear_find(backend, name, rows, cols, false, true, out));
+    if (*out) return DMLLM_OK;
     size_t element = dmllm_dtype_size(dtype);
     char *stacked; /* [rows, cols] of dtype */
-    DMLLM_TRY(dmllm_alloc(&stacked, (size_t)(rows * cols), element, "a stacked LLM projection"));
+    DMLLM_TRY(dmllm_alloc_large(&stacked, (size_t)(rows * cols), element,
+                                "a stacked LLM projection"));
     char *dst = stacked;
     for (int p = 0; p < n_parts; p++) {
         size_t n = (size_t)parts[p]->n_elements;
@@ -125,7 +131,8 @@ static dmllm_status linear_stacked(const dmllm_backend *backend, const dmllm_ten
         else dmllm_convert_to_f32(parts[p]->dtype, parts[p]->data, (float *)dst, n);
         dst += n * element;
     }
-    dmllm_status status = dmllm_linear_create(backend, dtype, stacked, rows, cols, cols, NULL, out);
+    dmllm_status status =
+        dmllm_linear_create_named(backend, name, dtype, stacked, rows, cols, cols, NULL, true, out);
     for (int p = 0; p < n_parts; p++) dmllm_tensor_release(parts[p]);
     free(stacked);
     return status == DMLLM_OK ? status : dmllm_fail_context(status, "packing the stack of %s", parts[0]->name);
@@ -147,13 +154,26 @@ static dmllm_status load_absorbed(const dmllm_backend *backend, const dmllm_text
     dmllm_status status = DMLLM_OK;
     for (int h = 0; h < heads && status == DMLLM_OK; h++) {
         const char *uk = w + (size_t)h * (size_t)(nope + v) * (size_t)kv_lora * element; /* [nope, kv_lora] */
-        for (int i = 0; i < nope; i++)
-            for (int j = 0; j < kv_lora; j++)
-                memcpy(uk_t + ((size_t)j * nope + i) * element, uk + ((size_t)i * kv_lora + j) * element, element);
-        status = dmllm_linear_create(backend, kv_b->dtype, uk_t, kv_lora, nope, nope, NULL, &layer->k_absorb[h]);
+        char k_name[192], v_name[192];
+        snprintf(k_name, sizeof k_name, "%s:k_absorb.%d", kv_b->name, h);
+        snprintf(v_name, sizeof v_name, "%s:v_unabsorb.%d", kv_b->name, h);
+        const char *uv = uk + (size_t)nope * kv_lora * element; /* [v, kv_lora] */
+        status =
+            dmllm_linear_find(backend, k_name, kv_lora, nope, false, true, &layer->k_absorb[h]);
+        if (status == DMLLM_OK && !layer->k_absorb[h]) {
+            for (int i = 0; i < nope; i++)
+                for (int j = 0; j < kv_lora; j++)
+                    memcpy(uk_t + ((size_t)j * nope + i) * element,
+                           uk + ((size_t)i * kv_lora + j) * element, element);
+            status = dmllm_linear_create_named(backend, k_name, kv_b->dtype, uk_t, kv_lora, nope,
+                                               nope, NULL, true, &layer->k_absorb[h]);
+        }
         if (status == DMLLM_OK)
-            status = dmllm_linear_create(backend, kv_b->dtype, uk + (size_t)nope * kv_lora * element, v, kv_lora,
-                                         kv_lora, NULL, &layer->v_unabsorb[h]);
+            status = dmllm_linear_find(backend, v_name, v, kv_lora, false, true,
+                                       &layer->v_unabsorb[h]);
+        if (status == DMLLM_OK && !layer->v_unabsorb[h])
+            status = dmllm_linear_create_named(backend, v_name, kv_b->dtype, uv, v, kv_lora,
+                                               kv_lora, NULL, true, &layer->v_unabsorb[h]);
     }
     free(uk_t);
     return status == DMLLM_OK ? status : dmllm_fail_context(status, "absorbing %s", kv_b->name);

@@ -3,6 +3,7 @@
  * once, describe the model. After loading, the model is never written again.
  */
 #include "model.h"
+#include "packcache.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ void dmllm_model_free(dmllm_model *model) {
     dmllm_llm_free(model->llm);
     dmllm_merger_free(model->merger);
     dmllm_vision_free(model->vision);
+    dmllm_pack_cache_free(model->pack_cache); /* after the linears pointing into it */
     dmllm_backend_free(model->backend);
     dmllm_checkpoint_close(model->checkpoint);
     dmllm_tokenizer_free(model->tokenizer);
@@ -41,9 +43,7 @@ static dmllm_status load_tokenizer(const char *model_dir, dmllm_tokenizer **out)
 }
 
 /* Packs the three stages' weights; "load" progress counts the checkpoint plus each stage. */
-static dmllm_status pack_weights(dmllm_model *model, const dmllm_model_params *params,
-                                 const dmllm_progress *progress) {
-    DMLLM_TRY(dmllm_backend_create_with_weights(params->compute, params->weights, &model->backend));
+static dmllm_status pack_stages(dmllm_model *model, const dmllm_progress *progress) {
     DMLLM_TRY(dmllm_progress_report(progress, "load", 1, 4));
     DMLLM_TRY(dmllm_vision_load(model->backend, model->checkpoint, &model->vision));
     DMLLM_TRY(dmllm_progress_report(progress, "load", 2, 4));
@@ -51,6 +51,28 @@ static dmllm_status pack_weights(dmllm_model *model, const dmllm_model_params *p
     DMLLM_TRY(dmllm_progress_report(progress, "load", 3, 4));
     DMLLM_TRY(dmllm_llm_load(model->backend, model->checkpoint, &model->llm));
     return dmllm_progress_report(progress, "load", 4, 4);
+}
+
+/* Packs the weights, or maps them from the packed-weight cache (writing it when it misses). */
+static dmllm_status pack_weights(dmllm_model *model, const dmllm_model_params *params,
+                                 const dmllm_progress *progress) {
+    DMLLM_TRY(dmllm_backend_create_with_weights(params->compute, params->weights, &model->backend));
+    char key[512];
+    DMLLM_TRY(dmllm_backend_cache_key(model->backend, key, sizeof key));
+    model->pack_cache =
+        dmllm_pack_cache_open(params->cache_dir, dmllm_checkpoint_dir(model->checkpoint), key,
+                              dmllm_checkpoint_identity(model->checkpoint));
+    dmllm_backend_set_pack_cache(model->backend, model->pack_cache);
+    const dmllm_status status = pack_stages(model, progress);
+    dmllm_backend_set_pack_cache(model->backend, NULL);
+    if (status != DMLLM_OK) return status;
+    dmllm_pack_cache_commit(model->pack_cache);
+    if (!dmllm_pack_cache_is_mapped(model->pack_cache)) {
+        /* Written (or unusable): the linears own their packed bytes; none points into it. */
+        dmllm_pack_cache_free(model->pack_cache);
+        model->pack_cache = NULL;
+    }
+    return DMLLM_OK;
 }
 
 dmllm_status dmllm_model_load(const char *model_dir, const dmllm_model_params *params, dmllm_model **out_model) {

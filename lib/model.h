@@ -17,6 +17,8 @@ struct dmllm_model {
     dmllm_checkpoint *checkpoint;   /* config and the mapped tensors (embedding rows are read from it) */
     const dmllm_config *config;     /* owned by checkpoint */
     dmllm_backend *backend;         /* NULL for a check_only model */
+    dmllm_pack_cache *pack_cache;   /* the mapped packed-weight cache, or NULL: linears point
+                                       into it */
     dmllm_vision *vision;           /* packed vision tower weights */
     dmllm_merger *merger;           /* packed merger weights */
     dmllm_llm *llm;                 /* packed LLM weights incl. the tied LM head */

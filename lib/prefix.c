@@ -9,19 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fnv1a(uint64_t hash, const void *data, size_t size) {
-    const unsigned char *bytes = data;
-    for (size_t i = 0; i < size; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
-    return hash;
-}
-
 /* FNV-1a of the image size, pixels and instruction_first; never 0 (the session's "no prefix"). */
 static uint64_t prefix_tag(const dmllm_image *image, const char *instruction_first) {
-    uint64_t hash = 0xcbf29ce484222325ull;
+    uint64_t hash = DMLLM_FNV1A_INIT;
     const int size[2] = {dmllm_image_width(image), dmllm_image_height(image)};
-    hash = fnv1a(hash, size, sizeof size);
-    hash = fnv1a(hash, dmllm_image_pixels(image), (size_t)size[0] * size[1] * 3);
-    if (instruction_first) hash = fnv1a(hash, instruction_first, strlen(instruction_first) + 1);
+    hash = dmllm_fnv1a(hash, size, sizeof size);
+    hash = dmllm_fnv1a(hash, dmllm_image_pixels(image), (size_t)size[0] * size[1] * 3);
+    if (instruction_first)
+        hash = dmllm_fnv1a(hash, instruction_first, strlen(instruction_first) + 1);
     return hash ? hash : 1;
 }
 

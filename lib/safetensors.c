@@ -29,6 +29,7 @@ struct dmllm_safetensors {
     int n_tensors;
     dmllm_tensor *tensors;    /* [n_tensors], sorted by name */
     char *names;              /* every tensor name, NUL-separated; tensors[i].name points here */
+    uint64_t identity;        /* dmllm_safetensors_identity() */
 };
 
 /* One header entry during validation: its data range relative to the data section. */
@@ -247,6 +248,11 @@ static dmllm_status map_and_parse(dmllm_safetensors *file) {
         return dmllm_fail(DMLLM_ERR_FORMAT, "%s: header length %llu is impossible (file has %llu bytes after the length; limit %llu)",
                           path, (unsigned long long)header_size, (unsigned long long)available,
                           (unsigned long long)MAX_HEADER_BYTES);
+    const int64_t stamp[5] = {(int64_t)info.st_size, (int64_t)info.st_mtim.tv_sec,
+                              (int64_t)info.st_mtim.tv_nsec, (int64_t)info.st_ino,
+                              (int64_t)info.st_dev};
+    file->identity = dmllm_fnv1a(dmllm_fnv1a(DMLLM_FNV1A_INIT, stamp, sizeof stamp), file->mapping,
+                                 8 + header_size);
     return parse_header(file, (const char *)file->mapping + 8, (size_t)header_size, available - header_size);
 }
 
@@ -276,6 +282,8 @@ void dmllm_safetensors_close(dmllm_safetensors *file) {
     free(file->path);
     free(file);
 }
+
+uint64_t dmllm_safetensors_identity(const dmllm_safetensors *file) { return file->identity; }
 
 int dmllm_safetensors_count(const dmllm_safetensors *file) { return file ? file->n_tensors : 0; }
 

@@ -24,6 +24,10 @@ typedef struct dmllm_safetensors dmllm_safetensors;
 
 dmllm_status dmllm_safetensors_open(const char *path, dmllm_safetensors **out);
 void dmllm_safetensors_close(dmllm_safetensors *file);
+/* A cheap fingerprint of the file as opened: FNV-1a of its size, mtime (ns), inode and device and
+ * of its header bytes (names, dtypes, shapes, offsets). Any rewrite by ordinary tools changes it; a
+ * content hash would read every byte, which is what the packed-weight cache exists to avoid. */
+uint64_t dmllm_safetensors_identity(const dmllm_safetensors *file);
 int dmllm_safetensors_count(const dmllm_safetensors *file);
 const dmllm_tensor *dmllm_safetensors_at(const dmllm_safetensors *file, int index);
 const dmllm_tensor *dmllm_safetensors_find(const dmllm_safetensors *file, const char *name);

@@ -30,12 +30,6 @@ typedef struct string_table {
     int32_t *values;      /* [capacity] */
 } string_table;
 
-static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static dmllm_status string_table_init(string_table *t, size_t n) {
     size_t capacity = 16;
     while (capacity < 2 * n) capacity *= 2;
@@ -52,7 +46,7 @@ static void string_table_free(string_table *t) {
 
 /* Slot holding key, or the empty slot where it would go. */
 static uint32_t string_table_slot(const string_table *t, const char *key, size_t n) {
-    uint32_t i = (uint32_t)hash_bytes(key, n) & t->mask;
+    uint32_t i = (uint32_t)dmllm_fnv1a(DMLLM_FNV1A_INIT, key, n) & t->mask;
     while (t->keys[i] && (strncmp(t->keys[i], key, n) != 0 || t->keys[i][n] != '\0')) i = (i + 1) & t->mask;
     return i;
 }

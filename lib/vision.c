@@ -86,6 +86,12 @@ dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dm
         same_dtype = same_dtype && weights[p]->dtype == weights[0]->dtype;
         out_features += part_rows[p];
     }
+    char name[192]; /* the packed-weight cache's name: the first part's, "+N" for N more stacked */
+    if (n_parts == 1) snprintf(name, sizeof name, "%s", weight_names[0]);
+    else snprintf(name, sizeof name, "%s+%d", weight_names[0], n_parts - 1);
+    DMLLM_TRY(dmllm_linear_find(backend, name, out_features, in_features, bias_names != NULL, true,
+                                out));
+    if (*out) return DMLLM_OK;
     float *bias = NULL;    /* [out_features] */
     void *stacked = NULL;  /* [out_features, in_features] of the weights' dtype (F32 when they differ) */
     dmllm_status status = DMLLM_OK;
@@ -99,7 +105,8 @@ dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dm
     if (status == DMLLM_OK && n_parts > 1) {
         dtype = same_dtype ? dtype : DMLLM_DTYPE_F32;
         const size_t element = dmllm_dtype_size(dtype);
-        status = dmllm_alloc(&stacked, (size_t)(out_features * in_features), element, weight_names[0]);
+        status = dmllm_alloc_large(&stacked, (size_t)(out_features * in_features), element,
+                                   weight_names[0]);
         for (int64_t p = 0, row = 0; status == DMLLM_OK && p < n_parts; row += part_rows[p], p++) {
             char *dst = (char *)stacked + (size_t)(row * in_features) * element;
             const size_t n = (size_t)(part_rows[p] * in_features);
@@ -109,7 +116,8 @@ dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dm
         w = stacked;
     }
     if (status == DMLLM_OK)
-        status = dmllm_linear_create(backend, dtype, w, out_features, in_features, in_features, bias, out);
+        status = dmllm_linear_create_named(backend, name, dtype, w, out_features, in_features,
+                                           in_features, bias, true, out);
     if (status != DMLLM_OK) status = dmllm_fail_context(status, "linear %s", weight_names[0]);
     for (int p = 0; p < n_parts; p++) dmllm_tensor_release(weights[p]);
     free(stacked);

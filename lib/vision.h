@@ -36,7 +36,9 @@ int dmllm_vision_window_order(int merged_h, int merged_w, int window_tokens, int
 #define DMLLM_MAX_LINEAR_PARTS 3
 /* One dmllm_linear whose weight rows are the n_parts checkpoint matrices [part_rows[p], in_features]
  * stacked in order (e.g. q, k, v for one GEMM) and whose bias is the matching vectors stacked (bias_names
- * NULL: no bias). The stacked copy is freed once the backend has packed it. */
+ * NULL: no bias). The stacked copy is freed once the backend has packed it. Taken from the
+ * backend's packed-weight cache (name: the first weight's, "+N" for N more parts) when it has it,
+ * without reading the checkpoint. */
 dmllm_status dmllm_linear_from_checkpoint(const dmllm_backend *backend, const dmllm_checkpoint *checkpoint,
                                           const char *const *weight_names, const char *const *bias_names,
                                           const int64_t *part_rows, int n_parts, int64_t in_features,

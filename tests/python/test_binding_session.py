@@ -206,3 +206,21 @@ def test_images_by_path_and_array(dm, session, image):
     by_path = session.predict_dense(IMAGE, label_token_ids=[[5], [17]])
     by_array = session.predict_dense(image.to_array(), label_token_ids=[[5], [17]])
     assert np.array_equal(by_path.labels, by_array.labels) and by_array.reused_prefix
+
+
+def test_cache_dir(dm, model_dir, model, image, tmp_path):
+    """The packed-weight cache: a cold load writes one file, the next maps it, with equal
+    embeddings; "off" writes nothing."""
+    with model.session(max_num_patches=MAX_PATCHES) as s:
+        s.encode_image(image)
+        reference = s.image_embeddings()
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        with dm.Model(model_dir, compute=dm.Compute.F32, cache_dir=cache) as cached, \
+                cached.session(max_num_patches=MAX_PATCHES) as s:
+            s.encode_image(image)
+            assert np.array_equal(s.image_embeddings(), reference)
+        assert [p.suffix for p in cache.iterdir()] == [".dmllm-pack"]
+    with dm.Model(model_dir, compute=dm.Compute.F32, cache_dir="off"):
+        pass
+    assert len(list(cache.iterdir())) == 1 and not (tmp_path / "off").exists()

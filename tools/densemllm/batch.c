@@ -71,6 +71,7 @@ int cli_open(const cli_common *common, cli_context *context) {
     mp.n_threads = sp.n_threads = common->n_threads;
     sp.max_num_patches = common->max_num_patches;
     mp.memory_limit_bytes = common->memory_limit; /* the session's 0 takes it */
+    mp.cache_dir = common->cache_dir;
     cli_progress_init(common);
     mp.progress = sp.progress = cli_progress_stage;
     dmllm_status status = dmllm_model_load(common->model_dir, &mp, &context->model);

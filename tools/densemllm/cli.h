@@ -58,6 +58,7 @@ typedef struct cli_common {
     int64_t memory_limit;   /* --memory-limit: the model's, sessions' and decoding memory_limit_bytes */
     const char *compute;    /* --compute auto|bf16|f32|openblas */
     const char *weights;    /* --weights auto|bf16|f32|int8 */
+    const char *cache_dir;  /* --cache-dir: dmllm_model_params.cache_dir; NULL: the default */
     const char *resize;     /* --resize hf|pillow */
     const char *out_dir;    /* --out; default "." */
     const char *shard;      /* --shard i/n */

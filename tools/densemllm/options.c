@@ -70,7 +70,10 @@ dmllm_status cli_load_image(const cli_common *common, const char *path, dmllm_im
     return dmllm_image_load_file_ex(path, &params, out);
 }
 
-static void common_table(cli_common *c, cli_option table[14]) {
+/* The common options plus the zeroed terminator. */
+enum { COMMON_TABLE_SIZE = 15 };
+
+static void common_table(cli_common *c, cli_option table[COMMON_TABLE_SIZE]) {
     const cli_option options[] = {
         {"--model", CLI_STRING, &c->model_dir, "DIR", cli_default_model_help},
         {"--out", CLI_STRING, &c->out_dir, "DIR", "output directory (default: .)"},
@@ -83,6 +86,8 @@ static void common_table(cli_common *c, cli_option table[14]) {
          "refuse a step needing more memory: bytes, or 512M, 4G (default: none)"},
         {"--compute", CLI_STRING, &c->compute, "KIND", "auto|bf16|f32|openblas (default auto)"},
         {"--weights", CLI_STRING, &c->weights, "KIND", "auto|bf16|f32|int8 packed weights (default auto)"},
+        {"--cache-dir", CLI_STRING, &c->cache_dir, "DIR",
+         "packed-weight cache dir, or off (default: $DMLLM_CACHE_DIR, else ~/.cache/densemllm)"},
         {"--resize", CLI_STRING, &c->resize, "MODE", "hf|pillow resize filter (default hf)"},
         {"--shard", CLI_STRING, &c->shard, "I/N", "process only inputs k with k mod N = I"},
         {"--resume", CLI_FLAG, &c->resume, NULL, "skip inputs whose output files all exist"},
@@ -91,6 +96,8 @@ static void common_table(cli_common *c, cli_option table[14]) {
          "no progress (on a terminal: a batch bar and a stage bar; elsewhere none, or with\n"
          "                         DMLLM_PROGRESS=1 one line per input; DMLLM_PROGRESS=0: none)"},
     };
+    _Static_assert(sizeof options / sizeof options[0] < COMMON_TABLE_SIZE,
+                   "COMMON_TABLE_SIZE has no room for the terminator");
     memcpy(table, options, sizeof options);
     memset(&table[sizeof options / sizeof options[0]], 0, sizeof table[0]);
 }
@@ -187,7 +194,7 @@ static int set_value(const cli_option *o, const char *value) {
 }
 
 int cli_parse(const cli_command *command, int argc, char **argv, const cli_option *own, cli_common *common) {
-    cli_option common_options[14];
+    cli_option common_options[COMMON_TABLE_SIZE];
     if (common) {
         memset(common, 0, sizeof *common);
         common->command = command->name;

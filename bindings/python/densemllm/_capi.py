@@ -31,7 +31,7 @@ LOG_CALLBACK = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 class ModelParams(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("compute", c_int), ("n_threads", c_int), ("progress", PROGRESS_CALLBACK),
                 ("progress_user_data", c_void_p), ("check_only", c_int), ("memory_limit_bytes", c_int64),
-                ("weights", c_int)]
+                ("weights", c_int), ("cache_dir", c_char_p)]
 
 
 class ModelInfo(ctypes.Structure):

@@ -195,7 +195,8 @@ class Model(_Handle):
 
     def __init__(self, model_dir: Union[str, os.PathLike], *, compute: Compute = Compute.AUTO, n_threads: int = 0,
                  progress: Optional[ProgressCallback] = None, check_only: bool = False,
-                 memory_limit_bytes: int = 0, weights: Weights = Weights.AUTO):
+                 memory_limit_bytes: int = 0, weights: Weights = Weights.AUTO,
+                 cache_dir: Union[None, str, os.PathLike] = None):
         super().__init__(None)
         params = _capi.ModelParams()
         _lib.dmllm_model_params_init(byref(params))
@@ -203,6 +204,8 @@ class Model(_Handle):
         params.compute, params.n_threads, params.check_only = int(compute), n_threads, int(check_only)
         params.memory_limit_bytes = memory_limit_bytes  # its sessions' default; 0: none
         params.weights = int(weights)
+        # Packed-weight cache directory; None: $DMLLM_CACHE_DIR, else ~/.cache/densemllm; "off": none.
+        params.cache_dir = None if cache_dir is None else os.fsencode(cache_dir)
         params.progress = callbacks.progress(progress)  # the struct keeps the thunk alive
         out = c_void_p()
         status = _lib.dmllm_model_load(os.fsencode(model_dir), byref(params), byref(out))

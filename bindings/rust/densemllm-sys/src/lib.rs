@@ -75,6 +75,7 @@ pub struct dmllm_model_params {
     pub check_only: c_int,
     pub memory_limit_bytes: i64,
     pub weights: dmllm_weights_type,
+    pub cache_dir: *const c_char,
 }
 
 #[repr(C)]

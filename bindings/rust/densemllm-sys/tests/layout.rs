@@ -51,7 +51,8 @@ fn params_defaults_are_the_documented_ones() {
     let m = init(dmllm_model_params_init);
     assert_eq!(m.struct_size as usize, size_of::<dmllm_model_params>());
     assert_eq!((m.compute, m.check_only, m.memory_limit_bytes), (DMLLM_COMPUTE_AUTO, 0, 0));
-    assert!(m.progress.is_none());
+    assert_eq!(m.weights, DMLLM_WEIGHTS_AUTO);
+    assert!(m.progress.is_none() && m.cache_dir.is_null());
 
     let s = init(dmllm_session_params_init);
     assert_eq!(s.struct_size as usize, size_of::<dmllm_session_params>());

@@ -62,6 +62,7 @@ impl WeightsType {
 pub struct ModelParams {
     raw: sys::dmllm_model_params,
     progress: Option<Box<ProgressFn>>,
+    cache_dir: Option<std::path::PathBuf>,
 }
 
 // SAFETY: the raw struct's pointers are always NULL here (load sets them on a copy); the progress
@@ -76,7 +77,7 @@ impl Default for ModelParams {
             sys::dmllm_model_params_init(raw.as_mut_ptr());
             raw.assume_init()
         };
-        ModelParams { raw, progress: None }
+        ModelParams { raw, progress: None, cache_dir: None }
     }
 }
 
@@ -109,6 +110,13 @@ impl ModelParams {
     /// 0: none.
     pub fn memory_limit_bytes(mut self, n: i64) -> Self {
         self.raw.memory_limit_bytes = n;
+        self
+    }
+
+    /// Packed-weight cache directory (see the header's PACKED-WEIGHT CACHE), or "off" for none.
+    /// Unset: $DMLLM_CACHE_DIR, else $XDG_CACHE_HOME/densemllm, else ~/.cache/densemllm.
+    pub fn cache_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cache_dir = Some(dir.as_ref().to_path_buf());
         self
     }
 
@@ -173,6 +181,10 @@ impl Model {
     pub fn load_with(dir: impl AsRef<Path>, params: ModelParams) -> Result<Model> {
         let dir = path_cstring(dir.as_ref())?;
         let mut raw = params.raw;
+        let cache_dir = params.cache_dir.as_deref().map(path_cstring).transpose()?;
+        if let Some(cache_dir) = &cache_dir {
+            raw.cache_dir = cache_dir.as_ptr();
+        }
         let mut callback = params.progress.map(Callback::new);
         if let Some(cb) = callback.as_mut() {
             raw.progress = Some(progress_trampoline);

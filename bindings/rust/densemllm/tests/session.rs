@@ -244,3 +244,21 @@ fn one_model_many_threads() {
         });
     });
 }
+
+#[test]
+fn packed_weight_cache_round_trip() {
+    let dir = common::model_dir("session_cache_model", "one_window", false);
+    let cache = common::temp_dir("session_cache");
+    let (image, params) = image_and_params();
+    let mut embeddings = Vec::new();
+    for _ in 0..2 {
+        let model =
+            Model::load_with(&dir, ModelParams::default().compute(ComputeType::F32).cache_dir(&cache)).unwrap();
+        let mut session = model.session(&params).unwrap();
+        session.encode_image(&image).unwrap();
+        embeddings.push(session.image_embeddings().unwrap());
+    }
+    assert_eq!(embeddings[0], embeddings[1]);
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(files.len() == 1 && files[0].to_string_lossy().ends_with(".dmllm-pack"), "{files:?}");
+}
