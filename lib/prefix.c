@@ -88,7 +88,7 @@ dmllm_status dmllm_prefix_ensure(dmllm_session *s, const dmllm_image *image, con
     dmllm_status status = dmllm_session_truncate(s, 0);
     /* The text ids and the two image markers: an image that cannot fit is refused before encoding. */
     if (status == DMLLM_OK) status = dmllm_session_encode_for_prompt(s, image, (int)n_text + 2);
-    dmllm_image_grid grid;
+    dmllm_image_grid grid = {.struct_size = sizeof grid};
     if (status == DMLLM_OK) status = dmllm_session_image_grid(s, &grid);
     info->seconds_encode = dmllm_now_seconds() - t0;
     t0 = dmllm_now_seconds();
