@@ -139,12 +139,17 @@ enum {
  * the header sizes apart from the pixels (a TIFF strip). */
 static dmllm_status check_decode_size(const char *format, int64_t width, int64_t height, int extra_per_pixel,
                                       int64_t extra_bytes, const decode_limits *limits) {
-    const int64_t pixels = width * height, asked = limits->params->max_pixels;
+    const int64_t asked = limits->params->max_pixels;
     const int64_t cap = asked > 0 && asked < DMLLM_IMAGE_MAX_PIXELS ? asked : DMLLM_IMAGE_MAX_PIXELS;
-    if (pixels > cap)
-        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s size %lldx%lld (%lld pixels) exceeds the limit of %lld pixels "
-                          "(%s)", format, (long long)width, (long long)height, (long long)pixels, (long long)cap,
-                          cap == asked ? "dmllm_image_params.max_pixels" : "the library's hard limit");
+    if (width <= 0 || height <= 0)
+        return dmllm_fail(DMLLM_ERR_FORMAT, "%s size %lldx%lld: an image needs at least one pixel", format,
+                          (long long)width, (long long)height);
+    /* Each side alone first: headers give sides up to 2^32 - 1, whose product overflows. */
+    if (width > cap || height > cap || width * height > cap)
+        return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "%s size %lldx%lld (%.0f pixels) exceeds the limit of %lld pixels "
+                          "(%s)", format, (long long)width, (long long)height, (double)width * (double)height,
+                          (long long)cap, cap == asked ? "dmllm_image_params.max_pixels" : "the library's hard limit");
+    const int64_t pixels = width * height;
     char stage[64];
     snprintf(stage, sizeof stage, "decoding the %lldx%lld %s", (long long)width, (long long)height, format);
     const int64_t need = pixels * (3 + extra_per_pixel) + height * 8 + extra_bytes + DECODER_FIXED_BYTES;

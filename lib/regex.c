@@ -105,7 +105,8 @@ typedef struct node {
     atom atom;               /* N_ATOM */
     int min, max;            /* N_REPEAT */
     bool greedy, negative;   /* N_REPEAT, N_LOOK */
-    struct node *a, *b;      /* children: N_CONCAT/N_ALT (a, b), N_REPEAT/N_LOOK (a) */
+    struct node *child;      /* N_CONCAT/N_ALT: the first of the list; N_REPEAT/N_LOOK: the operand */
+    struct node *next;       /* the next item of the N_CONCAT or N_ALT this node belongs to */
 } node;
 
 typedef struct parser {
@@ -345,7 +346,7 @@ static dmllm_status parse_group(parser *ps, bool icase, node **out) {
         return DMLLM_OK;
     }
     DMLLM_TRY(new_node(ps, N_LOOK, out));
-    (*out)->a = inner;
+    (*out)->child = inner;
     (*out)->negative = negative;
     return DMLLM_OK;
 }
@@ -432,27 +433,37 @@ static dmllm_status parse_repeat(parser *ps, bool icase, node **out) {
     if (ps->pos < ps->n && (at(ps, '*') || at(ps, '+') || at(ps, '?') || at(ps, '{')))
         return refuse(ps, "a repetition of a repetition");
     DMLLM_TRY(new_node(ps, N_REPEAT, out));
-    (*out)->a = item;
+    (*out)->child = item;
     (*out)->min = min;
     (*out)->max = max;
     (*out)->greedy = greedy;
     return DMLLM_OK;
 }
 
+/* A sequence or a choice is one node with a list of items, never a chain of pairs: a long pattern
+ * must not deepen the recursion of compile_node or nullable, only nested groups may (at most 100). */
+static dmllm_status append_item(parser *ps, node_kind kind, node **list, node **tail, node *item) {
+    if (!*list) {
+        *list = *tail = item;
+        return DMLLM_OK;
+    }
+    if (*list == *tail) {
+        node *head = NULL;
+        DMLLM_TRY(new_node(ps, kind, &head));
+        head->child = *list;
+        *list = head;
+    }
+    (*tail)->next = item;
+    *tail = item;
+    return DMLLM_OK;
+}
+
 static dmllm_status parse_concatenation(parser *ps, bool icase, node **out) {
-    node *result = NULL;
+    node *result = NULL, *tail = NULL;
     while (ps->pos < ps->n && !at(ps, '|') && !at(ps, ')')) {
         node *item = NULL;
         DMLLM_TRY(parse_repeat(ps, icase, &item));
-        if (!result) {
-            result = item;
-            continue;
-        }
-        node *cat = NULL;
-        DMLLM_TRY(new_node(ps, N_CONCAT, &cat));
-        cat->a = result;
-        cat->b = item;
-        result = cat;
+        DMLLM_TRY(append_item(ps, N_CONCAT, &result, &tail, item));
     }
     if (!result) DMLLM_TRY(new_node(ps, N_EMPTY, &result));
     *out = result;
@@ -460,16 +471,16 @@ static dmllm_status parse_concatenation(parser *ps, bool icase, node **out) {
 }
 
 static dmllm_status parse_alternation(parser *ps, bool icase, node **out) {
-    DMLLM_TRY(parse_concatenation(ps, icase, out));
+    node *result = NULL, *tail = NULL;
+    DMLLM_TRY(parse_concatenation(ps, icase, &result));
+    tail = result;
     while (at(ps, '|')) {
         ps->pos++;
-        node *right = NULL, *alt = NULL;
+        node *right = NULL;
         DMLLM_TRY(parse_concatenation(ps, icase, &right));
-        DMLLM_TRY(new_node(ps, N_ALT, &alt));
-        alt->a = *out;
-        alt->b = right;
-        *out = alt;
+        DMLLM_TRY(append_item(ps, N_ALT, &result, &tail, right));
     }
+    *out = result;
     return DMLLM_OK;
 }
 
@@ -493,9 +504,15 @@ static bool nullable(const node *nd) {
     switch (nd->kind) {
     case N_EMPTY: case N_LOOK: return true;
     case N_ATOM: return false;
-    case N_CONCAT: return nullable(nd->a) && nullable(nd->b);
-    case N_ALT: return nullable(nd->a) || nullable(nd->b);
-    case N_REPEAT: return nd->min == 0 || nullable(nd->a);
+    case N_CONCAT:
+        for (const node *item = nd->child; item; item = item->next)
+            if (!nullable(item)) return false;
+        return true;
+    case N_ALT:
+        for (const node *item = nd->child; item; item = item->next)
+            if (nullable(item)) return true;
+        return false;
+    case N_REPEAT: return nd->min == 0 || nullable(nd->child);
     }
     return true;
 }
@@ -506,13 +523,13 @@ static dmllm_status compile_node(dmllm_regex *re, const node *nd);
 static dmllm_status compile_general_repeat(dmllm_regex *re, const node *nd) {
     const int copies = nd->max == UNBOUNDED ? nd->min + 1 : nd->max;
     if (copies > MAX_EXPANDED_COPIES) return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "regex repetition expands too far");
-    if (nd->max == UNBOUNDED && nullable(nd->a))
+    if (nd->max == UNBOUNDED && nullable(nd->child))
         return dmllm_fail(DMLLM_ERR_UNSUPPORTED, "regex: an unbounded repetition of something that can match empty");
-    for (int i = 0; i < nd->min; i++) DMLLM_TRY(compile_node(re, nd->a));
+    for (int i = 0; i < nd->min; i++) DMLLM_TRY(compile_node(re, nd->child));
     if (nd->max == UNBOUNDED) {
         int split = 0;
         DMLLM_TRY(emit(re, (inst){.op = OP_SPLIT}, &split));
-        DMLLM_TRY(compile_node(re, nd->a));
+        DMLLM_TRY(compile_node(re, nd->child));
         DMLLM_TRY(emit(re, (inst){.op = OP_JMP, .x = split}, NULL));
         re->program[split].x = nd->greedy ? split + 1 : re->n_insts;
         re->program[split].y = nd->greedy ? re->n_insts : split + 1;
@@ -522,7 +539,7 @@ static dmllm_status compile_general_repeat(dmllm_regex *re, const node *nd) {
     const int optional = nd->max - nd->min;
     for (int i = 0; i < optional; i++) {
         DMLLM_TRY(emit(re, (inst){.op = OP_SPLIT}, &splits[i]));
-        DMLLM_TRY(compile_node(re, nd->a));
+        DMLLM_TRY(compile_node(re, nd->child));
     }
     for (int i = 0; i < optional; i++) {
         inst *s = &re->program[splits[i]];
@@ -537,28 +554,37 @@ static dmllm_status compile_node(dmllm_regex *re, const node *nd) {
     case N_EMPTY: return DMLLM_OK;
     case N_ATOM: return emit(re, (inst){.op = OP_ATOM, .atom = nd->atom}, NULL);
     case N_CONCAT:
-        DMLLM_TRY(compile_node(re, nd->a));
-        return compile_node(re, nd->b);
+        for (const node *item = nd->child; item; item = item->next) DMLLM_TRY(compile_node(re, item));
+        return DMLLM_OK;
     case N_ALT: {
-        int split = 0, jump = 0;
-        DMLLM_TRY(emit(re, (inst){.op = OP_SPLIT}, &split));
-        DMLLM_TRY(compile_node(re, nd->a));
-        DMLLM_TRY(emit(re, (inst){.op = OP_JMP}, &jump));
-        re->program[split].x = split + 1;
-        re->program[split].y = re->n_insts;
-        DMLLM_TRY(compile_node(re, nd->b));
-        re->program[jump].x = re->n_insts;
+        /* Each alternative but the last: SPLIT (try it, else the next one), its code, JMP to the end;
+         * the JMPs are chained through x until the end is known. */
+        int jumps = -1;
+        for (const node *item = nd->child; item; item = item->next) {
+            int split = 0;
+            if (item->next) DMLLM_TRY(emit(re, (inst){.op = OP_SPLIT}, &split));
+            DMLLM_TRY(compile_node(re, item));
+            if (!item->next) break;
+            DMLLM_TRY(emit(re, (inst){.op = OP_JMP, .x = jumps}, &jumps));
+            re->program[split].x = split + 1;
+            re->program[split].y = re->n_insts;
+        }
+        while (jumps >= 0) {
+            const int previous = re->program[jumps].x;
+            re->program[jumps].x = re->n_insts;
+            jumps = previous;
+        }
         return DMLLM_OK;
     }
     case N_REPEAT:
-        if (nd->a->kind == N_ATOM)
-            return emit(re, (inst){.op = OP_REPEAT, .atom = nd->a->atom, .min = nd->min, .max = nd->max,
+        if (nd->child->kind == N_ATOM)
+            return emit(re, (inst){.op = OP_REPEAT, .atom = nd->child->atom, .min = nd->min, .max = nd->max,
                                    .greedy = nd->greedy}, NULL);
         return compile_general_repeat(re, nd);
     case N_LOOK: {
         int look = 0;
         DMLLM_TRY(emit(re, (inst){.op = OP_LOOK, .negative = nd->negative}, &look));
-        DMLLM_TRY(compile_node(re, nd->a));
+        DMLLM_TRY(compile_node(re, nd->child));
         DMLLM_TRY(emit(re, (inst){.op = OP_MATCH}, NULL));
         re->program[look].x = look + 1;
         re->program[look].y = re->n_insts;

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the input parsers (tests/fuzz, libFuzzer with ASan and UBSan).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 30 s for every target, one after another
+#   scripts/fuzz.sh --smoke [TARGET...]       the CI check: 50,000 inputs per target from seed 1
+# A timed run explores anew each time (use it to hunt, for minutes or hours); --smoke repeats the
+# same inputs on every machine, so that a commit's test result does not depend on luck: what a hunt
+# finds is fixed and its input goes to tests/fuzz/regressions.
 # Builds the instrumented targets with clang into build-fuzz ($DMLLM_FUZZ_BUILD_DIR), runs each
 # target for SECONDS on a scratch copy of tests/fuzz/corpus/<target> (the committed corpus is
 # never written), prints its executions, coverage and findings, and exits non-zero when any target
@@ -9,7 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source_dir=$PWD
-seconds=${1:-30}
+limit=(-max_total_time="${1:-30}")
+label="${1:-30} s"
+if [ "${1:-}" = --smoke ]; then
+    limit=(-seed=1 -runs=50000)
+    label="50000 runs"
+fi
 shift || true
 build=${DMLLM_FUZZ_BUILD_DIR:-$source_dir/build-fuzz}
 work=${DMLLM_FUZZ_WORK_DIR:-$build/work}
@@ -61,7 +70,7 @@ for target in "${targets[@]}"; do
     status=0
     # OMP/BLAS single-threaded: the fuzzers measure parsing, not thread pools.
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 "$binary" "$corpus" \
-        "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        "${dict[@]}" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
         -max_len="$(max_len "$target")" -artifact_prefix="$artifacts/" -print_final_stats=1 \
         >"$log" 2>&1 || status=$?
     # A target that crashes on a seed prints no cov: line at all.
@@ -69,8 +78,8 @@ for target in "${targets[@]}"; do
     coverage=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     corpus_size=$(grep -o 'corp: [0-9]*/[0-9a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     findings=$(find "$artifacts" -type f | wc -l)
-    printf 'fuzz %-18s %8s s  execs %-10s cov %-6s corpus %-12s findings %s\n' "$target" \
-        "$seconds" "${execs:-?}" "${coverage:-?}" "${corpus_size:-?}" "$findings"
+    printf 'fuzz %-18s %10s  execs %-10s cov %-6s corpus %-12s findings %s\n' "$target" \
+        "$label" "${execs:-?}" "${coverage:-?}" "${corpus_size:-?}" "$findings"
     if [ "$status" != 0 ] || [ "$findings" != 0 ]; then
         failed=1
         echo "fuzz.sh: $target failed (exit $status); log $log, inputs in $artifacts:" >&2

@@ -207,6 +207,36 @@ static void test_regex(void) {
     }
 }
 
+/* A long pattern compiles without deep recursion: only nested groups (at most 100) nest the
+ * compiler; sequences and alternatives are lists. 200,000 items overflowed the stack before. */
+static void test_regex_long_patterns(void) {
+    enum { ITEMS = 200000 };
+    char *pattern = malloc(2 * ITEMS + 2);
+    CHECK(pattern != NULL);
+    if (!pattern) return;
+    const struct { const char *item; size_t bytes; } shapes[] = {{"a", 1}, {"a|", 2}, {"(?:a)b", 6}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        size_t n = 0;
+        while (n + shapes[s].bytes < 2 * ITEMS) memcpy(pattern + n, shapes[s].item, shapes[s].bytes), n += shapes[s].bytes;
+        pattern[n++] = 'z';
+        pattern[n] = '\0';
+        dmllm_regex *re = NULL;
+        const dmllm_status status = dmllm_regex_compile(pattern, &re);
+        CHECK_MSG(status == DMLLM_OK || (status == DMLLM_ERR_UNSUPPORTED && strstr(dmllm_last_error(), "too large")),
+                  "shape %zu: %s", s, dmllm_last_error());
+        if (re) {
+            const uint32_t text[] = {'a', 'x'};
+            size_t start = 0, end = 0;
+            const int found = dmllm_regex_search(re, text, 2, 0, &start, &end);
+            /* "aaa..z" and "(?:a)b..." need their whole run; "a|a|...|z" matches the first 'a'. */
+            CHECK_MSG(s == 1 ? found == 1 && start == 0 && end == 1 : found == 0, "shape %zu: found %d at %zu-%zu",
+                      s, found, start, end);
+        }
+        dmllm_regex_free(re);
+    }
+    free(pattern);
+}
+
 static void test_malformed(void) {
     static const struct { const char *json, *named; } cases[] = {
         {"{", "not valid JSON"},
@@ -253,6 +283,7 @@ int main(void) {
     }
     dmllm_tokenizer_free(t);
     test_regex();
+    test_regex_long_patterns();
     test_malformed();
     return test_finish("test_tokenizer");
 }
