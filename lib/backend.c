@@ -19,6 +19,7 @@
  * a linear found there points into the read-only mapping instead of owning its weights.
  */
 #include "backend.h"
+#include "gemv.h"
 #include "kernels.h"
 #include "packcache.h"
 
@@ -71,6 +72,8 @@ struct dmllm_linear {
     dnnl_memory_desc_t packed_md;   /* the layout the matmul chose for W^T (K, N) */
     void *packed_weights;           /* dnnl_memory_desc_get_size(packed_md) bytes */
     float *weight_scales;           /* [out_features] W[o, :] ~= scale[o] * W_s8[o, :]; s8 only */
+    int64_t gemv_k_padded;          /* > 0: packed_md is bf16 BA16a64b2a with K padded to this, so
+                                       up to DMLLM_GEMV_MAX_ROWS rows run through gemv.c */
     /* OpenBLAS path */
     float *weights_f32;             /* [out_features, in_features] */
     bool mapped;                    /* weights and bias point into the packed-weight cache */
@@ -484,6 +487,14 @@ static dmllm_status choose_layout(dmllm_linear *linear, bool has_bias) {
              dnnl_dt2str(linear->weights_type));
     linear->packed_md = *dnnl_primitive_desc_query_md(matmul_pd, dnnl_query_weights_md, 0);
     dnnl_primitive_desc_destroy(matmul_pd);
+    dnnl_memory_desc_t pairs_md;
+    const dnnl_dims_t dims = {in, out};
+    linear->gemv_k_padded =
+        linear->weights_type == dnnl_bf16 &&
+                dnnl_memory_desc_init_by_tag(&pairs_md, 2, dims, dnnl_bf16, dnnl_BA16a64b2a) == dnnl_success &&
+                dnnl_memory_desc_equal(&pairs_md, &linear->packed_md)
+            ? pairs_md.padded_dims[0]
+            : 0;
     return DMLLM_OK;
 }
 
@@ -820,7 +831,34 @@ static size_t row_scales_offset(int64_t chunk_rows, int64_t in) {
     return ((size_t)(chunk_rows * in) + 63) & ~(size_t)63;
 }
 
+bool dmllm_linear_runs_as_gemv(const dmllm_linear *linear, int64_t m) {
+    return linear->gemv_k_padded > 0 && m <= DMLLM_GEMV_MAX_ROWS && dmllm_gemv_available();
+}
+
+/* Rows r < m of x (row stride x_stride) into [m, k_padded] bf16, zero-padded past in: what
+ * dmllm_gemv_bf16_pairs reads. */
+static void convert_rows_padded(const float *x, int64_t x_stride, int64_t m, int64_t in, int64_t k_padded,
+                                uint16_t *converted) {
+    for (int64_t r = 0; r < m; r++) {
+        convert_rows_to_bf16(x + r * x_stride, converted + r * k_padded, 1, in);
+        memset(converted + r * k_padded + in, 0, (size_t)(k_padded - in) * sizeof *converted);
+    }
+}
+
+/* A few rows straight from the packed weights (gemv.h). */
+static dmllm_status forward_gemv(const dmllm_linear *linear, const float *x, int64_t m, float *y) {
+    const int64_t k_padded = linear->gemv_k_padded;
+    uint16_t *converted; /* [m, k_padded] */
+    DMLLM_TRY(dmllm_alloc(&converted, dmllm_linear_forward_bytes(linear, m), 1, "converted activations"));
+    convert_rows_padded(x, linear->in_features, m, linear->in_features, k_padded, converted);
+    dmllm_gemv_bf16_pairs(linear->packed_weights, k_padded, linear->out_features, converted, (int)m, linear->bias, y,
+                          linear->out_features);
+    free(converted);
+    return DMLLM_OK;
+}
+
 static dmllm_status forward_onednn(const dmllm_linear *linear, const float *x, int64_t m, float *y) {
+    if (dmllm_linear_runs_as_gemv(linear, m)) return forward_gemv(linear, x, m, y);
     const int64_t in = linear->in_features, out = linear->out_features;
     const int64_t chunk_rows = m < LINEAR_CHUNK_ROWS ? m : LINEAR_CHUNK_ROWS;
     const bool bf16 = linear->weights_type == dnnl_bf16, int8 = linear->weights_type == dnnl_s8;
@@ -865,6 +903,7 @@ static dmllm_status forward_onednn(const dmllm_linear *linear, const float *x, i
 size_t dmllm_linear_forward_bytes(const dmllm_linear *linear, int64_t m) {
     const int64_t chunk_rows = m < LINEAR_CHUNK_ROWS ? m : LINEAR_CHUNK_ROWS;
     if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS) return 0;
+    if (dmllm_linear_runs_as_gemv(linear, m)) return (size_t)(m * linear->gemv_k_padded) * sizeof(uint16_t);
     if (linear->weights_type == dnnl_bf16) return (size_t)(chunk_rows * linear->in_features) * sizeof(uint16_t);
     if (linear->weights_type == dnnl_s8)
         return row_scales_offset(chunk_rows, linear->in_features) + (size_t)chunk_rows * sizeof(float);
@@ -899,4 +938,78 @@ dmllm_status dmllm_linear_forward(const dmllm_linear *linear, const float *x, in
     if (m == 0) return DMLLM_OK;
     if (linear->backend->compute == DMLLM_COMPUTE_OPENBLAS) return forward_openblas(linear, x, m, y);
     return forward_onednn(linear, x, m, y);
+}
+
+/* Whether dmllm_linear_forward_each runs the linears side by side, each through gemv.c. */
+static bool runs_side_by_side(dmllm_linear *const *linears, int count, int64_t m) {
+    for (int i = 0; i < count; i++)
+        if (!dmllm_linear_runs_as_gemv(linears[i], m) || linears[i]->gemv_k_padded != linears[0]->gemv_k_padded)
+            return false;
+    return true;
+}
+
+size_t dmllm_linear_forward_each_bytes(dmllm_linear *const *linears, int count, int64_t m) {
+    if (count <= 0 || m <= 0) return 0;
+    if (runs_side_by_side(linears, count, m)) return (size_t)(count * m * linears[0]->gemv_k_padded) * sizeof(uint16_t);
+    size_t widest = 0, nested = 0;
+    for (int i = 0; i < count; i++) {
+        if ((size_t)linears[i]->out_features > widest) widest = (size_t)linears[i]->out_features;
+        const size_t b = dmllm_linear_forward_bytes(linears[i], m);
+        if (b > nested) nested = b;
+    }
+    return (size_t)m * ((size_t)linears[0]->in_features + widest) * sizeof(float) + nested;
+}
+
+/* Gathers each linear's rows into contiguous buffers for dmllm_linear_forward, one linear after
+ * another: the path for many rows, or where gemv.c does not apply. */
+static dmllm_status forward_each_in_turn(dmllm_linear *const *linears, int count, int64_t m, const float *x,
+                                         int64_t x_step, int64_t x_row_stride, float *y, int64_t y_step,
+                                         int64_t y_row_stride) {
+    const int64_t in = linears[0]->in_features;
+    int64_t widest = 0;
+    for (int i = 0; i < count; i++)
+        if (linears[i]->out_features > widest) widest = linears[i]->out_features;
+    float *rows_in, *rows_out; /* [m, in], [m, widest] */
+    DMLLM_TRY(dmllm_alloc(&rows_in, (size_t)(m * in), sizeof *rows_in, "gathered linear inputs"));
+    dmllm_status status = dmllm_alloc(&rows_out, (size_t)(m * widest), sizeof *rows_out, "gathered linear outputs");
+    for (int i = 0; status == DMLLM_OK && i < count; i++) {
+        const int64_t out = linears[i]->out_features;
+        for (int64_t r = 0; r < m; r++)
+            memcpy(rows_in + r * in, x + i * x_step + r * x_row_stride, (size_t)in * sizeof *rows_in);
+        status = dmllm_linear_forward(linears[i], rows_in, m, rows_out);
+        for (int64_t r = 0; status == DMLLM_OK && r < m; r++)
+            memcpy(y + i * y_step + r * y_row_stride, rows_out + r * out, (size_t)out * sizeof *rows_out);
+    }
+    free(rows_in);
+    free(rows_out);
+    return status;
+}
+
+dmllm_status dmllm_linear_forward_each(dmllm_linear *const *linears, int count, int64_t m, const float *x,
+                                       int64_t x_step, int64_t x_row_stride, float *y, int64_t y_step,
+                                       int64_t y_row_stride) {
+    if (!linears || count < 0 || m < 0 || (count > 0 && m > 0 && (!x || !y)))
+        return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "linear forward_each: NULL linears or buffers, or a negative count");
+    if (count == 0 || m == 0) return DMLLM_OK;
+    for (int i = 0; i < count; i++) {
+        if (!linears[i]) return dmllm_fail(DMLLM_ERR_INVALID_ARGUMENT, "linear forward_each: linear %d is NULL", i);
+        if (linears[i]->in_features != linears[0]->in_features)
+            return dmllm_fail(DMLLM_ERR_SHAPE, "linear forward_each: linear %d takes %lld inputs, linear 0 %lld", i,
+                              (long long)linears[i]->in_features, (long long)linears[0]->in_features);
+    }
+    if (!runs_side_by_side(linears, count, m))
+        return forward_each_in_turn(linears, count, m, x, x_step, x_row_stride, y, y_step, y_row_stride);
+    /* Each linear is too small to split between threads (a head's 128 KB), so the threads share out
+     * the linears instead; every input is converted first, so nothing inside can fail. */
+    const int64_t in = linears[0]->in_features, k_padded = linears[0]->gemv_k_padded;
+    uint16_t *converted; /* [count, m, k_padded] */
+    DMLLM_TRY(dmllm_alloc(&converted, (size_t)(count * m * k_padded), sizeof *converted, "converted activations"));
+    for (int i = 0; i < count; i++)
+        convert_rows_padded(x + i * x_step, x_row_stride, m, in, k_padded, converted + i * m * k_padded);
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < count; i++)
+        dmllm_gemv_bf16_pairs(linears[i]->packed_weights, k_padded, linears[i]->out_features,
+                              converted + i * m * k_padded, (int)m, linears[i]->bias, y + i * y_step, y_row_stride);
+    free(converted);
+    return DMLLM_OK;
 }

@@ -71,6 +71,18 @@ dmllm_status dmllm_linear_create_named(const dmllm_backend *backend, const char 
 /* y[m, out] = x[m, in] W^T + b. x and y must not overlap. Uses the calling thread's OpenMP
  * thread count (the session sets it). */
 dmllm_status dmllm_linear_forward(const dmllm_linear *linear, const float *x, int64_t m, float *y);
+/* y_i = x_i W_i^T (+ b_i) for count linears of equal in_features, each on its own m rows: row r of
+ * x_i at x + i * x_step + r * x_row_stride, of y_i at y + i * y_step + r * y_row_stride (floats).
+ * For a few rows through gemv.c the linears run side by side on the threads (the per-head
+ * projections of absorbed MLA attention), else one after another. */
+dmllm_status dmllm_linear_forward_each(dmllm_linear *const *linears, int count, int64_t m, const float *x,
+                                       int64_t x_step, int64_t x_row_stride, float *y, int64_t y_step,
+                                       int64_t y_row_stride);
+/* Bytes dmllm_linear_forward_each allocates for m rows a linear (the linears checked as it does). */
+size_t dmllm_linear_forward_each_bytes(dmllm_linear *const *linears, int count, int64_t m);
+/* Whether a forward of m rows reads the packed weights through gemv.c instead of a oneDNN matmul
+ * (bf16 weights in the layout gemv.c reads, m <= DMLLM_GEMV_MAX_ROWS, an AVX512-BF16 CPU). */
+bool dmllm_linear_runs_as_gemv(const dmllm_linear *linear, int64_t m);
 /* Bytes dmllm_linear_forward allocates for m rows besides oneDNN's scratchpad (whose size is
  * known only once the chunk's primitive exists): the bf16 or int8 copy of a chunk of x (with its
  * row scales). */

@@ -409,8 +409,6 @@ typedef struct llm_scratch {
     /* ABSORBED form */
     float *q_absorbed;  /* [chunk, heads, kv_lora + rope], per head [W_UK^T q_nope | q_pe] */
     float *latent_out;  /* [heads, chunk, kv_lora]: attention-weighted latents, head-major */
-    float *head_in;     /* [chunk, nope]: one head's q_nope, contiguous */
-    float *head_out;    /* [chunk, max(kv_lora, v)] */
     /* EXPANDED form */
     float *latents;     /* [min(n_ctx, LLM_CHUNK_TOKENS), kv_lora]: latents gathered for kv_b_proj */
     float *kv;          /* [n_ctx, heads * (nope + v)], per head [k_nope | v] */
@@ -419,7 +417,7 @@ typedef struct llm_scratch {
 
 static void free_scratch(llm_scratch *s) {
     float **buffers[] = {&s->normed, &s->qkv_a, &s->cq, &s->q, &s->heads_v, &s->proj, &s->gate_up, &s->act,
-                         &s->rope_cos, &s->rope_sin, &s->q_absorbed, &s->latent_out, &s->head_in, &s->head_out,
+                         &s->rope_cos, &s->rope_sin, &s->q_absorbed, &s->latent_out,
                          &s->latents, &s->kv, &s->keys};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) {
         free(*buffers[i]);
@@ -434,7 +432,7 @@ typedef struct scratch_buffer {
     const char *what;
 } scratch_buffer;
 
-enum { LLM_SCRATCH_MAX_BUFFERS = 14 };
+enum { LLM_SCRATCH_MAX_BUFFERS = 13 };
 
 /* The buffers of a call of n tokens (chunk rows at a time, n_ctx positions after it) in form;
  * one table serves the allocation and dmllm_llm_forward_bytes. Returns how many. */
@@ -456,11 +454,8 @@ static int scratch_plan(const dmllm_text_config *c, int n, int chunk, int n_ctx,
     plan[k++] = (scratch_buffer){&s->rope_cos, (size_t)n, rope / 2 * f, "LLM RoPE table"};
     plan[k++] = (scratch_buffer){&s->rope_sin, (size_t)n, rope / 2 * f, "LLM RoPE table"};
     if (form == DMLLM_MLA_ABSORBED) {
-        size_t head_out = kv_lora > v ? kv_lora : v;
         plan[k++] = (scratch_buffer){&s->q_absorbed, m, heads * (kv_lora + rope) * f, "absorbed MLA queries"};
         plan[k++] = (scratch_buffer){&s->latent_out, m, heads * kv_lora * f, "absorbed MLA outputs"};
-        plan[k++] = (scratch_buffer){&s->head_in, m, nope * f, "absorbed MLA head inputs"};
-        plan[k++] = (scratch_buffer){&s->head_out, m, head_out * f, "absorbed MLA head outputs"};
     } else {
         size_t latent_rows = n_ctx < LLM_CHUNK_TOKENS ? (size_t)n_ctx : LLM_CHUNK_TOKENS;
         plan[k++] = (scratch_buffer){&s->latents, latent_rows, kv_lora * f, "MLA latents"};
@@ -525,18 +520,12 @@ static dmllm_status attend_absorbed(const dmllm_text_config *c, const llm_layer 
                                     int row_width, int pos0, int m, llm_scratch *s) {
     int heads = c->num_heads, kv_lora = c->kv_lora_rank, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     int v = c->v_head_dim, q_width = heads * (nope + rope), qa_width = heads * (kv_lora + rope);
-    for (int h = 0; h < heads; h++) {
-        for (int i = 0; i < m; i++)
-            memcpy(s->head_in + (size_t)i * nope, s->q + (size_t)i * q_width + (size_t)h * (nope + rope),
-                   (size_t)nope * sizeof(float));
-        DMLLM_TRY(dmllm_linear_forward(layer->k_absorb[h], s->head_in, m, s->head_out));
-        for (int i = 0; i < m; i++) {
-            float *dst = s->q_absorbed + (size_t)i * qa_width + (size_t)h * (kv_lora + rope);
-            memcpy(dst, s->head_out + (size_t)i * kv_lora, (size_t)kv_lora * sizeof(float));
-            memcpy(dst + kv_lora, s->q + (size_t)i * q_width + (size_t)h * (nope + rope) + nope,
-                   (size_t)rope * sizeof(float));
-        }
-    }
+    DMLLM_TRY(dmllm_linear_forward_each(layer->k_absorb, heads, m, s->q, nope + rope, q_width, s->q_absorbed,
+                                        kv_lora + rope, qa_width));
+    for (int i = 0; i < m; i++)
+        for (int h = 0; h < heads; h++)
+            memcpy(s->q_absorbed + (size_t)i * qa_width + (size_t)h * (kv_lora + rope) + kv_lora,
+                   s->q + (size_t)i * q_width + (size_t)h * (nope + rope) + nope, (size_t)rope * sizeof(float));
     dmllm_attention_args a = {
         .n_heads = heads, .n_q = m, .n_k = pos0 + m, .d_qk = kv_lora + rope, .d_v = kv_lora,
         .scale = (float)(1.0 / sqrt((double)(nope + rope))),
@@ -546,13 +535,8 @@ static dmllm_status attend_absorbed(const dmllm_text_config *c, const llm_layer 
         .out = s->latent_out, .out_row_stride = kv_lora, .out_head_stride = (int64_t)m * kv_lora,
         .causal = true, .q_pos0 = pos0};
     DMLLM_TRY(dmllm_attention(&a));
-    for (int h = 0; h < heads; h++) {
-        DMLLM_TRY(dmllm_linear_forward(layer->v_unabsorb[h], s->latent_out + (size_t)h * m * kv_lora, m, s->head_out));
-        for (int i = 0; i < m; i++)
-            memcpy(s->heads_v + (size_t)i * heads * v + (size_t)h * v, s->head_out + (size_t)i * v,
-                   (size_t)v * sizeof(float));
-    }
-    return DMLLM_OK;
+    return dmllm_linear_forward_each(layer->v_unabsorb, heads, m, s->latent_out, (int64_t)m * kv_lora, kv_lora,
+                                     s->heads_v, v, (int64_t)heads * v);
 }
 
 /* One layer on the m rows x at positions pos0.. (x += MLA(norm x); x += MLP(norm x)); writes the
@@ -665,11 +649,16 @@ size_t dmllm_llm_forward_bytes(const dmllm_llm *llm, int n_past, int n) {
         .d_v = absorbed ? c->kv_lora_rank : c->v_head_dim};
     size_t nested = dmllm_attention_scratch_bytes(&attention);
     const llm_layer *layer = &llm->layers[0];
-    const dmllm_linear *linears[] = {layer->qkv_a, layer->q_b, layer->kv_b, layer->k_absorb[0],
-                                     layer->v_unabsorb[0], layer->o, layer->gate_up, layer->down};
+    const dmllm_linear *linears[] = {layer->qkv_a, layer->q_b, layer->kv_b, layer->o, layer->gate_up, layer->down};
     for (size_t i = 0; i < sizeof linears / sizeof linears[0]; i++) {
         const size_t b = dmllm_linear_forward_bytes(linears[i], linears[i] == layer->kv_b ? LLM_CHUNK_TOKENS : chunk);
         if (b > nested) nested = b;
+    }
+    if (absorbed) {
+        const size_t per_head[] = {dmllm_linear_forward_each_bytes(layer->k_absorb, c->num_heads, chunk),
+                                   dmllm_linear_forward_each_bytes(layer->v_unabsorb, c->num_heads, chunk)};
+        for (int i = 0; i < 2; i++)
+            if (per_head[i] > nested) nested = per_head[i];
     }
     return bytes + nested;
 }

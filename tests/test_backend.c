@@ -52,7 +52,7 @@ static double quantise(float *v, int64_t n) {
  * the inputs rounded as the path rounds them (bf16 path: x rounded to bf16; int8 weights: W per
  * row and x per row quantised to int8, so only the float rounding of the scales differs). */
 static double check_linear(const dmllm_backend *backend, dmllm_dtype dtype, int64_t m, int64_t out, int64_t in,
-                           int64_t ld, bool with_bias) {
+                           int64_t ld, bool with_bias, bool *ran_gemv) {
     const size_t element = dmllm_dtype_size(dtype);
     void *w = malloc((size_t)(out * ld) * element); /* [out, ld] */
     float *x = malloc((size_t)(m * in) * sizeof(float));
@@ -69,6 +69,7 @@ static double check_linear(const dmllm_backend *backend, dmllm_dtype dtype, int6
     CHECK_OK(dmllm_linear_create(backend, dtype, w, out, in, ld, with_bias ? bias : NULL, &linear));
     if (linear) {
         CHECK(dmllm_linear_out_features(linear) == out && dmllm_linear_in_features(linear) == in);
+        if (ran_gemv) *ran_gemv = dmllm_linear_runs_as_gemv(linear, m);
         CHECK_OK(dmllm_linear_forward(linear, x, m, y));
         double max_reference = 0.0, max_difference = 0.0;
         for (int64_t r = 0; r < m; r++) {
@@ -120,7 +121,8 @@ static void test_path(dmllm_compute_type compute, dmllm_weights_type weights, co
             const dmllm_dtype dtype = dtypes[(s + mi) % 3];
             const bool with_bias = (s + mi) % 2 == 0;
             const int64_t ld = mi % 2 ? shapes[s][2] : shapes[s][1];
-            const double error = check_linear(backend, dtype, ms[mi], shapes[s][0], shapes[s][1], ld, with_bias);
+            const double error =
+                check_linear(backend, dtype, ms[mi], shapes[s][0], shapes[s][1], ld, with_bias, NULL);
             CHECK_MSG(error < tolerance, "%s %s m=%lld out=%lld in=%lld ld=%lld bias=%d: relative error %.3g", name,
                       dmllm_dtype_name(dtype), (long long)ms[mi], (long long)shapes[s][0], (long long)shapes[s][1],
                       (long long)ld, with_bias, error);
@@ -128,10 +130,73 @@ static void test_path(dmllm_compute_type compute, dmllm_weights_type weights, co
         }
     }
     /* M above the internal chunk (512 rows): chunked execution with a remainder chunk */
-    const double error = check_linear(backend, DMLLM_DTYPE_BF16, 1100, 24, 40, 40, true);
+    const double error = check_linear(backend, DMLLM_DTYPE_BF16, 1100, 24, 40, 40, true, NULL);
     CHECK_MSG(error < tolerance, "%s m=1100: relative error %.3g", name, error);
     worst = fmax(worst, error);
-    printf("%s, %s weights: max relative error %.3g\n", name, dmllm_backend_weights_name(backend), worst);
+    /* Decoding shapes: 1-4 rows, which bf16 weights on an AVX512-BF16 CPU run through gemv.c (N past
+     * a 64-column block, K padded to 32, the model's K = 2560, a bias or none). */
+    static const int64_t decode_shapes[][2] = {{200, 2560}, {70, 100}, {512, 128}, {64, 31}};
+    int gemv_runs = 0;
+    for (size_t s = 0; s < sizeof decode_shapes / sizeof decode_shapes[0]; s++) {
+        for (int64_t m = 1; m <= 5; m++) {
+            bool ran_gemv = false;
+            const double decode_error = check_linear(backend, dtypes[(s + (size_t)m) % 3], m, decode_shapes[s][0],
+                                                     decode_shapes[s][1], decode_shapes[s][1], m % 2 == 1, &ran_gemv);
+            CHECK_MSG(decode_error < tolerance, "%s m=%lld out=%lld in=%lld (gemv %d): relative error %.3g", name,
+                      (long long)m, (long long)decode_shapes[s][0], (long long)decode_shapes[s][1], ran_gemv,
+                      decode_error);
+            CHECK_MSG(!ran_gemv || m <= 4, "%s: %lld rows ran as a gemv", name, (long long)m);
+            gemv_runs += ran_gemv;
+            worst = fmax(worst, decode_error);
+        }
+    }
+    const bool gemv_expected = strcmp(name, "onednn-bf16") == 0 && dmllm_backend_weights(backend) != DMLLM_WEIGHTS_INT8 &&
+                               dmllm_kernels_use_avx512() && __builtin_cpu_supports("avx512bf16");
+    CHECK_MSG(gemv_expected ? gemv_runs == 16 : gemv_runs == 0, "%s: %d of 16 decoding shapes ran as a gemv%s", name,
+              gemv_runs, gemv_expected ? "" : " (none expected here)");
+    printf("%s, %s weights: max relative error %.3g, %d decoding shapes through gemv.c\n", name,
+           dmllm_backend_weights_name(backend), worst, gemv_runs);
+    dmllm_backend_free(backend);
+}
+
+/* dmllm_linear_forward_each on strided inputs and outputs (the per-head projections of MLA) equals
+ * dmllm_linear_forward on gathered rows, for 1-5 rows: side by side through gemv.c where it applies,
+ * else one after another. Heads of 96 -> 128 with a 32-float gap between inputs and outputs. */
+static void test_forward_each(dmllm_compute_type compute) {
+    enum { HEADS = 5, IN = 96, OUT = 128, X_STEP = IN + 32, Y_STEP = OUT + 32, MAX_ROWS = 5 };
+    dmllm_backend *backend = NULL;
+    CHECK_OK(dmllm_backend_create(compute, &backend));
+    if (!backend) return;
+    dmllm_linear *linears[HEADS] = {NULL};
+    static float w[OUT * IN], bias[OUT], x[MAX_ROWS * HEADS * X_STEP], y[MAX_ROWS * HEADS * Y_STEP], one[MAX_ROWS * OUT],
+        gathered[MAX_ROWS * IN];
+    for (int h = 0; h < HEADS; h++) {
+        for (int i = 0; i < OUT * IN; i++) w[i] = random_uniform();
+        for (int i = 0; i < OUT; i++) bias[i] = random_uniform();
+        CHECK_OK(dmllm_linear_create(backend, DMLLM_DTYPE_F32, w, OUT, IN, IN, h % 2 ? bias : NULL, &linears[h]));
+    }
+    for (int i = 0; i < MAX_ROWS * HEADS * X_STEP; i++) x[i] = random_uniform();
+    int side_by_side = 0;
+    for (int64_t m = 1; m <= MAX_ROWS; m++) {
+        memset(y, 0, sizeof y);
+        CHECK_OK(dmllm_linear_forward_each(linears, HEADS, m, x, X_STEP, HEADS * X_STEP, y, Y_STEP, HEADS * Y_STEP));
+        side_by_side += dmllm_linear_runs_as_gemv(linears[0], m);
+        double worst = 0.0;
+        for (int h = 0; h < HEADS; h++) {
+            for (int64_t r = 0; r < m; r++) memcpy(gathered + r * IN, x + r * HEADS * X_STEP + h * X_STEP, sizeof(float) * IN);
+            CHECK_OK(dmllm_linear_forward(linears[h], gathered, m, one));
+            for (int64_t r = 0; r < m; r++)
+                for (int o = 0; o < OUT; o++)
+                    worst = fmax(worst, fabs(one[r * OUT + o] - y[r * HEADS * Y_STEP + h * Y_STEP + o]));
+        }
+        /* The gaps stay untouched. */
+        CHECK(y[Y_STEP - 1] == 0.0f && y[HEADS * Y_STEP - 1] == 0.0f);
+        CHECK_MSG(worst == 0.0, "%s forward_each m=%lld: differs from forward by %.3g", dmllm_backend_name(backend),
+                  (long long)m, worst);
+    }
+    printf("%s forward_each: 5 row counts, %d side by side\n", dmllm_backend_name(backend), side_by_side);
+    for (int h = 0; h < HEADS; h++) dmllm_linear_free(linears[h]);
+    CHECK_STATUS(dmllm_linear_forward_each(NULL, 1, 1, x, 0, 0, y, 0, 0), DMLLM_ERR_INVALID_ARGUMENT);
     dmllm_backend_free(backend);
 }
 
@@ -261,7 +326,9 @@ int main(void) {
         test_path(DMLLM_COMPUTE_BF16, DMLLM_WEIGHTS_AUTO, "onednn-bf16");
         dmllm_kernels_force_generic(false);
         test_bf16_against_f32_reference();
+        test_forward_each(DMLLM_COMPUTE_BF16);
     }
+    test_forward_each(DMLLM_COMPUTE_F32);
     test_path(DMLLM_COMPUTE_F32, DMLLM_WEIGHTS_AUTO, "onednn-f32");
     test_path(DMLLM_COMPUTE_OPENBLAS, DMLLM_WEIGHTS_AUTO, "openblas-f32");
     test_int8(expect_no_bf16);
