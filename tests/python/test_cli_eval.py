@@ -198,7 +198,7 @@ def test_depth_defaults_from_profile(setup, tmp_path):
     ("semantic", "no_images", "images: No such file or directory"),
     ("semantic", "no_truth", "5 of the 5 ground-truth files are missing"),
     ("depth", "no_truth", "5 of the 5 ground-truth files are missing"),
-    ("depth", "no_image_files", "holds no .jpg, .jpeg or .png image"),
+    ("depth", "no_image_files", "holds no image (.jpg, .jpeg, .png, .webp, .tif, .tiff or .bmp)"),
     ("refseg", "no_truth", "5 of the 10 image and mask files of the list are missing"),
     ("refseg", "bad_sample", 'sample 0 has no "image", "phrase" or "mask" string'),
 ])

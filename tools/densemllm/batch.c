@@ -116,10 +116,10 @@ static void free_paths(path_list *list) {
     free(list->paths);
 }
 
-static int is_image_name(const char *name) {
+int cli_is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
     static const char *const extensions[] = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"};
-    for (size_t i = 0; dot && i < sizeof extensions / sizeof extensions[0]; i++)
+    for (size_t i = 0; name[0] != '.' && dot && i < sizeof extensions / sizeof extensions[0]; i++)
         if (!strcasecmp(dot, extensions[i])) return 1;
     return 0;
 }
@@ -130,7 +130,7 @@ static int add_directory(path_list *list, const char *dir) {
     struct dirent *entry;
     int status = 0;
     while (status == 0 && (entry = readdir(d)))
-        if (entry->d_name[0] != '.' && is_image_name(entry->d_name)) {
+        if (cli_is_image_name(entry->d_name)) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
             status = add_path(list, path);

@@ -145,6 +145,10 @@ typedef struct cli_batch {
  * JSON cannot be written. SIGINT, SIGTERM and SIGHUP remove the temporary files being written
  * before the process ends. Returns the exit code: 0 all done, 1 an input failed, 2 usage. */
 int cli_for_each_input(cli_context *context, const cli_batch *batch);
+/* Whether a folder entry is an image the batch takes: not hidden, extension CLI_IMAGE_EXTENSIONS
+ * (any case). */
+int cli_is_image_name(const char *name);
+#define CLI_IMAGE_EXTENSIONS ".jpg, .jpeg, .png, .webp, .tif, .tiff or .bmp"
 
 /* OUT/<name><suffix>; returns a static buffer. */
 const char *cli_output_path(const cli_common *common, const char *name, const char *suffix);

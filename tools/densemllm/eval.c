@@ -5,7 +5,7 @@
  * metrics over every saved prediction (of this shard with --shard), written to OUT/metrics.json
  * and printed as the command's one result (a line, or the JSON object with --json; per-sample
  * results only go to OUT/<id>.json). Shards run apart are combined by a run with --metrics-only.
- *   semantic  DATASET/images/<stem>.jpg|png + DATASET/annotations/<stem>.png (class indices),
+ *   semantic  DATASET/images/<stem>.* + DATASET/annotations/<stem>.png (class indices),
  *             class names from --classes-file, one per line; predictions OUT/<stem>.labels.png
  *   depth     DATASET/images/<stem>.* + DATASET/depth/<stem>.png (16-bit, --depth-scale units per
  *             metre, default millimetres; 0 = no depth); predictions OUT/<stem>.depth.npy (metres);
@@ -158,8 +158,8 @@ static int read_values(const char *path, dmllm_png_values **values) {
 
 /* What each task reads, for the message about a dataset that does not hold it. */
 static const char *const dataset_layouts[] = {
-    "DATASET/images/<stem>.jpg|.jpeg|.png and DATASET/annotations/<stem>.png (class indices)",
-    "DATASET/images/<stem>.jpg|.jpeg|.png and DATASET/depth/<stem>.png (16-bit, --depth-scale units "
+    "DATASET/images/<stem>.<image> and DATASET/annotations/<stem>.png (class indices)",
+    "DATASET/images/<stem>.<image> and DATASET/depth/<stem>.png (16-bit, --depth-scale units "
     "per metre)",
     "a JSON array or JSON-lines file of {\"image\", \"phrase\", \"mask\"} objects, or a folder "
     "holding one as refs.jsonl or refs.json"};
@@ -176,12 +176,6 @@ static char *truth_path(const eval_job *job, const char *folder, const char *ste
     char *path = malloc(strlen(job->dataset) + strlen(folder) + strlen(stem) + 8);
     if (path) sprintf(path, "%s/%s/%s.png", job->dataset, folder, stem);
     return path;
-}
-
-static int is_image_file(const char *name) {
-    const char *dot = strrchr(name, '.');
-    return name[0] != '.' && dot &&
-           (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
 }
 
 /* The files a dataset lacks, reported once with their count and the first of them. */
@@ -208,7 +202,7 @@ static int check_image_folder(const eval_job *job) {
     char first_missing[512] = "";
     struct dirent *entry;
     while ((entry = readdir(dir))) {
-        if (!is_image_file(entry->d_name)) continue;
+        if (!cli_is_image_name(entry->d_name)) continue;
         n_images++;
         char *stem = strdup(entry->d_name), *path = NULL;
         if (stem) {
@@ -225,7 +219,7 @@ static int check_image_folder(const eval_job *job) {
     closedir(dir);
     int failed = n_images < 0 ? (fprintf(stderr, "densemllm: out of memory\n"), 1) : 0;
     if (!failed && n_images == 0) {
-        snprintf(problem, sizeof problem, "%s holds no .jpg, .jpeg or .png image", images);
+        snprintf(problem, sizeof problem, "%s holds no image (" CLI_IMAGE_EXTENSIONS ")", images);
         failed = bad_dataset(job, problem);
     }
     free(images);
