@@ -99,3 +99,16 @@ void test_golden_fixture_close(test_golden_fixture *f) {
     dmllm_model_free(f->model);
     dmllm_image_free(f->image);
 }
+
+void test_tiny_fixture_open(test_tiny_fixture *f) {
+    memset(f, 0, sizeof *f);
+    f->model = test_load_model(test_source_path("models/tiny"), DMLLM_COMPUTE_AUTO);
+    CHECK_OK(dmllm_image_load_file(test_source_path("models/tiny/sample.png"), &f->image));
+    if (f->model) CHECK_OK(dmllm_session_create(f->model, NULL, &f->session));
+}
+
+void test_tiny_fixture_close(test_tiny_fixture *f) {
+    dmllm_session_free(f->session);
+    dmllm_image_free(f->image);
+    dmllm_model_free(f->model);
+}

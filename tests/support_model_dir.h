@@ -37,4 +37,15 @@ typedef struct test_golden_fixture {
 void test_golden_fixture_open(const char *name, test_golden_fixture *f);
 void test_golden_fixture_close(test_golden_fixture *f);
 
+/* models/tiny (compute AUTO), its sample.png and a session with default parameters. */
+typedef struct test_tiny_fixture {
+    dmllm_model *model;
+    dmllm_image *image;
+    dmllm_session *session;
+} test_tiny_fixture;
+
+/* Fills *f, counting failures as CHECKs; the caller proceeds when f->session and f->image are set. */
+void test_tiny_fixture_open(test_tiny_fixture *f);
+void test_tiny_fixture_close(test_tiny_fixture *f);
+
 #endif

@@ -219,13 +219,10 @@ static void check_bad_settings(dmllm_session *s, const dmllm_image *img) {
 }
 
 int main(void) {
-    dmllm_model *model = test_load_model(test_source_path("models/tiny"), DMLLM_COMPUTE_AUTO);
-    dmllm_image *img = NULL;
-    CHECK_OK(dmllm_image_load_file(test_source_path("models/tiny/sample.png"), &img));
-    dmllm_session_params sp;
-    dmllm_session_params_init(&sp);
-    dmllm_session *s = NULL;
-    if (model) CHECK_OK(dmllm_session_create(model, &sp, &s));
+    test_tiny_fixture tiny;
+    test_tiny_fixture_open(&tiny);
+    dmllm_session *s = tiny.session;
+    dmllm_image *img = tiny.image;
     if (s && img) {
         check_named(s, img);
         check_matching(s, img);
@@ -233,8 +230,6 @@ int main(void) {
         check_bad_settings(s, img);
         check_fgbg_depth_names(s, img);
     }
-    dmllm_session_free(s);
-    dmllm_image_free(img);
-    dmllm_model_free(model);
+    test_tiny_fixture_close(&tiny);
     return test_finish("test_named_readout");
 }

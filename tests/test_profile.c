@@ -160,11 +160,10 @@ static void keep_warnings(dmllm_log_level level, const char *message, void *user
 }
 
 static void test_unknown_class_warning(void) {
-    dmllm_model *model = test_load_model(test_source_path("models/tiny"), DMLLM_COMPUTE_AUTO);
-    dmllm_image *image = NULL;
-    CHECK_OK(dmllm_image_load_file(test_source_path("models/tiny/sample.png"), &image));
-    dmllm_session *s = NULL;
-    if (model) CHECK_OK(dmllm_session_create(model, NULL, &s));
+    test_tiny_fixture tiny;
+    test_tiny_fixture_open(&tiny);
+    dmllm_session *s = tiny.session;
+    dmllm_image *image = tiny.image;
     if (!s || !image) goto done;
     dmllm_log_set(keep_warnings, NULL);
     const char *const known[] = {"sky", "traffic cone"}, *const unknown[] = {"sky", "dog", "catz"};
@@ -186,9 +185,7 @@ static void test_unknown_class_warning(void) {
               "warning: %s", warnings);
     dmllm_log_set(NULL, NULL);
 done:
-    dmllm_session_free(s);
-    dmllm_image_free(image);
-    dmllm_model_free(model);
+    test_tiny_fixture_close(&tiny);
 }
 
 int main(void) {

@@ -372,15 +372,12 @@ static void test_without_tokenizer(const fixture *f) {
 /* The tiny model answers "ball" with <x_321> on its 320x256 sample; the box is clamped to the
  * image's edge and the text is left as the model wrote it. */
 static void test_boxes_inside_image(void) {
-    dmllm_model *model = test_load_model(test_source_path("models/tiny"), DMLLM_COMPUTE_AUTO);
-    dmllm_image *image = NULL;
-    CHECK_OK(dmllm_image_load_file(test_source_path("models/tiny/sample.png"), &image));
-    dmllm_session *s = NULL;
-    if (model) CHECK_OK(dmllm_session_create(model, NULL, &s));
+    test_tiny_fixture tiny;
+    test_tiny_fixture_open(&tiny);
     dmllm_regions *r = NULL;
-    if (s && image) CHECK_OK(dmllm_detect(s, image, NULL, 0, NULL, &r));
+    if (tiny.session && tiny.image) CHECK_OK(dmllm_detect(tiny.session, tiny.image, NULL, 0, NULL, &r));
     if (r) {
-        const int width = dmllm_image_width(image), height = dmllm_image_height(image);
+        const int width = dmllm_image_width(tiny.image), height = dmllm_image_height(tiny.image);
         CHECK(r->n_regions >= 3);
         for (int i = 0; i < r->n_regions; i++) {
             const int *b = r->regions[i]->box;
@@ -391,9 +388,7 @@ static void test_boxes_inside_image(void) {
         CHECK(strstr(r->text, "<x_321>") != NULL);
     }
     dmllm_regions_free(r);
-    dmllm_session_free(s);
-    dmllm_image_free(image);
-    dmllm_model_free(model);
+    test_tiny_fixture_close(&tiny);
 }
 
 int main(void) {
