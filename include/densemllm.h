@@ -69,7 +69,7 @@ extern "C" {
 
 /* ---- versions ---------------------------------------------------------------------------------- */
 #define DMLLM_VERSION_MAJOR 0
-#define DMLLM_VERSION_MINOR 1
+#define DMLLM_VERSION_MINOR 2
 #define DMLLM_VERSION_PATCH 0
 #define DMLLM_VERSION_NUMBER (DMLLM_VERSION_MAJOR * 10000 + DMLLM_VERSION_MINOR * 100 + DMLLM_VERSION_PATCH)
 #define DMLLM_ABI_VERSION 0 /* the SONAME major: libdensemllm.so.0 */

@@ -32,7 +32,7 @@ from .outputs import (DEPTH_PNG_SCALE, label_color, mask_text_parse, mask_text_w
 from .results import (DenseResult, DenseTask, GenerateResult, MaskText, OpensetResult, ReferResult, Region, Regions,
                       SemanticReadout, StopReason)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "library_path", "LibraryLoadError", "AbortedError", "Alignment", "BackendError", "box_iou",
     "BufferTooSmallError", "chat_apply",

@@ -24,7 +24,7 @@ class LogLevel(enum.IntEnum):
 
 
 def version() -> str:
-    """The library's version string, e.g. "0.1.0"."""
+    """The library's version string, e.g. "0.2.0"."""
     return _lib.dmllm_version_string().decode()
 
 

@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_double, c_float, c_int, c_uint, c_void};
 
 // ---- versions ----
 pub const DMLLM_VERSION_MAJOR: c_uint = 0;
-pub const DMLLM_VERSION_MINOR: c_uint = 1;
+pub const DMLLM_VERSION_MINOR: c_uint = 2;
 pub const DMLLM_VERSION_PATCH: c_uint = 0;
 pub const DMLLM_VERSION_NUMBER: c_uint = DMLLM_VERSION_MAJOR * 10000 + DMLLM_VERSION_MINOR * 100 + DMLLM_VERSION_PATCH;
 pub const DMLLM_ABI_VERSION: c_uint = 0;

@@ -54,7 +54,7 @@ pub use text::{
 /// Re-export of the raw declarations, for what the safe API does not wrap.
 pub use densemllm_sys as sys;
 
-/// Runtime library version, e.g. "0.1.0".
+/// Runtime library version, e.g. "0.2.0".
 pub fn version() -> String {
     // SAFETY: a static NUL-terminated string.
     unsafe { util::string_from(sys::dmllm_version_string()) }.unwrap_or_default()
