@@ -91,6 +91,34 @@ static double time_unpacked_bf16(const uint16_t *w, const uint16_t *x, int m, fl
     return best;
 }
 
+/* The absorbed-MLA step of one token and layer: W_UK^T of 32 heads (512 x 128 each) through
+ * dmllm_linear_forward_each, best seconds of repeats, with the given weights; < 0 if unavailable. */
+static double time_heads(dmllm_weights_type weights, const float *w, const float *x, float *y, int repeats) {
+    enum { HEADS = 32, NOPE = 128, KV_LORA = 512 };
+    dmllm_backend *backend = NULL;
+    dmllm_linear *heads[HEADS] = {NULL};
+    double best = -1.0;
+    if (dmllm_backend_create_with_weights(DMLLM_COMPUTE_AUTO, weights, &backend) != DMLLM_OK) return best;
+    int made = 0;
+    while (made < HEADS &&
+           dmllm_linear_create(backend, DMLLM_DTYPE_F32, w + (size_t)made * KV_LORA * NOPE, KV_LORA, NOPE, NOPE, NULL,
+                               &heads[made]) == DMLLM_OK)
+        made++;
+    if (made == HEADS && dmllm_linear_forward_each(heads, HEADS, 1, x, NOPE, HEADS * NOPE, y, KV_LORA,
+                                                   HEADS * KV_LORA) == DMLLM_OK) {
+        best = 1e30;
+        for (int r = 0; r < repeats; r++) {
+            const double start = now_seconds();
+            dmllm_linear_forward_each(heads, HEADS, 1, x, NOPE, HEADS * NOPE, y, KV_LORA, HEADS * KV_LORA);
+            const double elapsed = now_seconds() - start;
+            if (elapsed < best) best = elapsed;
+        }
+    }
+    for (int h = 0; h < made; h++) dmllm_linear_free(heads[h]);
+    dmllm_backend_free(backend);
+    return best;
+}
+
 int main(int argc, char **argv) {
     const int repeats_large = argc > 1 ? atoi(argv[1]) : 5, repeats_small = 50;
     if (argc > 3) {
@@ -151,6 +179,12 @@ int main(int argc, char **argv) {
                "int8/bf16 %.2f\n", s ? M_LARGE : 1, rate[0][s] / rate[1][s], rate[0][s] / rate[2][s],
                rate[1][s] / rate[2][s], rate[0][s] / unpacked[s], rate[3][s] / rate[0][s]);
     }
+    const bool heads_fit = (size_t)K * N >= (size_t)32 * 512 * 128; /* x and y are larger still */
+    const double heads_bf16 = heads_fit ? time_heads(DMLLM_WEIGHTS_AUTO, w, x, y, repeats_small) : -1.0,
+                 heads_int8 = heads_fit ? time_heads(DMLLM_WEIGHTS_INT8, w, x, y, repeats_small) : -1.0;
+    if (heads_fit)
+        printf("32 MLA heads 128 -> 512, M=1 (forward_each): compute-type weights %.1f us, int8 weights %.1f us\n",
+               heads_bf16 * 1e6, heads_int8 * 1e6);
     free(w);
     free(w_bf16);
     free(x);
