@@ -161,10 +161,18 @@ def llm_linear_flop(cfg):
     return 2 * layer * cfg["num_hidden_layers"], 2 * h * (qk + vd)
 
 
-def decode_bytes(cfg, bytes_per_weight):
-    """Weight bytes one decode step reads: every LLM layer's matrices and the tied head."""
+def decode_bytes(cfg, int8):
+    """Weight bytes one decode step reads: every LLM layer's matrices and the tied head, in bf16;
+    with int8 weights the layers' matrices at 1 byte, but the head and the absorbed per-head
+    projections (kv_b_proj's weights, split by head) stay bf16 (lib/llm.c)."""
     per_token, _ = llm_linear_flop(cfg)
-    return (per_token // 2 + cfg["hidden_size"] * cfg["vocab_size"]) * bytes_per_weight
+    layers = per_token // 2
+    head = cfg["hidden_size"] * cfg["vocab_size"]
+    if not int8:
+        return 2 * (layers + head)
+    kv_b = (cfg["num_hidden_layers"] * cfg["kv_lora_rank"] * cfg["num_attention_heads"]
+            * (cfg["qk_nope_head_dim"] + cfg["v_head_dim"]))
+    return (layers - kv_b) + 2 * (kv_b + head)
 
 
 # ----------------------------------------------------------------------------- the runs
@@ -310,10 +318,10 @@ def size_section(raw, size, r, bf16_peak):
                + [fmt(tc and dm and tc[stage] / dm[stage], "%.2f x")])
         lines.append("| " + " | ".join(row) + " |")
 
-    def decode_cell(m, bytes_per_weight):
+    def decode_cell(m, int8):
         if m is None or not m["tokens_per_second"]:
             return "n/a"
-        bound = bandwidth / decode_bytes(cfg, bytes_per_weight)
+        bound = bandwidth / decode_bytes(cfg, int8)
         return "%.3f (%.0f%% of %.2f)" % (m["tokens_per_second"],
                                           100 * m["tokens_per_second"] / bound, bound)
 
@@ -322,8 +330,8 @@ def size_section(raw, size, r, bf16_peak):
         return "| %s | %s |" % (name, " | ".join(values))
     lines += ["", "| | densemllm bf16 | densemllm int8 | PyTorch bf16 |", "|---|---|---|---|",
               "| decode tok/s (%d tokens, %.1f GFLOP each), %% of the bound | %s | %s | %s |"
-              % (raw["decode"], flop["decode_token"] * 1e-9, decode_cell(dm, 2), decode_cell(i8, 1),
-                 decode_cell(tc, 2)),
+              % (raw["decode"], flop["decode_token"] * 1e-9, decode_cell(dm, False), decode_cell(i8, True),
+                 decode_cell(tc, False)),
               row("load s (weights + session)", "load", "%.1f"),
               row("peak RSS GiB", "rss", "%.2f", 1.0 / 2**30),
               row("cores it got (CPU s / wall s of the process, of %d)" % os.cpu_count(), "cores",
@@ -350,9 +358,9 @@ def write_results(raw, results, out):
     int8 = ("`densemllm bench --weights int8`" if raw["int8"]
             else "n/a: this build's CLI has no `--weights`")
     lines += ["The decode bound is the streaming read bandwidth over the weight bytes of one step "
-              "(the LLM layers and the tied head: %.2f GB in bf16, %.2f GB at 1 byte per weight "
-              "for int8). int8 is %s." % (decode_bytes(cfg, 2) * 1e-9, decode_bytes(cfg, 1) * 1e-9,
-                                          int8), ""]
+              "(the LLM layers and the tied head: %.2f GB in bf16; %.2f GB with int8 weights, whose "
+              "head and per-head MLA projections stay bf16). int8 is %s."
+              % (decode_bytes(cfg, False) * 1e-9, decode_bytes(cfg, True) * 1e-9, int8), ""]
     text = "\n".join(lines + summaries) + "\n"
     with open(out, "w") as f:
         f.write(text)
