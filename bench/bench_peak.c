@@ -9,7 +9,8 @@
  * An instruction set the CPU lacks is printed as null (JSON) / "n/a" (text). The read bandwidth is
  * a streaming read of a buffer much larger than the last-level cache, every thread its own slice.
  * Each figure is the best of a few runs (other processes only ever make a run slower).
- * Usage: bench_peak [--json]   (threads from OMP_NUM_THREADS, default all cores)
+ * Usage: bench_peak [--json] [--read]   (threads from OMP_NUM_THREADS, default all cores)
+ * --read measures the read bandwidth alone (a second or two), e.g. right before each timed run.
  */
 #include <cpuid.h>
 #include <immintrin.h>
@@ -212,10 +213,20 @@ static void print_figure(int json, const char *key, const char *label, double va
 }
 
 int main(int argc, char **argv) {
-    const int json = argc == 2 && !strcmp(argv[1], "--json");
-    if (argc > 2 || (argc == 2 && !json)) {
-        fprintf(stderr, "usage: bench_peak [--json]\n");
-        return 2;
+    int json = 0, read_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--read")) read_only = 1;
+        else {
+            fprintf(stderr, "usage: bench_peak [--json] [--read]\n");
+            return 2;
+        }
+    }
+    if (read_only) {
+        const double bandwidth = read_bandwidth();
+        if (json) printf("{");
+        print_figure(json, "read_gbytes_per_s", "read bandwidth", bandwidth, "GB/s", json ? "}\n" : "");
+        return bandwidth > 0 ? 0 : 1;
     }
     __builtin_cpu_init();
     const int avx512 = __builtin_cpu_supports("avx512f");

@@ -11,7 +11,8 @@
 4. For each image size, alternately runs `densemllm bench` (bf16, and int8 when the CLI has
    `--weights`) and bench/contender.py, each as its own process that loads the weights once, runs
    the dense query --repeat times and decodes --decode tokens; the processes take the full-size
-   lock one at a time (two full-size models do not fit in 24 GiB together).
+   lock one at a time (two full-size models do not fit in 24 GiB together); `bench_peak --read`
+   measures the read bandwidth right before each, the bound its decoding is set against.
 5. Writes bench/RESULTS.md: per stage seconds, GFLOP/s, share of the matmul peak, ratio to
    PyTorch, decode tokens/s against the bandwidth bound, load time, peak RSS, CPU and date; its
    last lines are one `summary WxH: ...` line per size for scripts.
@@ -203,6 +204,13 @@ def run_torch(args, model, size, text_ids, labels):
             "tokens_per_second": (entry.get("decode") or {}).get("tokens_per_second")}
 
 
+def read_bandwidth(args):
+    """GB/s of bench_peak's streaming read, now."""
+    out = subprocess.run([os.path.join(args.build, "bench_peak"), "--json", "--read"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["read_gbytes_per_s"]
+
+
 def cli_has_int8(build):
     help_text = subprocess.run([os.path.join(build, "densemllm"), "bench", "--help"],
                                capture_output=True, text=True).stdout
@@ -220,6 +228,9 @@ def merge_runs(runs):
     merged["cores"] = statistics.median(r["cores"] for r in runs)
     rates = [r["tokens_per_second"] for r in runs if r.get("tokens_per_second")]
     merged["tokens_per_second"] = statistics.median(rates) if rates else None
+    shares = [r["tokens_per_second"] / r["decode_bound"] for r in runs
+              if r.get("tokens_per_second") and r.get("decode_bound")]
+    merged["decode_shares"] = sorted(shares) or None
     return merged
 
 
@@ -321,6 +332,11 @@ def size_section(raw, size, r, bf16_peak):
     def decode_cell(m, int8):
         if m is None or not m["tokens_per_second"]:
             return "n/a"
+        shares = m.get("decode_shares")
+        if shares:      # each run against the bandwidth measured just before it
+            return "%.3f (%.0f%%, %.0f-%.0f%%)" % (m["tokens_per_second"],
+                                                   100 * statistics.median(shares),
+                                                   100 * shares[0], 100 * shares[-1])
         bound = bandwidth / decode_bytes(cfg, int8)
         return "%.3f (%.0f%% of %.2f)" % (m["tokens_per_second"],
                                           100 * m["tokens_per_second"] / bound, bound)
@@ -329,7 +345,7 @@ def size_section(raw, size, r, bf16_peak):
         values = [fmt(m and m[key] * scale, spec) for m in (dm, i8, tc)]
         return "| %s | %s |" % (name, " | ".join(values))
     lines += ["", "| | densemllm bf16 | densemllm int8 | PyTorch bf16 |", "|---|---|---|---|",
-              "| decode tok/s (%d tokens, %.1f GFLOP each), %% of the bound | %s | %s | %s |"
+              "| decode tok/s (%d tokens, %.1f GFLOP each), %% of the bound (median, range) | %s | %s | %s |"
               % (raw["decode"], flop["decode_token"] * 1e-9, decode_cell(dm, False), decode_cell(i8, True),
                  decode_cell(tc, False)),
               row("load s (weights + session)", "load", "%.1f"),
@@ -357,9 +373,11 @@ def write_results(raw, results, out):
         summaries.append(summary)
     int8 = ("`densemllm bench --weights int8`" if raw["int8"]
             else "n/a: this build's CLI has no `--weights`")
-    lines += ["The decode bound is the streaming read bandwidth over the weight bytes of one step "
+    lines += ["The decode bound is the streaming read bandwidth (`bench_peak --read`, measured "
+              "right before each run: the host's bandwidth drifts) over the weight bytes of one step "
               "(the LLM layers and the tied head: %.2f GB in bf16; %.2f GB with int8 weights, whose "
-              "head and per-head MLA projections stay bf16). int8 is %s."
+              "head and per-head MLA projections stay bf16); the table gives the median share over "
+              "the rounds and its range. int8 is %s."
               % (decode_bytes(cfg, False) * 1e-9, decode_bytes(cfg, True) * 1e-9, int8), ""]
     text = "\n".join(lines + summaries) + "\n"
     with open(out, "w") as f:
@@ -437,11 +455,16 @@ def main(argv=None):
             for side in sides:
                 if len(raw["runs"][size][side]) > round_index:
                     continue        # measured before --resume
+                # The host's memory bandwidth drifts (32-52 GB/s within an hour here), so each
+                # run's decode is set against the bandwidth measured just before it.
+                bandwidth = read_bandwidth(args)
                 if side == "torch":
                     result = run_torch(args, model, size, raw["text_ids"], label_ids(cfg))
                 else:
                     weights = "int8" if side == "int8" else None
                     result = run_library(args, model, size, label_ids(cfg), weights)
+                result["read_gbytes_per_s"] = bandwidth
+                result["decode_bound"] = bandwidth * 1e9 / decode_bytes(cfg, side == "int8")
                 raw["runs"][size][side].append(result)
                 raw["seconds"] = time.time() - datetime.datetime.fromisoformat(
                     raw["started"]).timestamp()
