@@ -327,19 +327,34 @@ static void test_truncated_huge_frame(void) {
     free(data);
 }
 
+/* A fuzzer's input from tests/fuzz/regressions (bytes long) is refused from memory with status and
+ * a message containing message. */
+static void check_regression_refused(const char *file, size_t bytes, dmllm_status status, const char *message) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/fuzz/regressions/%s", file);
+    size_t size = 0;
+    void *data = test_read_file(test_source_path(path), &size);
+    CHECK_MSG(data != NULL && size == bytes, "%s: %zu bytes", file, size);
+    if (!data) return;
+    dmllm_image *image = NULL;
+    CHECK_STATUS(dmllm_image_load_memory(data, size, &image), status);
+    CHECK_MSG(strstr(dmllm_last_error(), message), "%s: %s", file, dmllm_last_error());
+    free(data);
+}
+
 /* Fuzzer finding (tests/fuzz/regressions/annotation, through fuzz_annotation): 66 bytes of PNG
  * whose tEXt chunk declares 2 GB, which libpng allocated before failing. The memory decoder now
  * refuses a chunk running past the data before libpng sees it. */
 static void test_chunk_past_end(void) {
-    size_t size = 0;
-    void *data = test_read_file(test_source_path("tests/fuzz/regressions/annotation/text_chunk_2gb.png"), &size);
-    CHECK(data != NULL && size == 66);
-    if (!data) return;
-    dmllm_image *image = NULL;
-    CHECK_STATUS(dmllm_image_load_memory(data, size, &image), DMLLM_ERR_FORMAT);
-    CHECK_MSG(strstr(dmllm_last_error(), "truncated PNG: the \"tEXt\" chunk at byte 33 declares 2046820365 bytes"),
-              "%s", dmllm_last_error());
-    free(data);
+    check_regression_refused("annotation/text_chunk_2gb.png", 66, DMLLM_ERR_FORMAT,
+                             "truncated PNG: the \"tEXt\" chunk at byte 33 declares 2046820365 bytes");
+}
+
+/* Fuzzer finding (CI's fuzz_smoke): a TIFF header's sides, near 2^32 each, overflowed int64 when
+ * multiplied; each side is now checked against the pixel cap first. */
+static void test_tiff_sides_past_cap(void) {
+    check_regression_refused("image/tiff_sides_product_overflow.tif", 161, DMLLM_ERR_UNSUPPORTED,
+                             "TIFF size 3774863615x4278190099");
 }
 
 /* Fuzzer findings (tests/fuzz/regressions/image/bmp_*.bmp): gdk-pixbuf's BMP loader allocated
@@ -347,21 +362,11 @@ static void test_chunk_past_end(void) {
  * negative count) and, for direct colour, the declared pixel offset before checking them. All
  * three are refused before the loader. */
 static void test_bmp_declared_sizes(void) {
-    size_t size = 0;
-    void *data = test_read_file(test_source_path("tests/fuzz/regressions/image/bmp_huge_header_size_1.bmp"), &size);
-    CHECK(data != NULL && size == 110);
-    if (!data) return;
+    check_regression_refused("image/bmp_huge_header_size_1.bmp", 110, DMLLM_ERR_UNSUPPORTED,
+                             "BMP with a 2931463208-byte info header");
+    check_regression_refused("image/bmp_negative_palette_size.bmp", 159, DMLLM_ERR_FORMAT,
+                             "a palette of 3890735079 colours at 1 bits per pixel");
     dmllm_image *image = NULL;
-    CHECK_STATUS(dmllm_image_load_memory(data, size, &image), DMLLM_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(dmllm_last_error(), "BMP with a 2931463208-byte info header"), "%s", dmllm_last_error());
-    free(data);
-    data = test_read_file(test_source_path("tests/fuzz/regressions/image/bmp_negative_palette_size.bmp"), &size);
-    CHECK(data != NULL && size == 159);
-    if (!data) return;
-    CHECK_STATUS(dmllm_image_load_memory(data, size, &image), DMLLM_ERR_FORMAT);
-    CHECK_MSG(strstr(dmllm_last_error(), "a palette of 3890735079 colours at 1 bits per pixel"), "%s",
-              dmllm_last_error());
-    free(data);
     uint8_t bmp[54] = {'B', 'M'}; /* 2x1, 24-bit, pixels said to start at 0xF0000000 */
     const uint8_t info[] = {40, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 24, 0};
     memcpy(bmp + 14, info, sizeof info);
@@ -374,6 +379,7 @@ static void test_bmp_declared_sizes(void) {
 int main(void) {
     test_truncated_huge_frame();
     test_chunk_past_end();
+    test_tiff_sides_past_cap();
     test_bmp_declared_sizes();
     test_limits();
     test_expected_decodes();
