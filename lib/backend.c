@@ -180,14 +180,16 @@ static float quantise_row_scalar(const float *x, int8_t *q, int64_t n) {
     return max_abs / 127.0f;
 }
 
+/* One row through the AVX-512 or the portable kernel (vectorised: dmllm_kernels_use_avx512()). */
+static float quantise_row(const float *x, int8_t *q, int64_t n, bool vectorised) {
+    return vectorised ? quantise_row_avx512(x, q, n) : quantise_row_scalar(x, q, n);
+}
+
 /* q[r] = int8 of x[r] for rows of n floats, both contiguous, scales[r] their scales. */
 static void quantise_rows(const float *x, int8_t *q, float *scales, int64_t rows, int64_t n) {
     const bool vectorised = dmllm_kernels_use_avx512();
     #pragma omp parallel for schedule(static) if (rows * n >= (1 << 16))
-    for (int64_t r = 0; r < rows; r++) {
-        scales[r] = vectorised ? quantise_row_avx512(x + r * n, q + r * n, n)
-                               : quantise_row_scalar(x + r * n, q + r * n, n);
-    }
+    for (int64_t r = 0; r < rows; r++) scales[r] = quantise_row(x + r * n, q + r * n, n, vectorised);
 }
 
 /* y[r, c] = y[r, c] * row_scales[r] * column_scales[c] + bias[c]: the exact int32 sums to floats. */
@@ -567,8 +569,7 @@ static dmllm_status fill_int8_weights(dmllm_linear *linear, dmllm_dtype dtype, c
     for (int64_t r = 0; r < out; r++) {
         float *row = widened + (size_t)omp_get_thread_num() * (size_t)in;
         dmllm_convert_to_f32(dtype, (const char *)w + (size_t)(r * ld) * element, row, (size_t)in);
-        linear->weight_scales[r] = vectorised ? quantise_row_avx512(row, quantised + r * in, in)
-                                              : quantise_row_scalar(row, quantised + r * in, in);
+        linear->weight_scales[r] = quantise_row(row, quantised + r * in, in, vectorised);
     }
     free(widened);
     status = pack_weights(linear, dnnl_s8, quantised, in);
